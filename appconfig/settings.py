@@ -1,0 +1,86 @@
+"""One settings object for every component; each is chosen by a URL with an embedded default.
+
+The embedded profile (the default) needs no server: ClickHouse runs in process through chDB, the
+object store is a local directory, Redis falls back to SQLite and metadata lives in SQLite files.
+The services profile points the same code at real servers through environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["embedded", "services"]
+
+
+class Settings(BaseSettings):
+    """Read from the environment (and `.env`); see `.env.example` for every variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    profile: Profile = Field("embedded", alias="PLATFORM_PROFILE")
+    data_dir: Path = Field(Path(".data"), alias="PLATFORM_DATA_DIR")
+
+    clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
+    clickhouse_raw_database: str = Field("raw", alias="CLICKHOUSE_RAW_DATABASE")
+
+    object_store_url: str = Field("", alias="OBJECT_STORE_URL")
+    s3_endpoint_url: str | None = Field(None, alias="S3_ENDPOINT_URL")
+    s3_access_key: SecretStr | None = Field(None, alias="S3_ACCESS_KEY")
+    s3_secret_key: SecretStr | None = Field(None, alias="S3_SECRET_KEY")
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+    landing_prefix: str = Field("landing/events", alias="LANDING_PREFIX")
+
+    kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    metadata_db_url: str = Field("", alias="METADATA_DB_URL")
+
+    ingest_partitions_start: str = Field("2025-01-01-00:00", alias="INGEST_PARTITIONS_START")
+    future_tolerance_minutes: int = Field(60, alias="FUTURE_TOLERANCE_MINUTES")
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        data_dir = self.data_dir.expanduser().resolve()
+        self.data_dir = data_dir
+        if not self.clickhouse_url:
+            self.clickhouse_url = f"chdb://{data_dir / 'clickhouse'}"
+        if not self.object_store_url:
+            self.object_store_url = f"file://{data_dir / 'objects'}"
+        if not self.metadata_db_url:
+            self.metadata_db_url = f"sqlite:///{data_dir / 'metadata.db'}"
+        if self.profile == "services":
+            self._require_secrets()
+        return self
+
+    def _require_secrets(self) -> None:
+        """Outside the embedded profile no secret may come from a default."""
+        missing = []
+        if self.object_store_url.startswith("s3://") and not (
+            self.s3_access_key and self.s3_secret_key
+        ):
+            missing.append("S3_ACCESS_KEY/S3_SECRET_KEY")
+        for name, url in (("CLICKHOUSE_URL", self.clickhouse_url), ("METADATA_DB_URL", self.metadata_db_url)):
+            parsed = urlparse(url)
+            if parsed.scheme in ("http", "https", "postgresql") and parsed.username and not parsed.password:
+                missing.append(f"{name} password")
+        if missing:
+            raise ValueError(f"profile 'services' needs explicit secrets: {', '.join(missing)}")
+
+    @property
+    def is_embedded_clickhouse(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings(...)` instead."""
+    return Settings()

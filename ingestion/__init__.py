@@ -1,0 +1,1 @@
+"""Events into ClickHouse raw tables, exactly once, from any source."""

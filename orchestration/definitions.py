@@ -1,0 +1,20 @@
+"""The code location: every domain's definitions, plus resources and the executor.
+
+The in-process executor keeps each run's steps in one process, which embedded chDB needs
+(one process per data directory); the instance allows one run at a time (see `instance.py`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration import ingestion
+from orchestration.resources import build_resources
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        ingestion.defs(),
+        dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+    )

@@ -1,0 +1,143 @@
+"""Great Expectations suites on the raw tables, reported as Dagster asset checks.
+
+They run inside the ingestion step, on the partitions it just loaded: the contract's columns,
+no nulls where the contract requires a value, only the family's event types, fresh data, and a
+dead-letter share that stays below a threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from contracts.catalog import EVENT_TYPES_BY_FAMILY, FAMILIES
+from ingestion.landing import hour_of_partition
+from warehouse.raw_tables import DEAD_LETTER_TABLE, RAW_TABLES
+
+FRESHNESS = timedelta(hours=24)
+MAX_DEAD_LETTER_SHARE = 0.2
+
+
+def raw_table_check_specs() -> list[dg.AssetCheckSpec]:
+    specs = []
+    for family in FAMILIES:
+        key = dg.AssetKey(["raw", family])
+        specs.append(dg.AssetCheckSpec("matches_contract", asset=key, description=(
+            "GE: the table's columns are the contract's, required fields are never null, "
+            "event_type is one of the family's types.")))
+        specs.append(dg.AssetCheckSpec("fresh", asset=key, description=(
+            f"GE: the newest event occurred within {FRESHNESS} of the end of the newest partition "
+            "loaded (warns: a quiet family can be legitimately stale).")))
+    dead = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
+    specs.append(dg.AssetCheckSpec("every_row_has_a_reason", asset=dead))
+    specs.append(dg.AssetCheckSpec("dead_letter_share", asset=dead, description=(
+        f"Warns when more than {MAX_DEAD_LETTER_SHARE:.0%} of the loaded partitions' records are dead letters.")))
+    return specs
+
+
+def _suite_result(name: str, frame: pd.DataFrame, expectations: Sequence[Any]) -> tuple[bool, dict[str, Any]]:
+    """Run a GE suite on a dataframe: overall success and the failed expectations."""
+    import great_expectations as gx
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas(f"{name}_source")
+        .add_dataframe_asset(f"{name}_frame")
+        .add_batch_definition_whole_dataframe(f"{name}_batch")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch, suite=suite, name=f"{name}_validation")
+    )
+    result = validation.run(batch_parameters={"dataframe": frame})
+    failed = {
+        r.expectation_config.type + ":" + str(r.expectation_config.kwargs.get("column", "")): str(
+            r.result.get("partial_unexpected_list") or r.result.get("observed_value") or ""
+        )[:300]
+        for r in result.results
+        if not r.success
+    }
+    return bool(result.success), failed
+
+
+def _partition_rows(client: Client, database: str, table: str, partition_keys: Sequence[str]) -> pd.DataFrame:
+    """The rows loaded for these partitions (without payloads); an empty frame keeps the columns."""
+    frame = client.query_df(
+        f"SELECT * EXCEPT (payload) FROM {database}.{table} WHERE _partition_key IN %(keys)s",
+        parameters={"keys": list(partition_keys)},
+    )
+    if frame.empty and not len(frame.columns):
+        names = [row[0] for row in client.query(f"DESCRIBE TABLE {database}.{table}").result_rows]
+        frame = pd.DataFrame(columns=[n for n in names if n != "payload"])
+    return frame
+
+
+def run_raw_table_checks(
+    client: Client, database: str, partition_keys: Sequence[str]
+) -> Iterable[dg.AssetCheckResult]:
+    import great_expectations.expectations as gxe
+
+    results: list[dg.AssetCheckResult] = []
+    newest_end = (
+        hour_of_partition(max(partition_keys)) + timedelta(hours=1) if partition_keys else None
+    )
+    loaded = 0
+    for family, table in RAW_TABLES.items():
+        key = dg.AssetKey(["raw", family])
+        frame = _partition_rows(client, database, family, partition_keys)
+        loaded += len(frame)
+        required = [spec.name for spec in table.fields if spec.required]
+        ok, failed = _suite_result(
+            f"raw_{family}",
+            frame,
+            [
+                gxe.ExpectTableColumnsToMatchSet(
+                    column_set=[n for n, _ in table.columns() if n != "payload"], exact_match=True
+                ),
+                *(gxe.ExpectColumnValuesToNotBeNull(column=name) for name in required),
+                gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES_BY_FAMILY[family])),
+            ],
+        )
+        results.append(dg.AssetCheckResult(
+            asset_key=key, check_name="matches_contract", passed=ok,
+            metadata={"rows_checked": len(frame), "failed": dg.MetadataValue.json(failed)},
+        ))
+        newest = client.query(f"SELECT max(occurred_at) FROM {database}.{family}").result_rows[0][0]
+        fresh_ok = True
+        if newest_end is not None and len(frame):
+            fresh_frame = pd.DataFrame({"occurred_at": [pd.Timestamp(newest).tz_localize("UTC")]})
+            fresh_ok, failed = _suite_result(
+                f"fresh_{family}", fresh_frame,
+                [gxe.ExpectColumnMaxToBeBetween(column="occurred_at", min_value=newest_end - FRESHNESS)],
+            )
+        results.append(dg.AssetCheckResult(
+            asset_key=key, check_name="fresh", passed=fresh_ok, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"newest_event": str(newest), "newest_partition_end": str(newest_end)},
+        ))
+
+    dead_key = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
+    dead = _partition_rows(client, database, DEAD_LETTER_TABLE, partition_keys)
+    dead = dead.assign(reason_count=dead["reasons"].map(len)) if len(dead) else dead.assign(reason_count=[])
+    ok, failed = _suite_result(
+        "dead_letters", dead, [gxe.ExpectColumnValuesToBeBetween(column="reason_count", min_value=1)]
+    )
+    results.append(dg.AssetCheckResult(
+        asset_key=dead_key, check_name="every_row_has_a_reason", passed=ok,
+        metadata={"rows_checked": len(dead), "failed": dg.MetadataValue.json(failed)},
+    ))
+    share = len(dead) / max(1, len(dead) + loaded)
+    results.append(dg.AssetCheckResult(
+        asset_key=dead_key, check_name="dead_letter_share", passed=share <= MAX_DEAD_LETTER_SHARE,
+        severity=dg.AssetCheckSeverity.WARN, metadata={"share": float(share)},
+    ))
+    return results
