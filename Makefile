@@ -1,0 +1,46 @@
+# One task runner for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+RUN := $(UV) run --frozen
+export PYTHONUNBUFFERED := 1
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+install: ## create .venv from uv.lock (installs uv first if missing)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet "uv==0.13.9"
+	$(UV) sync --frozen
+
+demo: install ## the whole job on the embedded profile: generate, ingest, show the results
+	$(RUN) photo-platform demo
+
+test: install ## the test suite (services tests need `make services-up`; CI=true makes them mandatory)
+	$(RUN) pytest
+
+lint: install ## ruff and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy .
+
+format: install ## apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+ui: install ## the Dagster UI (webserver + daemon) on http://127.0.0.1:3000
+	$(RUN) python -m orchestration.ui
+
+services-up: install ## install and start Kafka, MinIO, Redis and PostgreSQL on loopback
+	bash scripts/services/all.sh up
+
+services-down: ## stop the services
+	bash scripts/services/all.sh down
+
+bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
+	$(RUN) python -m bench.ingest
+	$(RUN) python -m bench.generator
+
+clean: ## remove the embedded profile's data
+	rm -rf .data
+
+.PHONY: help install demo test lint format ui services-up services-down bench clean
