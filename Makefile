@@ -36,6 +36,12 @@ services-up: install ## install and start Kafka, MinIO, Redis and PostgreSQL on 
 services-down: ## stop the services
 	bash scripts/services/all.sh down
 
+services-status: ## which services run, and where
+	bash scripts/services/all.sh status
+
+services-smoke: ## a real round trip through each running service with its own client
+	bash scripts/services/smoke.sh
+
 bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.ingest
 	$(RUN) python -m bench.generator
@@ -43,4 +49,4 @@ bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo test lint format ui services-up services-down bench clean
+.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke bench clean

@@ -274,9 +274,18 @@ cmd_status() {
 }
 
 case "${1:-}" in
-install) cmd_install ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+install)
+    svc_lock kafka
+    cmd_install
+    ;;
+start)
+    svc_lock kafka
+    cmd_start
+    ;;
+stop)
+    svc_lock kafka
+    cmd_stop
+    ;;
 status) cmd_status ;;
 run)
     shift

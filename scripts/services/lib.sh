@@ -106,7 +106,9 @@ require_port_free() {
 # start_daemon PIDFILE LOGFILE CMD...: start CMD detached (own session and
 # process group, stdin from /dev/null, stdout+stderr appended to LOGFILE) and
 # record its PID. The inner shell writes its own PID and then execs CMD, so the
-# recorded PID is the daemon itself even when setsid has to fork.
+# recorded PID is the daemon itself even when setsid has to fork. `set -m`
+# keeps bash from starting the job with SIGINT/SIGQUIT ignored; fd 9 (the
+# svc_lock) is closed so the daemon does not hold the lock.
 start_daemon() {
     local pidfile="$1" logfile="$2"
     shift 2
@@ -114,7 +116,7 @@ start_daemon() {
     printf '\n===== %s starting: %s =====\n' "$(date -Is)" "$*" >>"$logfile"
     set -m
     # shellcheck disable=SC2016 # $$ and $@ are for the inner shell
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
     set +m
     local i
     for i in $(seq 1 50); do
@@ -201,6 +203,14 @@ apt_install() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+# svc_lock NAME: serialize install/start/stop of one service (two `start`s at
+# once would otherwise race on the PID file). Held until the script exits.
+svc_lock() {
+    command -v flock >/dev/null 2>&1 || return 0
+    exec 9>"$SERVICES_DIR/.$1.lock"
+    flock -w 600 9 || die "another $1 install/start/stop holds $SERVICES_DIR/.$1.lock"
 }
 
 # usage_exit VERBS: generic usage message.

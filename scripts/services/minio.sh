@@ -161,9 +161,18 @@ cmd_status() {
 }
 
 case "${1:-}" in
-install) cmd_install ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+install)
+    svc_lock minio
+    cmd_install
+    ;;
+start)
+    svc_lock minio
+    cmd_start
+    ;;
+stop)
+    svc_lock minio
+    cmd_stop
+    ;;
 status) cmd_status ;;
 *) usage_exit "install|start|stop|status" ;;
 esac

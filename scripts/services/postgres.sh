@@ -158,7 +158,7 @@ cmd_start() {
     write_conf
     # pg_ctl detaches the postmaster into its own session and writes
     # postmaster.pid; -w waits until it accepts connections.
-    if ! as_pg "$BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w -t "$START_TIMEOUT" start >"$PG_HOME/pg_ctl.out" 2>&1; then
+    if ! as_pg "$BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w -t "$START_TIMEOUT" start >"$PG_HOME/pg_ctl.out" 2>&1 9>&-; then
         tail_log "$PG_HOME/pg_ctl.out"
         fail_with_log "$LOGFILE" "pg_ctl start failed"
     fi
@@ -198,9 +198,18 @@ cmd_status() {
 }
 
 case "${1:-}" in
-install) cmd_install ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
+install)
+    svc_lock postgres
+    cmd_install
+    ;;
+start)
+    svc_lock postgres
+    cmd_start
+    ;;
+stop)
+    svc_lock postgres
+    cmd_stop
+    ;;
 status) cmd_status ;;
 *) usage_exit "install|start|stop|status" ;;
 esac

@@ -1,0 +1,41 @@
+"""The Dagster code location loads, and names what data engineers expect to find."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from appconfig import Settings
+from orchestration.ingestion.sensors import changed_partitions, consecutive_ranges
+
+
+def test_definitions_load_with_expected_assets_checks_and_sensor(settings: Settings) -> None:
+    from orchestration.definitions import defs
+
+    definitions = defs() if callable(defs) else defs
+    repo = definitions.get_repository_def()
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert {"landing/events", "raw/users", "raw/posts", "raw/stories", "raw/engagements", "raw/views",
+            "raw/relationships", "raw/dead_letters"} <= keys
+    checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
+    assert ("raw/engagements", "matches_contract") in checks
+    assert ("raw/dead_letters", "every_row_has_a_reason") in checks
+    assert repo.has_sensor_def("landing_files_sensor")
+    assert repo.has_job("ingest_landing")
+    raw_users = repo.asset_graph.get(dg.AssetKey(["raw", "users"]))
+    assert raw_users.partitions_def is not None
+    assert dg.AssetKey(["landing", "events"]) in raw_users.parent_keys
+
+
+def test_sensor_requests_only_changed_partitions() -> None:
+    base = "landing/events/dt=2026-11-20/hour={h}/event_type=like/part-{b}.jsonl"
+    keys = [base.format(h="10", b="a"), base.format(h="11", b="a"), "landing/events/README"]
+    first = changed_partitions(keys, {})
+    assert set(first) == {"2026-11-20-10:00", "2026-11-20-11:00"}
+    assert changed_partitions(keys, first) == {}
+    more = changed_partitions([*keys, base.format(h="11", b="b")], first)
+    assert set(more) == {"2026-11-20-11:00"}
+
+
+def test_consecutive_hours_become_one_range() -> None:
+    hours = ["2026-11-20-23:00", "2026-11-21-00:00", "2026-11-21-01:00", "2026-11-21-05:00"]
+    assert consecutive_ranges(hours) == [("2026-11-20-23:00", "2026-11-21-01:00"), ("2026-11-21-05:00", "2026-11-21-05:00")]
