@@ -24,10 +24,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     home = ensure_dagster_home(get_settings())
-    dagster = str(Path(sys.executable).parent / "dagster")
+    bin_dir = Path(sys.executable).parent  # the venv's; its tools (dbt) must be on PATH too
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    dagster = str(bin_dir / "dagster")
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home})", flush=True)
     os.chdir(REPO_ROOT)
-    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)])
+    os.execv(
+        dagster, [dagster, "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
+    )
 
 
 if __name__ == "__main__":
