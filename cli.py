@@ -50,7 +50,7 @@ def demo(
     )
     workload = generate(config, progress=True)
     written = write_workload(store_from_settings(settings), settings.landing_prefix, workload)
-    partitions = sorted(written.partition_keys)
+    partitions = sorted(written.partitions)
     console.print(
         f"generated {len(workload.records):,} records ({workload.manifest['bad_events']:,} bad) "
         f"into {len(partitions)} hourly partitions"

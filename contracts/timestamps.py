@@ -14,10 +14,15 @@ def is_utc_timestamp(value: str) -> bool:
     if not _TIMESTAMP_RE.match(value):
         return False
     try:
-        parse_timestamp(value)
+        datetime.fromisoformat(value)  # the pattern admits impossible dates such as 02-30
     except ValueError:
         return False
     return True
+
+
+def parse_utc(value: str) -> datetime:
+    """Parse a timestamp that matched the pattern (so it is UTC); no truncation, for comparisons."""
+    return datetime.fromisoformat(value)
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -62,12 +62,23 @@ def validate_event(
     tolerance: timedelta = timedelta(hours=1),
 ) -> list[str]:
     """Reasons why one parsed event is invalid; empty when it is valid."""
+    from contracts.fast_path import FAST_CHECKS
+
+    now = now or datetime.now(UTC)
+    event_type = payload.get("event_type")
+    fast = FAST_CHECKS.get(event_type) if type(event_type) is str else None
+    if fast is not None and fast(payload, now + tolerance):
+        return []
+    return detailed_reasons(payload, now=now, tolerance=tolerance)
+
+
+def detailed_reasons(payload: Mapping[str, Any], *, now: datetime, tolerance: timedelta) -> list[str]:
+    """Every reason, field by field: the slow path, for events the fast path rejected."""
     reasons: set[str] = set()
     for spec in ENVELOPE:
         reasons.update(_check(spec, payload, spec.name))
     occurred_at = payload.get("occurred_at")
     if isinstance(occurred_at, str) and is_utc_timestamp(occurred_at):
-        now = now or datetime.now(UTC)
         if parse_timestamp(occurred_at) > now + tolerance:
             reasons.add(future_reason(tolerance))
 

@@ -37,6 +37,7 @@ class SourceRecord:
     received_at: datetime  # when the platform received it; the future-timestamp check uses it
     source_kind: str = "landing"
     kafka: tuple[str, int, int] | None = None  # topic, partition, offset
+    partition_key: str = ""  # the Dagster partition it belongs to (the hour it was received)
 
 
 @dataclass
@@ -71,10 +72,13 @@ def load_records(
     database: str,
     records: Sequence[SourceRecord],
     *,
-    partition_key: str,
+    partition_key: str = "",
     tolerance: timedelta = timedelta(hours=1),
 ) -> LoadReport:
-    """Validate, de-duplicate and insert one batch; safe to call again with the same records."""
+    """Validate, de-duplicate and insert one batch; safe to call again with the same records.
+
+    Each row records its partition: the record's own `partition_key`, else the argument.
+    """
     report = LoadReport(records=len(records))
     ordered = sorted(records, key=lambda r: (r.source, r.position))
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
@@ -155,7 +159,7 @@ def _lineage(records: Sequence[SourceRecord], partition_key: str) -> dict[str, p
         "payload": pa.array([r.line for r in records], pa.binary()),
         "_source": pa.array([r.source for r in records], pa.string()),
         "_position": pa.array([r.position for r in records], pa.uint64()),
-        "_partition_key": pa.array([partition_key] * len(records), pa.string()),
+        "_partition_key": pa.array([r.partition_key or partition_key for r in records], pa.string()),
         "_received_at": pa.array([r.received_at.astimezone(UTC) for r in records], TIMESTAMP_TYPE),
     }
 

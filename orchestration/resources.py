@@ -69,8 +69,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "object_store": ObjectStoreResource(
             url=env_or("OBJECT_STORE_URL", settings.object_store_url),  # type: ignore[arg-type]
             landing_prefix=settings.landing_prefix,
-            endpoint_url=env_or("S3_ENDPOINT_URL", settings.s3_endpoint_url),  # type: ignore[arg-type]
-            access_key=env_or("S3_ACCESS_KEY", secret(settings.s3_access_key)),  # type: ignore[arg-type]
-            secret_key=env_or("S3_SECRET_KEY", secret(settings.s3_secret_key)),  # type: ignore[arg-type]
+            endpoint_url=env_or("S3_ENDPOINT_URL", settings.s3_endpoint_url),
+            access_key=env_or("S3_ACCESS_KEY", secret(settings.s3_access_key)),
+            secret_key=env_or("S3_SECRET_KEY", secret(settings.s3_secret_key)),
         ),
     }

@@ -156,3 +156,39 @@ def test_family_fields_are_required_only_when_every_type_requires_them() -> None
     assert not posts["media_type"].required  # post_deleted has no media
     relationships = {f.name: f for f in family_fields("relationships")}
     assert relationships["target_user_id"].required
+
+
+def test_fast_path_agrees_with_the_detailed_validator() -> None:
+    """The compiled fast path and the field-by-field validator must agree on valid/invalid."""
+    from contracts.fast_path import FAST_CHECKS
+    from contracts.validation import detailed_reasons
+    from workload.config import WorkloadConfig
+    from workload.generator import generate
+
+    workload = generate(WorkloadConfig(users=120, days=1, seed=5, bad_fraction=0.2,
+                                       start=datetime(2026, 11, 1, tzinfo=UTC)), progress=False)
+    tolerance = timedelta(hours=1)
+    checked = 0
+    for record in workload.records:
+        try:
+            payload = orjson.loads(record.line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(payload, dict) or payload.get("event_type") not in FAST_CHECKS:
+            continue
+        fast = FAST_CHECKS[payload["event_type"]](payload, record.produced_at + tolerance)
+        assert fast == (detailed_reasons(payload, now=record.produced_at, tolerance=tolerance) == []), record.line
+        checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("event_type", sorted(PAYLOADS))
+def test_fast_path_rejects_what_the_detailed_validator_rejects(event_type: str) -> None:
+    from contracts.fast_path import FAST_CHECKS
+
+    limit = NOW + timedelta(hours=1)
+    assert FAST_CHECKS[event_type](event(event_type), limit)
+    for field in [*PAYLOADS[event_type], "event_id", "occurred_at"]:
+        broken = event(event_type, **{field: {"not": "valid"}})
+        assert not FAST_CHECKS[event_type](broken, limit), field
+        assert validate_event(broken, now=NOW), field

@@ -12,7 +12,7 @@ import dagster as dg
 from rich.progress import Progress
 
 from contracts.catalog import FAMILIES
-from ingestion.landing_source import partition_batches
+from ingestion.landing_source import landing_batches
 from ingestion.loader import LoadReport, load_records
 from orchestration.ingestion.checks import raw_table_check_specs, run_raw_table_checks
 from orchestration.ingestion.plots import bar_chart
@@ -80,14 +80,11 @@ def raw_events(
     files = 0
     partition_keys = context.partition_keys
     with clickhouse.client() as client, Progress(transient=True) as progress:
-        task = progress.add_task("ingesting partitions", total=len(partition_keys))
-        for partition_key in partition_keys:
-            for batch_files, records in partition_batches(store, object_store.landing_prefix, partition_key):
-                files += len(batch_files)
-                total.merge(
-                    load_records(client, clickhouse.raw_database, records, partition_key=partition_key)
-                )
-            progress.advance(task)
+        task = progress.add_task("ingesting landing files", total=None)
+        for batch_files, records in landing_batches(store, object_store.landing_prefix, partition_keys):
+            files += len(batch_files)
+            total.merge(load_records(client, clickhouse.raw_database, records))
+            progress.update(task, advance=len(records), description=f"{files} files loaded")
         context.log.info(
             f"{len(partition_keys)} partitions, {files} files, {total.records} records: "
             f"{total.loaded} loaded, {total.dead_lettered} dead-lettered, "

@@ -60,13 +60,12 @@ def _suite_result(name: str, frame: pd.DataFrame, expectations: Sequence[Any]) -
         gx.ValidationDefinition(data=batch, suite=suite, name=f"{name}_validation")
     )
     result = validation.run(batch_parameters={"dataframe": frame})
-    failed = {
-        r.expectation_config.type + ":" + str(r.expectation_config.kwargs.get("column", "")): str(
-            r.result.get("partial_unexpected_list") or r.result.get("observed_value") or ""
-        )[:300]
-        for r in result.results
-        if not r.success
-    }
+    failed = {}
+    for r in result.results:
+        config = r.expectation_config
+        if not r.success and config is not None:
+            name = f"{config.type}:{config.kwargs.get('column', '')}"
+            failed[name] = str(r.result.get("partial_unexpected_list") or r.result.get("observed_value") or "")[:300]
     return bool(result.success), failed
 
 
