@@ -42,11 +42,17 @@ def demo(
 
     settings = get_settings()
     console.rule(f"[bold]photo-platform demo[/] ({settings.profile} profile)")
-    console.print(f"ClickHouse: {settings.clickhouse_url}\nObject store: {settings.object_store_url}")
+    console.print(
+        f"ClickHouse: {settings.clickhouse_url}\nObject store: {settings.object_store_url}"
+    )
     started = time.perf_counter()
     this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     config = WorkloadConfig(
-        users=users, days=days, seed=seed, bad_fraction=bad_fraction, start=this_hour - timedelta(days=days)
+        users=users,
+        days=days,
+        seed=seed,
+        bad_fraction=bad_fraction,
+        start=this_hour - timedelta(days=days),
     )
     workload = generate(config, progress=True)
     written = write_workload(store_from_settings(settings), settings.landing_prefix, workload)
@@ -75,7 +81,9 @@ def demo(
     for reason, count in summary["reasons"][:10]:
         reasons.add_row(reason, f"{count:,}")
     console.print(reasons)
-    console.print(f"done in {time.perf_counter() - started:.1f} s. See it in the Dagster UI: [bold]make ui[/]")
+    console.print(
+        f"done in {time.perf_counter() - started:.1f} s. See it in the Dagster UI: [bold]make ui[/]"
+    )
     if any(rows != expected.get(name, 0) for name, rows in summary["rows"].items()):
         console.print("[red]row counts differ from the generator's manifest[/]")
         raise typer.Exit(1)

@@ -64,9 +64,16 @@ class Settings(BaseSettings):
             self.s3_access_key and self.s3_secret_key
         ):
             missing.append("S3_ACCESS_KEY/S3_SECRET_KEY")
-        for name, url in (("CLICKHOUSE_URL", self.clickhouse_url), ("METADATA_DB_URL", self.metadata_db_url)):
+        for name, url in (
+            ("CLICKHOUSE_URL", self.clickhouse_url),
+            ("METADATA_DB_URL", self.metadata_db_url),
+        ):
             parsed = urlparse(url)
-            if parsed.scheme in ("http", "https", "postgresql") and parsed.username and not parsed.password:
+            if (
+                parsed.scheme in ("http", "https", "postgresql")
+                and parsed.username
+                and not parsed.password
+            ):
                 missing.append(f"{name} password")
         if missing:
             raise ValueError(f"profile 'services' needs explicit secrets: {', '.join(missing)}")

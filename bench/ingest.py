@@ -15,6 +15,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from contracts.catalog import CONTRACTS_BY_TYPE
+from contracts.validation import parse_and_validate
 from ingestion.landing_source import landing_batches
 from ingestion.loader import _family_table, load_records
 from objectstore import open_store
@@ -22,9 +24,6 @@ from warehouse import clickhouse_client, ensure_raw_tables
 from workload.config import WorkloadConfig
 from workload.generator import generate
 from workload.writer import write_workload
-
-from contracts.validation import parse_and_validate
-from contracts.catalog import CONTRACTS_BY_TYPE
 
 
 def main() -> None:
@@ -36,7 +35,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"file://{tmp}/objects")
-        workload = generate(WorkloadConfig(users=args.users, days=args.days, seed=11), progress=False)
+        workload = generate(
+            WorkloadConfig(users=args.users, days=args.days, seed=11), progress=False
+        )
         written = write_workload(store, "landing/events", workload)
         partitions = sorted(written.partitions)
         batches = [records for _, records in landing_batches(store, "landing/events", partitions)]
@@ -52,7 +53,9 @@ def main() -> None:
                     continue
                 seen.add(payload["event_id"])
                 by_family[CONTRACTS_BY_TYPE[payload["event_type"]].family].append((record, payload))
-        tables = {family: _family_table(family, rows, "bench") for family, rows in by_family.items()}
+        tables = {
+            family: _family_table(family, rows, "bench") for family, rows in by_family.items()
+        }
         n_valid = sum(t.num_rows for t in tables.values())
 
         loader_rates, bare_rates = [], []
@@ -76,7 +79,9 @@ def main() -> None:
                 assert loaded == n_valid, (loaded, n_valid)
                 loader_rates.append(n_records / loader_seconds)
                 bare_rates.append(n_valid / bare_seconds)
-                print(f"run {attempt + 1}: loader {loader_seconds:.2f} s, bare insert_arrow {bare_seconds:.2f} s")
+                print(
+                    f"run {attempt + 1}: loader {loader_seconds:.2f} s, bare insert_arrow {bare_seconds:.2f} s"
+                )
 
     loader, bare = max(loader_rates), max(bare_rates)
     print(f"records: {n_records:,} ({n_valid:,} valid) in {len(partitions)} hourly partitions")

@@ -40,7 +40,9 @@ def _media_item(*, duration_required: bool = False) -> tuple[FieldSpec, ...]:
         FieldSpec("mime_type", Kind.ENUM, choices=MIME_TYPES),
         FieldSpec("width", Kind.INT, minimum=1, maximum=16384),
         FieldSpec("height", Kind.INT, minimum=1, maximum=16384),
-        FieldSpec("duration_ms", Kind.INT, required=duration_required, minimum=1, maximum=3_600_000),
+        FieldSpec(
+            "duration_ms", Kind.INT, required=duration_required, minimum=1, maximum=3_600_000
+        ),
         FieldSpec("size_bytes", Kind.INT, minimum=1),
     )
 
@@ -63,22 +65,27 @@ _SQL_MEDIA_TYPE = "JSONExtractString(m['media_type'])"
 POST_RULES = (
     Rule(
         "media: a photo post has exactly one image",
-        lambda p: p["media_type"] == "photo"
-        and not (len(_media_list(p)) == 1 and _is_image(_media_list(p)[0])),
+        lambda p: (
+            p["media_type"] == "photo"
+            and not (len(_media_list(p)) == 1 and _is_image(_media_list(p)[0]))
+        ),
         f"{_SQL_MEDIA_TYPE} = 'photo' AND NOT (length({_SQL_MEDIA}) = 1 AND "
         f"startsWith(JSONExtractString({_SQL_MEDIA}[1], 'mime_type'), 'image/'))",
     ),
     Rule(
         "media: a video post has exactly one video",
-        lambda p: p["media_type"] == "video"
-        and not (len(_media_list(p)) == 1 and _is_video(_media_list(p)[0])),
+        lambda p: (
+            p["media_type"] == "video"
+            and not (len(_media_list(p)) == 1 and _is_video(_media_list(p)[0]))
+        ),
         f"{_SQL_MEDIA_TYPE} = 'video' AND NOT (length({_SQL_MEDIA}) = 1 AND "
         f"startsWith(JSONExtractString({_SQL_MEDIA}[1], 'mime_type'), 'video/'))",
     ),
     Rule(
         f"media: a carousel has 2 to {MAX_CAROUSEL_ITEMS} items",
-        lambda p: p["media_type"] == "carousel"
-        and not 2 <= len(_media_list(p)) <= MAX_CAROUSEL_ITEMS,
+        lambda p: (
+            p["media_type"] == "carousel" and not 2 <= len(_media_list(p)) <= MAX_CAROUSEL_ITEMS
+        ),
         f"{_SQL_MEDIA_TYPE} = 'carousel' AND NOT (length({_SQL_MEDIA}) BETWEEN 2 AND {MAX_CAROUSEL_ITEMS})",
     ),
     Rule(
@@ -228,7 +235,9 @@ CONTRACTS: tuple[EventContract, ...] = (
             FieldSpec("surface", Kind.ENUM, choices=SURFACES),
             FieldSpec("position", Kind.INT, minimum=0, maximum=10_000, doc="0-based feed slot"),
             FieldSpec("dwell_ms", Kind.INT, minimum=0, maximum=3_600_000),
-            FieldSpec("request_id", Kind.UUID, required=False, doc="the feed request that served it"),
+            FieldSpec(
+                "request_id", Kind.UUID, required=False, doc="the feed request that served it"
+            ),
         ),
         doc="a post was on screen",
     ),
@@ -271,9 +280,7 @@ def family_fields(family: str) -> tuple[FieldSpec, ...]:
             merged.setdefault(spec.name, spec)
     out = []
     for name, spec in merged.items():
-        everywhere = all(
-            any(f.name == name and f.required for f in c.fields) for c in contracts
-        )
+        everywhere = all(any(f.name == name and f.required for f in c.fields) for c in contracts)
         out.append(spec if everywhere == spec.required else _with_required(spec, everywhere))
     return tuple(out)
 

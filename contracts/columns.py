@@ -41,5 +41,5 @@ def clickhouse_type(spec: FieldSpec) -> str:
     if spec.required:
         return base
     if base.startswith("LowCardinality("):
-        return f"LowCardinality(Nullable({base[len('LowCardinality('):-1]}))"
+        return f"LowCardinality(Nullable({base[len('LowCardinality(') : -1]}))"
     return f"Nullable({base})"

@@ -63,15 +63,21 @@ class _Compiler:
             parts = [f"type({v}) is str", f"IS_TS({v})"]
         elif kind in (Kind.STRING_LIST, Kind.INT_LIST):
             item = "str" if kind is Kind.STRING_LIST else "int"
-            parts = [f"type({v}) is list", *_bounds(spec, f"len({v})"),
-                     f"all(type(x) is {item} for x in {v})"]
+            parts = [
+                f"type({v}) is list",
+                *_bounds(spec, f"len({v})"),
+                f"all(type(x) is {item} for x in {v})",
+            ]
         elif kind is Kind.OBJECT:
             parts = [f"type({v}) is dict", *(self.field_ok(item, v) for item in spec.items)]
         elif kind is Kind.OBJECT_LIST:
             x = next(self.names)
             inner = " and ".join(self.field_ok(item, x) for item in spec.items)
-            parts = [f"type({v}) is list", *_bounds(spec, f"len({v})"),
-                     f"all(type({x}) is dict and {inner} for {x} in {v})"]
+            parts = [
+                f"type({v}) is list",
+                *_bounds(spec, f"len({v})"),
+                f"all(type({x}) is dict and {inner} for {x} in {v})",
+            ]
         else:  # pragma: no cover - every kind is handled above
             raise AssertionError(kind)
         return "(" + " and ".join(parts) + ")"
@@ -94,7 +100,11 @@ class _Compiler:
             + " and PARSE(p['occurred_at']) <= limit"
             + f" and not any(rule(p) for rule in {rules}))\n"
         )
-        namespace: dict[str, Any] = {"IS_TS": is_utc_timestamp, "PARSE": parse_utc, **self.constants}
+        namespace: dict[str, Any] = {
+            "IS_TS": is_utc_timestamp,
+            "PARSE": parse_utc,
+            **self.constants,
+        }
         exec(compile(source, f"<fast check {contract.event_type}>", "exec"), namespace)
         return namespace["check"]
 

@@ -72,15 +72,20 @@ def validate_event(
     return detailed_reasons(payload, now=now, tolerance=tolerance)
 
 
-def detailed_reasons(payload: Mapping[str, Any], *, now: datetime, tolerance: timedelta) -> list[str]:
+def detailed_reasons(
+    payload: Mapping[str, Any], *, now: datetime, tolerance: timedelta
+) -> list[str]:
     """Every reason, field by field: the slow path, for events the fast path rejected."""
     reasons: set[str] = set()
     for spec in ENVELOPE:
         reasons.update(_check(spec, payload, spec.name))
     occurred_at = payload.get("occurred_at")
-    if isinstance(occurred_at, str) and is_utc_timestamp(occurred_at):
-        if parse_timestamp(occurred_at) > now + tolerance:
-            reasons.add(future_reason(tolerance))
+    if (
+        isinstance(occurred_at, str)
+        and is_utc_timestamp(occurred_at)
+        and parse_timestamp(occurred_at) > now + tolerance
+    ):
+        reasons.add(future_reason(tolerance))
 
     event_type = payload.get("event_type")
     contract = CONTRACTS_BY_TYPE.get(event_type) if isinstance(event_type, str) else None

@@ -59,7 +59,9 @@ class ConsumeReport:
     lag: dict[str, int] | None = None
 
 
-def make_consumer(bootstrap_servers: str, *, group_id: str = CONSUMER_GROUP, **overrides: Any) -> Any:
+def make_consumer(
+    bootstrap_servers: str, *, group_id: str = CONSUMER_GROUP, **overrides: Any
+) -> Any:
     from kafka import KafkaConsumer
 
     config: dict[str, Any] = {
@@ -78,7 +80,14 @@ def make_consumer(bootstrap_servers: str, *, group_id: str = CONSUMER_GROUP, **o
     return consumer
 
 
-def consume_batch(client: Client, database: str, consumer: Any, *, timeout_ms: int = 1000, max_records: int = 20_000) -> LoadReport | None:
+def consume_batch(
+    client: Client,
+    database: str,
+    consumer: Any,
+    *,
+    timeout_ms: int = 1000,
+    max_records: int = 20_000,
+) -> LoadReport | None:
     """Poll one micro-batch, load it, then commit its offsets. None when nothing arrived."""
     polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     messages = [m for batch in polled.values() for m in batch]

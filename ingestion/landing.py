@@ -31,7 +31,9 @@ def file_key(prefix: str, produced_hour: datetime, event_type: str, batch_id: st
 
 
 def partition_key_of(hour: datetime) -> str:
-    return hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0).strftime(PARTITION_FORMAT)
+    return (
+        hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0).strftime(PARTITION_FORMAT)
+    )
 
 
 def hour_of_partition(partition_key: str) -> datetime:

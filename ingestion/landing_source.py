@@ -15,7 +15,9 @@ def partition_files(store: ObjectStore, prefix: str, partition_key: str) -> list
     return [k for k in keys if partition_key_of_file(k) == partition_key]
 
 
-def read_file(store: ObjectStore, key: str, partition_key: str, source_kind: str = "landing") -> list[SourceRecord]:
+def read_file(
+    store: ObjectStore, key: str, partition_key: str, source_kind: str = "landing"
+) -> list[SourceRecord]:
     """Every non-blank line of one file; a file lands within its hour, so that hour's end is
     when it was received."""
     received_at = hour_of_partition(partition_key) + timedelta(hours=1)

@@ -84,7 +84,9 @@ def load_records(
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
     dead: list[_DeadLetter] = []
     for record in ordered:
-        payload, reasons = parse_and_validate(record.line, now=record.received_at, tolerance=tolerance)
+        payload, reasons = parse_and_validate(
+            record.line, now=record.received_at, tolerance=tolerance
+        )
         if reasons or payload is None:
             dead.append(_DeadLetter(record, reasons, payload))
         else:
@@ -114,14 +116,18 @@ def load_records(
     fresh = [d for d in dead if (d.record.source, d.record.position) not in seen_dead]
     report.already_loaded += len(dead) - len(fresh)
     if fresh:
-        client.insert_arrow(f"{database}.{DEAD_LETTER_TABLE}", _dead_letter_table(fresh, partition_key))
+        client.insert_arrow(
+            f"{database}.{DEAD_LETTER_TABLE}", _dead_letter_table(fresh, partition_key)
+        )
     report.dead_lettered = len(fresh)
     for d in fresh:
         report.reasons.update(d.reasons)
     return report
 
 
-def _loaded_addresses(client: Client, database: str, event_ids: list[str]) -> dict[str, tuple[str, int]]:
+def _loaded_addresses(
+    client: Client, database: str, event_ids: list[str]
+) -> dict[str, tuple[str, int]]:
     """Where each of these event ids was loaded from, if it was, across every raw table."""
     if not event_ids:
         return {}
@@ -143,7 +149,9 @@ def _loaded_addresses(client: Client, database: str, event_ids: list[str]) -> di
     return out
 
 
-def _dead_letter_addresses(client: Client, database: str, sources: Iterable[str]) -> set[tuple[str, int]]:
+def _dead_letter_addresses(
+    client: Client, database: str, sources: Iterable[str]
+) -> set[tuple[str, int]]:
     sources = sorted(sources)
     if not sources:
         return set()
@@ -159,7 +167,9 @@ def _lineage(records: Sequence[SourceRecord], partition_key: str) -> dict[str, p
         "payload": pa.array([r.line for r in records], pa.binary()),
         "_source": pa.array([r.source for r in records], pa.string()),
         "_position": pa.array([r.position for r in records], pa.uint64()),
-        "_partition_key": pa.array([r.partition_key or partition_key for r in records], pa.string()),
+        "_partition_key": pa.array(
+            [r.partition_key or partition_key for r in records], pa.string()
+        ),
         "_received_at": pa.array([r.received_at.astimezone(UTC) for r in records], TIMESTAMP_TYPE),
     }
 

@@ -18,7 +18,9 @@ def instance_config(settings: Settings) -> dict:
     config: dict = {
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},
-        "concurrency": {"runs": {"max_concurrent_runs": 1 if settings.is_embedded_clickhouse else 4}},
+        "concurrency": {
+            "runs": {"max_concurrent_runs": 1 if settings.is_embedded_clickhouse else 4}
+        },
         "run_monitoring": {"enabled": True, "poll_interval_seconds": 30},
     }
     url = urlparse(settings.metadata_db_url)

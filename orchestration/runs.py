@@ -36,10 +36,12 @@ def raw_table_summary(settings: Settings, partition_keys: set[str]) -> dict[str,
     db = settings.clickhouse_raw_database
     with clickhouse_client(settings.clickhouse_url) as client:
         rows = {
-            table: int(client.query(
-                f"SELECT count() FROM {db}.{table} FINAL WHERE _partition_key IN %(keys)s",
-                parameters={"keys": keys},
-            ).result_rows[0][0])
+            table: int(
+                client.query(
+                    f"SELECT count() FROM {db}.{table} FINAL WHERE _partition_key IN %(keys)s",
+                    parameters={"keys": keys},
+                ).result_rows[0][0]
+            )
             for table in [*RAW_TABLES, DEAD_LETTER_TABLE]
         }
         reasons = client.query(

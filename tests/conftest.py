@@ -31,8 +31,16 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def settings(tmp_path: Path, chdb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Embedded-profile settings in a temp dir, also visible to code that calls get_settings()."""
     database = f"raw_{uuid.uuid4().hex[:12]}"
-    for name in ("PLATFORM_PROFILE", "OBJECT_STORE_URL", "S3_ENDPOINT_URL", "KAFKA_BOOTSTRAP_SERVERS",
-                 "REDIS_URL", "METADATA_DB_URL", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
+    for name in (
+        "PLATFORM_PROFILE",
+        "OBJECT_STORE_URL",
+        "S3_ENDPOINT_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "REDIS_URL",
+        "METADATA_DB_URL",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLICKHOUSE_URL", chdb_url)

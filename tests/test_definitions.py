@@ -14,8 +14,16 @@ def test_definitions_load_with_expected_assets_checks_and_sensor(settings: Setti
     definitions = defs() if callable(defs) else defs
     repo = definitions.get_repository_def()
     keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
-    assert {"landing/events", "raw/users", "raw/posts", "raw/stories", "raw/engagements", "raw/views",
-            "raw/relationships", "raw/dead_letters"} <= keys
+    assert {
+        "landing/events",
+        "raw/users",
+        "raw/posts",
+        "raw/stories",
+        "raw/engagements",
+        "raw/views",
+        "raw/relationships",
+        "raw/dead_letters",
+    } <= keys
     checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
     assert ("raw/engagements", "matches_contract") in checks
     assert ("raw/dead_letters", "every_row_has_a_reason") in checks
@@ -38,4 +46,7 @@ def test_sensor_requests_only_changed_partitions() -> None:
 
 def test_consecutive_hours_become_one_range() -> None:
     hours = ["2026-11-20-23:00", "2026-11-21-00:00", "2026-11-21-01:00", "2026-11-21-05:00"]
-    assert consecutive_ranges(hours) == [("2026-11-20-23:00", "2026-11-21-01:00"), ("2026-11-21-05:00", "2026-11-21-05:00")]
+    assert consecutive_ranges(hours) == [
+        ("2026-11-20-23:00", "2026-11-21-01:00"),
+        ("2026-11-21-05:00", "2026-11-21-05:00"),
+    ]

@@ -28,7 +28,9 @@ REASON_OF_KIND = {
 @pytest.fixture
 def workload() -> Workload:
     return generate(
-        WorkloadConfig(users=150, days=2, seed=3, bad_fraction=0.03, start=datetime(2026, 11, 1, tzinfo=UTC)),
+        WorkloadConfig(
+            users=150, days=2, seed=3, bad_fraction=0.03, start=datetime(2026, 11, 1, tzinfo=UTC)
+        ),
         progress=False,
     )
 
@@ -37,7 +39,9 @@ def _counts(client: Client, db: str, table: str) -> int:
     return int(client.query(f"SELECT count() FROM {db}.{table} FINAL").result_rows[0][0])
 
 
-def test_materialized_partitions_hold_exactly_the_generated_events(settings: Settings, workload: Workload) -> None:
+def test_materialized_partitions_hold_exactly_the_generated_events(
+    settings: Settings, workload: Workload
+) -> None:
     written = write_workload(store_from_settings(settings), settings.landing_prefix, workload)
     partitions = sorted(written.partitions)
     assert ingest_partition_range(partitions[0], partitions[-1], settings)
@@ -51,18 +55,26 @@ def test_materialized_partitions_hold_exactly_the_generated_events(settings: Set
 
     db = settings.clickhouse_raw_database
     with clickhouse_client(settings.clickhouse_url) as client:
-        by_type = dict(client.query(
-            "SELECT event_type, count() FROM (" + " UNION ALL ".join(
-                f"SELECT event_type FROM {db}.{family} FINAL" for family in manifest["valid_by_family"]
-            ) + ") GROUP BY event_type").result_rows)
+        by_type: dict[str, int] = dict(  # type: ignore[arg-type]
+            client.query(
+                "SELECT event_type, count() FROM ("
+                + " UNION ALL ".join(
+                    f"SELECT event_type FROM {db}.{family} FINAL"
+                    for family in manifest["valid_by_family"]
+                )
+                + ") GROUP BY event_type"
+            ).result_rows
+        )
         assert by_type == {t: n for t, n in manifest["valid_by_type"].items() if n}
-        reasons = [list(r) for (r,) in client.query(f"SELECT reasons FROM {db}.dead_letters").result_rows]
+        reasons = [
+            list(r) for (r,) in client.query(f"SELECT reasons FROM {db}.dead_letters").result_rows
+        ]
         assert all(reasons), "every dead letter carries at least one reason"
         # each injected kind shows up with its reason, as often as it was injected
-        found = Counter()
+        found: Counter[str] = Counter()
         for kind, prefix in REASON_OF_KIND.items():
             found[kind] = sum(any(r.startswith(prefix) for r in rs) for rs in reasons)
-        for kind, prefix in REASON_OF_KIND.items():
+        for kind in REASON_OF_KIND:
             assert found[kind] == manifest["bad_by_kind"].get(kind, 0), (kind, found[kind])
 
 
@@ -74,11 +86,15 @@ def test_second_materialization_adds_nothing(settings: Settings, workload: Workl
     tables = [*workload.manifest["valid_by_family"], "dead_letters"]
     with clickhouse_client(settings.clickhouse_url) as client:
         before = {t: _counts(client, db, t) for t in tables}
-        raw_before = {t: int(client.query(f"SELECT count() FROM {db}.{t}").result_rows[0][0]) for t in tables}
+        raw_before = {
+            t: int(client.query(f"SELECT count() FROM {db}.{t}").result_rows[0][0]) for t in tables
+        }
     assert ingest_partition_range(partitions[0], partitions[-1], settings)
     with clickhouse_client(settings.clickhouse_url) as client:
         after = {t: _counts(client, db, t) for t in tables}
-        raw_after = {t: int(client.query(f"SELECT count() FROM {db}.{t}").result_rows[0][0]) for t in tables}
+        raw_after = {
+            t: int(client.query(f"SELECT count() FROM {db}.{t}").result_rows[0][0]) for t in tables
+        }
     assert after == before
     assert raw_after == raw_before, "not even unmerged copies: the loader inserted nothing"
 

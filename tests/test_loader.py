@@ -14,8 +14,15 @@ RECEIVED = datetime(2026, 11, 20, 11, tzinfo=UTC)
 
 
 def like(n: int, **changes: object) -> bytes:
-    payload = {"event_id": f"00000000-0000-4000-8000-{n:012d}", "event_type": "like", "schema_version": 1,
-               "occurred_at": "2026-11-20T10:00:00.000Z", "producer": "test", "user_id": n, "post_id": 1}
+    payload = {
+        "event_id": f"00000000-0000-4000-8000-{n:012d}",
+        "event_type": "like",
+        "schema_version": 1,
+        "occurred_at": "2026-11-20T10:00:00.000Z",
+        "producer": "test",
+        "user_id": n,
+        "post_id": 1,
+    }
     payload.update(changes)
     return orjson.dumps(payload)
 
@@ -25,7 +32,11 @@ def records(source: str, lines: list[bytes], kind: str = "landing") -> list[Sour
 
 
 def count(client: Client, settings: Settings, table: str) -> int:
-    return int(client.query(f"SELECT count() FROM {settings.clickhouse_raw_database}.{table}").result_rows[0][0])
+    return int(
+        client.query(f"SELECT count() FROM {settings.clickhouse_raw_database}.{table}").result_rows[
+            0
+        ][0]
+    )
 
 
 def test_load_routes_valid_and_invalid(clickhouse: Client, settings: Settings) -> None:
@@ -35,8 +46,13 @@ def test_load_routes_valid_and_invalid(clickhouse: Client, settings: Settings) -
     assert report.loaded_by_family == {"engagements": 2}
     assert report.dead_lettered == 2
     assert count(clickhouse, settings, "engagements") == 2
-    rows = clickhouse.query(f"SELECT _position, reasons, payload FROM {db}.dead_letters ORDER BY _position").result_rows
-    assert [(r[0], list(r[1])) for r in rows] == [(3, ["payload: malformed JSON"]), (4, ["user_id: expected an integer"])]
+    rows = clickhouse.query(
+        f"SELECT _position, reasons, payload FROM {db}.dead_letters ORDER BY _position"
+    ).result_rows
+    assert [(r[0], list(r[1])) for r in rows] == [
+        (3, ["payload: malformed JSON"]),
+        (4, ["user_id: expected an integer"]),
+    ]
     assert rows[0][2] == "{oops"  # the raw payload is kept byte for byte
 
 
@@ -51,14 +67,19 @@ def test_reloading_the_same_records_changes_nothing(clickhouse: Client, settings
     assert count(clickhouse, settings, "dead_letters") == 2
 
 
-def test_duplicate_event_id_from_another_source_is_dead_lettered(clickhouse: Client, settings: Settings) -> None:
+def test_duplicate_event_id_from_another_source_is_dead_lettered(
+    clickhouse: Client, settings: Settings
+) -> None:
     db = settings.clickhouse_raw_database
     load_records(clickhouse, db, records("f1", [like(1)]), partition_key="p")
-    redelivered = [SourceRecord("kafka:engagements:0", 41, like(1), RECEIVED, "kafka", ("engagements", 0, 41))]
+    redelivered = [
+        SourceRecord("kafka:engagements:0", 41, like(1), RECEIVED, "kafka", ("engagements", 0, 41))
+    ]
     report = load_records(clickhouse, db, redelivered, partition_key="p")
     assert report.loaded == 0 and report.dead_lettered == 1
     reason, topic, offset = clickhouse.query(
-        f"SELECT reasons[1], kafka_topic, kafka_offset FROM {db}.dead_letters").result_rows[0]
+        f"SELECT reasons[1], kafka_topic, kafka_offset FROM {db}.dead_letters"
+    ).result_rows[0]
     assert reason == "event_id: duplicate of the event at f1:1"
     assert (topic, offset) == ("engagements", 41)
     assert count(clickhouse, settings, "engagements") == 1
@@ -66,17 +87,41 @@ def test_duplicate_event_id_from_another_source_is_dead_lettered(clickhouse: Cli
 
 def test_typed_columns_follow_the_contract(clickhouse: Client, settings: Settings) -> None:
     db = settings.clickhouse_raw_database
-    post = orjson.dumps({
-        "event_id": "00000000-0000-4000-8000-000000000099", "event_type": "post_created", "schema_version": 1,
-        "occurred_at": "2026-11-20T10:00:00.123Z", "producer": "test", "user_id": 5, "post_id": 50,
-        "media_type": "carousel", "hashtags": ["a", "b"],
-        "media": [{"object_key": "k1", "mime_type": "image/jpeg", "width": 10, "height": 20, "size_bytes": 3},
-                  {"object_key": "k2", "mime_type": "video/mp4", "width": 10, "height": 20, "size_bytes": 3,
-                   "duration_ms": 500}]})
+    post = orjson.dumps(
+        {
+            "event_id": "00000000-0000-4000-8000-000000000099",
+            "event_type": "post_created",
+            "schema_version": 1,
+            "occurred_at": "2026-11-20T10:00:00.123Z",
+            "producer": "test",
+            "user_id": 5,
+            "post_id": 50,
+            "media_type": "carousel",
+            "hashtags": ["a", "b"],
+            "media": [
+                {
+                    "object_key": "k1",
+                    "mime_type": "image/jpeg",
+                    "width": 10,
+                    "height": 20,
+                    "size_bytes": 3,
+                },
+                {
+                    "object_key": "k2",
+                    "mime_type": "video/mp4",
+                    "width": 10,
+                    "height": 20,
+                    "size_bytes": 3,
+                    "duration_ms": 500,
+                },
+            ],
+        }
+    )
     report = load_records(clickhouse, db, records("f9", [post]), partition_key="p")
     assert report.loaded == 1
     row = clickhouse.query(
-        f"SELECT occurred_at, hashtags, media.duration_ms, media_type, location_id FROM {db}.posts").result_rows[0]
+        f"SELECT occurred_at, hashtags, media.duration_ms, media_type, location_id FROM {db}.posts"
+    ).result_rows[0]
     assert str(row[0]).startswith("2026-11-20 10:00:00.123")
     assert row[1] == ["a", "b"]
     assert row[2] == [None, 500]

@@ -5,7 +5,6 @@ partition's files routes each record to exactly one of them. A single run handle
 partitions (backfills launch one run), and re-running a partition changes nothing.
 """
 
-
 from collections import Counter
 
 import dagster as dg
@@ -81,7 +80,9 @@ def raw_events(
     partition_keys = context.partition_keys
     with clickhouse.client() as client, Progress(transient=True) as progress:
         task = progress.add_task("ingesting landing files", total=None)
-        for batch_files, records in landing_batches(store, object_store.landing_prefix, partition_keys):
+        for batch_files, records in landing_batches(
+            store, object_store.landing_prefix, partition_keys
+        ):
             files += len(batch_files)
             total.merge(load_records(client, clickhouse.raw_database, records))
             progress.update(task, advance=len(records), description=f"{files} files loaded")
@@ -110,7 +111,9 @@ def raw_events(
             "files": files,
             "reasons": dg.MetadataValue.json(dict(Counter(total.reasons).most_common(20))),
             "summary": bar_chart(
-                f"{partition_keys[0]} .. {partition_keys[-1]}" if partition_keys else "no partitions",
+                f"{partition_keys[0]} .. {partition_keys[-1]}"
+                if partition_keys
+                else "no partitions",
                 {f: total.loaded_by_family.get(f, 0) for f in FAMILIES},
                 total.reasons,
             ),

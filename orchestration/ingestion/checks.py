@@ -27,23 +27,45 @@ def raw_table_check_specs() -> list[dg.AssetCheckSpec]:
     specs = []
     for family in FAMILIES:
         key = dg.AssetKey(["raw", family])
-        specs.append(dg.AssetCheckSpec("matches_contract", asset=key, description=(
-            "GE: the table's columns are the contract's, required fields are never null, "
-            "event_type is one of the family's types.")))
-        specs.append(dg.AssetCheckSpec("fresh", asset=key, description=(
-            f"GE: the newest event occurred within {FRESHNESS} of the end of the newest partition "
-            "loaded (warns: a quiet family can be legitimately stale).")))
+        specs.append(
+            dg.AssetCheckSpec(
+                "matches_contract",
+                asset=key,
+                description=(
+                    "GE: the table's columns are the contract's, required fields are never null, "
+                    "event_type is one of the family's types."
+                ),
+            )
+        )
+        specs.append(
+            dg.AssetCheckSpec(
+                "fresh",
+                asset=key,
+                description=(
+                    f"GE: the newest event occurred within {FRESHNESS} of the end of the newest partition "
+                    "loaded (warns: a quiet family can be legitimately stale)."
+                ),
+            )
+        )
     dead = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
     specs.append(dg.AssetCheckSpec("every_row_has_a_reason", asset=dead))
-    specs.append(dg.AssetCheckSpec("dead_letter_share", asset=dead, description=(
-        f"Warns when more than {MAX_DEAD_LETTER_SHARE:.0%} of the loaded partitions' records are dead letters.")))
+    specs.append(
+        dg.AssetCheckSpec(
+            "dead_letter_share",
+            asset=dead,
+            description=(
+                f"Warns when more than {MAX_DEAD_LETTER_SHARE:.0%} of the loaded partitions' records are dead letters."
+            ),
+        )
+    )
     return specs
 
 
-def _suite_result(name: str, frame: pd.DataFrame, expectations: Sequence[Any]) -> tuple[bool, dict[str, Any]]:
+def _suite_result(
+    name: str, frame: pd.DataFrame, expectations: Sequence[Any]
+) -> tuple[bool, dict[str, Any]]:
     """Run a GE suite on a dataframe: overall success and the failed expectations."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -65,11 +87,15 @@ def _suite_result(name: str, frame: pd.DataFrame, expectations: Sequence[Any]) -
         config = r.expectation_config
         if not r.success and config is not None:
             name = f"{config.type}:{config.kwargs.get('column', '')}"
-            failed[name] = str(r.result.get("partial_unexpected_list") or r.result.get("observed_value") or "")[:300]
+            failed[name] = str(
+                r.result.get("partial_unexpected_list") or r.result.get("observed_value") or ""
+            )[:300]
     return bool(result.success), failed
 
 
-def _partition_rows(client: Client, database: str, table: str, partition_keys: Sequence[str]) -> pd.DataFrame:
+def _partition_rows(
+    client: Client, database: str, table: str, partition_keys: Sequence[str]
+) -> pd.DataFrame:
     """The rows loaded for these partitions (without payloads); an empty frame keeps the columns."""
     frame = client.query_df(
         f"SELECT * EXCEPT (payload) FROM {database}.{table} WHERE _partition_key IN %(keys)s",
@@ -104,39 +130,70 @@ def run_raw_table_checks(
                     column_set=[n for n, _ in table.columns() if n != "payload"], exact_match=True
                 ),
                 *(gxe.ExpectColumnValuesToNotBeNull(column=name) for name in required),
-                gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES_BY_FAMILY[family])),
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="event_type", value_set=list(EVENT_TYPES_BY_FAMILY[family])
+                ),
             ],
         )
-        results.append(dg.AssetCheckResult(
-            asset_key=key, check_name="matches_contract", passed=ok,
-            metadata={"rows_checked": len(frame), "failed": dg.MetadataValue.json(failed)},
-        ))
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name="matches_contract",
+                passed=ok,
+                metadata={"rows_checked": len(frame), "failed": dg.MetadataValue.json(failed)},
+            )
+        )
         newest = client.query(f"SELECT max(occurred_at) FROM {database}.{family}").result_rows[0][0]
         fresh_ok = True
         if newest_end is not None and len(frame):
             fresh_frame = pd.DataFrame({"occurred_at": [pd.Timestamp(newest).tz_localize("UTC")]})
             fresh_ok, failed = _suite_result(
-                f"fresh_{family}", fresh_frame,
-                [gxe.ExpectColumnMaxToBeBetween(column="occurred_at", min_value=newest_end - FRESHNESS)],
+                f"fresh_{family}",
+                fresh_frame,
+                [
+                    gxe.ExpectColumnMaxToBeBetween(
+                        column="occurred_at", min_value=newest_end - FRESHNESS
+                    )
+                ],
             )
-        results.append(dg.AssetCheckResult(
-            asset_key=key, check_name="fresh", passed=fresh_ok, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"newest_event": str(newest), "newest_partition_end": str(newest_end)},
-        ))
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name="fresh",
+                passed=fresh_ok,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"newest_event": str(newest), "newest_partition_end": str(newest_end)},
+            )
+        )
 
     dead_key = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
     dead = _partition_rows(client, database, DEAD_LETTER_TABLE, partition_keys)
-    dead = dead.assign(reason_count=dead["reasons"].map(len)) if len(dead) else dead.assign(reason_count=[])
-    ok, failed = _suite_result(
-        "dead_letters", dead, [gxe.ExpectColumnValuesToBeBetween(column="reason_count", min_value=1)]
+    dead = (
+        dead.assign(reason_count=dead["reasons"].map(len))
+        if len(dead)
+        else dead.assign(reason_count=[])
     )
-    results.append(dg.AssetCheckResult(
-        asset_key=dead_key, check_name="every_row_has_a_reason", passed=ok,
-        metadata={"rows_checked": len(dead), "failed": dg.MetadataValue.json(failed)},
-    ))
+    ok, failed = _suite_result(
+        "dead_letters",
+        dead,
+        [gxe.ExpectColumnValuesToBeBetween(column="reason_count", min_value=1)],
+    )
+    results.append(
+        dg.AssetCheckResult(
+            asset_key=dead_key,
+            check_name="every_row_has_a_reason",
+            passed=ok,
+            metadata={"rows_checked": len(dead), "failed": dg.MetadataValue.json(failed)},
+        )
+    )
     share = len(dead) / max(1, len(dead) + loaded)
-    results.append(dg.AssetCheckResult(
-        asset_key=dead_key, check_name="dead_letter_share", passed=share <= MAX_DEAD_LETTER_SHARE,
-        severity=dg.AssetCheckSeverity.WARN, metadata={"share": float(share)},
-    ))
+    results.append(
+        dg.AssetCheckResult(
+            asset_key=dead_key,
+            check_name="dead_letter_share",
+            passed=share <= MAX_DEAD_LETTER_SHARE,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"share": float(share)},
+        )
+    )
     return results

@@ -5,17 +5,15 @@ partition whose files changed is requested again. Consecutive changed partitions
 ranged run, which the ingestion asset handles in a single pass.
 """
 
-
 import hashlib
 import json
 from collections import defaultdict
 from datetime import timedelta
-
 from typing import Any
 
 import dagster as dg
 
-from ingestion.landing import hour_of_partition, partition_key_of_file, partition_key_of
+from ingestion.landing import hour_of_partition, partition_key_of, partition_key_of_file
 from orchestration.resources import ObjectStoreResource
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -30,7 +28,8 @@ def changed_partitions(store_keys: list[str], cursor: dict[str, str]) -> dict[st
         if partition is not None:
             files[partition].append(key)
     digests = {
-        p: hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16] for p, keys in files.items()
+        p: hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+        for p, keys in files.items()
     }
     return {p: d for p, d in digests.items() if cursor.get(p) != d}
 
@@ -39,7 +38,10 @@ def consecutive_ranges(partition_keys: list[str]) -> list[tuple[str, str]]:
     """Group sorted hourly partition keys into runs of consecutive hours."""
     ranges: list[tuple[str, str]] = []
     for key in sorted(partition_keys):
-        if ranges and partition_key_of(hour_of_partition(ranges[-1][1]) + timedelta(hours=1)) == key:
+        if (
+            ranges
+            and partition_key_of(hour_of_partition(ranges[-1][1]) + timedelta(hours=1)) == key
+        ):
             ranges[-1] = (ranges[-1][0], key)
         else:
             ranges.append((key, key))
@@ -54,7 +56,9 @@ def build_landing_sensor(job: dg.JobDefinition | Any) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Requests ingestion of hourly partitions whose landing files changed.",
     )
-    def landing_files_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
+    def landing_files_sensor(
+        context: dg.SensorEvaluationContext, object_store: ObjectStoreResource
+    ):
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         keys = list(object_store.store().list(object_store.landing_prefix.rstrip("/") + "/"))
         changed = changed_partitions(keys, cursor)
@@ -62,7 +66,8 @@ def build_landing_sensor(job: dg.JobDefinition | Any) -> dg.SensorDefinition:
             return dg.SkipReason(f"no new landing files ({len(keys)} files seen)")
         requests = [
             dg.RunRequest(
-                run_key=f"{start}..{end}:" + hashlib.sha256(
+                run_key=f"{start}..{end}:"
+                + hashlib.sha256(
                     "".join(changed[p] for p in sorted(changed) if start <= p <= end).encode()
                 ).hexdigest()[:16],
                 tags={RANGE_START: start, RANGE_END: end},
