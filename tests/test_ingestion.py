@@ -55,16 +55,11 @@ def test_materialized_partitions_hold_exactly_the_generated_events(
 
     db = settings.clickhouse_raw_database
     with clickhouse_client(settings.clickhouse_url) as client:
-        by_type: dict[str, int] = dict(  # type: ignore[arg-type]
-            client.query(
-                "SELECT event_type, count() FROM ("
-                + " UNION ALL ".join(
-                    f"SELECT event_type FROM {db}.{family} FINAL"
-                    for family in manifest["valid_by_family"]
-                )
-                + ") GROUP BY event_type"
-            ).result_rows
+        union = " UNION ALL ".join(
+            f"SELECT event_type FROM {db}.{family} FINAL" for family in manifest["valid_by_family"]
         )
+        rows = client.query(f"SELECT event_type, count() FROM ({union}) GROUP BY event_type")
+        by_type = {str(t): int(n) for t, n in rows.result_rows}
         assert by_type == {t: n for t, n in manifest["valid_by_type"].items() if n}
         reasons = [
             list(r) for (r,) in client.query(f"SELECT reasons FROM {db}.dead_letters").result_rows
