@@ -26,6 +26,7 @@ def ingest_partition_range(start: str, end: str, settings: Settings | None = Non
             resources=build_resources(),
             instance=instance,
             tags={RANGE_START: start, RANGE_END: end},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
         )
     return result.success
@@ -44,8 +45,10 @@ def raw_table_summary(settings: Settings, partition_keys: set[str]) -> dict[str,
             )
             for table in [*RAW_TABLES, DEAD_LETTER_TABLE]
         }
+        # duplicates name their original's address; count them as one kind of reason
         reasons = client.query(
-            f"SELECT arrayJoin(reasons) AS reason, count() AS n FROM {db}.{DEAD_LETTER_TABLE} FINAL "
+            "SELECT if(startsWith(r, 'event_id: duplicate'), 'event_id: duplicate of an ingested event', r)"
+            f" AS reason, count() AS n FROM {db}.{DEAD_LETTER_TABLE} FINAL ARRAY JOIN reasons AS r "
             "WHERE _partition_key IN %(keys)s GROUP BY reason ORDER BY n DESC, reason LIMIT 20",
             parameters={"keys": keys},
         ).result_rows
