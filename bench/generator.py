@@ -39,7 +39,9 @@ def main() -> None:
         bare_rates.append(len(payloads) / bare_seconds)
         print(f"seed {seed}: {len(workload.records):,} events in {seconds:.2f} s")
     best, bare = max(rates), max(bare_rates)
-    print(f"generator: {best:,.0f} events/s (best of {args.repeat}, {args.users} users x {args.days} days)")
+    print(
+        f"generator: {best:,.0f} events/s (best of {args.repeat}, {args.users} users x {args.days} days)"
+    )
     print(f"bare orjson serialization of the same events: {bare:,.0f} events/s")
     print(f"ratio generator/bare: {best / bare:.3f}")
 
