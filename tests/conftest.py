@@ -56,3 +56,64 @@ def clickhouse(settings: Settings) -> Iterator[Client]:
     with clickhouse_client(settings.clickhouse_url) as client:
         ensure_raw_tables(client, settings.clickhouse_raw_database)
         yield client
+
+
+# --- services profile ------------------------------------------------------------------------
+
+SERVICES_ENV = Path(__file__).resolve().parent.parent / ".services" / "services.env"
+
+
+def services_env() -> dict[str, str]:
+    """Where `make services-up` said the services are; the environment overrides the file."""
+    values: dict[str, str] = {}
+    if SERVICES_ENV.exists():
+        for line in SERVICES_ENV.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip()
+    values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("KAFKA_", "S3_"))})
+    return values
+
+
+def require_service(name: str, reachable: bool, detail: str) -> None:
+    """A missing service fails the run in CI (CI=true) and skips the test elsewhere."""
+    if reachable:
+        return
+    message = f"{name} is not reachable ({detail}); start it with `make services-up`"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    bootstrap = services_env().get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    require_service("Kafka", _tcp_open(host, int(port)), bootstrap)
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def s3_settings() -> dict[str, str]:
+    """Endpoint, keys and bucket of the running S3-compatible server (MinIO)."""
+    env = services_env()
+    endpoint = env.get("S3_ENDPOINT_URL", "http://127.0.0.1:19000")
+    host_port = endpoint.split("://", 1)[1].rstrip("/")
+    host, port = host_port.rsplit(":", 1)
+    require_service("S3 server", _tcp_open(host, int(port)), endpoint)
+    return {
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_ACCESS_KEY": env.get("S3_ACCESS_KEY", ""),
+        "S3_SECRET_KEY": env.get("S3_SECRET_KEY", ""),
+        "S3_BUCKET": env.get("S3_BUCKET", "photo-platform"),
+    }
