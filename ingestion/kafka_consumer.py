@@ -72,8 +72,14 @@ def main() -> None:
         group_id=args.group_id,
     )
     json.dump(
-        {"batches": batches, "records": report.records, "loaded": report.loaded,
-         "dead_lettered": report.dead_lettered, "already_loaded": report.already_loaded, "lag": lag},
+        {
+            "batches": batches,
+            "records": report.records,
+            "loaded": report.loaded,
+            "dead_lettered": report.dead_lettered,
+            "already_loaded": report.already_loaded,
+            "lag": lag,
+        },
         sys.stdout,
     )
     print()

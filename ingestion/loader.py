@@ -47,6 +47,7 @@ class LoadReport:
     dead_lettered: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     already_loaded: int = 0
+    partitions: set[str] = field(default_factory=set)
 
     @property
     def loaded(self) -> int:
@@ -58,6 +59,7 @@ class LoadReport:
         self.dead_lettered += other.dead_lettered
         self.reasons.update(other.reasons)
         self.already_loaded += other.already_loaded
+        self.partitions |= other.partitions
 
 
 @dataclass
@@ -79,7 +81,9 @@ def load_records(
 
     Each row records its partition: the record's own `partition_key`, else the argument.
     """
-    report = LoadReport(records=len(records))
+    report = LoadReport(
+        records=len(records), partitions={r.partition_key or partition_key for r in records}
+    )
     ordered = sorted(records, key=lambda r: (r.source, r.position))
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
     dead: list[_DeadLetter] = []

@@ -49,6 +49,13 @@ class ObjectStoreResource(dg.ConfigurableResource):
         )
 
 
+class KafkaResource(dg.ConfigurableResource):
+    """Bootstrap servers of the event broker ('' when there is none)."""
+
+    bootstrap_servers: str = ""
+    group_id: str = "raw-ingestion"
+
+
 def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
     """An `EnvVar` where the variable is set (so the UI shows where the value comes from), else
     the settings' embedded default."""
@@ -62,6 +69,11 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 
     return {
+        "kafka": KafkaResource(
+            bootstrap_servers=env_or(
+                "KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers or ""
+            )  # type: ignore[arg-type]
+        ),
         "clickhouse": ClickHouseResource(
             url=env_or("CLICKHOUSE_URL", settings.clickhouse_url),  # type: ignore[arg-type]
             raw_database=settings.clickhouse_raw_database,

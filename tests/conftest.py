@@ -71,7 +71,9 @@ def services_env() -> dict[str, str]:
             if "=" in line and not line.lstrip().startswith("#"):
                 key, value = line.split("=", 1)
                 values[key.strip()] = value.strip()
-    values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("KAFKA_", "S3_"))})
+    values.update(
+        {k: v for k, v in os.environ.items() if k in values or k.startswith(("KAFKA_", "S3_"))}
+    )
     return values
 
 

@@ -4,6 +4,7 @@ the time each record was produced."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterable
@@ -31,15 +32,15 @@ def ensure_topics(bootstrap_servers: str, partitions: int = 6) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), client_id="topic-setup")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","), client_id="topic-setup"
+    )
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in TOPICS if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
