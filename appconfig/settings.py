@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
     clickhouse_raw_database: str = Field("raw", alias="CLICKHOUSE_RAW_DATABASE")
+    analytics_schema: str = Field("analytics", alias="ANALYTICS_SCHEMA")  # dbt: <schema>_marts, ...
 
     object_store_url: str = Field("", alias="OBJECT_STORE_URL")
     s3_endpoint_url: str | None = Field(None, alias="S3_ENDPOINT_URL")

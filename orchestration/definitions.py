@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import ingestion, streaming
+from orchestration import analytics, ingestion, streaming
 from orchestration.resources import build_resources
 
 
@@ -16,6 +16,7 @@ from orchestration.resources import build_resources
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         ingestion.defs(),
+        analytics.defs(),
         streaming.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )

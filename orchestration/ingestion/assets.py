@@ -20,6 +20,7 @@ from orchestration.resources import ClickHouseResource, ObjectStoreResource
 from warehouse.raw_tables import DEAD_LETTER_TABLE
 
 LANDING_EVENTS = dg.AssetKey(["landing", "events"])
+KAFKA_EVENTS = dg.AssetKey(["kafka", "events"])
 RAW_KEYS = {family: dg.AssetKey(["raw", family]) for family in FAMILIES}
 DEAD_LETTER_KEY = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
 
@@ -36,7 +37,7 @@ def _raw_specs() -> list[dg.AssetSpec]:
     specs = [
         dg.AssetSpec(
             key,
-            deps=[LANDING_EVENTS],
+            deps=[LANDING_EVENTS, KAFKA_EVENTS],
             description=f"Valid `{family}` events, one row per event_id, typed by the contracts.",
             group_name="ingestion",
             kinds={"clickhouse"},
@@ -47,7 +48,7 @@ def _raw_specs() -> list[dg.AssetSpec]:
     specs.append(
         dg.AssetSpec(
             DEAD_LETTER_KEY,
-            deps=[LANDING_EVENTS],
+            deps=[LANDING_EVENTS, KAFKA_EVENTS],
             description="Every record that failed validation or duplicated an ingested event_id, "
             "with its payload, its source address and every reason.",
             group_name="ingestion",

@@ -12,10 +12,10 @@ import dagster as dg
 from contracts.catalog import FAMILIES
 from ingestion.kafka_source import TOPICS, consume_batch, consumer_lag, make_consumer
 from ingestion.loader import LoadReport
+from orchestration.ingestion.assets import KAFKA_EVENTS
 from orchestration.resources import ClickHouseResource, KafkaResource
 from warehouse.raw_tables import DEAD_LETTER_TABLE
 
-KAFKA_EVENTS = dg.AssetKey(["kafka", "events"])
 MAX_HEALTHY_LAG = 100_000
 
 kafka_events = dg.AssetSpec(

@@ -1,0 +1,30 @@
+"""The analytics domain: the dbt project over the raw tables, and quality checks on its marts."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.analytics.assets import build_dbt_assets
+from orchestration.analytics.dbt_env import PROJECT_DIR, dbt_executable
+
+
+def defs() -> dg.Definitions:
+    analytics_models = build_dbt_assets()
+    return dg.Definitions(
+        assets=[analytics_models],
+        jobs=[
+            dg.define_asset_job(
+                "build_analytics",
+                selection=dg.AssetSelection.assets(analytics_models),
+                description="dbt build: staging, intermediate and marts, with their tests.",
+            )
+        ],
+        resources={
+            "dbt": DbtCliResource(
+                project_dir=str(PROJECT_DIR),
+                profiles_dir=str(PROJECT_DIR),
+                dbt_executable=dbt_executable(),
+            )
+        },
+    )
