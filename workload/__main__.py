@@ -49,6 +49,12 @@ def generate_command(
     ] = None,
     batch_id: Annotated[str | None, typer.Option(help="file name part (default: run id)")] = None,
     progress: Annotated[bool, typer.Option(help="show progress")] = True,
+    media: Annotated[
+        bool, typer.Option(help="also write real image objects at the events' media keys")
+    ] = False,
+    media_limit: Annotated[
+        int | None, typer.Option(help="with --media: write only the first N images")
+    ] = None,
 ) -> None:
     """Generate a workload and write it (records, ground truth, manifest) to the object store."""
     console = Console()
@@ -85,6 +91,17 @@ def generate_command(
         f"window {config.window_start:%Y-%m-%d %H:%M} .. {config.window_end:%Y-%m-%d %H:%M} UTC"
         f" -> {store.url}/{prefix}; manifest {result.manifest_key}"
     )
+    if media:
+        from workload.media import write_media
+
+        report = write_media(store, workload, limit=media_limit, seed=seed, progress=progress)
+        variants = ", ".join(f"{v} {n:,}" for v, n in sorted(report.by_variant.items()))
+        console.print(
+            f"media: {report.images:,} images ({variants}), {report.bytes / 1e6:,.1f} MB"
+            f" in {report.seconds:.1f} s ({report.images_per_second:,.0f}/s);"
+            f" skipped {report.skipped_videos:,} videos, {report.skipped_by_limit:,} over the"
+            f" limit; table {report.table_key}"
+        )
 
 
 if __name__ == "__main__":
