@@ -55,6 +55,10 @@ def generate_command(
     media_limit: Annotated[
         int | None, typer.Option(help="with --media: write only the first N images")
     ] = None,
+    kafka: Annotated[
+        bool,
+        typer.Option(help="also publish every record to Kafka (KAFKA_BOOTSTRAP_SERVERS)"),
+    ] = False,
 ) -> None:
     """Generate a workload and write it (records, ground truth, manifest) to the object store."""
     console = Console()
@@ -91,6 +95,17 @@ def generate_command(
         f"window {config.window_start:%Y-%m-%d %H:%M} .. {config.window_end:%Y-%m-%d %H:%M} UTC"
         f" -> {store.url}/{prefix}; manifest {result.manifest_key}"
     )
+    if kafka:
+        from workload.kafka_publisher import ensure_topics, publish
+
+        if not settings.kafka_bootstrap_servers:
+            raise typer.BadParameter("--kafka needs KAFKA_BOOTSTRAP_SERVERS (make services-up)")
+        ensure_topics(settings.kafka_bootstrap_servers)
+        sent = publish(workload.records, settings.kafka_bootstrap_servers)
+        console.print(
+            f"kafka: {sent.messages:,} messages to {len(sent.by_topic)} topics"
+            f" in {sent.seconds:.1f} s ({sent.messages_per_second:,.0f}/s)"
+        )
     if media:
         from workload.media import write_media
 
