@@ -6,13 +6,16 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.analytics.assets import build_dbt_assets
+from orchestration.analytics.checks import build_mart_checks
 from orchestration.analytics.dbt_env import PROJECT_DIR, dbt_executable
 
 
 def defs() -> dg.Definitions:
     analytics_models = build_dbt_assets()
+    mart_keys = sorted((k for k in analytics_models.keys if k.path[0] == "marts"), key=str)
     return dg.Definitions(
         assets=[analytics_models],
+        asset_checks=[build_mart_checks(mart_keys)] if mart_keys else [],
         jobs=[
             dg.define_asset_job(
                 "build_analytics",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY, FAMILIES
 from ingestion.landing import hour_of_partition
+from orchestration.quality import suite_result as _suite_result
 from warehouse.raw_tables import DEAD_LETTER_TABLE, RAW_TABLES
 
 FRESHNESS = timedelta(hours=24)
@@ -59,38 +59,6 @@ def raw_table_check_specs() -> list[dg.AssetCheckSpec]:
         )
     )
     return specs
-
-
-def _suite_result(
-    name: str, frame: pd.DataFrame, expectations: Sequence[Any]
-) -> tuple[bool, dict[str, Any]]:
-    """Run a GE suite on a dataframe: overall success and the failed expectations."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas(f"{name}_source")
-        .add_dataframe_asset(f"{name}_frame")
-        .add_batch_definition_whole_dataframe(f"{name}_batch")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(data=batch, suite=suite, name=f"{name}_validation")
-    )
-    result = validation.run(batch_parameters={"dataframe": frame})
-    failed = {}
-    for r in result.results:
-        config = r.expectation_config
-        if not r.success and config is not None:
-            name = f"{config.type}:{config.kwargs.get('column', '')}"
-            failed[name] = str(
-                r.result.get("partial_unexpected_list") or r.result.get("observed_value") or ""
-            )[:300]
-    return bool(result.success), failed
 
 
 def _partition_rows(
