@@ -25,6 +25,7 @@ def drain(
     idle_polls: int = 3,
     batch_size: int = 20_000,
     group_id: str | None = None,
+    join_timeout_seconds: float = 120.0,
 ) -> tuple[LoadReport, int, dict[str, int]]:
     """Consume until `idle_polls` empty polls in a row (or a limit); returns the load, the
     number of batches and the remaining lag per topic."""
@@ -47,6 +48,12 @@ def drain(
                     client, settings.clickhouse_raw_database, consumer, max_records=batch_size
                 )
                 if report is None:
+                    if not consumer.assignment():  # still joining the group: not idle yet
+                        if time.monotonic() - started > join_timeout_seconds:
+                            raise SystemExit(
+                                f"no partitions assigned after {join_timeout_seconds:.0f} s"
+                            )
+                        continue
                     idle += 1
                     continue
                 idle = 0

@@ -7,6 +7,7 @@ partition, offset) and skips it, so nothing is loaded twice and nothing is lost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ TOPIC_PREFIX = "events."
 UNROUTED_TOPIC = f"{TOPIC_PREFIX}unrouted"
 TOPICS: tuple[str, ...] = (*(f"{TOPIC_PREFIX}{family}" for family in FAMILIES), UNROUTED_TOPIC)
 CONSUMER_GROUP = "raw-ingestion"
+COMMIT_RETRY_SECONDS = 300.0
 
 
 def topic_for(event_type: str | None) -> str:
@@ -47,6 +49,7 @@ def to_records(messages: Iterable[Any]) -> list[SourceRecord]:
                 received_at,
                 "kafka",
                 (message.topic, message.partition, message.offset),
+                partition_key_of(received_at),
             )
         )
     return out
@@ -93,15 +96,28 @@ def consume_batch(
     messages = [m for batch in polled.values() for m in batch]
     if not messages:
         return None
-    records = to_records(messages)
-    report = LoadReport()
-    by_hour: dict[str, list[SourceRecord]] = {}
-    for record in records:
-        by_hour.setdefault(partition_key_of(record.received_at), []).append(record)
-    for partition_key, hour_records in sorted(by_hour.items()):
-        report.merge(load_records(client, database, hour_records, partition_key=partition_key))
-    consumer.commit()  # only after every row of the batch is in ClickHouse
+    report = load_records(client, database, to_records(messages))
+    commit(consumer)  # only after every row of the batch is in ClickHouse
     return report
+
+
+def commit(consumer: Any, *, retry_seconds: float = COMMIT_RETRY_SECONDS) -> None:
+    """Commit the consumed offsets, riding out a broker restart.
+
+    Retriable errors (connection refused, timeouts) are retried until the deadline; anything
+    else propagates, and the batch is simply re-delivered and skipped by the loader.
+    """
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + retry_seconds
+    while True:
+        try:
+            consumer.commit()
+            return
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
 
 
 def consumer_lag(consumer: Any) -> dict[str, int]:

@@ -37,7 +37,13 @@ def ensure_topics(bootstrap_servers: str, partitions: int = 6) -> None:
     )
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in TOPICS if t not in existing]
+        # keep messages regardless of age: workloads replay old produced-at timestamps, and
+        # time-based retention would silently delete them
+        missing = [
+            NewTopic(t, partitions, 1, topic_configs={"retention.ms": "-1"})
+            for t in TOPICS
+            if t not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)

@@ -53,7 +53,7 @@ def consume_event_topics(
                     client, clickhouse.raw_database, consumer, max_records=config.batch_size
                 )
                 if report is None:
-                    idle += 1
+                    idle += 0 if not consumer.assignment() else 1  # joining the group is not idle
                     continue
                 idle, batches = 0, batches + 1
                 total.merge(report)

@@ -1,0 +1,145 @@
+"""`dbt build` (models, data tests, unit tests) of transformations/ on embedded ClickHouse.
+
+dbt runs in a subprocess on a temp chDB directory that this process has closed first (chDB allows
+one process per data directory); its artifacts go to a temp target path, so parallel runs do not
+collide. A corrupted raw table must make the right dbt tests fail, and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingestion.landing_source import landing_batches
+from ingestion.loader import load_records
+from objectstore.store import open_store
+from warehouse import clickhouse_client, ensure_raw_tables
+from workload.config import WorkloadConfig
+from workload.generator import generate
+from workload.writer import write_workload
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "transformations"
+DBT = Path(sys.executable).parent / "dbt"
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@dataclass
+class DbtRun:
+    returncode: int
+    output: str
+    results: list[dict[str, Any]]  # run_results.json "results"
+
+    def by_name(self) -> dict[str, dict[str, Any]]:
+        """Results by node name (unique ids: model.<project>.<name>, test.<project>.<name>.<hash>,
+        unit_test.<project>.<model>.<name>)."""
+        named = {}
+        for result in self.results:
+            parts = result["unique_id"].split(".")
+            named[parts[3] if parts[0] == "unit_test" else parts[2]] = result
+        return named
+
+
+def raw_data(work: Path, users: int, days: int) -> Path:
+    """A generated workload loaded into raw tables in a chDB directory, closed again."""
+    workload = generate(WorkloadConfig(users=users, days=days, seed=3, start=START))
+    store = open_store(f"file://{work}/objects")
+    written = write_workload(store, "landing/events", workload)
+    chdb_path = work / "clickhouse"
+    with clickhouse_client(f"chdb://{chdb_path}") as client:
+        ensure_raw_tables(client, "raw")
+        for _, records in landing_batches(store, "landing/events", sorted(written.partitions)):
+            load_records(client, "raw", records)
+    return chdb_path
+
+
+def dbt(work: Path, chdb_path: Path, *args: str) -> DbtRun:
+    env = {
+        **os.environ,
+        "CHDB_PATH": str(chdb_path),
+        "DBT_SCHEMA": "analytics",
+        "RAW_DATABASE": "raw",
+        "DBT_TARGET": "embedded",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    target = work / "target"
+    command = [str(DBT), *args, "--project-dir", str(PROJECT_DIR)]
+    command += ["--profiles-dir", str(PROJECT_DIR), "--target-path", str(target)]
+    command += ["--log-path", str(work / "logs")]
+    done = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=600)
+    results_file = target / "run_results.json"
+    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
+    return DbtRun(done.returncode, done.stdout + done.stderr, results)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> DbtRun:
+    work = tmp_path_factory.mktemp("dbt_build")
+    return dbt(work, raw_data(work, users=80, days=1), "build")
+
+
+def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
+    failed = [
+        (r["unique_id"], r["status"], r["message"])
+        for r in build.results
+        if r["status"] not in ("success", "pass")
+    ]
+    assert build.returncode == 0 and not failed, f"{failed}\n{build.output[-6000:]}"
+    kinds = Counter(r["unique_id"].split(".", 1)[0] for r in build.results)
+    names = build.by_name()
+    models = {name for name, r in names.items() if r["unique_id"].startswith("model.")}
+    assert models == {p.stem for p in (PROJECT_DIR / "models").rglob("*.sql")}
+    assert len([m for m in models if m.startswith("stg_raw__")]) == 6
+    assert kinds["test"] >= 100  # data tests: generic and singular
+    assert kinds["unit_test"] >= 15
+    for unit_test in (
+        "int_follow_graph_refollow_after_unfollow",
+        "int_follow_graph_block_ends_follows_both_ways",
+        "int_follow_graph_private_approval_flow",
+        "int_likes_like_unlike_like",
+        "fct_post_engagement_window_edges",
+        "fct_training_impressions_label_window_edges",
+        "int_posts_deleted_posts",
+    ):
+        assert names[unit_test]["status"] == "pass"
+
+
+def test_corrupted_raw_data_fails_the_relevant_tests(tmp_path: Path) -> None:
+    chdb_path = raw_data(tmp_path, users=30, days=1)
+    with clickhouse_client(f"chdb://{chdb_path}") as client:
+        columns = [row[0] for row in client.query("describe raw.views").result_rows]
+        copied = ", ".join(c for c in columns if c != "_ingested_at")
+
+        def corrupt(changes: dict[str, str]) -> None:
+            picked = ", ".join(changes.get(c, c) for c in columns if c != "_ingested_at")
+            client.command(
+                f"insert into raw.views ({copied}) select {picked} from raw.views "
+                "where event_type = 'impression' order by event_id limit 1"
+            )
+
+        # the same event_id again with another viewer: ReplacingMergeTree cannot collapse it
+        corrupt({"user_id": "user_id + 1"})
+        # an impression on screen for a negative time
+        corrupt({"event_id": "generateUUIDv4()", "dwell_ms": "-5"})
+    run = dbt(tmp_path, chdb_path, "build", "--select", "stg_raw__views")
+
+    assert run.returncode == 1
+    names = run.by_name()
+    unique = names["unique_stg_raw__views_event_id"]
+    assert (unique["status"], unique["failures"]) == ("fail", 1)
+    assert unique["message"] == "Got 1 result, configured to fail if != 0"
+    dwell = next(
+        r for n, r in names.items() if n.startswith("accepted_range_stg_raw__views_dwell_ms")
+    )
+    assert (dwell["status"], dwell["failures"]) == ("fail", 1)
+    assert "Failure in test unique_stg_raw__views_event_id" in run.output
+    passed = [r for r in run.results if r["status"] == "pass"]
+    assert len(passed) >= 8  # the other tests of the model still hold

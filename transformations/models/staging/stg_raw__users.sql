@@ -1,0 +1,13 @@
+-- one row per user event (user_created, profile_updated), deduplicated by event_id
+select
+    event_id,
+    event_type,
+    user_id,
+    username,
+    is_private,
+    country,
+    bio,
+    occurred_at,
+    _received_at as received_at,
+    _ingested_at as ingested_at
+from {{ source('raw', 'users') }} final
