@@ -43,7 +43,9 @@ class ChdbClient(ChHttpClient):
             raise DbtRuntimeError("profile type 'chdb' needs `path`: the chDB data directory")
         settings = {k: v for k, v in self._conn_settings.items() if k != "session_id"}
         try:
-            return clickhouse_connect.get_client(interface="chdb", path=credentials.path, settings=settings)
+            return clickhouse_connect.get_client(
+                interface="chdb", path=credentials.path, settings=settings
+            )
         except Exception as error:
             raise DbtRuntimeError(f"{error}\n{LOCK_HINT.format(path=credentials.path)}") from error
 
