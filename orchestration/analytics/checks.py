@@ -63,9 +63,18 @@ def _columns(client: Client, database: str, table: str) -> list[tuple[str, str]]
     ]
 
 
+SIGNED_BY_DESIGN = ("velocity", "_delta", "_change", "_diff", "_score")
+
+
 def _is_count(name: str, column_type: str) -> bool:
+    """Integer columns are counts, except ids, positions and changes that may go negative."""
     base = column_type.removeprefix("Nullable(").removeprefix("LowCardinality(")
-    return base.startswith(COUNT_TYPES) and not name.endswith("_id") and name not in ("position",)
+    return (
+        base.startswith(COUNT_TYPES)
+        and not name.endswith("_id")
+        and name != "position"
+        and not name.endswith(SIGNED_BY_DESIGN)
+    )
 
 
 def check_marts(
