@@ -59,7 +59,7 @@ def test_dbt_assets_build_downstream_of_ingestion(settings: Settings) -> None:
             if r.asset_key == keys[0]
         }
     assert not results["rates_within_0_1"].passed
-    failed = results["rates_within_0_1"].metadata["failed"].value
-    assert "expect_column_values_to_be_between:engagement_rate__max" in failed
-    assert "1.5" in str(failed)
+    failed_expectations = results["rates_within_0_1"].metadata["failed"].value
+    assert "expect_column_values_to_be_between:engagement_rate__max" in str(failed_expectations)
+    assert "1.5" in str(failed_expectations)
     assert results["no_negative_counts"].passed
