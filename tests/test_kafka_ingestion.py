@@ -139,6 +139,21 @@ class Published:
         return total
 
 
+def _retry_while_coordinator_loads(call: Any, timeout: float = 60.0) -> Any:
+    """On a fresh broker the first group request creates __consumer_offsets: the coordinator
+    answers 'not available' (a retriable error) until it is ready."""
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def _publish_for_new_group(bootstrap: str, workload: Workload) -> Published:
     """A fresh group committed at today's end offsets, then the workload published after them."""
     from kafka.errors import NoError
@@ -151,8 +166,10 @@ def _publish_for_new_group(bootstrap: str, workload: Workload) -> Published:
         partitions = _partitions(consumer)
         start = consumer.end_offsets(partitions)
         with _admin(bootstrap) as admin:
-            errors = admin.alter_group_offsets(
-                group_id, {tp: OffsetAndMetadata(start[tp], "", -1) for tp in partitions}
+            errors = _retry_while_coordinator_loads(
+                lambda: admin.alter_group_offsets(
+                    group_id, {tp: OffsetAndMetadata(start[tp], "", -1) for tp in partitions}
+                )
             )
         assert all(e is NoError for e in errors.values()), errors
         report = publish(workload.records, bootstrap)
