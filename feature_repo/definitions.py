@@ -1,0 +1,379 @@
+"""Entities, sources, feature views, on-demand views and feature services, built for one warehouse.
+
+`build(databases)` returns every Feast object; `repo.py` exposes them at module level for the
+Feast CLI, and `featurestore.registry.apply_definitions` applies them from code. Every feature
+view declares its whole schema, join keys included: Feast then never infers one (inference on
+ClickHouse closes the client Feast caches, see STACK.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from feast import Entity, FeatureService, FeatureView, Field, RequestSource, ValueType
+from feast.infra.offline_stores.contrib.clickhouse_offline_store.clickhouse_source import (
+    ClickhouseSource,
+)
+from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_view
+from feast.types import Bool, Float64, Int64, String, UnixTimestamp
+
+from contracts.catalog import MEDIA_TYPES
+from feature_repo import sql
+from feature_repo.sql import Databases
+
+OWNER = "ml-platform@photo-platform.dev"
+TEAM = {"team": "ml-platform", "domain": "feed"}
+FEATURE_SERVICE_VERSIONS = {"feed_ranker_v1": "v1", "recommender_v1": "v1"}
+
+
+@dataclass
+class FeatureRepo:
+    """Every Feast object of the project, by kind."""
+
+    entities: dict[str, Entity] = field(default_factory=dict)
+    sources: dict[str, ClickhouseSource | RequestSource] = field(default_factory=dict)
+    feature_views: dict[str, FeatureView] = field(default_factory=dict)
+    on_demand_feature_views: dict[str, OnDemandFeatureView] = field(default_factory=dict)
+    feature_services: dict[str, FeatureService] = field(default_factory=dict)
+
+    def objects(self) -> list:
+        return [
+            *self.entities.values(),
+            *self.sources.values(),
+            *self.feature_views.values(),
+            *self.on_demand_feature_views.values(),
+            *self.feature_services.values(),
+        ]
+
+
+def _ints(*names: str) -> list[Field]:
+    return [Field(name=n, dtype=Int64) for n in names]
+
+
+def _floats(*names: str) -> list[Field]:
+    return [Field(name=n, dtype=Float64) for n in names]
+
+
+# --- on-demand transformations (module level, so the registry can pickle them by reference) ---
+
+
+def _as_utc(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(values, unit="s", utc=True)
+    return pd.to_datetime(values, utc=True)
+
+
+def post_age(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Hours from the post's creation to the request (negative never: clipped at 0)."""
+    age = (_as_utc(inputs["request_at"]) - _as_utc(inputs["created_at"])).dt.total_seconds()
+    return pd.DataFrame({"post_age_hours": (age / 3600.0).clip(lower=0.0).astype("float64")})
+
+
+def viewer_author_at_request(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Follow state (never followed: False) and the affinity decayed to request time."""
+    half_life_hours = float(sql.dbt_vars()["affinity_half_life_days"]) * 24.0
+    following = inputs["is_following"].astype("boolean").fillna(False).astype(bool)
+    request_at = _as_utc(inputs["request_at"])
+    last = _as_utc(inputs["last_interaction_at"])
+    hours = ((request_at - last).dt.total_seconds() / 3600.0).clip(lower=0.0)
+    score = pd.to_numeric(inputs["affinity_score"], errors="coerce")
+    decayed = (score * np.exp2(-hours / half_life_hours)).fillna(0.0)
+    return pd.DataFrame(
+        {
+            "follows_author": following.astype("int64"),
+            "affinity_now": decayed.astype("float64"),
+            "hours_since_interaction": hours.astype("float64"),
+        }
+    )
+
+
+# --- the repo -----------------------------------------------------------------------------------
+
+
+def build(databases: Databases) -> FeatureRepo:
+    repo = FeatureRepo()
+    user = Entity(
+        name="user",
+        join_keys=["user_id"],
+        value_type=ValueType.INT64,
+        description="An account, as the viewer of a feed.",
+        owner=OWNER,
+        tags=TEAM,
+    )
+    post = Entity(
+        name="post",
+        join_keys=["post_id"],
+        value_type=ValueType.INT64,
+        description="A photo, video or carousel post.",
+        owner=OWNER,
+        tags=TEAM,
+    )
+    author = Entity(
+        name="author",
+        join_keys=["author_id"],
+        value_type=ValueType.INT64,
+        description="A user in the role of the creator of a post.",
+        owner=OWNER,
+        tags=TEAM,
+    )
+    repo.entities = {e.name: e for e in (user, post, author)}
+
+    def view(
+        name: str,
+        entities: list[Entity],
+        ttl: timedelta,
+        query: str,
+        features: list[Field],
+        description: str,
+    ) -> FeatureView:
+        source = ClickhouseSource(
+            name=f"{name}_source",
+            query=query,
+            timestamp_field="event_timestamp",
+            description=description,
+            owner=OWNER,
+            tags=TEAM,
+        )
+        repo.sources[source.name] = source
+        keys = [Field(name=e.join_key, dtype=Int64) for e in entities]
+        fv = FeatureView(
+            name=name,
+            entities=entities,
+            ttl=ttl,
+            schema=[*keys, *features],
+            source=source,
+            online=True,
+            description=description,
+            owner=OWNER,
+            tags=TEAM,
+        )
+        repo.feature_views[name] = fv
+        return fv
+
+    db = databases
+    activity_columns = [
+        f"{x}_{w}" for w in sql.USER_ACTIVITY_WINDOWS for x in sql.USER_ACTIVITY_METRICS
+    ]
+    user_activity = view(
+        "user_activity",
+        [user],
+        timedelta(days=35),
+        sql.user_activity(db),
+        [
+            *_ints(*activity_columns, "active_days_7d", "active_days_28d"),
+            *_floats(
+                "engagement_rate_7d", "avg_dwell_ms_7d", "engagement_rate_28d", "avg_dwell_ms_28d"
+            ),
+        ],
+        "What the user did in the last 1, 7 and 28 days (as of the end of each UTC day).",
+    )
+    preference_fields: list[Field] = []
+    for t in MEDIA_TYPES:
+        preference_fields += _ints(f"impressions_{t}", f"engagements_{t}")
+        preference_fields += _floats(
+            f"engagement_rate_{t}", f"engagement_share_{t}", f"avg_dwell_ms_{t}"
+        )
+    user_content_preferences = view(
+        "user_content_preferences",
+        [user],
+        timedelta(days=90),
+        sql.user_content_preferences(db),
+        preference_fields,
+        "Content-type preferences: impressions, engagements and dwell by media type, so far.",
+    )
+    user_profile = view(
+        "user_profile",
+        [user],
+        timedelta(days=3650),
+        sql.user_profile(db),
+        [
+            Field(name="country", dtype=String),
+            Field(name="is_private", dtype=Bool),
+            Field(name="signed_up_at", dtype=UnixTimestamp),
+        ],
+        "Profile attributes as of each profile event.",
+    )
+    user_follows = view(
+        "user_follows",
+        [user],
+        timedelta(days=3650),
+        sql.follow_counts(db, "user_id"),
+        [*_ints("follower_count", "following_count"), Field(name="tier", dtype=String)],
+        "Followers, accounts followed and follower tier, as of each change.",
+    )
+    post_attributes = view(
+        "post_attributes",
+        [post],
+        timedelta(days=3650),
+        sql.post_attributes(db),
+        [
+            Field(name="media_type", dtype=String),
+            *_ints("media_count", "first_media_width", "first_media_height"),
+            *_floats("aspect_ratio"),
+            *_ints("first_media_pixels"),
+            Field(name="has_video", dtype=Bool),
+            *_ints("total_duration_ms", "hashtag_count", "mention_count", "caption_length"),
+            Field(name="has_location", dtype=Bool),
+            Field(name="created_at", dtype=UnixTimestamp),
+        ],
+        "What the post is: media type, media quality proxies, text; known from its creation.",
+    )
+    engagement_columns = [
+        f"{x}_{w}"
+        for w in (*sql.POST_ENGAGEMENT_WINDOWS, "total")
+        for x in sql.POST_ENGAGEMENT_METRICS
+    ]
+    post_engagement = view(
+        "post_engagement",
+        [post],
+        timedelta(days=30),
+        sql.post_engagement(db),
+        [
+            *_ints(*engagement_columns),
+            *_floats("engagements_per_impression_24h", "engagements_per_impression_total"),
+        ],
+        "Engagements and impressions of the post in the last 1 h, 24 h and in total.",
+    )
+    post_hashtag_trends = view(
+        "post_hashtag_trends",
+        [post],
+        timedelta(hours=3),
+        sql.post_hashtag_trends(db),
+        [*_floats("hashtag_trend_score"), *_ints("hashtag_trend_posts")],
+        "Trend score of the post's hottest hashtag in the latest hour it was used (3 h ttl).",
+    )
+    author_stats = view(
+        "author_stats",
+        [author],
+        timedelta(days=90),
+        sql.author_stats(db),
+        [
+            *_ints(
+                "posts",
+                "stories",
+                *(f"{t}s_received" for t in sql.ENGAGEMENT_TYPES),
+                "impressions",
+                "story_views",
+            ),
+            *_floats("engagements_per_impression", "likes_per_post"),
+        ],
+        "Creator stats so far: what the author published and what it received.",
+    )
+    author_audience = view(
+        "author_audience",
+        [author],
+        timedelta(days=3650),
+        sql.follow_counts(db, "author_id"),
+        [*_ints("follower_count", "following_count"), Field(name="tier", dtype=String)],
+        "The author's followers and tier, as of each change.",
+    )
+    viewer_author_affinity = view(
+        "viewer_author_affinity",
+        [user, author],
+        timedelta(days=90),
+        sql.viewer_author_affinity(db),
+        [
+            *_floats("affinity_score"),
+            *_ints("interactions", *(f"{t}s" for t in sql.dbt_vars()["affinity_weights"])),
+            Field(name="last_interaction_at", dtype=UnixTimestamp),
+        ],
+        "The viewer's engagement with the author's posts so far, and its decayed score then.",
+    )
+    viewer_author_follow = view(
+        "viewer_author_follow",
+        [user, author],
+        timedelta(days=3650),
+        sql.viewer_author_follow(db),
+        [Field(name="is_following", dtype=Bool)],
+        "Whether the viewer follows the author, as of each start or end of the follow.",
+    )
+
+    feed_request = RequestSource(
+        name="feed_request",
+        schema=[Field(name="request_at", dtype=UnixTimestamp)],
+        description="When the feed is requested (the impression time in training data).",
+        owner=OWNER,
+        tags=TEAM,
+    )
+    repo.sources[feed_request.name] = feed_request
+    post_request_features = on_demand_feature_view(
+        name="post_request_features",
+        sources=[post_attributes[["created_at"]], feed_request],
+        schema=[Field(name="post_age_hours", dtype=Float64)],
+        mode="pandas",
+        description="The post's age at request time.",
+        owner=OWNER,
+        tags=TEAM,
+    )(post_age)
+    viewer_author_request_features = on_demand_feature_view(
+        name="viewer_author_request_features",
+        sources=[
+            viewer_author_follow,
+            viewer_author_affinity[["affinity_score", "last_interaction_at"]],
+            feed_request,
+        ],
+        schema=[
+            Field(name="follows_author", dtype=Int64),
+            Field(name="affinity_now", dtype=Float64),
+            Field(name="hours_since_interaction", dtype=Float64),
+        ],
+        mode="pandas",
+        description="Follow state and affinity at request time.",
+        owner=OWNER,
+        tags=TEAM,
+    )(viewer_author_at_request)
+    repo.on_demand_feature_views = {
+        v.name: v for v in (post_request_features, viewer_author_request_features)
+    }
+
+    def service(name: str, features: list, description: str) -> FeatureService:
+        return FeatureService(
+            name=name,
+            features=features,
+            description=description,
+            owner=OWNER,
+            tags={**TEAM, "version": FEATURE_SERVICE_VERSIONS[name]},
+        )
+
+    repo.feature_services = {
+        s.name: s
+        for s in (
+            service(
+                "feed_ranker_v1",
+                [
+                    user_activity,
+                    user_content_preferences,
+                    user_profile,
+                    user_follows,
+                    post_attributes,
+                    post_engagement,
+                    post_hashtag_trends,
+                    author_stats,
+                    author_audience,
+                    viewer_author_affinity[["interactions", "likes", "comments", "shares", "saves"]],
+                    post_request_features,
+                    viewer_author_request_features,
+                ],
+                "Features of the feed ranker v1: viewer, candidate post, its author, the pair.",
+            ),
+            service(
+                "recommender_v1",
+                [
+                    user_activity[["engagements_28d", "impressions_28d", "active_days_28d"]],
+                    user_content_preferences,
+                    user_follows[["following_count"]],
+                    post_attributes[["media_type", "media_count", "has_video", "hashtag_count"]],
+                    post_engagement[
+                        ["engagements_total", "impressions_total", "engagements_per_impression_total"]
+                    ],
+                    author_stats[["posts", "engagements_per_impression"]],
+                    author_audience[["follower_count", "tier"]],
+                ],
+                "Features of the candidate recommender v1 (no request-time features).",
+            ),
+        )
+    }
+    return repo
