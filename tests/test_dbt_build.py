@@ -7,17 +7,12 @@ collide. A corrupted raw table must make the right dbt tests fail, and say why.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
+from analytics_support import PROJECT_DIR, DbtRun, run_dbt
 
 from ingestion.landing_source import landing_batches
 from ingestion.loader import load_records
@@ -27,25 +22,7 @@ from workload.config import WorkloadConfig
 from workload.generator import generate
 from workload.writer import write_workload
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent / "transformations"
-DBT = Path(sys.executable).parent / "dbt"
 START = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@dataclass
-class DbtRun:
-    returncode: int
-    output: str
-    results: list[dict[str, Any]]  # run_results.json "results"
-
-    def by_name(self) -> dict[str, dict[str, Any]]:
-        """Results by node name (unique ids: model.<project>.<name>, test.<project>.<name>.<hash>,
-        unit_test.<project>.<model>.<name>)."""
-        named = {}
-        for result in self.results:
-            parts = result["unique_id"].split(".")
-            named[parts[3] if parts[0] == "unit_test" else parts[2]] = result
-        return named
 
 
 def raw_data(work: Path, users: int, days: int) -> Path:
@@ -62,22 +39,7 @@ def raw_data(work: Path, users: int, days: int) -> Path:
 
 
 def dbt(work: Path, chdb_path: Path, *args: str) -> DbtRun:
-    env = {
-        **os.environ,
-        "CHDB_PATH": str(chdb_path),
-        "DBT_SCHEMA": "analytics",
-        "RAW_DATABASE": "raw",
-        "DBT_TARGET": "embedded",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    target = work / "target"
-    command = [str(DBT), *args, "--project-dir", str(PROJECT_DIR)]
-    command += ["--profiles-dir", str(PROJECT_DIR), "--target-path", str(target)]
-    command += ["--log-path", str(work / "logs")]
-    done = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=600)
-    results_file = target / "run_results.json"
-    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
-    return DbtRun(done.returncode, done.stdout + done.stderr, results)
+    return run_dbt(work, chdb_path, *args)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,6 @@ where it says the same thing, the hidden ground truth.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,18 +22,15 @@ import orjson
 import pandas as pd
 import pytest
 import yaml
+from analytics_support import PROJECT_DIR, load_landing, run_dbt
 
 from ingestion.landing import hour_of_partition
-from ingestion.landing_source import landing_batches
-from ingestion.loader import load_records
 from objectstore.store import ObjectStore, open_store
-from warehouse import clickhouse_client, ensure_raw_tables
+from warehouse import clickhouse_client
 from workload.config import WorkloadConfig
 from workload.generator import Workload, generate
 from workload.writer import write_workload
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent / "transformations"
-DBT = Path(sys.executable).parent / "dbt"
 VARS: dict[str, Any] = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SPLIT = START + timedelta(days=1)  # first load: files that arrived before; second: the rest
@@ -78,28 +72,13 @@ class Built:
 
 
 def load(chdb_path: Path, store: ObjectStore, partitions: list[str]) -> None:
-    with clickhouse_client(f"chdb://{chdb_path}") as client:
-        ensure_raw_tables(client, "raw")
-        for _, records in landing_batches(store, "landing/events", partitions):
-            load_records(client, "raw", records)
+    load_landing(chdb_path, store, partitions)
 
 
 def dbt(command: str, chdb_path: Path, work: Path) -> None:
     """`dbt <command>` in a subprocess; the caller has closed its chDB client on chdb_path."""
-    env = {
-        **os.environ,
-        "CHDB_PATH": str(chdb_path),
-        "DBT_SCHEMA": "analytics",
-        "RAW_DATABASE": "raw",
-        "DBT_TARGET": "embedded",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
-    args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    result = subprocess.run(
-        [str(DBT), command, *args], env=env, cwd=work, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"dbt {command} failed:\n{result.stdout[-6000:]}{result.stderr}"
+    result = run_dbt(work, chdb_path, command)
+    assert result.returncode == 0, f"dbt {command} failed:\n{result.output[-6000:]}"
 
 
 @pytest.fixture(scope="module")

@@ -218,3 +218,18 @@ usage_exit() {
     echo "usage: $0 {$1}" >&2
     exit 2
 }
+
+# Ports and local-only credentials of the loopback services, overridable from the environment.
+service_defaults() {
+  KAFKA_PORT="${KAFKA_PORT:-19092}"
+  S3_PORT="${S3_PORT:-19000}"
+  S3_ACCESS_KEY="${S3_ACCESS_KEY:-minioadmin}"
+  S3_SECRET_KEY="${S3_SECRET_KEY:-minioadmin-secret}"
+  S3_BUCKET="${S3_BUCKET:-photo-platform}"
+  S3_REGION="${S3_REGION:-us-east-1}"
+  REDIS_PORT="${REDIS_PORT:-16379}"
+  PG_PORT="${PG_PORT:-15432}"
+  PG_USER="${PG_USER:-platform}"
+  PG_PASSWORD="${PG_PASSWORD:-platform}"
+  export KAFKA_PORT S3_PORT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET S3_REGION REDIS_PORT PG_PORT PG_USER PG_PASSWORD
+}

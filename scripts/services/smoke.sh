@@ -12,16 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/services/lib.sh
 source "$HERE/lib.sh"
 
-KAFKA_PORT="${KAFKA_PORT:-19092}"
-S3_PORT="${S3_PORT:-19000}"
-S3_ACCESS_KEY="${S3_ACCESS_KEY:-minioadmin}"
-S3_SECRET_KEY="${S3_SECRET_KEY:-minioadmin-secret}"
-S3_BUCKET="${S3_BUCKET:-photo-platform}"
-S3_REGION="${S3_REGION:-us-east-1}"
-REDIS_PORT="${REDIS_PORT:-16379}"
-PG_PORT="${PG_PORT:-15432}"
-PG_USER="${PG_USER:-platform}"
-PG_PASSWORD="${PG_PASSWORD:-platform}"
+service_defaults
 
 token="smoke-$(date +%s)-$$"
 failed=0
