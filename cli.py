@@ -35,7 +35,12 @@ def demo(
     """The whole job on the embedded profile: generate a workload, ingest it, show the results."""
     from appconfig import get_settings
     from objectstore import store_from_settings
-    from orchestration.runs import ingest_partition_range, raw_table_summary
+    from orchestration.runs import (
+        build_analytics,
+        ingest_partition_range,
+        mart_summary,
+        raw_table_summary,
+    )
     from workload.config import WorkloadConfig
     from workload.generator import generate
     from workload.writer import write_workload
@@ -81,12 +86,28 @@ def demo(
     for reason, count in summary["reasons"][:10]:
         reasons.add_row(reason, f"{count:,}")
     console.print(reasons)
-    console.print(
-        f"done in {time.perf_counter() - started:.1f} s. See it in the Dagster UI: [bold]make ui[/]"
-    )
     if any(rows != expected.get(name, 0) for name, rows in summary["rows"].items()):
         console.print("[red]row counts differ from the generator's manifest[/]")
         raise typer.Exit(1)
+
+    console.print("building the analytics marts (dbt build, with tests and quality checks) ...")
+    if not build_analytics():
+        console.print("[red]dbt build failed: see the run in the Dagster UI (make ui)[/]")
+        raise typer.Exit(1)
+    marts = mart_summary(settings)
+    overview = Table(title="marts")
+    overview.add_column("what")
+    overview.add_column("value", justify="right")
+    for tier, count in marts["tiers"]:
+        overview.add_row(f"users: {tier}", f"{count:,}")
+    for day, active in marts["daily_active_users"][-3:]:
+        overview.add_row(f"active users {day}", f"{active:,}")
+    for tag, score in marts["trending"]:
+        overview.add_row(f"trending #{tag}", f"{score:.1f}")
+    console.print(overview)
+    console.print(
+        f"done in {time.perf_counter() - started:.1f} s. See it in the Dagster UI: [bold]make ui[/]"
+    )
 
 
 if __name__ == "__main__":

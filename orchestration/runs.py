@@ -32,6 +32,39 @@ def ingest_partition_range(start: str, end: str, settings: Settings | None = Non
     return result.success
 
 
+def build_analytics(settings: Settings | None = None) -> bool:
+    """One `dbt build` run (models, tests, mart checks) recorded in the persistent instance."""
+    from orchestration.definitions import defs
+
+    settings = settings or get_settings()
+    ensure_dagster_home(settings)
+    job = defs().resolve_job_def("build_analytics")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    return result.success
+
+
+def mart_summary(settings: Settings) -> dict[str, Any]:
+    """A few numbers people look at first: tiers, the newest day's activity, trending tags."""
+    marts = f"{settings.analytics_schema}_marts"
+    with clickhouse_client(settings.clickhouse_url) as client:
+        tiers = client.query(
+            f"SELECT tier, count() FROM {marts}.dim_users GROUP BY tier ORDER BY 2 DESC"
+        ).result_rows
+        dau = client.query(
+            f"SELECT activity_date, active_users FROM {marts}.fct_daily_active_users ORDER BY activity_date"
+        ).result_rows
+        trending = client.query(
+            f"SELECT hashtag, max(trending_score) AS score FROM {marts}.fct_hashtag_trends "
+            "GROUP BY hashtag ORDER BY score DESC LIMIT 5"
+        ).result_rows
+    return {"tiers": tiers, "daily_active_users": dau, "trending": trending}
+
+
 def raw_table_summary(settings: Settings, partition_keys: set[str]) -> dict[str, Any]:
     keys = sorted(partition_keys)
     db = settings.clickhouse_raw_database
