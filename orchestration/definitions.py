@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import analytics, ingestion, streaming
+from orchestration import analytics, ingestion, media, streaming
 from orchestration.resources import build_resources
 
 
@@ -18,5 +18,6 @@ def defs() -> dg.Definitions:
         ingestion.defs(),
         analytics.defs(),
         streaming.defs(),
+        media.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )

@@ -1,8 +1,23 @@
 {{ config(order_by='post_id') }}
 
--- one row per post, with its media summarised and whether its author deleted it
+-- one row per post, with its media summarised, the quality of its processed media (null until
+-- the media pipeline has processed any of it) and whether its author deleted it
+with post_media_quality as (
+    select
+        post_id,
+        toNullable(count()) as processed_media_count,
+        min(sharpness) as min_media_sharpness,
+        avg(brightness) as mean_media_brightness,
+        max(megapixels) as max_media_megapixels,
+        max(blockiness) as max_media_blockiness,
+        toNullable(toBool(countIf(is_corrupt) > 0)) as has_corrupt_media
+    from {{ ref('stg_media__objects') }}
+    where post_id is not null
+    group by post_id
+)
+
 select
-    post_id,
+    int_posts.post_id as post_id,
     author_id,
     created_at,
     media_type,
@@ -21,5 +36,12 @@ select
     caption,
     lengthUTF8(ifNull(caption, '')) as caption_length,
     is_deleted,
-    deleted_at
-from {{ ref('int_posts') }}
+    deleted_at,
+    post_media_quality.processed_media_count as processed_media_count,
+    post_media_quality.min_media_sharpness as min_media_sharpness,
+    post_media_quality.mean_media_brightness as mean_media_brightness,
+    post_media_quality.max_media_megapixels as max_media_megapixels,
+    post_media_quality.max_media_blockiness as max_media_blockiness,
+    post_media_quality.has_corrupt_media as has_corrupt_media
+from {{ ref('int_posts') }} as int_posts
+left join post_media_quality on int_posts.post_id = post_media_quality.post_id

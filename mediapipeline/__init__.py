@@ -1,0 +1,1 @@
+"""The media pipeline: renditions, metadata and quality features of uploaded originals."""

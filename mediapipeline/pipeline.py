@@ -1,0 +1,300 @@
+"""Process uploaded originals into renditions and one metadata row each, in parallel.
+
+Workers (a process pool) only read originals from the object store and write renditions to it,
+under `media/renditions/<variant>/<rest of the original key>`; they return metadata rows to
+the parent, which alone writes ClickHouse (`<database>.objects`), once per batch: embedded chDB
+allows one process per data directory.
+
+Idempotent: keys already in the table are skipped. An original that is not (yet) in the store
+is counted as missing and not recorded, so it is picked up once it arrives; a corrupt or
+unsupported one is recorded with its reason and never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from mediapipeline.images import ImageResult, process_image
+from mediapipeline.videos import VideoResult, process_video
+from objectstore.store import ObjectStore
+
+ORIGINALS_PREFIX = "media/originals/"
+RENDITIONS_PREFIX = "media/renditions/"
+TABLE = "objects"
+IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp"}
+VIDEO_MIME_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
+EXTENSION_MIME_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+}
+COLUMNS = (
+    "object_key",
+    "post_id",
+    "user_id",
+    "mime_type",
+    "width",
+    "height",
+    "duration_ms",
+    "bytes",
+    "format",
+    "orientation",
+    "megapixels",
+    "sharpness",
+    "brightness",
+    "blockiness",
+    "exif",
+    "status",
+    "reason",
+    "rendition_keys",
+    "processed_at",
+)
+
+StoreFactory = Callable[[], ObjectStore]
+
+
+def objects_table_ddl(database: str) -> list[str]:
+    """Statements creating `<database>.objects` (dbt's on-run-start hook runs the same ones)."""
+    return [
+        f"create database if not exists {database}",
+        f"create table if not exists {database}.{TABLE} ("
+        "object_key String, post_id Nullable(Int64), user_id Nullable(Int64), "
+        "mime_type String, width Nullable(UInt32), height Nullable(UInt32), "
+        "duration_ms Nullable(UInt32), bytes UInt64, format String, "
+        "orientation UInt8, megapixels Nullable(Float64), sharpness Nullable(Float64), "
+        "brightness Nullable(Float64), blockiness Nullable(Float64), exif String, "
+        "status String, reason String, rendition_keys Map(String, String), "
+        "processed_at DateTime64(3, 'UTC')"
+        ") engine = ReplacingMergeTree(processed_at) order by object_key",
+    ]
+
+
+def ensure_objects_table(client: Client, database: str) -> None:
+    for statement in objects_table_ddl(database):
+        client.command(statement)
+
+
+@dataclass(frozen=True)
+class MediaJob:
+    """One original to process; post and user are known when it came from an event."""
+
+    object_key: str
+    mime_type: str = ""
+    post_id: int | None = None
+    user_id: int | None = None
+
+    @property
+    def kind(self) -> str:
+        mime = self.mime_type or EXTENSION_MIME_TYPES.get(
+            PurePosixPath(self.object_key).suffix.lower(), ""
+        )
+        if mime in IMAGE_MIME_TYPES:
+            return "image"
+        if mime in VIDEO_MIME_TYPES:
+            return "video"
+        return "other"
+
+
+@dataclass
+class PipelineReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_existing: int = 0
+    missing: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    renditions: int = 0
+    rendition_bytes: int = 0
+
+    @property
+    def processed(self) -> int:
+        return len(self.rows)
+
+    @property
+    def objects_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds else 0.0
+
+
+def rendition_key(original_key: str, variant: str, extension: str) -> str:
+    """`media/originals/u/p/0.jpg` -> `media/renditions/<variant>/u/p/0<extension>`."""
+    rest = original_key.removeprefix(ORIGINALS_PREFIX)
+    return f"{RENDITIONS_PREFIX}{variant}/{PurePosixPath(rest).with_suffix(extension)}"
+
+
+def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
+    """Read one original, write its renditions, return its metadata row (None: not in store).
+
+    Runs in a worker; touches only the object store."""
+    try:
+        data = store.get(job.object_key)
+    except (FileNotFoundError, KeyError):
+        return None
+    except Exception as error:  # an S3 NoSuchKey is a ClientError
+        if "NoSuchKey" in str(error) or "404" in str(error):
+            return None
+        raise
+    kind = job.kind
+    result: ImageResult | VideoResult
+    if kind == "image":
+        result = process_image(data)
+    elif kind == "video":
+        result = process_video(data, PurePosixPath(job.object_key).suffix or ".mp4")
+    else:
+        result = ImageResult(
+            "unsupported", f"mime type {job.mime_type or 'unknown'!r}", bytes=len(data)
+        )
+    keys = {}
+    for variant, rendition in result.renditions.items():
+        key = rendition_key(
+            job.object_key, variant, ".mp4" if rendition.format == "MP4" else ".jpg"
+        )
+        store.put(key, rendition.data)
+        keys[variant] = key
+    is_image = isinstance(result, ImageResult)
+    return {
+        "object_key": job.object_key,
+        "post_id": job.post_id,
+        "user_id": job.user_id,
+        "mime_type": job.mime_type,
+        "width": result.width,
+        "height": result.height,
+        "duration_ms": None if is_image else result.duration_ms,  # type: ignore[union-attr]
+        "bytes": result.bytes,
+        "format": result.format,
+        "orientation": result.orientation if is_image else 1,  # type: ignore[union-attr]
+        "megapixels": result.megapixels,
+        "sharpness": result.sharpness,
+        "brightness": result.brightness,
+        "blockiness": result.blockiness if is_image else None,  # type: ignore[union-attr]
+        "exif": json.dumps(
+            {**result.exif, "had_location": result.had_location}  # type: ignore[union-attr]
+            if is_image
+            else {"codec": result.codec},  # type: ignore[union-attr]
+            sort_keys=True,
+        ),
+        "status": result.status,
+        "reason": result.reason,
+        "rendition_keys": keys,
+        "rendition_bytes": sum(len(r.data) for r in result.renditions.values()),
+        "processed_at": datetime.now(UTC),
+    }
+
+
+def processed_keys(client: Client, database: str, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` already have a row."""
+    keys = list(keys)
+    done: set[str] = set()
+    for start in range(0, len(keys), 10_000):
+        chunk = keys[start : start + 10_000]
+        result = client.query(
+            f"select object_key from {database}.{TABLE} where object_key in {{keys:Array(String)}}",
+            parameters={"keys": chunk},
+        )
+        done.update(row[0] for row in result.result_rows)
+    return done
+
+
+def process_media(
+    client: Client,
+    database: str,
+    store_factory: StoreFactory,
+    jobs: Sequence[MediaJob],
+    *,
+    workers: int | None = None,
+    batch_size: int = 500,
+) -> PipelineReport:
+    """Process the jobs not yet in `<database>.objects`; insert their rows in batches."""
+    started = time.perf_counter()
+    ensure_objects_table(client, database)
+    unique = list({job.object_key: job for job in jobs}.values())
+    done = processed_keys(client, database, [j.object_key for j in unique])
+    todo = [j for j in unique if j.object_key not in done]
+    report = PipelineReport(
+        skipped_existing=len(unique) - len(todo), workers=max(1, workers or os.cpu_count() or 1)
+    )
+    batch: list[dict[str, Any]] = []
+    for row in _run(store_factory, todo, report.workers):
+        if row is None:
+            report.missing += 1
+            continue
+        report.renditions += len(row["rendition_keys"])
+        report.rendition_bytes += row.pop("rendition_bytes")
+        batch.append(row)
+        if len(batch) >= batch_size:
+            insert_rows(client, database, batch)
+            report.rows += batch
+            batch = []
+    if batch:
+        insert_rows(client, database, batch)
+        report.rows += batch
+    report.by_status = dict(Counter(r["status"] for r in report.rows))
+    report.by_kind = dict(
+        Counter(MediaJob(r["object_key"], r["mime_type"]).kind for r in report.rows)
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def insert_rows(client: Client, database: str, rows: list[dict[str, Any]]) -> None:
+    client.insert(
+        f"{database}.{TABLE}",
+        [[row[c] for c in COLUMNS] for row in rows],
+        column_names=list(COLUMNS),
+    )
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+_worker_store: ObjectStore | None = None
+
+
+def _worker_init(store_factory: StoreFactory) -> None:
+    global _worker_store
+    _worker_store = store_factory()
+
+
+def _worker_process(job: MediaJob) -> dict[str, Any] | None:
+    assert _worker_store is not None
+    return process_object(_worker_store, job)
+
+
+def _run(
+    store_factory: StoreFactory, jobs: list[MediaJob], workers: int
+) -> Iterator[dict[str, Any] | None]:
+    if workers < 2 or len(jobs) < 2:
+        store = store_factory()
+        for job in jobs:
+            yield process_object(store, job)
+        return
+    with _pool(store_factory, workers) as pool:
+        # unordered would be faster with mixed sizes, but map keeps memory bounded by chunks
+        yield from pool.map(_worker_process, jobs, chunksize=4)
+
+
+@contextmanager
+def _pool(store_factory: StoreFactory, workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Spawned workers: the parent may hold a chDB session and Dagster threads, which a fork
+    would copy."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(store_factory,)
+    ) as pool:
+        yield pool

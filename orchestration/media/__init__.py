@@ -1,0 +1,16 @@
+"""The media domain: uploaded originals into renditions and `media.objects` metadata rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.media.assets import media_objects
+
+
+def defs() -> dg.Definitions:
+    media_job = dg.define_asset_job(
+        "process_media",
+        selection=dg.AssetSelection.assets(media_objects),
+        description="Renditions, metadata and quality features of posts' media not yet processed.",
+    )
+    return dg.Definitions(assets=[media_objects], jobs=[media_job])
