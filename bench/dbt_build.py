@@ -38,7 +38,9 @@ def load_events(ch_url: str, tmp: Path, target: int) -> int:
         ensure_raw_tables(client, "raw")
         while loaded < target:
             store = open_store(f"file://{tmp}/objects-{seed}")
-            workload = generate(WorkloadConfig(users=users, days=3, seed=100 + seed), progress=False)
+            workload = generate(
+                WorkloadConfig(users=users, days=3, seed=100 + seed), progress=False
+            )
             written = write_workload(store, "landing/events", workload)
             del workload
             for _, records in landing_batches(store, "landing/events", sorted(written.partitions)):
@@ -63,13 +65,33 @@ def main() -> None:
             client.query(f"SELECT count(), sum(cityHash64(payload)) FROM ({union})")
             scan_seconds = time.perf_counter() - started
 
-        env = {**os.environ, "DBT_TARGET": "embedded", "CHDB_PATH": str(ch_path), "RAW_DATABASE": "raw",
-               "DBT_SCHEMA": "bench", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        env = {
+            **os.environ,
+            "DBT_TARGET": "embedded",
+            "CHDB_PATH": str(ch_path),
+            "RAW_DATABASE": "raw",
+            "DBT_SCHEMA": "bench",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
         started = time.perf_counter()
         run = subprocess.run(
-            [dbt_executable(), "build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-             "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"), "--quiet"],
-            env=env, cwd=PROJECT_DIR, capture_output=True, text=True,
+            [
+                dbt_executable(),
+                "build",
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--profiles-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(tmp / "target"),
+                "--log-path",
+                str(tmp / "logs"),
+                "--quiet",
+            ],
+            env=env,
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
         )
         dbt_seconds = time.perf_counter() - started
         results = json.loads((tmp / "target" / "run_results.json").read_text())["results"]
@@ -80,7 +102,9 @@ def main() -> None:
 
     print(f"events: {events:,}; dbt nodes: {len(results)} (all passed)")
     print(f"dbt build: {dbt_seconds:.1f} s = {events / dbt_seconds:,.0f} events/s")
-    print(f"bare scan of every raw event: {scan_seconds:.2f} s = {events / scan_seconds:,.0f} events/s")
+    print(
+        f"bare scan of every raw event: {scan_seconds:.2f} s = {events / scan_seconds:,.0f} events/s"
+    )
     print(f"ratio dbt build / bare scan (time): {dbt_seconds / scan_seconds:.1f}x")
 
 
