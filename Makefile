@@ -45,6 +45,9 @@ services-smoke: ## a real round trip through each running service with its own c
 bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.ingest
 	$(RUN) python -m bench.generator
+	$(RUN) python -m bench.dbt_build --events 1000000
+	$(RUN) python -m bench.media_renditions
+	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features"
 
 clean: ## remove the embedded profile's data
 	rm -rf .data

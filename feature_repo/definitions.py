@@ -8,6 +8,8 @@ ClickHouse closes the client Feast caches, see STACK.md).
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -57,37 +59,49 @@ def _floats(*names: str) -> list[Field]:
     return [Field(name=n, dtype=Float64) for n in names]
 
 
-# --- on-demand transformations (module level, so the registry can pickle them by reference) ---
-
-
-def _as_utc(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        return pd.to_datetime(values, unit="s", utc=True)
-    return pd.to_datetime(values, utc=True)
+# --- on-demand transformations -----------------------------------------------------------------
+# Feast stores a UDF's source and rebuilds it from that text with only `pd` and `np` in scope:
+# each one imports what else it needs itself.
 
 
 def post_age(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Hours from the post's creation to the request (negative never: clipped at 0)."""
-    age = (_as_utc(inputs["request_at"]) - _as_utc(inputs["created_at"])).dt.total_seconds()
+    """Hours from the post's creation to the request (clipped at 0)."""
+    from feature_repo.sql import as_utc
+
+    age = (as_utc(inputs["request_at"]) - as_utc(inputs["created_at"])).dt.total_seconds()
     return pd.DataFrame({"post_age_hours": (age / 3600.0).clip(lower=0.0).astype("float64")})
 
 
 def viewer_author_at_request(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Follow state (never followed: False) and the affinity decayed to request time."""
-    half_life_hours = float(sql.dbt_vars()["affinity_half_life_days"]) * 24.0
-    following = inputs["is_following"].astype("boolean").fillna(False).astype(bool)
-    request_at = _as_utc(inputs["request_at"])
-    last = _as_utc(inputs["last_interaction_at"])
-    hours = ((request_at - last).dt.total_seconds() / 3600.0).clip(lower=0.0)
+    """Follow state (never followed: 0) and the affinity decayed to request time (none: 0)."""
+    from feature_repo.sql import affinity_half_life_hours, as_utc
+
+    following = inputs["is_following"].astype("boolean").fillna(False).astype("int64")
+    hours = (
+        (as_utc(inputs["request_at"]) - as_utc(inputs["last_interaction_at"])).dt.total_seconds()
+        / 3600.0
+    ).clip(lower=0.0)
     score = pd.to_numeric(inputs["affinity_score"], errors="coerce")
-    decayed = (score * np.exp2(-hours / half_life_hours)).fillna(0.0)
+    decayed = (score * np.exp2(-hours / affinity_half_life_hours())).fillna(0.0)
     return pd.DataFrame(
         {
-            "follows_author": following.astype("int64"),
+            "follows_author": following,
             "affinity_now": decayed.astype("float64"),
             "hours_since_interaction": hours.astype("float64"),
         }
     )
+
+
+def _fresh(function: Callable) -> Callable:
+    """A copy of a UDF for Feast's decorator, which rewrites the `__module__` of the function it
+    is given (so a second `build()` could no longer find its source)."""
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__
+    )
+    copy.__qualname__ = function.__qualname__
+    copy.__doc__ = function.__doc__
+    copy.__annotations__ = dict(function.__annotations__)
+    return copy
 
 
 # --- the repo -----------------------------------------------------------------------------------
@@ -221,6 +235,24 @@ def build(databases: Databases) -> FeatureRepo:
         ],
         "What the post is: media type, media quality proxies, text; known from its creation.",
     )
+    post_media_quality = view(
+        "post_media_quality",
+        [post],
+        timedelta(days=3650),
+        sql.post_media_quality(db),
+        [
+            *_ints("processed_media_count"),
+            *_floats(
+                "min_media_sharpness",
+                "mean_media_brightness",
+                "max_media_megapixels",
+                "max_media_blockiness",
+            ),
+            Field(name="has_corrupt_media", dtype=Bool),
+        ],
+        "Quality of the post's processed media (sharpness, brightness, resolution, blockiness), "
+        "known once the media pipeline has processed it.",
+    )
     engagement_columns = [
         f"{x}_{w}"
         for w in (*sql.POST_ENGAGEMENT_WINDOWS, "total")
@@ -307,7 +339,7 @@ def build(databases: Databases) -> FeatureRepo:
         description="The post's age at request time.",
         owner=OWNER,
         tags=TEAM,
-    )(post_age)
+    )(_fresh(post_age))
     viewer_author_request_features = on_demand_feature_view(
         name="viewer_author_request_features",
         sources=[
@@ -324,7 +356,7 @@ def build(databases: Databases) -> FeatureRepo:
         description="Follow state and affinity at request time.",
         owner=OWNER,
         tags=TEAM,
-    )(viewer_author_at_request)
+    )(_fresh(viewer_author_at_request))
     repo.on_demand_feature_views = {
         v.name: v for v in (post_request_features, viewer_author_request_features)
     }
@@ -349,11 +381,14 @@ def build(databases: Databases) -> FeatureRepo:
                     user_profile,
                     user_follows,
                     post_attributes,
+                    post_media_quality,
                     post_engagement,
                     post_hashtag_trends,
                     author_stats,
                     author_audience,
-                    viewer_author_affinity[["interactions", "likes", "comments", "shares", "saves"]],
+                    viewer_author_affinity[
+                        ["interactions", "likes", "comments", "shares", "saves"]
+                    ],
                     post_request_features,
                     viewer_author_request_features,
                 ],
@@ -367,7 +402,11 @@ def build(databases: Databases) -> FeatureRepo:
                     user_follows[["following_count"]],
                     post_attributes[["media_type", "media_count", "has_video", "hashtag_count"]],
                     post_engagement[
-                        ["engagements_total", "impressions_total", "engagements_per_impression_total"]
+                        [
+                            "engagements_total",
+                            "impressions_total",
+                            "engagements_per_impression_total",
+                        ]
                     ],
                     author_stats[["posts", "engagements_per_impression"]],
                     author_audience[["follower_count", "tier"]],

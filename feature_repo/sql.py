@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from contracts.catalog import MEDIA_TYPES
@@ -44,9 +46,25 @@ class Databases:
         return cls(marts=f"{analytics_schema}_marts", staging=f"{analytics_schema}_staging")
 
 
+@cache
 def dbt_vars() -> dict:
     """The dbt project's vars: tiers and affinity weights mean the same here as in the marts."""
     return yaml.safe_load(DBT_PROJECT.read_text())["vars"]
+
+
+def affinity_half_life_hours() -> float:
+    return float(dbt_vars()["affinity_half_life_days"]) * 24.0
+
+
+def as_utc(values: pd.Series) -> pd.Series:
+    """Timestamps (datetimes, or Unix seconds as online reads return them) as UTC datetimes."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(values):
+        return values.dt.tz_localize("UTC")
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(pd.to_numeric(values, errors="coerce") * 1e9, unit="ns", utc=True)
+    return pd.to_datetime(values, utc=True)
 
 
 def _ts(expression: str) -> str:
@@ -83,7 +101,9 @@ def _windowed(
     columns = [
         f"toInt64(sum({m}) over w_{name}) as {m}_{name}" for name in windows for m in metrics
     ]
-    columns += [f"toInt64(sum(has_activity) over w_{name}) as active_buckets_{name}" for name in windows]
+    columns += [
+        f"toInt64(sum(has_activity) over w_{name}) as active_buckets_{name}" for name in windows
+    ]
     if cumulative:
         columns += [f"toInt64(sum({m}) over w_total) as {m}_total" for m in metrics]
     return f"""
@@ -107,7 +127,7 @@ def _windowed(
 
 
 def _rate(numerator: str, denominator: str) -> str:
-    return f"if({denominator} = 0, 0, {numerator} / {denominator})"
+    return f"if(({denominator}) = 0, 0, ({numerator}) / ({denominator}))"
 
 
 # --- users ------------------------------------------------------------------------------------
@@ -369,6 +389,32 @@ def post_attributes(db: Databases) -> str:
     """
 
 
+def post_media_quality(db: Databases) -> str:
+    """Per post and instant the media pipeline processed one of its media: quality of the media
+    processed so far (as dim_posts summarises it), known from `processed_at`, not from posting."""
+    return f"""
+    with processed as (
+        select post_id, processed_at, sharpness, brightness, megapixels, blockiness,
+            toUInt8(is_corrupt) as corrupt
+        from {db.staging}.stg_media__objects
+        where post_id is not null
+    )
+    select
+        assumeNotNull(post_id) as post_id,
+        {_ts("processed_at")} as event_timestamp,
+        toInt64(count() over w) as processed_media_count,
+        min(sharpness) over w as min_media_sharpness,
+        avg(brightness) over w as mean_media_brightness,
+        max(megapixels) over w as max_media_megapixels,
+        max(blockiness) over w as max_media_blockiness,
+        toBool(max(corrupt) over w) as has_corrupt_media
+    from processed
+    window w as (partition by post_id order by processed_at rows between unbounded preceding and current row)
+    order by post_id, event_timestamp desc
+    limit 1 by post_id, event_timestamp
+    """
+
+
 POST_ENGAGEMENT_METRICS = ("likes", "comments", "shares", "saves", "engagements", "impressions")
 POST_ENGAGEMENT_WINDOWS = {"1h": 1, "24h": 24}
 
@@ -441,7 +487,9 @@ def author_stats(db: Databases) -> str:
     """Per author and hour end: what they published and what it received, so far (the history of
     fct_creator_stats; story views count when the story expires, as in fct_story_views)."""
     m = db.marts
-    flags = ", ".join(f"toUInt64(engagement_type = '{t}') as {t}s_received" for t in ENGAGEMENT_TYPES)
+    flags = ", ".join(
+        f"toUInt64(engagement_type = '{t}') as {t}s_received" for t in ENGAGEMENT_TYPES
+    )
     zeros = ", ".join(f"0 as {t}s_received" for t in ENGAGEMENT_TYPES)
     metrics = (
         "posts",
@@ -500,9 +548,11 @@ def viewer_author_affinity(db: Databases) -> str:
     v = dbt_vars()
     weights = v["affinity_weights"]
     half_life_ms = float(v["affinity_half_life_days"]) * 86_400_000
-    weight = "multiIf(" + ", ".join(
-        f"engagement_type = '{t}', {float(w)}" for t, w in weights.items()
-    ) + ", 0.0)"
+    weight = (
+        "multiIf("
+        + ", ".join(f"engagement_type = '{t}', {float(w)}" for t, w in weights.items())
+        + ", 0.0)"
+    )
     counts = ", ".join(f"countIf(engagement_type = '{t}') as {t}s" for t in weights)
     cumulative = ", ".join(f"toInt64(sum({t}s) over w) as {t}s" for t in weights)
     # score(t) = sum_i w_i 2^-((t - t_i)/h) = 2^-((t - t0)/h) * sum_i w_i 2^((t_i - t0)/h): a

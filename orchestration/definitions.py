@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import analytics, ingestion, media, streaming
+from orchestration import analytics, features, ingestion, media, streaming
 from orchestration.resources import build_resources
 
 
@@ -19,5 +19,6 @@ def defs() -> dg.Definitions:
         analytics.defs(),
         streaming.defs(),
         media.defs(),
+        features.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )

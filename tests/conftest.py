@@ -119,3 +119,31 @@ def s3_settings() -> dict[str, str]:
         "S3_SECRET_KEY": env.get("S3_SECRET_KEY", ""),
         "S3_BUCKET": env.get("S3_BUCKET", "photo-platform"),
     }
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A running Redis (`make services-up`): REDIS_URL from the environment or services.env."""
+    from urllib.parse import urlparse
+
+    url = os.environ.get("REDIS_URL") or services_env().get(
+        "REDIS_URL", "redis://127.0.0.1:16379/0"
+    )
+    parsed = urlparse(url)
+    require_service("Redis", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 6379), url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def feast_registry_url() -> str:
+    """The PostgreSQL database for Feast's SQL registry (`make services-up` creates it)."""
+    from urllib.parse import urlparse
+
+    url = os.environ.get("FEAST_REGISTRY_URL") or services_env().get(
+        "FEAST_REGISTRY_URL", "postgresql://platform:platform@127.0.0.1:15432/feast"
+    )
+    parsed = urlparse(url)
+    require_service(
+        "PostgreSQL", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 5432), url
+    )
+    return url

@@ -1,0 +1,447 @@
+"""Online features for serving: one user and up to 1,000 candidate posts in one call.
+
+Feast stays the source of truth: the registry says which views and features a feature service
+(or a list of feature references) needs, the online store holds the values (written by Feast's
+materialization), and on-demand views run Feast's own transformation from the registry. What
+changes is the read: instead of Feast's per-entity, per-feature protobuf values, the reader
+fetches the per-entity vectors `featurestore.online_stores` writes beside them, all views and
+entities in one round trip (one SQLite query, or one Redis MGET), and decodes them with numpy.
+
+It also applies each view's ttl at request time, as the offline point-in-time join does (Feast's
+own online read returns a value however old it is).
+
+    reader = OnlineFeatureReader(feature_store(), "feed_ranker_v1")
+    features = reader.read(user_id=1, post_ids=[...], author_ids=[...])
+    features.user        # {"user_activity__likes_7d": 3, ...}
+    features.candidates  # DataFrame, one row per post: post, author and pair features
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureService, FeatureStore, FeatureView
+from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
+from feast.value_type import ValueType
+
+from featurestore.online_stores import (
+    PlatformRedisOnlineStoreConfig,
+    PlatformSqliteOnlineStoreConfig,
+    redis_vector_key,
+    sqlite_vector_table,
+)
+from featurestore.vectors import VectorLayout
+
+USER, POST, AUTHOR = ("user_id",), ("post_id",), ("author_id",)
+PAIR = ("author_id", "user_id")  # Feast sorts join keys when it serializes them
+MAX_SQLITE_VARIABLES = 32_000
+
+
+class EntityKeyCodec:
+    """Feast's entity key serialization (version 3) for int64 join keys, without protobufs."""
+
+    def __init__(self, join_keys: Sequence[str]) -> None:
+        self.join_keys = tuple(sorted(join_keys))
+        prefix = struct.pack("<I", len(self.join_keys))
+        for key in self.join_keys:
+            encoded = key.encode()
+            prefix += struct.pack("<II", ValueType.STRING.value, len(encoded)) + encoded
+        self.prefix = prefix
+        value = struct.pack("<II", ValueType.INT64.value, 8)
+        fields: list[tuple[str, str]] = [("prefix", f"S{len(prefix)}")]
+        for i in range(len(self.join_keys)):
+            fields += [(f"header{i}", "S8"), (f"value{i}", "<i8")]
+        self.dtype = np.dtype(fields)
+        self.value_header = value
+
+    def encode(self, *values: int) -> bytes:
+        """The key of one entity; `values` in the order of the sorted join keys."""
+        return self.encode_many(*([v] for v in values))[0]
+
+    def encode_many(self, *columns: Sequence[int]) -> list[bytes]:
+        """The keys of many entities: one sequence per join key, in sorted join key order."""
+        rows = len(columns[0]) if columns else 0
+        packed = np.empty(rows, dtype=self.dtype)
+        packed["prefix"] = self.prefix
+        for i, column in enumerate(columns):
+            packed[f"header{i}"] = self.value_header
+            packed[f"value{i}"] = np.asarray(column, dtype="int64")
+        buffer = packed.tobytes()
+        width = self.dtype.itemsize
+        return [buffer[i : i + width] for i in range(0, rows * width, width)]
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    """One feature view to read: its vector layout, the features wanted and how to name them."""
+
+    view: FeatureView
+    layout: VectorLayout
+    features: tuple[str, ...]  # read
+    outputs: tuple[str, ...]  # returned (the rest only feed on-demand views)
+    prefix: str
+    join_keys: tuple[str, ...]
+    ttl_seconds: float | None
+
+
+@dataclass
+class OnlineFeatures:
+    """Features of one request: the user's, and one row per candidate post."""
+
+    user: dict[str, Any]
+    candidates: pd.DataFrame
+    request_at: datetime
+
+
+def _dtype_name(dtype: object) -> str:
+    if dtype in (Int64, Int32):
+        return "int"
+    if dtype in (Float64, Float32):
+        return "float"
+    if dtype == Bool:
+        return "bool"
+    if dtype == UnixTimestamp:
+        return "timestamp"
+    if dtype == String:
+        return "string"
+    raise TypeError(f"unsupported feature type {dtype}")
+
+
+def _column(values: np.ndarray, kind: str) -> Any:
+    """A float64 column (NaN = null) as the feature's type, nulls kept."""
+    missing = np.isnan(values)
+    if kind == "int":
+        return pd.arrays.IntegerArray(np.where(missing, 0, values).astype("int64"), missing)
+    if kind == "bool":
+        return pd.arrays.BooleanArray(values == 1.0, missing)
+    if kind == "timestamp":  # whole seconds; not pd.to_datetime(unit="s"), which can overflow
+        nanos = np.full(len(values), np.iinfo(np.int64).min, dtype="int64")  # NaT
+        nanos[~missing] = values[~missing].astype("int64") * 1_000_000_000
+        return pd.DatetimeIndex(nanos.view("M8[ns]")).tz_localize("UTC")
+    return values
+
+
+def _scalar(value: float, kind: str) -> Any:
+    if np.isnan(value):
+        return None
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        return bool(value)
+    if kind == "timestamp":
+        return datetime.fromtimestamp(value, tz=UTC)
+    return float(value)
+
+
+class OnlineFeatureReader:
+    """Bulk reads of a feature service (or feature references) from the online store."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        features: str | Sequence[str],
+        *,
+        enforce_ttl: bool = True,
+    ) -> None:
+        self.store = store
+        self.enforce_ttl = enforce_ttl
+        self.service: FeatureService | None = None
+        if isinstance(features, str):
+            self.service = store.get_feature_service(features)
+            wanted = self._service_features(self.service)
+        else:
+            wanted = self._reference_features(features)
+        self.odfvs: list[tuple[OnDemandFeatureView, str, tuple[str, ...]]] = []
+        hidden: dict[str, set[str]] = {}
+        for odfv, prefix, outputs in wanted["odfv"]:
+            self.odfvs.append((odfv, prefix, outputs))
+            for projection in odfv.source_feature_view_projections.values():
+                hidden.setdefault(projection.name, set()).update(
+                    f.name for f in projection.features
+                )
+        self.request_fields = sorted(
+            {
+                f.name
+                for odfv, _, _ in self.odfvs
+                for s in odfv.source_request_sources.values()
+                for f in s.schema
+            }
+        )
+        views: dict[str, ViewRead] = {}
+        for name, (prefix, names) in wanted["fv"].items():
+            extra = sorted(hidden.get(name, set()) - set(names))
+            views[name] = self._view_read(name, prefix, [*names, *extra], outputs=names)
+        for name, names in hidden.items():
+            if name not in views:  # read only to feed an on-demand view
+                views[name] = self._view_read(name, name, sorted(names), outputs=[])
+        self.views = list(views.values())
+        unknown = {v.join_keys for v in self.views} - {USER, POST, AUTHOR, PAIR}
+        if unknown:
+            raise ValueError(f"views keyed by {sorted(unknown)} are not user, post or author")
+        self.codecs = {keys: EntityKeyCodec(keys) for keys in (USER, POST, AUTHOR, PAIR)}
+        self.backend = _backend(store)
+
+    # --- planning ---
+
+    def _service_features(self, service: FeatureService) -> dict[str, Any]:
+        fvs: dict[str, tuple[str, list[str]]] = {}
+        odfvs: list[tuple[OnDemandFeatureView, str, tuple[str, ...]]] = []
+        views = self._feature_view_names()
+        for projection in service.feature_view_projections:
+            names = [f.name for f in projection.features]
+            if projection.name in views:
+                fvs[projection.name] = (projection.name_to_use(), names)
+            else:
+                odfv = self.store.get_on_demand_feature_view(projection.name)
+                odfvs.append((odfv, projection.name_to_use(), tuple(names)))
+        return {"fv": fvs, "odfv": odfvs}
+
+    def _feature_view_names(self) -> set[str]:
+        return {fv.name for fv in self.store.list_feature_views()}
+
+    def _reference_features(self, references: Sequence[str]) -> dict[str, Any]:
+        fvs: dict[str, tuple[str, list[str]]] = {}
+        odfv_outputs: dict[str, list[str]] = {}
+        views = self._feature_view_names()
+        for reference in references:
+            view_name, feature = reference.split(":", 1)
+            if view_name in views:
+                fvs.setdefault(view_name, (view_name, []))[1].append(feature)
+            else:
+                odfv_outputs.setdefault(view_name, []).append(feature)
+        odfvs = [
+            (self.store.get_on_demand_feature_view(name), name, tuple(outputs))
+            for name, outputs in odfv_outputs.items()
+        ]
+        return {"fv": fvs, "odfv": odfvs}
+
+    def _view_read(
+        self, name: str, prefix: str, names: Sequence[str], outputs: Sequence[str]
+    ) -> ViewRead:
+        view = self.store.get_feature_view(name)
+        ttl = view.ttl.total_seconds() if view.ttl else 0.0
+        return ViewRead(
+            view=view,
+            layout=VectorLayout.of(view),
+            features=tuple(names),
+            outputs=tuple(outputs),
+            prefix=prefix,
+            join_keys=tuple(sorted(view.join_keys)),
+            ttl_seconds=ttl if ttl > 0 else None,
+        )
+
+    @property
+    def output_columns(self) -> list[str]:
+        columns = [f"{v.prefix}__{f}" for v in self.views for f in v.outputs]
+        columns += [f"{prefix}__{f}" for _, prefix, outputs in self.odfvs for f in outputs]
+        return columns
+
+    # --- reading ---
+
+    def read(
+        self,
+        user_id: int | None = None,
+        post_ids: Sequence[int] | None = None,
+        author_ids: Sequence[int] | None = None,
+        request_at: datetime | None = None,
+    ) -> OnlineFeatures:
+        """Features of `user_id` and of each candidate: `post_ids[i]` by `author_ids[i]` (either
+        may be left out when no view needs it).
+
+        Missing or expired values are None / NA. `request_at` (default: now) decides ttl
+        expiry and feeds the on-demand views.
+        """
+        request_at = request_at or datetime.now(UTC)
+        now = request_at.timestamp()
+        posts = [int(p) for p in post_ids] if post_ids is not None else None
+        authors = [int(a) for a in author_ids] if author_ids is not None else None
+        if posts is not None and authors is not None and len(authors) != len(posts):
+            raise ValueError("author_ids must align with post_ids")
+        rows = len(posts) if posts is not None else len(authors) if authors is not None else 0
+        needs = {v.join_keys for v in self.views}
+        if needs & {USER, PAIR} and user_id is None:
+            raise ValueError("these features need user_id")
+        if rows and POST in needs and posts is None:
+            raise ValueError("these features need post_ids")
+        if rows and needs & {AUTHOR, PAIR} and authors is None:
+            raise ValueError("these features need the author of every candidate (author_ids)")
+
+        keys: dict[tuple[str, ...], list[bytes]] = {}
+        if USER in needs:
+            keys[USER] = self.codecs[USER].encode_many([user_id])  # type: ignore[list-item]
+        if POST in needs and posts is not None:
+            keys[POST] = self.codecs[POST].encode_many(posts)
+        if AUTHOR in needs and authors is not None:
+            keys[AUTHOR] = self.codecs[AUTHOR].encode_many(authors)
+        if PAIR in needs and authors is not None:
+            keys[PAIR] = self.codecs[PAIR].encode_many(authors, [user_id] * len(authors))  # type: ignore[list-item]
+
+        requests = [(v.view.name, keys.get(v.join_keys, [])) for v in self.views]
+        blobs = self.backend.fetch(requests)
+
+        user: dict[str, Any] = {}
+        columns: dict[str, Any] = {}
+        if posts is not None:
+            columns["post_id"] = np.asarray(posts, dtype="int64")
+        if authors is not None:
+            columns["author_id"] = np.asarray(authors, dtype="int64")
+        inputs: dict[str, dict[str, Any]] = {}
+        for view, view_blobs in zip(self.views, blobs, strict=True):
+            times, matrix, strings = view.layout.decode_many(view_blobs)
+            if self.enforce_ttl and view.ttl_seconds is not None:
+                expired = now - times > view.ttl_seconds
+                if expired.any():
+                    matrix[expired] = np.nan
+                    if strings is not None:
+                        empty: list[str | None] = [None] * len(view.layout.strings)
+                        strings = [empty if e else s for s, e in zip(strings, expired, strict=True)]
+            values = self._view_values(view, matrix, strings, scalar=view.join_keys == USER)
+            inputs[view.view.name] = values
+            target = user if view.join_keys == USER else columns
+            for feature in view.outputs:
+                target[f"{view.prefix}__{feature}"] = values[feature]
+
+        for odfv, prefix, outputs in self.odfvs:
+            result = self._transform(odfv, inputs, request_at, rows)
+            per_user = all(
+                self._join_keys(p.name) == USER
+                for p in odfv.source_feature_view_projections.values()
+            )
+            for feature in outputs:
+                series = result[feature]
+                if per_user:
+                    user[f"{prefix}__{feature}"] = series.iloc[0] if len(series) else None
+                else:
+                    columns[f"{prefix}__{feature}"] = series.to_numpy()
+        return OnlineFeatures(user=user, candidates=pd.DataFrame(columns), request_at=request_at)
+
+    def _join_keys(self, view_name: str) -> tuple[str, ...]:
+        return next(v.join_keys for v in self.views if v.view.name == view_name)
+
+    def _view_values(
+        self, view: ViewRead, matrix: np.ndarray, strings: list | None, scalar: bool
+    ) -> dict[str, Any]:
+        kinds = {f.name: _dtype_name(f.dtype) for f in view.view.features}
+        numeric_index = {name: i for i, (name, _) in enumerate(view.layout.numeric)}
+        string_index = {name: i for i, name in enumerate(view.layout.strings)}
+        values: dict[str, Any] = {}
+        for feature in view.features:
+            kind = kinds[feature]
+            if kind == "string":
+                j = string_index[feature]
+                texts = [row[j] for row in strings or []]
+                values[feature] = texts[0] if scalar else np.asarray(texts, dtype=object)
+            else:
+                numbers = matrix[:, numeric_index[feature]]
+                values[feature] = _scalar(numbers[0], kind) if scalar else _column(numbers, kind)
+        return values
+
+    def _transform(
+        self,
+        odfv: OnDemandFeatureView,
+        inputs: dict[str, dict[str, Any]],
+        request_at: datetime,
+        rows: int,
+    ) -> pd.DataFrame:
+        """Run the on-demand view's own transformation (from the registry) on the batch."""
+        frame: dict[str, Any] = {}
+        for projection in odfv.source_feature_view_projections.values():
+            values = inputs[projection.name]
+            for f in projection.features:
+                value = values[f.name]
+                if self._join_keys(projection.name) == USER:
+                    value = [value] * max(rows, 1)
+                frame[f.name] = value
+        stamp = (
+            pd.Timestamp(request_at).tz_convert("UTC")
+            if request_at.tzinfo
+            else pd.Timestamp(request_at, tz="UTC")
+        )
+        for name in self.request_fields:
+            frame[name] = pd.DatetimeIndex([stamp]).repeat(max(rows, 1))
+        assert odfv.feature_transformation is not None
+        return odfv.feature_transformation.udf(pd.DataFrame(frame))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class _SqliteVectors:
+    def __init__(self, path: str, project: str) -> None:
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.table = sqlite_vector_table(project)
+
+    def fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
+        """Blobs for every (view, keys) request, aligned with the keys: one query for all."""
+        distinct = [list(dict.fromkeys(keys)) for _, keys in requests]
+        found: list[dict[bytes, bytes]] = [{} for _ in requests]
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, ((view, _), keys) in enumerate(zip(requests, distinct, strict=True)):
+            for start in range(0, len(keys), MAX_SQLITE_VARIABLES - 1):
+                chunk = keys[start : start + MAX_SQLITE_VARIABLES - 1]
+                if parts and len(params) + len(chunk) + 1 > MAX_SQLITE_VARIABLES:
+                    self._collect(parts, params, found)
+                    parts, params = [], []
+                parts.append(
+                    f'SELECT {i}, entity_key, vector FROM "{self.table}" WHERE view = ? '
+                    f"AND entity_key IN ({','.join('?' * len(chunk))})"
+                )
+                params += [view, *chunk]
+        if parts:
+            self._collect(parts, params, found)
+        return [
+            [by_key.get(k) for k in keys] for by_key, (_, keys) in zip(found, requests, strict=True)
+        ]
+
+    def _collect(self, parts: list[str], params: list[Any], found: list[dict[bytes, bytes]]):
+        for i, key, vector in self.conn.execute(" UNION ALL ".join(parts), params).fetchall():
+            found[i][key] = vector
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _RedisVectors:
+    def __init__(self, client: Any, project: str) -> None:
+        self.client = client
+        self.project = project.encode()
+
+    def fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
+        """Blobs for every (view, keys) request, aligned with the keys: one MGET for all."""
+        all_keys = [
+            redis_vector_key(view, key + self.project) for view, keys in requests for key in keys
+        ]
+        values = self.client.mget(all_keys) if all_keys else []
+        out: list[list[bytes | None]] = []
+        start = 0
+        for _, keys in requests:
+            out.append(values[start : start + len(keys)])
+            start += len(keys)
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _backend(store: FeatureStore) -> _SqliteVectors | _RedisVectors:
+    online = store.config.online_store
+    if isinstance(online, PlatformSqliteOnlineStoreConfig):
+        return _SqliteVectors(online.path, store.project)
+    if isinstance(online, PlatformRedisOnlineStoreConfig):
+        from feast.infra.online_stores.redis import RedisOnlineStore
+
+        client = RedisOnlineStore()._get_client(online)
+        return _RedisVectors(client, store.project)
+    raise TypeError(
+        f"online store {online.type!r} does not keep feature vectors: use the types in "
+        "featurestore.online_stores (featurestore.config does)"
+    )

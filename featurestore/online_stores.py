@@ -1,0 +1,181 @@
+"""Feast's SQLite and Redis online stores, writing per-entity vectors beside Feast's own rows.
+
+Every write Feast makes (materialization from code or the CLI, pushes) goes through
+`online_write_batch`; these subclasses let Feast write its rows first, then write one vector blob
+per feature view and entity (`featurestore.vectors`) from the same values. Feast stays the
+source of truth and its own reads (`get_online_features`, `feast serve`) are untouched;
+`featurestore.online` reads the blobs in bulk.
+
+`feature_store.yaml` names them as `type: featurestore.online_stores.PlatformSqliteOnlineStore`
+(or `...PlatformRedisOnlineStore`) with the stock options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from feast import Entity, FeatureView, RepoConfig
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _redis_key
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from featurestore.vectors import VectorLayout, blob_time
+
+WriteRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]
+
+SQLITE_TYPE = "featurestore.online_stores.PlatformSqliteOnlineStore"
+REDIS_TYPE = "featurestore.online_stores.PlatformRedisOnlineStore"
+REDIS_PREFIX = b"pp_vec:"
+
+
+def sqlite_vector_table(project: str) -> str:
+    return f"{project}__vectors"
+
+
+def redis_vector_key(view_name: str, redis_key: bytes) -> bytes:
+    """`pp_vec:<view>:` + Feast's Redis key (serialized entity key + project)."""
+    return REDIS_PREFIX + view_name.encode() + b":" + redis_key
+
+
+class PlatformSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
+    type: Literal["featurestore.online_stores.PlatformSqliteOnlineStore"] = (
+        "featurestore.online_stores.PlatformSqliteOnlineStore"  # type: ignore[assignment]
+    )
+
+
+class PlatformSqliteOnlineStore(SqliteOnlineStore):
+    """SQLite: vectors in `<project>__vectors(view, entity_key, vector)`, one row per view and
+    entity, written in the transaction after Feast's (overwriting, as Feast does)."""
+
+    def update(
+        self,
+        config: RepoConfig,
+        tables_to_delete: Sequence[FeatureView],
+        tables_to_keep: Sequence[FeatureView],
+        entities_to_delete: Sequence[Entity],
+        entities_to_keep: Sequence[Entity],
+        partial: bool,
+    ) -> None:
+        super().update(
+            config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep, partial
+        )
+        conn = self._get_conn(config)
+        table = sqlite_vector_table(config.project)
+        with conn:
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{table}" (view TEXT NOT NULL, entity_key BLOB NOT '
+                "NULL, vector BLOB NOT NULL, PRIMARY KEY (view, entity_key)) WITHOUT ROWID"
+            )
+            for view in tables_to_delete:
+                conn.execute(f'DELETE FROM "{table}" WHERE view = ?', (view.name,))
+
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: WriteRows,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        super().online_write_batch(config, table, data, progress)
+        layout = VectorLayout.of(table)
+        version = config.entity_key_serialization_version
+        rows = [
+            (
+                table.name,
+                serialize_entity_key(key, entity_key_serialization_version=version),
+                layout.encode(values, event_time),
+            )
+            for key, values, event_time, _ in data
+        ]
+        conn = self._get_conn(config)
+        with conn:
+            conn.executemany(
+                f'INSERT OR REPLACE INTO "{sqlite_vector_table(config.project)}" '
+                "(view, entity_key, vector) VALUES (?, ?, ?)",
+                rows,
+            )
+
+
+class PlatformRedisOnlineStoreConfig(RedisOnlineStoreConfig):
+    type: Literal["featurestore.online_stores.PlatformRedisOnlineStore"] = (
+        "featurestore.online_stores.PlatformRedisOnlineStore"  # type: ignore[assignment]
+    )
+
+
+class PlatformRedisOnlineStore(RedisOnlineStore):
+    """Redis: a string key per view and entity (`redis_vector_key`), so a read is one MGET. As
+    Feast does for its hashes, a row older than (or as old as) the stored one is skipped, and
+    `key_ttl_seconds` applies."""
+
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: WriteRows,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        super().online_write_batch(config, table, data, progress)
+        layout = VectorLayout.of(table)
+        online = config.online_store
+        client = self._get_client(online)
+        latest: dict[bytes, tuple[float, bytes]] = {}
+        for key, values, event_time, _ in data:
+            redis_key = _redis_key(
+                config.project,
+                key,
+                entity_key_serialization_version=config.entity_key_serialization_version,
+            )
+            blob = layout.encode(values, event_time)
+            vector_key = redis_vector_key(table.name, redis_key)
+            moment = blob_time(blob)
+            if vector_key not in latest or moment > latest[vector_key][0]:
+                latest[vector_key] = (moment, blob)
+        if not latest:
+            return
+        keys = list(latest)
+        stored = client.mget(keys)
+        with client.pipeline(transaction=False) as pipe:
+            for vector_key, previous in zip(keys, stored, strict=True):
+                moment, blob = latest[vector_key]
+                if previous is not None and moment <= blob_time(previous):
+                    continue
+                pipe.set(vector_key, blob, ex=online.key_ttl_seconds or None)
+            pipe.execute()
+
+    def update(
+        self,
+        config: RepoConfig,
+        tables_to_delete: Sequence[FeatureView],
+        tables_to_keep: Sequence[FeatureView],
+        entities_to_delete: Sequence[Entity],
+        entities_to_keep: Sequence[Entity],
+        partial: bool,
+    ) -> None:
+        super().update(
+            config, tables_to_delete, tables_to_keep, entities_to_delete, entities_to_keep, partial
+        )
+        for view in tables_to_delete:
+            self._delete_vectors(config, view.name)
+
+    def teardown(
+        self,
+        config: RepoConfig,
+        tables: Sequence[FeatureView],
+        entities: Sequence[Entity],
+    ) -> None:
+        for view in tables:
+            self._delete_vectors(config, view.name)
+        super().teardown(config, tables, entities)
+
+    def _delete_vectors(self, config: RepoConfig, view_name: str) -> None:
+        client = self._get_client(config.online_store)
+        pattern = REDIS_PREFIX + view_name.encode() + b":*" + config.project.encode()
+        with client.pipeline(transaction=False) as pipe:
+            for key in client.scan_iter(match=pattern, count=1000):
+                pipe.delete(key)
+            pipe.execute()
