@@ -1,0 +1,1 @@
+"""Importers that turn real public datasets into the platform's events."""

@@ -1,0 +1,1 @@
+"""Models: the feed ranker, the recommenders, their evaluation and the MLflow registry."""

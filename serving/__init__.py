@@ -1,0 +1,1 @@
+"""The HTTP service online callers use: features, ranking, feeds, recommendations, trending."""
