@@ -147,3 +147,17 @@ def feast_registry_url() -> str:
         "PostgreSQL", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 5432), url
     )
     return url
+
+
+# --- a platform built end to end ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built_platform(tmp_path_factory: pytest.TempPathFactory):
+    """Workload -> raw -> marts -> Feast (applied, materialized) -> training set, once per session.
+
+    Its chDB directory is its own (`built_platform.chdb_path`): close every client you open on it.
+    """
+    from platform_support import build_platform
+
+    return build_platform(tmp_path_factory.mktemp("platform"))
