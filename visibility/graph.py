@@ -1,0 +1,248 @@
+"""The visibility graph: follows, blocks, mutes, private accounts and deleted posts in memory.
+
+Every surface that shows one user's content to another (home feed, Explore, stories, who to
+follow) asks this one object, so a privacy rule is written once. It is loaded from the marts and
+kept current by the mutation hooks, which streaming consumers call as relationship events arrive.
+
+The rules:
+- a viewer never sees an author they blocked, who blocked them, or whom they muted;
+- a private author's content is seen only by approved followers (and the author);
+- deleted posts are seen by no one;
+- a suggestion is never the viewer, someone they follow, or someone hidden either way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from appconfig import Settings
+
+_EMPTY: frozenset[int] = frozenset()
+
+
+class VisibilityGraph:
+    """Who may see whose content, as of the marts plus any streamed changes since."""
+
+    def __init__(self) -> None:
+        self._following: defaultdict[int, set[int]] = defaultdict(set)  # follower -> followees
+        self._followers: defaultdict[int, set[int]] = defaultdict(set)  # followee -> followers
+        self._blocked: defaultdict[int, set[int]] = defaultdict(set)  # blocker -> blocked
+        self._blocked_by: defaultdict[int, set[int]] = defaultdict(set)  # blocked -> blockers
+        self._muted: defaultdict[int, set[int]] = defaultdict(set)  # muter -> muted
+        self._private: set[int] = set()
+        self._deleted_posts: set[int] = set()
+
+    # --- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_edges(
+        cls,
+        *,
+        follows: Iterable[tuple[int, int]] = (),
+        blocks: Iterable[tuple[int, int]] = (),
+        mutes: Iterable[tuple[int, int]] = (),
+        private_users: Iterable[int] = (),
+        deleted_posts: Iterable[int] = (),
+    ) -> VisibilityGraph:
+        """From (follower, followee), (blocker, blocked) and (muter, muted) pairs.
+
+        Follows are taken as current (approved) follows; a block does not remove them here, but
+        a blocked pair is hidden either way regardless.
+        """
+        graph = cls()
+        for follower, followee in follows:
+            graph._following[int(follower)].add(int(followee))
+            graph._followers[int(followee)].add(int(follower))
+        for blocker, blocked in blocks:
+            graph._blocked[int(blocker)].add(int(blocked))
+            graph._blocked_by[int(blocked)].add(int(blocker))
+        for muter, muted in mutes:
+            graph._muted[int(muter)].add(int(muted))
+        graph._private.update(int(user) for user in private_users)
+        graph._deleted_posts.update(int(post) for post in deleted_posts)
+        return graph
+
+    @classmethod
+    def from_clickhouse(cls, client: Client, settings: Settings) -> VisibilityGraph:
+        """Read the current state from the dbt models (`int_follow_graph`, `int_blocks`,
+        `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`)."""
+        intermediate = f"{settings.analytics_schema}_intermediate"
+        marts = f"{settings.analytics_schema}_marts"
+
+        def pairs(sql: str) -> list[tuple[int, int]]:
+            return [(int(a), int(b)) for a, b in client.query(sql).result_rows]
+
+        def ids(sql: str) -> list[int]:
+            return [int(row[0]) for row in client.query(sql).result_rows]
+
+        return cls.from_edges(
+            follows=pairs(f"select follower_id, followee_id from {intermediate}.int_follow_graph"),
+            blocks=pairs(f"select blocker_id, blocked_id from {intermediate}.int_blocks"),
+            mutes=pairs(f"select muter_id, muted_id from {intermediate}.int_mutes"),
+            private_users=ids(f"select user_id from {marts}.dim_users where is_private"),
+            deleted_posts=ids(f"select post_id from {marts}.dim_posts where is_deleted"),
+        )
+
+    # --- questions -------------------------------------------------------------------------
+
+    def follows(self, viewer: int) -> set[int]:
+        """Accounts the viewer follows now (approved follows only)."""
+        return set(self._following.get(viewer, _EMPTY))
+
+    def followers(self, author: int) -> set[int]:
+        return set(self._followers.get(author, _EMPTY))
+
+    def is_following(self, viewer: int, author: int) -> bool:
+        return author in self._following.get(viewer, _EMPTY)
+
+    def is_private(self, user: int) -> bool:
+        return user in self._private
+
+    def is_deleted(self, post_id: int) -> bool:
+        return post_id in self._deleted_posts
+
+    def hidden_authors(self, viewer: int) -> set[int]:
+        """Blocked by the viewer, blocking the viewer, or muted by the viewer."""
+        return (
+            set(self._blocked.get(viewer, _EMPTY))
+            | self._blocked_by.get(viewer, _EMPTY)
+            | self._muted.get(viewer, _EMPTY)
+        )
+
+    def is_blocked_either_way(self, a: int, b: int) -> bool:
+        return b in self._blocked.get(a, _EMPTY) or a in self._blocked.get(b, _EMPTY)
+
+    def can_see_author(self, viewer: int, author: int) -> bool:
+        """Not hidden, and the author is public, followed (approved) by the viewer, or the viewer."""
+        if viewer == author:
+            return True
+        if self.is_blocked_either_way(viewer, author) or author in self._muted.get(viewer, _EMPTY):
+            return False
+        return author not in self._private or self.is_following(viewer, author)
+
+    def can_see_post(self, viewer: int, post_id: int, author: int) -> bool:
+        return post_id not in self._deleted_posts and self.can_see_author(viewer, author)
+
+    def visible_mask(self, viewer: int, authors: np.ndarray) -> np.ndarray:
+        """`can_see_author` for an array of authors at once (the candidate lists of a feed)."""
+        authors = np.asarray(authors, dtype=np.int64)
+        if authors.size == 0:
+            return np.zeros(0, dtype=bool)
+        hidden = self.hidden_authors(viewer)
+        following = self._following.get(viewer, _EMPTY)
+        invisible_private = self._private - following - {viewer}
+        barred = np.fromiter(hidden | invisible_private, dtype=np.int64)
+        mask = ~np.isin(authors, barred)
+        mask |= authors == viewer
+        return mask
+
+    def visible_posts_mask(
+        self, viewer: int, post_ids: np.ndarray, authors: np.ndarray
+    ) -> np.ndarray:
+        """Posts the viewer may see: author visible and post not deleted."""
+        post_ids = np.asarray(post_ids, dtype=np.int64)
+        deleted = np.fromiter(self._deleted_posts, dtype=np.int64)
+        return self.visible_mask(viewer, authors) & ~np.isin(post_ids, deleted)
+
+    def can_suggest(self, viewer: int, candidate: int) -> bool:
+        """A who-to-follow candidate: not the viewer, not followed, not hidden either way."""
+        if candidate == viewer or self.is_following(viewer, candidate):
+            return False
+        if self.is_blocked_either_way(viewer, candidate):
+            return False
+        return candidate not in self._muted.get(viewer, _EMPTY)
+
+    def suggestable_mask(self, viewer: int, candidates: np.ndarray) -> np.ndarray:
+        """`can_suggest` for an array of candidates at once."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        barred = self.hidden_authors(viewer) | self._following.get(viewer, _EMPTY) | {viewer}
+        return ~np.isin(candidates, np.fromiter(barred, dtype=np.int64))
+
+    # --- mutation hooks (streaming updates) --------------------------------------------------
+
+    def add_follow(self, follower: int, followee: int) -> None:
+        """An approved follow (a `follow` of a public account or a `follow_approved`)."""
+        if self.is_blocked_either_way(follower, followee):
+            return  # the app refuses follows while a block stands
+        self._following[follower].add(followee)
+        self._followers[followee].add(follower)
+
+    def remove_follow(self, follower: int, followee: int) -> None:
+        self._following[follower].discard(followee)
+        self._followers[followee].discard(follower)
+
+    def add_block(self, blocker: int, blocked: int) -> None:
+        """A block ends follows both ways (as `int_follow_graph` does) and hides the pair."""
+        self._blocked[blocker].add(blocked)
+        self._blocked_by[blocked].add(blocker)
+        self.remove_follow(blocker, blocked)
+        self.remove_follow(blocked, blocker)
+
+    def remove_block(self, blocker: int, blocked: int) -> None:
+        """An unblock does not restore the follows the block ended."""
+        self._blocked[blocker].discard(blocked)
+        self._blocked_by[blocked].discard(blocker)
+
+    def add_mute(self, muter: int, muted: int) -> None:
+        self._muted[muter].add(muted)
+
+    def remove_mute(self, muter: int, muted: int) -> None:
+        self._muted[muter].discard(muted)
+
+    def set_private(self, user: int, is_private: bool) -> None:
+        if is_private:
+            self._private.add(user)
+        else:
+            self._private.discard(user)
+
+    def delete_post(self, post_id: int) -> None:
+        self._deleted_posts.add(post_id)
+
+    def apply_relationship(self, event_type: str, actor: int, target: int) -> None:
+        """Apply one relationship event as the contracts name it (follow, unfollow, ...).
+
+        `follow_request` changes nothing until `follow_approved` (actor = the private account).
+        """
+        match event_type:
+            case "follow":
+                if target not in self._private:
+                    self.add_follow(actor, target)
+            case "follow_approved":
+                self.add_follow(target, actor)
+            case "unfollow":
+                self.remove_follow(actor, target)
+            case "block":
+                self.add_block(actor, target)
+            case "unblock":
+                self.remove_block(actor, target)
+            case "mute":
+                self.add_mute(actor, target)
+            case "unmute":
+                self.remove_mute(actor, target)
+            case "follow_request":
+                pass
+            case _:
+                raise ValueError(f"unknown relationship event type {event_type!r}")
+
+    # --- summaries -------------------------------------------------------------------------
+
+    def follow_edges(self) -> pd.DataFrame:
+        """Every current follow as (follower_id, followee_id) rows, for training recommenders."""
+        rows = [(f, g) for f, gs in self._following.items() for g in gs]
+        return pd.DataFrame(rows, columns=["follower_id", "followee_id"], dtype="int64")
+
+    def __repr__(self) -> str:
+        edges = sum(len(v) for v in self._following.values())
+        return (
+            f"VisibilityGraph(follows={edges}, blocks={sum(map(len, self._blocked.values()))}, "
+            f"mutes={sum(map(len, self._muted.values()))}, private={len(self._private)}, "
+            f"deleted_posts={len(self._deleted_posts)})"
+        )
