@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     ingest_partitions_start: str = Field("2025-01-01-00:00", alias="INGEST_PARTITIONS_START")
     future_tolerance_minutes: int = Field(60, alias="FUTURE_TOLERANCE_MINUTES")
 
+    # --- feeds (precomputed home feeds, hybrid fan-out; see feeds/) ---------------------------
+    # FEED_STORE_URL: redis://... or sqlite:////abs/path; empty -> REDIS_URL, else SQLite in data dir
+    feed_store_url: str = Field("", alias="FEED_STORE_URL")
+    feed_max_length: int = Field(800, alias="FEED_MAX_LENGTH", ge=1)
+    # authors of this dim_users tier are never pushed (pulled at read time instead) ...
+    feed_celebrity_tier: str = Field("celebrity", alias="FEED_CELEBRITY_TIER")
+    # ... unless a follower threshold is given, which then decides instead of the tier
+    celebrity_min_followers: int | None = Field(None, alias="CELEBRITY_MIN_FOLLOWERS", ge=1)
+    feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
+    # --- end feeds -------------------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         data_dir = self.data_dir.expanduser().resolve()
@@ -54,6 +65,8 @@ class Settings(BaseSettings):
             self.object_store_url = f"file://{data_dir / 'objects'}"
         if not self.metadata_db_url:
             self.metadata_db_url = f"sqlite:///{data_dir / 'metadata.db'}"
+        if not self.feed_store_url:  # feeds
+            self.feed_store_url = self.redis_url or f"sqlite:///{data_dir / 'feeds.sqlite'}"
         if self.profile == "services":
             self._require_secrets()
         return self

@@ -1,0 +1,140 @@
+"""The feed store: Redis (real server) and SQLite behave the same, and a dead Redis fails fast."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appconfig import Settings
+from feeds import FeedEntry, FeedStore, FeedStoreUnavailable, open_feed_store
+from feeds.redis_store import RedisFeedStore
+from feeds.sqlite_store import SQLiteFeedStore
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedStore]:
+    feed_store: RedisFeedStore | SQLiteFeedStore
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        feed_store = RedisFeedStore(url, max_length=5, prefix=f"test-feeds-{uuid.uuid4().hex}:")
+    else:
+        feed_store = SQLiteFeedStore(tmp_path / "feeds.sqlite", max_length=5)
+    yield feed_store
+    feed_store.clear()
+    feed_store.close()
+
+
+def test_read_is_newest_first_and_capped(store: FeedStore) -> None:
+    written = store.push_many((7, post, 100 + post % 3, 1_000 * post) for post in range(1, 9))
+
+    assert written == 8
+    entries = store.read(7, limit=50)
+    assert [e.post_id for e in entries] == [8, 7, 6, 5, 4]  # cap 5 dropped the oldest
+    assert entries[0] == FeedEntry(8, 102, 8_000)
+    assert store.length(7) == 5
+    assert store.read(8, limit=10) == []
+
+
+def test_read_limit_and_upper_bound(store: FeedStore) -> None:
+    store.push_many((1, post, 9, 1_000 * post) for post in range(1, 6))
+
+    assert [e.post_id for e in store.read(1, limit=2)] == [5, 4]
+    assert [e.post_id for e in store.read(1, limit=10, max_created_ms=3_000)] == [3, 2, 1]
+    assert store.read(1, limit=0) == []
+
+
+def test_equal_times_break_ties_like_redis(store: FeedStore) -> None:
+    store.push_many([(1, 10, 1, 500), (1, 9, 1, 500), (1, 11, 2, 500)])
+
+    # same score: members compared as strings, descending ("9:1" > "11:2" > "10:1")
+    assert [e.post_id for e in store.read(1, limit=10)] == [9, 11, 10]
+
+
+def test_push_is_idempotent_and_bumps_version_only_on_change(store: FeedStore) -> None:
+    assert store.version(3) == 0
+    assert store.push_many([(3, 1, 2, 10), (4, 1, 2, 10)]) == 2
+    assert store.version(3) == 1
+
+    assert store.push_many([(3, 1, 2, 10)]) == 0  # a re-delivered event changes nothing
+    assert store.version(3) == 1
+    assert store.length(3) == 1
+
+    store.push_many([(3, 2, 2, 20)])
+    assert store.version(3) == 2
+    assert store.version(4) == 1
+
+
+def test_remove_post_from_followers(store: FeedStore) -> None:
+    store.push_many([(u, 1, 50, 10) for u in (1, 2, 3)] + [(1, 2, 51, 20)])
+    versions = [store.version(u) for u in (1, 2, 3)]
+
+    removed = store.remove_post(1, 50, [1, 2, 99])
+
+    assert removed == 2
+    assert [e.post_id for e in store.read(1, 10)] == [2]
+    assert store.read(2, 10) == []
+    assert [e.post_id for e in store.read(3, 10)] == [1]  # not named: untouched
+    assert [store.version(u) for u in (1, 2, 3)] == [versions[0] + 1, versions[1] + 1, versions[2]]
+
+
+def test_remove_author(store: FeedStore) -> None:
+    store.push_many([(1, 1, 50, 10), (1, 2, 51, 20), (1, 3, 50, 30)])
+
+    assert store.remove_author(1, 50) == 2
+    assert [e.author_id for e in store.read(1, 10)] == [51]
+    assert store.remove_author(1, 50) == 0
+
+
+def test_replace_feed_drops_old_entries_and_caps(store: FeedStore) -> None:
+    store.push_many([(1, 99, 5, 10)])
+    version = store.version(1)
+
+    kept = store.replace_feed(1, [FeedEntry(p, 6, 100 * p) for p in range(1, 8)])
+
+    assert kept == 5
+    assert [e.post_id for e in store.read(1, 10)] == [7, 6, 5, 4, 3]
+    assert store.version(1) == version + 1
+    assert store.replace_many({2: [], 3: [FeedEntry(1, 2, 3)]}) == 1
+    assert store.read(2, 10) == []
+
+
+def test_ping(store: FeedStore) -> None:
+    store.ping()
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_dead_redis_raises_unavailable_fast() -> None:
+    store = RedisFeedStore(f"redis://127.0.0.1:{_dead_port()}/0")
+    for call in (store.ping, lambda: store.read(1, 10), lambda: store.push_many([(1, 2, 3, 4)])):
+        started = time.monotonic()
+        with pytest.raises(FeedStoreUnavailable):
+            call()
+        assert time.monotonic() - started < 2.0
+    store.close()
+
+
+def test_open_feed_store_follows_settings(tmp_path: Path, redis_url: str) -> None:
+    embedded = Settings(PLATFORM_DATA_DIR=tmp_path, REDIS_URL=None, FEED_STORE_URL="")
+    with open_feed_store(embedded) as store:
+        assert isinstance(store, SQLiteFeedStore)
+        assert store.path == tmp_path / "feeds.sqlite"
+        assert store.max_length == 800
+
+    services = Settings(PLATFORM_DATA_DIR=tmp_path, REDIS_URL=redis_url, FEED_MAX_LENGTH=3)
+    with open_feed_store(services) as store:
+        assert isinstance(store, RedisFeedStore)
+        assert store.max_length == 3
+        store.ping()
+
+    with pytest.raises(ValueError, match="FEED_STORE_URL"):
+        open_feed_store(Settings(PLATFORM_DATA_DIR=tmp_path, FEED_STORE_URL="mongo://x"))
