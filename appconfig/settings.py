@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
     # --- end feeds -------------------------------------------------------------------------------
 
+    # --- recommenders (Spark ALS; see ml/spark.py, ml/recommend/) ---------------------------
+    # SPARK_MASTER: local[N] here; a cluster's master URL (spark://host:7077) runs the same code
+    spark_master: str = Field("local[2]", alias="SPARK_MASTER")
+    spark_driver_memory: str = Field("2g", alias="SPARK_DRIVER_MEMORY")
+    # --- end recommenders ------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         data_dir = self.data_dir.expanduser().resolve()

@@ -1,0 +1,219 @@
+"""`python -m importers movielens|edges ...`: real public data into the landing zone.
+
+The events land in the hour the import runs (one ingestion partition); ingest that partition
+(`ingest_job` in Dagster, or `make demo`'s path) and build the marts as for any other data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from appconfig import get_settings
+from importers.edge_list import (
+    DEFAULT_ID_OFFSET,
+    DEFAULT_USERNAME_PREFIX,
+    SYNTHETIC_START,
+    import_edge_file,
+)
+from importers.landing import (
+    DEFAULT_LINES_PER_FILE,
+    LandingWrite,
+    write_import_report,
+    write_landing,
+)
+from importers.movielens import (
+    DEFAULT_DIRECTORY,
+    SOURCE,
+    MovieLensFormatError,
+    import_movielens,
+)
+from objectstore import open_store, store_from_settings
+from objectstore.store import ObjectStore
+from workload.generator import LandingRecord
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+StoreUrl = Annotated[
+    str | None, typer.Option(help="file:///dir or s3://bucket (default: from settings)")
+]
+LandingPrefix = Annotated[str | None, typer.Option(help="landing prefix (default: from settings)")]
+ReceivedAt = Annotated[
+    str | None,
+    typer.Option(help="when the platform receives the import, ISO-8601 (default: now)"),
+]
+BatchId = Annotated[
+    str | None, typer.Option(help="names the landing files (default: source + received time)")
+]
+LinesPerFile = Annotated[int, typer.Option(min=1, help="lines per landing file")]
+
+
+@app.callback()
+def main() -> None:
+    """Import real public datasets as platform events."""
+
+
+def parse_received_at(value: str | None) -> datetime:
+    """ISO-8601 (naive = UTC); default now, to the second so the batch id is readable."""
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _store(store_url: str | None) -> ObjectStore:
+    return open_store(store_url) if store_url else store_from_settings(get_settings())
+
+
+def _write(
+    store: ObjectStore, prefix: str, records: list[LandingRecord], batch: str, lines_per_file: int
+) -> LandingWrite:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("landing files", total=len(records))
+        return write_landing(
+            store,
+            prefix,
+            records,
+            batch,
+            lines_per_file=lines_per_file,
+            on_file=lambda lines: progress.advance(task, lines),
+        )
+
+
+def _summary(title: str, rows: dict[str, Any], written: LandingWrite, store: ObjectStore) -> None:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, value in rows.items():
+        table.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+    table.add_row("landing files", f"{len(written.keys):,}")
+    table.add_row("MB written", f"{written.bytes / 1e6:,.1f}")
+    console.print(table)
+    partitions = ", ".join(sorted(written.partitions))
+    console.print(f"-> {store.url}; ingest partition(s): {partitions}")
+
+
+@app.command("movielens")
+def movielens_command(
+    path: Annotated[Path | None, typer.Option(help="folder with ml-100k.{user,item,inter}")] = None,
+    users: Annotated[
+        int | None, typer.Option(min=1, help="import only the N users with the smallest ids")
+    ] = None,
+    follows: Annotated[bool, typer.Option(help="follow a genre account on the first like")] = True,
+    received_at: ReceivedAt = None,
+    batch_id: BatchId = None,
+    store_url: StoreUrl = None,
+    landing_prefix: LandingPrefix = None,
+    lines_per_file: LinesPerFile = DEFAULT_LINES_PER_FILE,
+) -> None:
+    """MovieLens 100K: users, one post per movie, an impression per rating, a like per >= 4."""
+    at = parse_received_at(received_at)
+    try:
+        imported = import_movielens(
+            path or DEFAULT_DIRECTORY,
+            received_at=at,
+            max_users=users,
+            follows=follows,
+            progress=True,
+        )
+    except MovieLensFormatError as error:
+        raise typer.BadParameter(str(error)) from None
+    batch = batch_id or f"{SOURCE}-{at:%Y%m%dT%H%M%SZ}"
+    store = _store(store_url)
+    prefix = landing_prefix or get_settings().landing_prefix
+    written = _write(store, prefix, imported.log.records, batch, lines_per_file)
+    manifest = {**imported.manifest(), "batch_id": batch, "landing_keys": written.keys}
+    manifest_key, _ = write_import_report(store, SOURCE, batch, manifest)
+    rows: dict[str, Any] = {
+        "source users / items / ratings": " / ".join(
+            f"{n:,}" for n in imported.source_counts.values()
+        ),
+        "imported users / ratings": f"{imported.imported_users:,} / {imported.imported_ratings:,}",
+        "genre accounts": len(imported.genre_accounts),
+        **{f"event {k}": v for k, v in sorted(imported.log.counts.items())},
+        "manifest": manifest_key,
+    }
+    _summary(f"MovieLens import {batch}", rows, written, store)
+
+
+@app.command("edges")
+def edges_command(
+    path: Annotated[Path, typer.Argument(help="edge list: follower, followee[, timestamp]")],
+    source: Annotated[
+        str | None, typer.Option(help="dataset name; seeds the event ids (default: edges:<stem>)")
+    ] = None,
+    id_offset: Annotated[
+        int, typer.Option(min=0, help="platform user id = offset + node")
+    ] = DEFAULT_ID_OFFSET,
+    username_prefix: Annotated[
+        str, typer.Option(help="username = prefix + node")
+    ] = DEFAULT_USERNAME_PREFIX,
+    synthetic_start: Annotated[
+        str, typer.Option(help="timestamp of line 1 when a line has none")
+    ] = SYNTHETIC_START.isoformat(),
+    synthetic_step_seconds: Annotated[
+        float, typer.Option(min=0.001, help="seconds between synthesized timestamps of lines")
+    ] = 1.0,
+    received_at: ReceivedAt = None,
+    batch_id: BatchId = None,
+    store_url: StoreUrl = None,
+    landing_prefix: LandingPrefix = None,
+    lines_per_file: LinesPerFile = DEFAULT_LINES_PER_FILE,
+) -> None:
+    """A follow-graph edge list: a sign-up per node, a follow per edge, rejects with reasons."""
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: file not found")
+    at = parse_received_at(received_at)
+    imported = import_edge_file(
+        path,
+        **({"source": source} if source else {}),
+        received_at=at,
+        id_offset=id_offset,
+        username_prefix=username_prefix,
+        synthetic_start=parse_received_at(synthetic_start),
+        synthetic_step=timedelta(seconds=synthetic_step_seconds),
+        progress=True,
+    )
+    name = imported.source.replace(":", "-")
+    batch = batch_id or f"{name}-{at:%Y%m%dT%H%M%SZ}"
+    store = _store(store_url)
+    prefix = landing_prefix or get_settings().landing_prefix
+    written = _write(store, prefix, imported.log.records, batch, lines_per_file)
+    manifest = {**imported.manifest(), "batch_id": batch, "landing_keys": written.keys}
+    manifest_key, rejects_key = write_import_report(
+        store, name, batch, manifest, [r.as_dict() for r in imported.rejects]
+    )
+    rows: dict[str, Any] = {
+        "nodes (sign-ups)": imported.nodes,
+        "edges (follows)": len(imported.edges),
+        "synthesized timestamps": imported.synthesized_timestamps,
+        "rejected lines": len(imported.rejects),
+        **{f"rejected: {k}": v for k, v in imported.manifest()["rejects_by_reason"].items()},
+        "manifest": manifest_key,
+        "rejects": rejects_key or "-",
+    }
+    _summary(f"edge list import {batch}", rows, written, store)
+    for reject in imported.rejects[:10]:
+        console.print(f"[yellow]line {reject.line}[/]: {reject.reason}  [dim]{reject.text!r}[/]")
+    if len(imported.rejects) > 10:
+        console.print(f"... {len(imported.rejects) - 10:,} more in {rejects_key}")
+
+
+if __name__ == "__main__":
+    app()
