@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     ingest_partitions_start: str = Field("2025-01-01-00:00", alias="INGEST_PARTITIONS_START")
     future_tolerance_minutes: int = Field(60, alias="FUTURE_TOLERANCE_MINUTES")
 
+    # --- models (ml/): MLflow tracking + registry; empty = SQLite under <data_dir>/mlflow ---
+    mlflow_tracking_uri: str = Field("", alias="MLFLOW_TRACKING_URI")
+
     # --- feeds (precomputed home feeds, hybrid fan-out; see feeds/) ---------------------------
     # FEED_STORE_URL: redis://... or sqlite:////abs/path; empty -> REDIS_URL, else SQLite in data dir
     feed_store_url: str = Field("", alias="FEED_STORE_URL")

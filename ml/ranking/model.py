@@ -1,0 +1,91 @@
+"""The feed ranker network: embeddings for the categoricals, an MLP, P(engage) out.
+
+Every categorical column has its own range of rows in one shared embedding table (the
+preprocessing adds the offsets), which keeps the saved model free of custom or Lambda layers.
+
+The last dense layer is named `logit` so explanations can work on the additive (logit) scale;
+the sigmoid is a separate layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+
+from ml.ranking.preprocessing import Preprocessing
+
+
+@dataclass
+class RankerParams:
+    hidden: tuple[int, ...] = (64, 32)
+    embedding_width: int = 4
+    dropout: float = 0.1
+    l2: float = 1e-5
+    learning_rate: float = 2e-3
+    batch_size: int = 512
+    epochs: int = 12
+    patience: int = 3  # epochs without validation improvement before stopping
+    seed: int = 7
+
+    def as_dict(self) -> dict[str, object]:
+        values = asdict(self)
+        values["hidden"] = ",".join(str(h) for h in self.hidden)
+        return values
+
+
+def build_model(spec: Preprocessing, params: RankerParams) -> keras.Model:
+    keras.utils.set_random_seed(params.seed)
+    numeric = keras.Input(shape=(spec.numeric_width,), name="numeric", dtype="float32")
+    categorical = keras.Input(shape=(len(spec.categorical),), name="categorical", dtype="int32")
+    x = numeric
+    if spec.categorical:
+        embedded = keras.layers.Embedding(
+            max(spec.category_count, 1), params.embedding_width, name="embeddings"
+        )(categorical)
+        flat = keras.layers.Flatten(name="embeddings_flat")(embedded)
+        x = keras.layers.Concatenate(name="inputs")([numeric, flat])
+    regulariser = keras.regularizers.L2(params.l2)
+    for i, units in enumerate(params.hidden):
+        x = keras.layers.Dense(
+            units, activation="relu", kernel_regularizer=regulariser, name=f"hidden_{i}"
+        )(x)
+        if params.dropout:
+            x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
+    logit = keras.layers.Dense(1, name="logit")(x)
+    probability = keras.layers.Activation("sigmoid", name="probability")(logit)
+    model = keras.Model({"numeric": numeric, "categorical": categorical}, probability)
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def fit_model(
+    spec: Preprocessing,
+    params: RankerParams,
+    train: dict[str, np.ndarray],
+    train_labels: np.ndarray,
+    validation: dict[str, np.ndarray],
+    validation_labels: np.ndarray,
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train with early stopping on validation AUC (best weights restored); seeded."""
+    model = build_model(spec, params)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_auc", mode="max", patience=params.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train,
+        train_labels.astype(np.float32),
+        validation_data=(validation, validation_labels.astype(np.float32)),
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=verbose,
+    )
+    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}

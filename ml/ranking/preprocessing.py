@@ -1,0 +1,218 @@
+"""The ranker's preprocessing: fitted on the training split, stored as JSON, applied identically
+in training, evaluation and serving.
+
+Numeric features: nulls become 0 (plus a missing indicator when the training split had nulls,
+because "no affinity yet" is not the same as "affinity 0"), non-negative heavy-tailed counts go
+through log1p, then everything is standardised with the training split's mean and standard
+deviation. String features (tier, media type, country, surface) become indices into a vocabulary
+learnt on the training split; index 0 is "unknown or missing", so a new country at serving time
+is not an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# columns of a training set that identify a row or carry its label: never features
+ROW_COLUMNS = ("impression_id", "user_id", "post_id", "author_id", "event_timestamp", "is_engaged")
+# request context the ranker uses besides the feature service's columns; serving passes
+# position 0 (the top slot) and the surface it ranks for
+CONTEXT_COLUMNS = ("position", "surface")
+MAX_VOCABULARY = 64
+
+
+@dataclass
+class NumericColumn:
+    name: str
+    log1p: bool
+    mean: float
+    std: float
+    missing_indicator: bool
+
+
+@dataclass
+class CategoricalColumn:
+    name: str
+    vocabulary: list[str]
+    most_frequent: str  # the occlusion baseline of explanations
+
+    @property
+    def size(self) -> int:
+        return len(self.vocabulary) + 1  # + unknown/missing at index 0
+
+
+@dataclass
+class Preprocessing:
+    numeric: list[NumericColumn] = field(default_factory=list)
+    categorical: list[CategoricalColumn] = field(default_factory=list)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The raw columns the ranker reads, numeric first."""
+        return [c.name for c in self.numeric] + [c.name for c in self.categorical]
+
+    @property
+    def numeric_width(self) -> int:
+        """Width of the numeric input: one value per column plus its missing indicators."""
+        return len(self.numeric) + sum(c.missing_indicator for c in self.numeric)
+
+    @property
+    def category_count(self) -> int:
+        """Size of the one embedding table shared by every categorical (each column its range)."""
+        return sum(c.size for c in self.categorical)
+
+    def category_offsets(self) -> list[int]:
+        offsets, start = [], 0
+        for column in self.categorical:
+            offsets.append(start)
+            start += column.size
+        return offsets
+
+    def numeric_slots(self) -> list[list[int]]:
+        """For each numeric column, the positions in the numeric input that belong to it."""
+        slots = [[i] for i in range(len(self.numeric))]
+        extra = len(self.numeric)
+        for i, column in enumerate(self.numeric):
+            if column.missing_indicator:
+                slots[i].append(extra)
+                extra += 1
+        return slots
+
+    # --- fit / transform -----------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns: list[str]) -> Preprocessing:
+        """Learn statistics and vocabularies from the training split only (no leakage)."""
+        spec = cls()
+        for name in columns:
+            series = frame[name]
+            if _is_datetime(series):
+                continue  # absolute times do not generalise; ages are features of their own
+            if _is_text(series):
+                counts = series.dropna().astype(str).value_counts()
+                vocabulary = sorted(counts.index[:MAX_VOCABULARY].tolist())
+                most = str(counts.index[0]) if len(counts) else ""
+                spec.categorical.append(CategoricalColumn(name, vocabulary, most))
+                continue
+            values = _as_float(series)
+            present = values[~np.isnan(values)]
+            log1p = bool(len(present) and present.min() >= 0 and present.max() > 1.0)
+            filled = np.nan_to_num(values, nan=0.0)
+            if log1p:
+                filled = np.log1p(np.maximum(filled, 0.0))
+            std = float(filled.std()) if len(filled) else 1.0
+            spec.numeric.append(
+                NumericColumn(
+                    name=name,
+                    log1p=log1p,
+                    mean=float(filled.mean()) if len(filled) else 0.0,
+                    std=std if std > 1e-9 else 1.0,
+                    missing_indicator=bool(len(present) < len(values)),
+                )
+            )
+        return spec
+
+    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Model inputs: `numeric` float32 [rows, numeric_width], `categorical` int32 [rows, k]
+        (indices into the shared embedding table: column offset + vocabulary index).
+
+        Absent columns count as missing for every row, exactly like nulls."""
+        rows = len(frame)
+        raw = _numeric_matrix(frame, [c.name for c in self.numeric], rows)
+        missing = np.isnan(raw)
+        values = np.where(missing, 0.0, raw)
+        logs = np.array([c.log1p for c in self.numeric], dtype=bool)
+        if logs.any():
+            values[:, logs] = np.log1p(np.maximum(values[:, logs], 0.0))
+        means = np.array([c.mean for c in self.numeric])
+        stds = np.array([c.std for c in self.numeric])
+        standardised = (values - means) / stds
+        indicators = missing[:, [c.missing_indicator for c in self.numeric]]
+        numeric = np.concatenate([standardised, indicators], axis=1).astype(np.float32)
+        offsets = self.category_offsets()
+        categorical = np.tile(np.array(offsets, dtype=np.int32), (rows, 1))
+        for j, column in enumerate(self.categorical):
+            if column.name not in frame.columns:
+                continue
+            lookup = {value: i + 1 for i, value in enumerate(column.vocabulary)}
+            texts = frame[column.name].astype(object).to_numpy()
+            categorical[:, j] += [lookup.get(t, 0) if isinstance(t, str) else 0 for t in texts]
+        return {"numeric": numeric, "categorical": categorical}
+
+    def baseline(self) -> dict[str, np.ndarray]:
+        """One reference input: every numeric at its training mean (not missing), every
+        categorical at its most frequent value; explanations measure against it."""
+        numeric = np.zeros((1, self.numeric_width), dtype=np.float32)
+        local = [
+            c.vocabulary.index(c.most_frequent) + 1 if c.most_frequent in c.vocabulary else 0
+            for c in self.categorical
+        ]
+        categorical = np.array(
+            [[o + i for o, i in zip(self.category_offsets(), local, strict=True)]], dtype=np.int32
+        ).reshape(1, len(self.categorical))
+        return {"numeric": numeric, "categorical": categorical}
+
+    # --- JSON ----------------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "numeric": [asdict(c) for c in self.numeric],
+                "categorical": [asdict(c) for c in self.categorical],
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessing:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            numeric=[NumericColumn(**c) for c in data["numeric"]],
+            categorical=[CategoricalColumn(**c) for c in data["categorical"]],
+        )
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Every column of a training set that may be a feature: the feature service's columns and
+    the request context (position, surface)."""
+    return [c for c in frame.columns if c not in ROW_COLUMNS]
+
+
+def _is_datetime(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_datetime64_any_dtype(series))
+
+
+def _is_text(series: pd.Series) -> bool:
+    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        sample = series.dropna()
+        return bool(len(sample) == 0 or isinstance(sample.iloc[0], str))
+    return False
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    """Any numeric, boolean or nullable column as float64 with NaN for nulls."""
+    try:
+        return np.asarray(series.astype("float64"), dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.asarray(pd.to_numeric(series, errors="coerce"), dtype=np.float64)
+
+
+def _numeric_matrix(frame: pd.DataFrame, names: list[str], rows: int) -> np.ndarray:
+    """The numeric columns as one float64 matrix (NaN = missing): one conversion for the whole
+    block when it can (serving speed), column by column when some column is odd."""
+    present = [n for n in names if n in frame.columns]
+    if len(present) == len(names):
+        try:
+            return np.asarray(frame[names].to_numpy(dtype=np.float64, na_value=np.nan))
+        except (TypeError, ValueError):
+            pass
+    matrix = np.full((rows, len(names)), np.nan)
+    for j, name in enumerate(names):
+        if name in frame.columns:
+            matrix[:, j] = _as_float(frame[name])
+    return matrix
