@@ -1,0 +1,1 @@
+"""Recommenders on Spark ALS: who to follow, Explore posts, their evaluation, MovieLens checks."""

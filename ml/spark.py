@@ -1,0 +1,69 @@
+"""One SparkSession per process, configured from settings.
+
+Starting Spark costs about 6 s and the driver's memory can only be set before the first
+`getOrCreate()`, so every caller shares the session this module builds. `SPARK_MASTER` is
+`local[2]` here; a cluster's master URL runs the same jobs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from appconfig import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+
+
+def spark_session(settings: Settings | None = None) -> SparkSession:
+    """The process's SparkSession, started on first use (quiet logs, loopback, UTC)."""
+    global _session
+    with _lock:
+        if _session is not None and _session.sparkContext._jsc is not None:
+            return _session
+        settings = settings or get_settings()
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", _python())
+        from pyspark.sql import SparkSession
+
+        scratch = settings.data_dir / "spark"
+        scratch.mkdir(parents=True, exist_ok=True)
+        session = (
+            SparkSession.builder.master(settings.spark_master)
+            .appName("photo-platform")
+            .config("spark.driver.memory", settings.spark_driver_memory)
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.default.parallelism", "4")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        session.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
+        _session = session
+        return session
+
+
+def stop_spark() -> None:
+    """Stop the shared session (tests and scripts call it once at the end)."""
+    global _session
+    with _lock:
+        if _session is not None:
+            _session.stop()
+            _session = None
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
