@@ -1,0 +1,43 @@
+"""`python -m serving`: the API on uvicorn, from the settings, with a token and example calls."""
+
+import logging
+
+import uvicorn
+
+from appconfig import get_settings
+from serving.app import create_app
+from serving.settings import ServingSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    serving = ServingSettings().with_tokens_for(settings.profile)
+    app = create_app(settings, serving)
+    token = app.state.serving.serving.tokens[0].get_secret_value()
+    base = f"http://{serving.host}:{serving.port}"
+    shown = token if serving.generated_token else "<a token from SERVING_TOKENS>"
+    print(f"serving on {base} (docs: {base}/docs)")
+    if serving.generated_token:
+        print(f"generated bearer token (set SERVING_TOKENS to choose your own): {token}")
+    print("example calls:")
+    auth = f'-H "Authorization: Bearer {shown}"'
+    for path in (
+        "/v1/users/<user_id>/feed?limit=10&explain=true",
+        "/v1/users/<user_id>/suggestions",
+        "/v1/users/<user_id>/explore",
+        "/v1/users/<user_id>/stories",
+        "/v1/users/<user_id>/notifications",
+        "/v1/trending/hashtags",
+        "/v1/search/autocomplete?q=a",
+    ):
+        print(f"  curl {auth} '{base}{path}'")
+    print(
+        f"  curl {auth} -H 'Content-Type: application/json' -d "
+        f'\'{{"user_id": <user_id>, "post_ids": [<post_id>, ...], "explain": true}}\' {base}/v1/rank'
+    )
+    uvicorn.run(app, host=serving.host, port=serving.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The serving API: `create_app(settings)` -> FastAPI, with everything loaded in `lifespan`.
+
+    uv run python -m serving            # uvicorn on SERVING_HOST:SERVING_PORT, prints a token
+
+Routers per domain (feed, rank, features, recommendations, stories, notifications, discovery,
+health); OpenAPI docs at /docs. Every endpoint but health, metrics and docs needs a bearer token.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from appconfig import Settings, get_settings
+from serving import errors
+from serving.metrics import LatencyMiddleware
+from serving.models import ModelHolder
+from serving.routers import (
+    discovery,
+    features,
+    feed,
+    health,
+    notifications,
+    rank,
+    recommendations,
+    stories,
+)
+from serving.settings import ServingSettings
+from serving.state import ServingState
+
+
+def create_app(
+    settings: Settings | None = None,
+    serving: ServingSettings | None = None,
+    *,
+    models: ModelHolder | None = None,
+    background: bool = True,
+) -> FastAPI:
+    """The app; `models` replaces the registry-backed holder (tests), `background=False` turns
+    off the reload loops (tests call refresh themselves)."""
+    state = ServingState.create(settings or get_settings(), serving or ServingSettings(), models)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.load)
+        if background:
+            state.start_background()
+        yield
+        await state.stop()
+
+    app = FastAPI(
+        title="photo-platform serving",
+        version="1",
+        description="Home feed, ranking, features, recommendations, stories, notifications, "
+        "trending and search for the photo app. Send `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    app.add_middleware(LatencyMiddleware)
+    errors.install(app)
+    for module in (
+        health,
+        feed,
+        rank,
+        features,
+        recommendations,
+        stories,
+        notifications,
+        discovery,
+    ):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,106 @@
+"""Online features for the API: the ranker's whole request in one bulk read, and per-entity
+lookups for `GET /v1/features/...`.
+
+The readers come from `featurestore.online` (one SQLite query or one Redis MGET per request);
+this module only shapes their output into what the ranker and the endpoints need.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from featurestore.online import OnlineFeatureReader
+
+RANKER_SERVICE = "feed_ranker_v1"
+USER_KEYS = ["user_id"]
+POST_KEYS = ["post_id"]
+AUTHOR_KEYS = ["author_id"]
+
+
+def _references(store: FeatureStore, join_keys: list[list[str]]) -> list[str]:
+    refs = []
+    for view in store.list_feature_views():
+        if sorted(view.join_keys) in join_keys:
+            refs += [f"{view.name}:{f.name}" for f in view.features]
+    return refs
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class FeatureReaders:
+    ranking: OnlineFeatureReader
+    users: OnlineFeatureReader
+    posts: OnlineFeatureReader
+
+    @classmethod
+    def open(cls, store: FeatureStore) -> "FeatureReaders":
+        return cls(
+            ranking=OnlineFeatureReader(store, RANKER_SERVICE),
+            users=OnlineFeatureReader(store, _references(store, [USER_KEYS])),
+            posts=OnlineFeatureReader(store, _references(store, [POST_KEYS, AUTHOR_KEYS])),
+        )
+
+    def ranking_frame(
+        self,
+        user_id: int,
+        post_ids: np.ndarray,
+        author_ids: np.ndarray,
+        request_at: datetime,
+        surface: str,
+    ) -> pd.DataFrame:
+        """One row per candidate with every column of the feature service, the user's
+        features repeated, and the request context the ranker expects (top slot, surface)."""
+        read = self.ranking.read(
+            user_id=user_id,
+            post_ids=post_ids.tolist(),
+            author_ids=author_ids.tolist(),
+            request_at=request_at,
+        )
+        frame = read.candidates
+        user_columns = {
+            name: pd.Series([value] * len(frame), index=frame.index, dtype=object)
+            if isinstance(value, str) or value is None
+            else np.full(len(frame), value)
+            for name, value in read.user.items()
+        }
+        context = {
+            "position": np.zeros(len(frame), dtype="int64"),
+            "surface": np.full(len(frame), surface, dtype=object),
+        }
+        return pd.concat(
+            [frame, pd.DataFrame({**user_columns, **context}, index=frame.index)], axis=1
+        )
+
+    def user(self, user_id: int, request_at: datetime) -> dict[str, Any]:
+        read = self.users.read(user_id=user_id, request_at=request_at)
+        return {k: _jsonable(v) for k, v in read.user.items()}
+
+    def post(self, post_id: int, author_id: int | None, request_at: datetime) -> dict[str, Any]:
+        read = self.posts.read(
+            post_ids=[post_id],
+            author_ids=[author_id if author_id is not None else -1],
+            request_at=request_at,
+        )
+        row = read.candidates.iloc[0].to_dict()
+        row.pop("post_id", None)
+        row.pop("author_id", None)
+        return {k: _jsonable(v) for k, v in row.items()}
+
+    def close(self) -> None:
+        for reader in (self.ranking, self.users, self.posts):
+            reader.close()

@@ -1,0 +1,226 @@
+"""The home feed read path: candidates -> privacy -> rules -> online features -> ranker ->
+author spread -> a ranked snapshot, cached per user and paged by cursor.
+
+A ranked snapshot is reused for `cache_ttl_seconds` while the user's feed version in the feed
+store is unchanged (a push bumps it, so a new post shows on the next first page). Cursors point
+into the snapshot they started from, so paging never repeats or skips a post even when a newer
+snapshot replaces it for fresh requests.
+"""
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from serving.candidates import Candidates, CandidateSources
+from serving.cursor import Cursor, CursorCodec
+from serving.features import FeatureReaders
+from serving.models import ModelHolder, RecencyPopularityScorer
+from serving.rules import first_occurrences, keep_mask, spread_authors
+from serving.snapshot import ServingSnapshot
+
+log = logging.getLogger(__name__)
+RECENCY = RecencyPopularityScorer()
+
+
+class CursorExpired(LookupError):
+    """The snapshot a cursor points into is gone (older than the cursor ttl)."""
+
+
+@dataclass
+class RankedFeed:
+    snapshot_id: str
+    user_id: int
+    post_ids: np.ndarray
+    author_ids: np.ndarray
+    created_ts: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+    frame: pd.DataFrame | None  # feature rows in ranked order (for explain), None if unranked
+    model_version: str
+    feed_version: int | None
+    built_at: float = field(default_factory=time.monotonic)
+    degraded: bool = False
+    reasons: list[str] = field(default_factory=list)
+    candidates: int = 0
+
+
+@dataclass
+class FeedPage:
+    feed: RankedFeed
+    start: int
+    stop: int
+    next_cursor: str | None
+    cached: bool
+    contributions: list[dict[str, float]] | None = None
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[object, RankedFeed] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: object) -> RankedFeed | None:
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key: object, value: RankedFeed) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+class FeedService:
+    def __init__(
+        self,
+        sources: CandidateSources,
+        features: FeatureReaders | None,
+        models: ModelHolder,
+        codec: CursorCodec,
+        *,
+        cache_ttl: float,
+        cursor_ttl: float,
+        snapshot_size: int,
+        fresh_hours: float,
+        max_run: int,
+        max_users: int,
+    ) -> None:
+        self.sources = sources
+        self.features = features
+        self.models = models
+        self.codec = codec
+        self.cache_ttl = cache_ttl
+        self.cursor_ttl = cursor_ttl
+        self.snapshot_size = snapshot_size
+        self.fresh_seconds = fresh_hours * 3600.0
+        self.max_run = max_run
+        self.latest = _Lru(max_users)  # user -> the snapshot fresh requests get
+        self.snapshots = _Lru(max_users * 2)  # snapshot id -> snapshot (cursor pages)
+        self.score_lock = threading.Lock()  # the scorer and the SQLite reader: one at a time
+
+    # --- caching -------------------------------------------------------------------------------
+
+    def cached(self, user_id: int, feed_version: int | None) -> RankedFeed | None:
+        feed = self.latest.get(user_id)
+        if feed is None or time.monotonic() - feed.built_at > self.cache_ttl:
+            return None
+        if feed.degraded or feed.feed_version != feed_version:
+            return None
+        if feed.model_version != self.models.version and feed.frame is not None:
+            return None  # a new champion re-ranks on the next request
+        return feed
+
+    def invalidate(self) -> None:
+        self.latest.clear()
+
+    def page(self, feed: RankedFeed, start: int, limit: int, cached: bool) -> FeedPage:
+        stop = min(start + limit, len(feed.post_ids))
+        next_cursor = None
+        if stop < len(feed.post_ids):
+            next_cursor = self.codec.encode(Cursor(feed.snapshot_id, feed.user_id, stop))
+        return FeedPage(feed, start, stop, next_cursor, cached)
+
+    def resume(self, cursor: Cursor) -> RankedFeed:
+        feed = self.snapshots.get(cursor.snapshot_id)
+        if feed is None or time.monotonic() - feed.built_at > self.cursor_ttl:
+            raise CursorExpired("this cursor's feed snapshot expired: request the first page again")
+        return feed
+
+    # --- building -------------------------------------------------------------------------------
+
+    def build(self, snapshot: ServingSnapshot, user_id: int) -> RankedFeed:
+        now = snapshot.clock.now()
+        now_ts = now.timestamp()
+        found = self.sources.gather(snapshot, user_id, now_ts)
+        total = len(found)
+        kept = self.filter(snapshot, user_id, found, now_ts)
+        reasons = list(found.reasons)
+        scorer = self.models.scorer
+        frame: pd.DataFrame | None = None
+        degraded = found.degraded
+        if len(kept) and self.features is not None and not degraded:
+            try:
+                with self.score_lock:
+                    frame = self.features.ranking_frame(
+                        user_id, kept.post_ids, kept.author_ids, now, "home_feed"
+                    )
+                    scores = scorer.predict(frame)
+            except Exception as exc:  # online store down or model failure: rank by recency
+                log.warning("feed of %s ranked by recency: %s", user_id, exc)
+                degraded, frame = True, None
+                reasons.append(f"ranking unavailable ({type(exc).__name__}): recency-ranked")
+        if frame is None:
+            scorer = RECENCY
+            ages = (now_ts - kept.created_ts) / 3600.0
+            frame = pd.DataFrame({RECENCY.feature_names[0]: ages})
+            scores = RECENCY.predict(frame)
+        order = np.argsort(-scores, kind="stable")
+        order = spread_authors(order, kept.author_ids, self.max_run)[: self.snapshot_size]
+        feed = RankedFeed(
+            snapshot_id=uuid.uuid4().hex[:16],
+            user_id=user_id,
+            post_ids=kept.post_ids[order],
+            author_ids=kept.author_ids[order],
+            created_ts=kept.created_ts[order],
+            scores=np.asarray(scores)[order],
+            sources=kept.sources[order],
+            frame=frame.iloc[order].reset_index(drop=True),
+            model_version=scorer.version,
+            feed_version=found.feed_version,
+            degraded=degraded,
+            reasons=reasons,
+            candidates=total,
+        )
+        self.latest.put(user_id, feed)
+        self.snapshots.put(feed.snapshot_id, feed)
+        return feed
+
+    def filter(
+        self, snapshot: ServingSnapshot, user_id: int, found: Candidates, now_ts: float
+    ) -> Candidates:
+        """Drop duplicates, posts the viewer may not see, deleted, seen and stale posts."""
+        if len(found) == 0:
+            return found
+        found = found.take(first_occurrences(found.post_ids))
+        visible = snapshot.visibility.visible_posts_mask(user_id, found.post_ids, found.author_ids)
+        excluded = snapshot.posts.deleted | snapshot.seen_posts.get(user_id, frozenset())
+        fresh = keep_mask(
+            found.post_ids,
+            found.created_ts,
+            now_ts=now_ts,
+            fresh_seconds=self.fresh_seconds,
+            excluded=excluded,
+        )
+        own = found.author_ids == user_id  # one's own posts are not in one's home feed
+        return found.take(visible & fresh & ~own)
+
+    def explain(self, feed: RankedFeed, start: int, stop: int) -> list[dict[str, float]]:
+        if feed.frame is None or stop <= start:
+            return []
+        rows = feed.frame.iloc[start:stop]
+        scorer = self.models.scorer if feed.model_version == self.models.version else RECENCY
+        if feed.model_version == RECENCY.version:
+            scorer = RECENCY
+        if scorer.version != feed.model_version:
+            return [{} for _ in range(stop - start)]  # the model that ranked it is gone
+        with self.score_lock:
+            table = scorer.explain(rows)
+        return [
+            {k: round(float(v), 6) for k, v in row.items() if v == v and abs(v) > 1e-9}
+            for row in table.to_dict(orient="records")
+        ]

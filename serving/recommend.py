@@ -1,0 +1,143 @@
+"""Who-to-follow and Explore for the API: the registered models when they load, else simple
+graph and popularity baselines, always behind the visibility rules (applied by the routers).
+
+A model's answer is over-fetched (models do not know this minute's blocks and mutes) and the
+routers filter it; the baselines need nothing but the serving snapshot.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from appconfig import Settings
+from serving.snapshot import ServingSnapshot
+
+log = logging.getLogger(__name__)
+BASELINE = "baseline"
+
+
+def _ids(answer: Any) -> list[tuple[int, float]]:
+    """A recommender's answer (ids, (id, score) pairs, records or a DataFrame) as pairs."""
+    if hasattr(answer, "itertuples"):
+        columns = list(answer.columns)
+        id_column = next(c for c in columns if c.endswith("_id") or c == "id")
+        score_column = "score" if "score" in columns else None
+        return [
+            (int(row[id_column]), float(row[score_column]) if score_column else 0.0)
+            for row in answer.to_dict(orient="records")
+        ]
+    pairs = []
+    for item in answer:
+        if isinstance(item, (tuple, list)):
+            pairs.append((int(item[0]), float(item[1]) if len(item) > 1 else 0.0))
+        elif hasattr(item, "score"):
+            key = next(a for a in ("user_id", "post_id", "id", "item_id") if hasattr(item, a))
+            pairs.append((int(getattr(item, key)), float(item.score)))
+        else:
+            pairs.append((int(item), 0.0))
+    return pairs
+
+
+@dataclass
+class Recommenders:
+    who_to_follow: Any = None
+    explore: Any = None
+    who_to_follow_version: str = BASELINE
+    explore_version: str = BASELINE
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Recommenders":
+        """The `champion` of `who-to-follow` and `explore`, each optional."""
+        found = cls()
+        loaders: dict[str, Callable[[str], tuple[Any, str]]] = {}
+        try:
+            from ml.tracking import tracking_uri
+
+            uri = tracking_uri(settings)
+            from ml import recommend  # noqa: F401  (the recommendation package, when present)
+
+            for name in ("who-to-follow", "explore"):
+                loaders[name] = _champion_loader(uri)
+        except Exception as exc:
+            log.info("recommendation models not available, using baselines: %s", exc)
+        for name, attribute in (("who-to-follow", "who_to_follow"), ("explore", "explore")):
+            if name not in loaders:
+                continue
+            try:
+                model, version = loaders[name](name)
+                setattr(found, attribute, model)
+                setattr(found, f"{attribute}_version", version)
+            except Exception as exc:
+                log.info("no %s champion, using the baseline: %s", name, exc)
+        return found
+
+    # --- who to follow ---
+
+    def suggest(self, snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:
+        """Candidates (over-fetched), best first; not yet filtered by visibility."""
+        if self.who_to_follow is not None:
+            try:
+                return _ids(self.who_to_follow.recommend(user_id, k * 3))
+            except Exception as exc:
+                log.warning("who-to-follow model failed, using the baseline: %s", exc)
+        return friends_of_friends(snapshot, user_id, k * 3)
+
+    # --- explore ---
+
+    def explore_pairs(
+        self, snapshot: ServingSnapshot, user_id: int, k: int
+    ) -> list[tuple[int, float]]:
+        if self.explore is not None:
+            try:
+                return _ids(self.explore.recommend(user_id, k * 3))
+            except Exception as exc:
+                log.warning("explore model failed, using the baseline: %s", exc)
+        return popular_outside(snapshot, user_id, k * 3)
+
+    def explore_posts(self, user_id: int, k: int) -> list[int]:
+        """Post ids from the Explore model (candidate source for the home feed)."""
+        if self.explore is None:
+            raise LookupError("no Explore model")
+        return [p for p, _ in _ids(self.explore.recommend(user_id, k))]
+
+
+def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
+    def load(name: str) -> tuple[Any, str]:
+        from ml import recommend
+
+        loader = getattr(recommend, "load_champion", None)
+        if loader is None:
+            raise LookupError("ml.recommend has no load_champion")
+        model = loader(uri, name)
+        return model, str(getattr(model, "version", f"{name}/champion"))
+
+    return load
+
+
+def friends_of_friends(snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:
+    """Accounts followed by the accounts the user follows, by how many of them follow each;
+    popular accounts fill up when the graph gives too few (a new user)."""
+    graph = snapshot.visibility
+    following = graph.follows(user_id)
+    counts: Counter[int] = Counter()
+    for followee in following:
+        counts.update(graph.follows(followee))
+    ranked = [(u, float(n)) for u, n in counts.most_common() if u not in following]
+    if len(ranked) < k:
+        popular = snapshot.users["follower_count"].sort_values(ascending=False)
+        seen = {u for u, _ in ranked}
+        ranked += [(int(u), 0.0) for u in popular.index[: k * 2] if int(u) not in seen]
+    return ranked[: k * 2]
+
+
+def popular_outside(snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:
+    """The most engaged recent posts by accounts the user does not follow."""
+    following = np.fromiter(snapshot.follows(user_id), dtype="int64")
+    posts = snapshot.posts
+    rows = snapshot.popular_rows
+    rows = rows[~np.isin(posts.author_ids[rows], following)][: k * 2]
+    return [(int(posts.post_ids[r]), float(posts.popularity[r])) for r in rows]

@@ -1,0 +1,1 @@
+"""One router per domain; `serving.app` mounts them all."""

@@ -1,0 +1,91 @@
+"""`GET /v1/users/{id}/feed`: the ranked home feed, paged by opaque cursor."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from feeds import FeedStoreUnavailable
+from serving.cursor import InvalidCursor
+from serving.dependencies import Config, Snapshot, State, Token, UserId, check_limit
+from serving.feed import CursorExpired, FeedPage, FeedService, RankedFeed
+from serving.metrics import FEED_REQUESTS
+from serving.schemas import FeedResponse, RankedPost, iso
+
+router = APIRouter(prefix="/v1/users", tags=["feed"])
+
+
+def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) -> FeedResponse:
+    feed = page.feed
+    items = [
+        RankedPost(
+            post_id=int(feed.post_ids[i]),
+            author_id=int(feed.author_ids[i]),
+            rank=i,
+            score=float(feed.scores[i]),
+            created_at=iso(float(feed.created_ts[i])),
+            source=str(feed.sources[i]),
+            contributions=contributions[i - page.start] if contributions is not None else None,
+        )
+        for i in range(page.start, page.stop)
+    ]
+    return FeedResponse(
+        user_id=feed.user_id,
+        model_version=feed.model_version,
+        degraded=feed.degraded,
+        reason="; ".join(feed.reasons) or None,
+        items=items,
+        next_cursor=page.next_cursor,
+        cached=page.cached,
+        candidates=feed.candidates,
+    )
+
+
+def _cached_feed(feeds: FeedService, user_id: int) -> tuple[RankedFeed | None, int | None, bool]:
+    """The reusable snapshot if any, the feed version, and whether the store answered."""
+    try:
+        version = feeds.sources.feed_version(user_id)
+    except FeedStoreUnavailable:
+        return None, None, False
+    return feeds.cached(user_id, version), version, True
+
+
+@router.get("/{user_id}/feed", response_model=FeedResponse)
+async def home_feed(
+    user_id: UserId,
+    state: State,
+    snapshot: Snapshot,
+    config: Config,
+    _: Token,
+    limit: Annotated[int | None, Query(description="posts per page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of a page")
+    ] = None,
+    explain: Annotated[bool, Query(description="add per-feature contributions")] = False,
+) -> FeedResponse:
+    size = check_limit(limit, config.feed_default_limit, config.feed_max_limit)
+    feeds = state.feeds
+    assert feeds is not None
+    if cursor is not None:
+        try:
+            position = feeds.codec.decode(cursor, user_id)
+            feed = feeds.resume(position)
+        except InvalidCursor as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from exc
+        except CursorExpired as exc:
+            raise HTTPException(status.HTTP_410_GONE, str(exc)) from exc
+        page = feeds.page(feed, position.offset, size, cached=True)
+        FEED_REQUESTS.labels("cursor").inc()
+    else:
+        found, _, _ = _cached_feed(feeds, user_id)
+        if found is not None:
+            page = feeds.page(found, 0, size, cached=True)
+            FEED_REQUESTS.labels("cached").inc()
+        else:
+            built = await run_in_threadpool(feeds.build, snapshot, user_id)
+            page = feeds.page(built, 0, size, cached=False)
+            FEED_REQUESTS.labels("degraded" if built.degraded else "ranked").inc()
+    contributions = None
+    if explain:
+        contributions = await run_in_threadpool(feeds.explain, page.feed, page.start, page.stop)
+    return feed_response(page, contributions)

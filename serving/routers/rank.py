@@ -1,0 +1,101 @@
+"""`POST /v1/rank`: rank posts the caller chose, for one user, with the champion ranker.
+
+Posts the user may not see (blocked, muted, blocking, private, deleted) are never ranked: they
+come back under `excluded`, as do unknown ids and duplicates.
+"""
+
+import numpy as np
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from serving.dependencies import Snapshot, State, Token
+from serving.feed import RECENCY
+from serving.schemas import Excluded, RankedPost, RankRequest, RankResponse, iso
+from serving.snapshot import ServingSnapshot
+from serving.state import ServingState
+
+router = APIRouter(prefix="/v1", tags=["rank"])
+
+
+def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest) -> RankResponse:
+    posts = snapshot.posts
+    user = body.user_id
+    excluded: list[Excluded] = []
+    seen: set[int] = set()
+    rows: list[int] = []
+    for post_id in body.post_ids:
+        if post_id in seen:
+            excluded.append(Excluded(post_id=post_id, reason="duplicate"))
+        elif post_id in posts.deleted:
+            excluded.append(Excluded(post_id=post_id, reason="deleted"))
+        elif post_id not in posts.index:
+            excluded.append(Excluded(post_id=post_id, reason="unknown or too old to serve"))
+        else:
+            rows.append(posts.index[post_id])
+        seen.add(post_id)
+    chosen = np.asarray(rows, dtype="int64")
+    post_ids, authors = posts.post_ids[chosen], posts.author_ids[chosen]
+    visible = snapshot.visibility.visible_posts_mask(user, post_ids, authors)
+    excluded += [
+        Excluded(post_id=int(p), reason="not visible to this user") for p in post_ids[~visible]
+    ]
+    post_ids, authors, created = (
+        post_ids[visible],
+        authors[visible],
+        posts.created_ts[chosen][visible],
+    )
+
+    feeds = state.feeds
+    assert feeds is not None
+    now = snapshot.clock.now()
+    scorer, reason = feeds.models.scorer, None
+    frame = None
+    if len(post_ids) and state.features is not None:
+        try:
+            with feeds.score_lock:
+                frame = state.features.ranking_frame(user, post_ids, authors, now, "home_feed")
+                scores = scorer.predict(frame)
+        except Exception as exc:
+            frame, reason = None, f"ranking unavailable ({type(exc).__name__}): recency-ranked"
+    elif state.features is None:
+        reason = "online features unavailable: recency-ranked"
+    if frame is None:
+        scorer = RECENCY
+        import pandas as pd
+
+        frame = pd.DataFrame({RECENCY.feature_names[0]: (now.timestamp() - created) / 3600.0})
+        scores = scorer.predict(frame)
+    order = np.argsort(-scores, kind="stable")
+    contributions = None
+    if body.explain and len(order):
+        with feeds.score_lock:
+            table = scorer.explain(frame.iloc[order])
+        contributions = [
+            {k: round(float(v), 6) for k, v in row.items() if v == v and abs(v) > 1e-9}
+            for row in table.to_dict(orient="records")
+        ]
+    items = [
+        RankedPost(
+            post_id=int(post_ids[j]),
+            author_id=int(authors[j]),
+            rank=i,
+            score=float(scores[j]),
+            created_at=iso(float(created[j])),
+            source="request",
+            contributions=contributions[i] if contributions is not None else None,
+        )
+        for i, j in enumerate(order.tolist())
+    ]
+    return RankResponse(
+        user_id=user,
+        model_version=scorer.version,
+        degraded=reason is not None,
+        reason=reason,
+        items=items,
+        excluded=excluded,
+    )
+
+
+@router.post("/rank", response_model=RankResponse)
+async def rank(body: RankRequest, state: State, snapshot: Snapshot, _: Token) -> RankResponse:
+    return await run_in_threadpool(rank_posts, state, snapshot, body)

@@ -1,0 +1,71 @@
+"""Business rules applied after scoring, as pure functions over arrays (tested on their own).
+
+The ranker orders by predicted engagement; these keep a feed pleasant and honest: no deleted or
+already-seen posts, nothing older than the freshness floor, and no run of more than N posts by
+one author (a prolific account must not fill the screen).
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def keep_mask(
+    post_ids: np.ndarray,
+    created_ts: np.ndarray,
+    *,
+    now_ts: float,
+    fresh_seconds: float,
+    excluded: Iterable[int],
+) -> np.ndarray:
+    """Candidates that pass the filters: not excluded (deleted, seen) and fresh enough."""
+    barred = np.fromiter((int(p) for p in excluded), dtype=np.int64)
+    mask = created_ts >= now_ts - fresh_seconds
+    if barred.size:
+        mask &= ~np.isin(post_ids, barred)
+    return mask
+
+
+def first_occurrences(post_ids: np.ndarray) -> np.ndarray:
+    """A mask keeping the first row of each post id (a post can come from several sources)."""
+    _, first = np.unique(post_ids, return_index=True)
+    mask = np.zeros(len(post_ids), dtype=bool)
+    mask[first] = True
+    return mask
+
+
+def spread_authors(order: np.ndarray, authors: np.ndarray, max_run: int) -> np.ndarray:
+    """Reorder `order` (row indices, best first) so no author fills more than `max_run`
+    consecutive slots: a post that would break the rule waits for the first slot where it fits,
+    keeping the ranking otherwise. Posts that never fit (one author left) go last, in order."""
+    result: list[int] = []
+    waiting: list[int] = []
+
+    def fits(row: int) -> bool:
+        if len(result) < max_run:
+            return True
+        author = authors[row]
+        return any(authors[r] != author for r in result[-max_run:])
+
+    for row in order.tolist():
+        placed = True
+        while placed and waiting:  # an earlier, better post may fit again now
+            placed = False
+            for i, pending in enumerate(waiting):
+                if fits(pending):
+                    result.append(waiting.pop(i))
+                    placed = True
+                    break
+        if fits(row):
+            result.append(row)
+        else:
+            waiting.append(row)
+    while waiting:
+        for i, pending in enumerate(waiting):
+            if fits(pending):
+                result.append(waiting.pop(i))
+                break
+        else:
+            result.extend(waiting)
+            break
+    return np.asarray(result, dtype=np.int64)

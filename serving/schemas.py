@@ -1,0 +1,68 @@
+"""Response and request bodies shared by the routers."""
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+
+def iso(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class RankedPost(BaseModel):
+    post_id: int
+    author_id: int
+    rank: int = Field(description="0-based position in the ranked list")
+    score: float = Field(description="the model's P(engage), or the fallback's score")
+    created_at: datetime | None = None
+    source: str | None = Field(None, description="pushed, pulled, explore, popular or request")
+    contributions: dict[str, float] | None = Field(
+        None, description="per-feature contributions to the logit (explain=true)"
+    )
+
+
+class Ranked(BaseModel):
+    user_id: int
+    model_version: str = Field(description="the ranker that ordered the items")
+    degraded: bool = False
+    reason: str | None = None
+
+
+class FeedResponse(Ranked):
+    items: list[RankedPost]
+    next_cursor: str | None
+    cached: bool
+    candidates: int = Field(description="candidates gathered before filtering")
+
+
+class RankRequest(BaseModel):
+    user_id: int = Field(ge=1, le=2**63 - 1)
+    post_ids: list[int] = Field(min_length=1, max_length=2_000)
+    explain: bool = False
+
+
+class Excluded(BaseModel):
+    post_id: int
+    reason: str
+
+
+class RankResponse(Ranked):
+    items: list[RankedPost]
+    excluded: list[Excluded]
+
+
+class UserSuggestion(BaseModel):
+    user_id: int
+    username: str | None
+    score: float
+    follower_count: int | None = None
+
+
+class SuggestionsResponse(BaseModel):
+    user_id: int
+    model_version: str
+    items: list[UserSuggestion]
+
+
+class ExploreResponse(Ranked):
+    items: list[RankedPost]

@@ -1,0 +1,79 @@
+"""Settings of the serving API, read from `SERVING_*` variables (and `.env`).
+
+They sit beside the platform's `appconfig.Settings` (which says where ClickHouse, Feast, Redis
+and the feed store are, and who counts as a celebrity) and only hold what the API itself decides:
+who may call it, how long answers are cached, how many candidates a feed ranks.
+"""
+
+import secrets
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SERVING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # bearer tokens for service-to-service calls, comma-separated; empty on the embedded profile
+    # generates one at start-up (printed by `python -m serving`)
+    tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    generated_token: bool = False
+
+    cache_ttl_seconds: float = Field(300.0, gt=0)  # a ranked feed is reused this long
+    cursor_ttl_seconds: float = Field(1800.0, gt=0)  # pages of a snapshot stay readable this long
+    max_cached_users: int = Field(50_000, ge=1)
+
+    feed_default_limit: int = Field(20, ge=1)
+    feed_max_limit: int = Field(100, ge=1)
+    feed_snapshot_size: int = Field(300, ge=1)  # ranked posts kept per snapshot (all its pages)
+    rank_max_candidates: int = Field(2_000, ge=1)
+
+    pushed_candidates: int = Field(800, ge=0)  # from the precomputed feed
+    pulled_per_celebrity: int = Field(20, ge=0)  # recent posts of each followed celebrity
+    pulled_candidates: int = Field(200, ge=0)
+    explore_candidates: int = Field(20, ge=0)
+    fresh_hours: float = Field(72.0, gt=0)  # the freshness floor: older posts are not in a feed
+    max_consecutive_per_author: int = Field(2, ge=1)
+
+    story_hours: float = Field(24.0, gt=0)
+    notification_window_hours: float = Field(72.0, gt=0)
+    suggestions_default_limit: int = Field(10, ge=1)
+    max_list_limit: int = Field(100, ge=1)
+
+    ranker_model_name: str = "feed-ranker"
+    ranker_alias: str = "champion"
+    model_reload_seconds: float = Field(30.0, gt=0)
+    snapshot_refresh_seconds: float = Field(600.0, ge=0)  # 0: only on POST /admin/reload
+    # "data": now = the data's newest event + time since load (generated/replayed data);
+    # "wall": the wall clock (live traffic)
+    clock: str = Field("data", pattern="^(data|wall)$")
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self) -> "ServingSettings":
+        if self.feed_default_limit > self.feed_max_limit:
+            raise ValueError("SERVING_FEED_DEFAULT_LIMIT exceeds SERVING_FEED_MAX_LIMIT")
+        return self
+
+    def with_tokens_for(self, profile: str) -> "ServingSettings":
+        """Outside the embedded profile tokens must be given; embedded, one is made up."""
+        if self.tokens:
+            return self
+        if profile != "embedded":
+            raise ValueError("profile 'services' needs SERVING_TOKENS (comma-separated)")
+        token = SecretStr(secrets.token_urlsafe(24))
+        return self.model_copy(update={"tokens": [token], "generated_token": True})
+
+    def token_values(self) -> frozenset[str]:
+        return frozenset(t.get_secret_value() for t in self.tokens)
