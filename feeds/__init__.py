@@ -17,6 +17,7 @@ __all__ = [
     "FeedStoreUnavailable",
     "Push",
     "open_feed_store",
+    "open_feed_store_url",
     "sqlite_path_of",
 ]
 
@@ -30,16 +31,22 @@ def sqlite_path_of(url: str) -> Path:
 
 def open_feed_store(settings: Settings, *, prefix: str = "feeds:") -> FeedStore:
     """The store FEED_STORE_URL names (derived from REDIS_URL, else SQLite in the data dir)."""
-    url = settings.feed_store_url
+    return open_feed_store_url(
+        settings.feed_store_url, max_length=settings.feed_max_length, prefix=prefix
+    )
+
+
+def open_feed_store_url(url: str, *, max_length: int = 800, prefix: str = "feeds:") -> FeedStore:
+    """redis://, rediss://, unix:// (Redis sorted sets) or sqlite:///... (one SQLite file)."""
     scheme = urlparse(url).scheme
     if scheme in ("redis", "rediss", "unix"):
         from feeds.redis_store import RedisFeedStore
 
-        return RedisFeedStore(url, max_length=settings.feed_max_length, prefix=prefix)
+        return RedisFeedStore(url, max_length=max_length, prefix=prefix)
     if scheme == "sqlite":
         from feeds.sqlite_store import SQLiteFeedStore
 
-        return SQLiteFeedStore(sqlite_path_of(url), max_length=settings.feed_max_length)
+        return SQLiteFeedStore(sqlite_path_of(url), max_length=max_length)
     raise ValueError(
         f"FEED_STORE_URL must be redis://..., rediss://... or sqlite:///path, got {url!r}"
     )

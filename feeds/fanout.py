@@ -1,0 +1,145 @@
+"""Hybrid fan-out: push a new post into its followers' feeds, unless its author is a celebrity.
+
+Pushing costs one write per follower, so an account with millions of followers would turn one
+post into millions of writes; those authors' posts are pulled at read time instead (`feeds.pull`).
+Which authors count as celebrities is configurable: the `dim_users` tier, or a follower threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from feeds.store import FeedStore, Push
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from appconfig import Settings
+    from visibility import VisibilityGraph
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class CelebrityPolicy:
+    """Who is never pushed: a tier of `dim_users`, or (when set) a follower threshold."""
+
+    tier: str = "celebrity"
+    min_followers: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CelebrityPolicy:
+        return cls(settings.feed_celebrity_tier, settings.celebrity_min_followers)
+
+    def is_celebrity(self, tier: str | None, follower_count: int) -> bool:
+        if self.min_followers is not None:
+            return follower_count >= self.min_followers
+        return tier == self.tier
+
+    def load(self, client: Client, settings: Settings) -> set[int]:
+        """The celebrity authors as of the `dim_users` mart."""
+        marts = f"{settings.analytics_schema}_marts"
+        rows = client.query(
+            f"select user_id, tier, ifNull(follower_count, 0) from {marts}.dim_users"
+        ).result_rows
+        return {int(user) for user, tier, count in rows if self.is_celebrity(tier, int(count))}
+
+
+@dataclass(frozen=True)
+class NewPost:
+    post_id: int
+    author_id: int
+    created_ms: int
+
+
+@dataclass
+class FanOutReport:
+    posts: int = 0
+    pushed_entries: int = 0  # written to feeds (new; re-deliveries count 0)
+    recipients: int = 0  # follower feeds addressed
+    celebrity_posts: int = 0  # never pushed: pulled at read time
+    withheld: int = 0  # followers skipped by privacy (blocked either way, muted)
+    celebrity_authors: set[int] = field(default_factory=set)
+
+    def add(self, other: FanOutReport) -> None:
+        self.posts += other.posts
+        self.pushed_entries += other.pushed_entries
+        self.recipients += other.recipients
+        self.celebrity_posts += other.celebrity_posts
+        self.withheld += other.withheld
+        self.celebrity_authors |= other.celebrity_authors
+
+
+class FanOut:
+    """Decides who receives a post and writes it; the graph and celebrity set are kept current
+    by the caller (snapshot from the marts, then streamed relationship events)."""
+
+    def __init__(
+        self,
+        store: FeedStore,
+        graph: VisibilityGraph,
+        celebrities: Iterable[int],
+        policy: CelebrityPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.celebrities = set(celebrities)
+        self.policy = policy or CelebrityPolicy()
+
+    def is_celebrity(self, author_id: int) -> bool:
+        if self.policy.min_followers is not None:  # the live follower count decides
+            return len(self.graph.followers(author_id)) >= self.policy.min_followers
+        return author_id in self.celebrities
+
+    def recipients(self, author_id: int) -> tuple[list[int], int]:
+        """Approved followers allowed to see the author, and how many privacy withheld."""
+        followers = self.graph.followers(author_id)
+        allowed = [f for f in followers if self.graph.can_see_author(f, author_id)]
+        return allowed, len(followers) - len(allowed)
+
+    def plan(self, posts: Iterable[NewPost]) -> tuple[list[Push], FanOutReport]:
+        report = FanOutReport()
+        pushes: list[Push] = []
+        for post in posts:
+            report.posts += 1
+            if self.graph.is_deleted(post.post_id):
+                continue
+            if self.is_celebrity(post.author_id):
+                report.celebrity_posts += 1
+                report.celebrity_authors.add(post.author_id)
+                continue
+            allowed, withheld = self.recipients(post.author_id)
+            report.withheld += withheld
+            report.recipients += len(allowed)
+            pushes += (Push(f, post.post_id, post.author_id, post.created_ms) for f in allowed)
+        return pushes, report
+
+    def publish(self, posts: Iterable[NewPost]) -> FanOutReport:
+        """Push new posts to their followers' feeds (idempotent: safe to re-deliver)."""
+        pushes, report = self.plan(posts)
+        report.pushed_entries = self.store.push_many(pushes) if pushes else 0
+        return report
+
+    def delete(self, post_id: int, author_id: int) -> int:
+        """A deleted post leaves every follower's feed and is never pushed again."""
+        self.graph.delete_post(post_id)
+        return self.store.remove_post(post_id, author_id, self.graph.followers(author_id))
+
+    def relationship_changed(self, event_type: str, actor: int, target: int) -> int:
+        """Apply a relationship event to the graph and drop what the actor may no longer see.
+
+        A new follow does not backfill older posts here; the next precompute does.
+        """
+        removed = 0
+        if event_type in ("unfollow", "mute"):
+            removed += self.store.remove_author(actor, target)
+        elif event_type == "block":  # hidden both ways
+            removed += self.store.remove_author(actor, target)
+            removed += self.store.remove_author(target, actor)
+        self.graph.apply_relationship(event_type, actor, target)
+        return removed

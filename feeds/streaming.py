@@ -1,0 +1,209 @@
+"""Streaming fan-out: new posts from Kafka into followers' feeds within seconds.
+
+A long-running consumer with its own group (`feeds-fanout`), independent of raw ingestion: it
+reads `events.posts` (post_created, post_deleted) and `events.relationships` (follows, blocks,
+mutes keep its in-memory graph current and drop what a user may no longer see). Offsets are
+committed only after the feed writes, so a crash re-delivers a batch; pushes are idempotent
+(sorted-set adds of the same member), so re-delivery changes nothing: at-least-once.
+
+Celebrity posts are never pushed; the consumer adds them to a `CelebrityPostIndex` if it is
+given one (a reader in the same process).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.timestamps import parse_timestamp
+from feeds.fanout import FanOut, FanOutReport, NewPost, to_ms
+from feeds.pull import CelebrityPostIndex
+from feeds.store import FeedEntry
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "feeds-fanout"
+POSTS_TOPIC = "events.posts"
+RELATIONSHIPS_TOPIC = "events.relationships"
+RELATIONSHIP_EVENTS = frozenset(
+    {
+        "follow",
+        "unfollow",
+        "follow_request",
+        "follow_approved",
+        "block",
+        "unblock",
+        "mute",
+        "unmute",
+    }
+)
+
+
+@dataclass
+class StreamReport:
+    batches: int = 0
+    messages: int = 0
+    skipped: int = 0  # not JSON, unknown type, missing ids: raw ingestion dead-letters them
+    deleted_removals: int = 0
+    relationship_events: int = 0
+    relationship_removals: int = 0
+    fanout: FanOutReport = field(default_factory=FanOutReport)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def apply_events(
+    fanout: FanOut,
+    events: Iterable[dict[str, Any]],
+    report: StreamReport,
+    pulled: CelebrityPostIndex | None = None,
+) -> None:
+    """Apply one batch in order; consecutive new posts are pushed in one store call."""
+    pending: list[NewPost] = []
+
+    def flush() -> None:
+        if pending:
+            report.fanout.add(fanout.publish(pending))
+            pending.clear()
+
+    for event in events:
+        kind = event.get("event_type")
+        user, post = _int(event.get("user_id")), _int(event.get("post_id"))
+        if kind == "post_created" and user and post:
+            try:
+                created_ms = to_ms(parse_timestamp(event["occurred_at"]))
+            except (KeyError, TypeError, ValueError):
+                report.skipped += 1
+                continue
+            if pulled is not None and fanout.is_celebrity(user):
+                pulled.add(FeedEntry(post, user, created_ms))
+            pending.append(NewPost(post, user, created_ms))
+        elif kind == "post_deleted" and user and post:
+            flush()  # a delete after a create in the same batch must win
+            report.deleted_removals += fanout.delete(post, user)
+            if pulled is not None:
+                pulled.remove(post, user)
+        elif kind in RELATIONSHIP_EVENTS and user and _int(event.get("target_user_id")):
+            flush()
+            report.relationship_events += 1
+            report.relationship_removals += fanout.relationship_changed(
+                str(kind), user, int(event["target_user_id"])
+            )
+        else:
+            report.skipped += 1
+    flush()
+
+
+def decode(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        event = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def make_consumer(
+    bootstrap_servers: str,
+    topics: Sequence[str] = (POSTS_TOPIC, RELATIONSHIPS_TOPIC),
+    *,
+    group_id: str = CONSUMER_GROUP,
+    **overrides: Any,
+) -> Any:
+    from kafka import KafkaConsumer
+
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "latest",  # feeds are rebuilt from the marts; only new posts matter
+        "max_poll_records": 5_000,
+        "fetch_max_wait_ms": 100,  # latency over batching: a post should appear within seconds
+        "isolation_level": "read_committed",
+    }
+    config.update(overrides)
+    consumer = KafkaConsumer(**config)
+    consumer.subscribe(topics=list(topics))
+    return consumer
+
+
+class FanOutConsumer:
+    """Poll, apply, write, then commit; `run` loops until `stop()` (or a limit)."""
+
+    def __init__(
+        self,
+        fanout: FanOut,
+        consumer: Any,
+        *,
+        pulled: CelebrityPostIndex | None = None,
+        refresh: Callable[[], None] | None = None,
+        refresh_seconds: float | None = None,
+    ) -> None:
+        self.fanout = fanout
+        self.consumer = consumer
+        self.pulled = pulled
+        self.report = StreamReport()
+        self._refresh = refresh
+        self._refresh_seconds = refresh_seconds
+        self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the group has assigned partitions
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def poll_once(self, timeout_ms: int = 500) -> int:
+        """One micro-batch: returns the number of messages applied and committed."""
+        from ingestion.kafka_source import commit
+
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        if not self.ready.is_set() and self.consumer.assignment():
+            self.ready.set()
+        messages = sorted(
+            (m for batch in polled.values() for m in batch),
+            key=lambda m: (m.timestamp, m.topic, m.partition, m.offset),
+        )
+        if not messages:
+            return 0
+        events = []
+        for message in messages:
+            event = decode(message.value)
+            if event is None:
+                self.report.skipped += 1
+            else:
+                events.append(event)
+        apply_events(self.fanout, events, self.report, self.pulled)
+        commit(self.consumer)  # only after the feed writes: at-least-once
+        self.report.batches += 1
+        self.report.messages += len(messages)
+        return len(messages)
+
+    def run(self, *, max_seconds: float | None = None) -> StreamReport:
+        started = last_refresh = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if max_seconds is not None and now - started > max_seconds:
+                break
+            if (
+                self._refresh
+                and self._refresh_seconds
+                and now - last_refresh > self._refresh_seconds
+            ):
+                self._refresh()
+                last_refresh = now
+            applied = self.poll_once()
+            if applied:
+                log.info(
+                    "fan-out: %d messages, %d entries pushed so far",
+                    applied,
+                    self.report.fanout.pushed_entries,
+                )
+        return self.report
+
+    def close(self) -> None:
+        self.consumer.close()

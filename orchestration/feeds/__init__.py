@@ -1,0 +1,33 @@
+"""The feeds domain: precomputed home feeds (the push half of hybrid fan-out).
+
+The streaming half is a long-running process, not a sensor: `python -m feeds.consumer`.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from appconfig import get_settings
+from orchestration.feeds.assets import home_feeds
+from orchestration.feeds.resources import FeedStoreResource
+from orchestration.resources import env_or
+
+
+def defs() -> dg.Definitions:
+    settings = get_settings()
+    return dg.Definitions(
+        assets=[home_feeds],
+        jobs=[
+            dg.define_asset_job(
+                "build_feeds",
+                selection=dg.AssetSelection.assets(home_feeds),
+                description="Rewrite every user's candidate feed from the marts (push half).",
+            )
+        ],
+        resources={
+            "feed_store": FeedStoreResource(
+                url=env_or("FEED_STORE_URL", settings.feed_store_url),  # type: ignore[arg-type]
+                max_length=settings.feed_max_length,
+            )
+        },
+    )

@@ -1,0 +1,265 @@
+"""Hybrid fan-out: who receives a post, what is never pushed, and the Kafka path end to end."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feeds import FeedEntry, FeedStore
+from feeds.fanout import CelebrityPolicy, FanOut, NewPost
+from feeds.pull import CelebrityPostIndex, merge_candidates
+from feeds.redis_store import RedisFeedStore
+from feeds.sqlite_store import SQLiteFeedStore
+from feeds.streaming import FanOutConsumer, StreamReport, apply_events, make_consumer
+from visibility import VisibilityGraph
+
+AUTHOR, CELEBRITY, PRIVATE = 1, 2, 3
+FAN, FRIEND, BLOCKER, BLOCKED, MUTER = 10, 11, 12, 13, 14
+
+
+def _graph() -> VisibilityGraph:
+    """AUTHOR is followed by five users, three of whom may not see them; CELEBRITY by two;
+    PRIVATE has one approved follower (FRIEND only asked)."""
+    return VisibilityGraph.from_edges(
+        follows=[
+            *((f, AUTHOR) for f in (FAN, FRIEND, BLOCKER, BLOCKED, MUTER)),
+            (FAN, CELEBRITY),
+            (FRIEND, CELEBRITY),
+            (FAN, PRIVATE),
+        ],
+        blocks=[(BLOCKER, AUTHOR), (AUTHOR, BLOCKED)],
+        mutes=[(MUTER, AUTHOR)],
+        private_users=[PRIVATE],
+    )
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedStore]:
+    feed_store: RedisFeedStore | SQLiteFeedStore
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        feed_store = RedisFeedStore(url, max_length=50, prefix=f"test-fanout-{uuid.uuid4().hex}:")
+    else:
+        feed_store = SQLiteFeedStore(tmp_path / "feeds.sqlite", max_length=50)
+    yield feed_store
+    feed_store.clear()
+    feed_store.close()
+
+
+def _feed(store: FeedStore, user: int) -> list[int]:
+    return [e.post_id for e in store.read(user, 100)]
+
+
+def test_a_post_reaches_only_followers_who_may_see_it(store: FeedStore) -> None:
+    fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
+
+    report = fanout.publish([NewPost(100, AUTHOR, 1_000), NewPost(101, PRIVATE, 2_000)])
+
+    assert _feed(store, FAN) == [101, 100]
+    assert _feed(store, FRIEND) == [100]  # a pending request does not see the private post
+    for hidden in (BLOCKER, BLOCKED, MUTER):
+        assert _feed(store, hidden) == []
+    assert report.withheld == 3
+    assert report.pushed_entries == 3
+
+
+def test_celebrity_posts_are_never_pushed(store: FeedStore) -> None:
+    fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
+
+    report = fanout.publish([NewPost(200, CELEBRITY, 1_000)])
+
+    assert report.celebrity_posts == 1 and report.pushed_entries == 0
+    assert _feed(store, FAN) == [] and _feed(store, FRIEND) == []
+
+
+def test_a_follower_threshold_overrides_the_tier(store: FeedStore) -> None:
+    # AUTHOR has five followers: a threshold of 5 makes it a celebrity whatever its tier
+    fanout = FanOut(store, _graph(), celebrities=set(), policy=CelebrityPolicy(min_followers=5))
+
+    assert fanout.publish([NewPost(300, AUTHOR, 1)]).celebrity_posts == 1
+    assert fanout.publish([NewPost(301, CELEBRITY, 1)]).pushed_entries == 2
+
+
+def test_deleted_posts_leave_feeds_and_are_not_pushed_again(store: FeedStore) -> None:
+    fanout = FanOut(store, _graph(), celebrities=set())
+    fanout.publish([NewPost(100, AUTHOR, 1_000), NewPost(102, AUTHOR, 3_000)])
+
+    assert fanout.delete(100, AUTHOR) == 2
+    assert _feed(store, FAN) == [102] and _feed(store, FRIEND) == [102]
+    assert fanout.publish([NewPost(100, AUTHOR, 1_000)]).pushed_entries == 0  # a re-delivery
+    assert _feed(store, FAN) == [102]
+
+
+def test_mute_unfollow_and_block_drop_the_authors_posts(store: FeedStore) -> None:
+    fanout = FanOut(store, _graph(), celebrities=set())
+    fanout.publish([NewPost(100, AUTHOR, 1_000), NewPost(101, PRIVATE, 2_000)])
+
+    fanout.relationship_changed("mute", FAN, AUTHOR)
+    assert _feed(store, FAN) == [101]
+    fanout.relationship_changed("block", PRIVATE, FAN)
+    assert _feed(store, FAN) == []
+    fanout.relationship_changed("unfollow", FRIEND, AUTHOR)
+    assert _feed(store, FRIEND) == []
+    assert fanout.publish([NewPost(103, AUTHOR, 4_000)]).recipients == 0  # nobody left
+
+
+def test_stream_events_apply_in_order(store: FeedStore) -> None:
+    fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
+    pulled = CelebrityPostIndex()
+    at = "2026-11-04T10:00:00Z"
+    events: list[dict[str, Any]] = [
+        {"event_type": "post_created", "user_id": AUTHOR, "post_id": 1, "occurred_at": at},
+        {"event_type": "post_created", "user_id": CELEBRITY, "post_id": 2, "occurred_at": at},
+        {"event_type": "post_created", "user_id": AUTHOR, "post_id": 3, "occurred_at": at},
+        {"event_type": "post_deleted", "user_id": AUTHOR, "post_id": 3},
+        {"event_type": "follow", "user_id": BLOCKER, "target_user_id": CELEBRITY},
+        {"event_type": "like", "user_id": FAN, "post_id": 1},
+        {"event_type": "post_created", "user_id": AUTHOR, "post_id": 4},  # no time: skipped
+    ]
+    report = StreamReport()
+
+    apply_events(fanout, events, report, pulled)
+
+    assert _feed(store, FAN) == [1] and _feed(store, FRIEND) == [1]
+    assert report.fanout.celebrity_posts == 1 and report.deleted_removals == 2
+    assert report.skipped == 2 and report.relationship_events == 1
+    assert fanout.graph.is_following(BLOCKER, CELEBRITY)
+    assert [e.post_id for e in pulled.for_viewer(BLOCKER, fanout.graph, 10)] == [2]
+
+
+def test_pull_merges_followed_celebrities_and_dedupes() -> None:
+    graph = _graph()
+    index = CelebrityPostIndex(per_author=2)
+    index.replace([FeedEntry(p, CELEBRITY, p * 10) for p in (1, 2, 3)])
+
+    pulled = index.for_viewer(FAN, graph, limit=10)
+    assert [e.post_id for e in pulled] == [3, 2]  # per-author cap
+    assert index.for_viewer(BLOCKER, graph, limit=10) == []  # does not follow the celebrity
+    graph.add_block(CELEBRITY, FAN)
+    assert index.for_viewer(FAN, graph, limit=10) == []
+
+    pushed = [FeedEntry(3, CELEBRITY, 30), FeedEntry(9, AUTHOR, 25), FeedEntry(8, AUTHOR, 5)]
+    merged = merge_candidates(pushed, pulled, limit=3)
+    assert [e.post_id for e in merged] == [3, 9, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    follows=st.sets(st.tuples(st.integers(1, 12), st.integers(1, 12)), max_size=60),
+    blocks=st.sets(st.tuples(st.integers(1, 12), st.integers(1, 12)), max_size=12),
+    mutes=st.sets(st.tuples(st.integers(1, 12), st.integers(1, 12)), max_size=12),
+    private=st.sets(st.integers(1, 12), max_size=4),
+    celebrities=st.sets(st.integers(1, 12), max_size=3),
+    authors=st.lists(st.integers(1, 12), min_size=1, max_size=12),
+)
+def test_no_push_ever_leaks_or_carries_a_celebrity(
+    follows: set[tuple[int, int]],
+    blocks: set[tuple[int, int]],
+    mutes: set[tuple[int, int]],
+    private: set[int],
+    celebrities: set[int],
+    authors: list[int],
+) -> None:
+    follows = {(a, b) for a, b in follows if a != b}
+    graph = VisibilityGraph.from_edges(
+        follows=follows, blocks=blocks, mutes=mutes, private_users=private
+    )
+    fanout = FanOut(store=None, graph=graph, celebrities=celebrities)  # type: ignore[arg-type]
+
+    pushes, _ = fanout.plan(NewPost(1000 + i, a, i) for i, a in enumerate(authors))
+
+    for user, _post, author, _ms in pushes:
+        assert author not in celebrities
+        assert (user, author) in follows
+        assert (user, author) not in blocks and (author, user) not in blocks
+        assert (user, author) not in mutes
+    expected = sum(
+        1
+        for a in authors
+        if a not in celebrities
+        for f, g in follows
+        if g == a and (f, a) not in blocks and (a, f) not in blocks and (f, a) not in mutes
+    )
+    assert len(pushes) == expected
+
+
+# --- Kafka -> feed, real broker and real Redis ----------------------------------------------
+
+
+def _create_topics(bootstrap: str, *names: str) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="test-feeds")
+    try:
+        admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
+    finally:
+        admin.close()
+
+
+def _wait_for(predicate: Any, timeout: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not true after {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_a_post_produced_to_kafka_reaches_a_followers_feed_within_seconds(
+    kafka_bootstrap: str, redis_url: str
+) -> None:
+    from kafka import KafkaProducer
+
+    run = uuid.uuid4().hex[:10]
+    posts_topic, relationships_topic = f"test.feeds.{run}.posts", f"test.feeds.{run}.relationships"
+    _create_topics(kafka_bootstrap, posts_topic, relationships_topic)
+    store = RedisFeedStore(redis_url, prefix=f"test-fanout-kafka-{run}:")
+    fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
+    consumer = make_consumer(
+        kafka_bootstrap,
+        (posts_topic, relationships_topic),
+        group_id=f"test-feeds-{run}",
+        auto_offset_reset="earliest",
+    )
+    runner = FanOutConsumer(fanout, consumer)
+    thread = threading.Thread(target=runner.run, kwargs={"max_seconds": 120}, daemon=True)
+    thread.start()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
+
+    def send(topic: str, **event: Any) -> None:
+        event.setdefault("occurred_at", "2026-11-04T10:00:00Z")
+        producer.send(topic, json.dumps(event).encode(), key=str(event["user_id"]).encode())
+        producer.flush()
+
+    try:
+        assert runner.ready.wait(60), "the consumer group never got its partitions"
+        send(posts_topic, event_type="post_created", user_id=CELEBRITY, post_id=7)
+        send(posts_topic, event_type="post_created", user_id=AUTHOR, post_id=8)
+        latency = _wait_for(lambda: _feed(store, FAN) == [8], timeout=10)
+        print(f"post_created -> follower feed: {latency:.2f} s")
+        assert _feed(store, FRIEND) == [8]
+        assert _feed(store, BLOCKER) == [] and _feed(store, MUTER) == []
+
+        send(relationships_topic, event_type="unfollow", user_id=FRIEND, target_user_id=AUTHOR)
+        send(posts_topic, event_type="post_deleted", user_id=AUTHOR, post_id=8)
+        _wait_for(lambda: _feed(store, FAN) == [] and _feed(store, FRIEND) == [], timeout=10)
+        _wait_for(lambda: runner.report.messages == 4, timeout=10)
+        assert runner.report.fanout.celebrity_posts == 1  # pulled, never pushed
+        assert store.version(FAN) == 2  # one push, one removal
+    finally:
+        runner.stop()
+        thread.join(30)
+        producer.close()
+        runner.close()
+        store.clear()
+        store.close()
+    assert not thread.is_alive()
