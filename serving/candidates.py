@@ -9,14 +9,17 @@ When the feed store is unreachable, every followed author is pulled from the sna
 (the degraded path), so a feed still comes back.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from feeds import FeedStore, FeedStoreUnavailable
 from serving.snapshot import ServingSnapshot
 
+T = TypeVar("T")
 PUSHED, PULLED, EXPLORE, POPULAR = "pushed", "pulled", "explore", "popular"
 
 
@@ -84,6 +87,7 @@ class CandidateSources:
         pulled: int,
         explore: int,
         explore_posts: Callable[[int, int], list[int]] | None = None,
+        retry_seconds: float = 5.0,
     ) -> None:
         self.feed_store = feed_store
         self.pushed = pushed
@@ -91,15 +95,38 @@ class CandidateSources:
         self.pulled = pulled
         self.explore = explore
         self.explore_posts = explore_posts
+        self.retry_seconds = retry_seconds
+        self._down_until = 0.0
+        self._down_reason = ""
+
+    def _store(self) -> FeedStore:
+        """The feed store, unless it failed in the last `retry_seconds` (a circuit breaker: a
+        dead Redis costs one connect timeout per interval, not one per request)."""
+        if self.feed_store is None:
+            raise FeedStoreUnavailable("no feed store configured")
+        if time.monotonic() < self._down_until:
+            raise FeedStoreUnavailable(self._down_reason)
+        return self.feed_store
+
+    def _guard(self, call: Callable[[FeedStore], T]) -> T:
+        store = self._store()
+        try:
+            return call(store)
+        except FeedStoreUnavailable as exc:
+            self._down_until = time.monotonic() + self.retry_seconds
+            self._down_reason = f"{exc} (retrying after {self.retry_seconds:g} s)"
+            raise
 
     def feed_version(self, user_id: int) -> int | None:
         """The feed store's version of the user's feed; raises FeedStoreUnavailable."""
-        return None if self.feed_store is None else self.feed_store.version(user_id)
+        if self.feed_store is None:
+            return None
+        return self._guard(lambda store: store.version(user_id))
 
     def pushed_posts(self, user_id: int, now_ts: float) -> Candidates:
-        if self.feed_store is None:
-            raise FeedStoreUnavailable("no feed store configured")
-        entries = self.feed_store.read(user_id, self.pushed, max_created_ms=int(now_ts * 1000))
+        entries = self._guard(
+            lambda store: store.read(user_id, self.pushed, max_created_ms=int(now_ts * 1000))
+        )
         return Candidates(
             np.fromiter((e.post_id for e in entries), dtype="int64", count=len(entries)),
             np.fromiter((e.author_id for e in entries), dtype="int64", count=len(entries)),

@@ -16,7 +16,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from SERVING_TOKENS"
 
 
 def get_state(request: Request) -> ServingState:
-    return request.app.state.serving  # type: ignore[no-any-return]
+    return request.app.state.serving
 
 
 State = Annotated[ServingState, Depends(get_state)]

@@ -40,6 +40,8 @@ class ServingSettings(BaseSettings):
     fresh_hours: float = Field(72.0, gt=0)  # the freshness floor: older posts are not in a feed
     max_consecutive_per_author: int = Field(2, ge=1)
 
+    feed_store_prefix: str = "feeds:"  # the key prefix the feed precompute writes under
+    feed_store_retry_seconds: float = Field(5.0, ge=0)  # after a failure, fall back this long
     story_hours: float = Field(24.0, gt=0)
     notification_window_hours: float = Field(72.0, gt=0)
     suggestions_default_limit: int = Field(10, ge=1)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from appconfig import Settings
+from feeds.fanout import CelebrityPolicy
 from serving.search import AutocompleteIndex
 from serving.settings import ServingSettings
 from warehouse import clickhouse_client
@@ -94,14 +95,15 @@ def _ts(series: pd.Series) -> np.ndarray:
 
 
 def celebrity_ids(users: pd.DataFrame, settings: Settings) -> frozenset[int]:
-    """Authors pulled at read time rather than pushed: a follower threshold when one is set,
-    else the `dim_users` tier (the same rule as the feed precompute)."""
-    threshold = getattr(settings, "celebrity_min_followers", None)
-    if threshold:
-        chosen = users["follower_count"].fillna(0) >= threshold
-    else:
-        chosen = users["tier"] == getattr(settings, "feed_celebrity_tier", "celebrity")
-    return frozenset(int(u) for u in users.index[chosen.to_numpy()])
+    """Authors pulled at read time rather than pushed: the same policy as the fan-out."""
+    policy = CelebrityPolicy.from_settings(settings)
+    return frozenset(
+        int(user)
+        for user, tier, followers in zip(
+            users.index, users["tier"], users["follower_count"].fillna(0), strict=True
+        )
+        if policy.is_celebrity(tier, int(followers))
+    )
 
 
 def _pairs(frame: pd.DataFrame, key: str, value: str) -> dict[int, frozenset[int]]:

@@ -66,7 +66,7 @@ class ServingState:
         """Blocking start-up: snapshot, stores, readers, model (each failure recorded)."""
         self.reload_snapshot()
         try:
-            self.feed_store = open_feed_store(self.settings, prefix="feeds:")
+            self.feed_store = open_feed_store(self.settings, prefix=self.serving.feed_store_prefix)
         except Exception as exc:
             self.errors["feed_store"] = f"{type(exc).__name__}: {exc}"
         try:
@@ -85,7 +85,12 @@ class ServingState:
             pulled_per_author=serving.pulled_per_celebrity,
             pulled=serving.pulled_candidates,
             explore=serving.explore_candidates,
-            explore_posts=self.recommenders.explore_posts if self.recommenders else None,
+            explore_posts=(
+                self.recommenders.explore_posts
+                if self.recommenders and self.recommenders.explore is not None
+                else None
+            ),
+            retry_seconds=serving.feed_store_retry_seconds,
         )
         self.feeds = FeedService(
             sources,

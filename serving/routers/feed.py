@@ -41,13 +41,13 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
     )
 
 
-def _cached_feed(feeds: FeedService, user_id: int) -> tuple[RankedFeed | None, int | None, bool]:
-    """The reusable snapshot if any, the feed version, and whether the store answered."""
+def _cached_feed(feeds: FeedService, user_id: int) -> RankedFeed | None:
+    """The reusable ranked snapshot, if the user's feed has not changed since it was built."""
     try:
         version = feeds.sources.feed_version(user_id)
     except FeedStoreUnavailable:
-        return None, None, False
-    return feeds.cached(user_id, version), version, True
+        return None  # rebuilt on the degraded path, which says why
+    return feeds.cached(user_id, version)
 
 
 @router.get("/{user_id}/feed", response_model=FeedResponse)
@@ -77,7 +77,7 @@ async def home_feed(
         page = feeds.page(feed, position.offset, size, cached=True)
         FEED_REQUESTS.labels("cursor").inc()
     else:
-        found, _, _ = _cached_feed(feeds, user_id)
+        found = _cached_feed(feeds, user_id)
         if found is not None:
             page = feeds.page(found, 0, size, cached=True)
             FEED_REQUESTS.labels("cached").inc()
