@@ -1,8 +1,10 @@
 """Image renditions, metadata and quality features from one uploaded original.
 
-Renditions are square and made by **center-crop** (never padding): the largest centred square
-of the upright image is cut out and resized with Lanczos, so every rendition has exactly its
-target size (a small original is scaled up to it). They are JPEG quality 85 and carry **no
+Renditions are made by **center-crop** (never padding): the largest centred rectangle of the
+targets' aspect ratio is cut out of the upright image and resized with Lanczos, so every
+rendition has exactly its target size (a small original is scaled up to it). Posts get squares
+(RENDITIONS); stories get 9:16 portraits (STORY_RENDITIONS: 1080x1920, as the story viewer
+fills the screen, and a 270x480 thumbnail for the story tray). They are JPEG quality 85 and carry **no
 EXIF at all**: orientation is applied to the pixels first, and location (GPS) and every other
 tag stay out of the renditions. A few non-location EXIF fields are kept in the metadata.
 
@@ -30,10 +32,16 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 Status = Literal["ok", "corrupt", "unsupported"]
+Layout = Literal["post", "story"]
 
 JPEG_QUALITY = 85
 # name -> square side in px, largest first (each is resized from the one before it)
 RENDITIONS: dict[str, int] = {"feed": 1080, "profile": 320, "thumbnail": 150}
+# stories: name -> (width, height), all 9:16, largest first
+STORY_RENDITIONS: dict[str, tuple[int, int]] = {
+    "story": (1080, 1920),
+    "story_thumbnail": (270, 480),
+}
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP"}
 SHARPNESS_SIDE = 512
 BLOCK = 8
@@ -86,10 +94,17 @@ class ImageResult:
     renditions: dict[str, Rendition] = field(default_factory=dict)
 
 
-def process_image(data: bytes) -> ImageResult:
+def rendition_sizes(layout: Layout = "post") -> dict[str, tuple[int, int]]:
+    """The renditions of one layout: name -> (width, height), largest first."""
+    if layout == "story":
+        return dict(STORY_RENDITIONS)
+    return {name: (side, side) for name, side in RENDITIONS.items()}
+
+
+def process_image(data: bytes, layout: Layout = "post") -> ImageResult:
     """Renditions, metadata and quality features of one original; never raises."""
     try:
-        return _process(data)
+        return _process(data, layout)
     except Image.DecompressionBombError as error:
         return ImageResult("unsupported", f"too many pixels: {error}", bytes=len(data))
     except UnidentifiedImageError:
@@ -98,7 +113,7 @@ def process_image(data: bytes) -> ImageResult:
         return ImageResult("corrupt", f"{type(error).__name__}: {error}", bytes=len(data))
 
 
-def _process(data: bytes) -> ImageResult:
+def _process(data: bytes, layout: Layout) -> ImageResult:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image = Image.open(io.BytesIO(data))
@@ -138,23 +153,35 @@ def _process(data: bytes) -> ImageResult:
         exif=kept,
         had_location=had_location,
     )
-    result.renditions = make_renditions(upright)
+    result.renditions = make_renditions(upright, rendition_sizes(layout))
     return result
 
 
-def make_renditions(upright: Image.Image) -> dict[str, Rendition]:
-    """Center-crop to the largest square, then resize to each size in RENDITIONS; JPEG q85,
-    no EXIF. Each smaller rendition is resized from the previous one (cheaper, same result
-    within JPEG noise)."""
-    side = min(upright.size)
-    left, top = (upright.width - side) // 2, (upright.height - side) // 2
-    current = upright.crop((left, top, left + side, top + side))
+def center_crop_box(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:
+    """The largest centred box of `aspect` (width / height) inside width x height."""
+    if width / height > aspect:  # too wide: cut the sides
+        crop_w, crop_h = max(1, round(height * aspect)), height
+    else:  # too tall: cut top and bottom
+        crop_w, crop_h = width, max(1, round(width / aspect))
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    return left, top, left + crop_w, top + crop_h
+
+
+def make_renditions(
+    upright: Image.Image, sizes: dict[str, tuple[int, int]] | None = None
+) -> dict[str, Rendition]:
+    """Center-crop to the targets' aspect, then resize to each size (default: the square post
+    renditions); JPEG q85, no EXIF. Each smaller rendition is resized from the previous one
+    (cheaper, same result within JPEG noise)."""
+    sizes = sizes or rendition_sizes("post")
+    first_w, first_h = next(iter(sizes.values()))
+    current = upright.crop(center_crop_box(upright.width, upright.height, first_w / first_h))
     renditions = {}
-    for name, size in RENDITIONS.items():
-        current = current.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    for name, (width, height) in sizes.items():
+        current = current.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
         buffer = io.BytesIO()
         current.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=False)
-        renditions[name] = Rendition(buffer.getvalue(), size, size)
+        renditions[name] = Rendition(buffer.getvalue(), width, height)
     return renditions
 
 

@@ -1,7 +1,12 @@
 """Process uploaded originals into renditions and one metadata row each, in parallel.
 
+Posts' originals (`media/originals/...`) get the square post renditions, stories' originals
+(`media/stories/...`) the 9:16 story renditions; both are rows of the same table, a story's with
+`story_id` set and `post_id` null.
+
 Workers (a process pool) only read originals from the object store and write renditions to it,
-under `media/renditions/<variant>/<rest of the original key>`; they return metadata rows to
+under `media/renditions/<variant>/<rest of the original key>` (`.../<variant>/stories/...` for
+stories); they return metadata rows to
 the parent, which alone writes ClickHouse (`<database>.objects`), once per batch: embedded chDB
 allows one process per data directory.
 
@@ -27,11 +32,12 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from mediapipeline.images import ImageResult, process_image
+from mediapipeline.images import ImageResult, Layout, process_image
 from mediapipeline.videos import VideoResult, process_video
 from objectstore.store import ObjectStore
 
 ORIGINALS_PREFIX = "media/originals/"
+STORIES_PREFIX = "media/stories/"
 RENDITIONS_PREFIX = "media/renditions/"
 TABLE = "objects"
 IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp"}
@@ -48,6 +54,7 @@ EXTENSION_MIME_TYPES = {
 COLUMNS = (
     "object_key",
     "post_id",
+    "story_id",
     "user_id",
     "mime_type",
     "width",
@@ -86,19 +93,33 @@ def objects_table_ddl(database: str) -> list[str]:
     ]
 
 
+def objects_table_migrations(database: str) -> list[str]:
+    """Columns added after the first version of the table (dbt's hook creates that version)."""
+    return [
+        f"alter table {database}.{TABLE} add column if not exists story_id Nullable(Int64) "
+        "after post_id",
+    ]
+
+
 def ensure_objects_table(client: Client, database: str) -> None:
-    for statement in objects_table_ddl(database):
+    for statement in [*objects_table_ddl(database), *objects_table_migrations(database)]:
         client.command(statement)
 
 
 @dataclass(frozen=True)
 class MediaJob:
-    """One original to process; post and user are known when it came from an event."""
+    """One original to process; post (or story) and user are known when it came from an event."""
 
     object_key: str
     mime_type: str = ""
     post_id: int | None = None
     user_id: int | None = None
+    story_id: int | None = None
+
+    @property
+    def layout(self) -> Layout:
+        is_story = self.story_id is not None or self.object_key.startswith(STORIES_PREFIX)
+        return "story" if is_story else "post"
 
     @property
     def kind(self) -> str:
@@ -121,6 +142,7 @@ class PipelineReport:
     workers: int = 1
     by_status: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
+    by_layout: dict[str, int] = field(default_factory=dict)
     renditions: int = 0
     rendition_bytes: int = 0
 
@@ -134,8 +156,12 @@ class PipelineReport:
 
 
 def rendition_key(original_key: str, variant: str, extension: str) -> str:
-    """`media/originals/u/p/0.jpg` -> `media/renditions/<variant>/u/p/0<extension>`."""
-    rest = original_key.removeprefix(ORIGINALS_PREFIX)
+    """`media/originals/u/p/0.jpg` -> `media/renditions/<variant>/u/p/0<extension>`;
+    `media/stories/u/s.jpg` -> `media/renditions/<variant>/stories/u/s<extension>`."""
+    if original_key.startswith(STORIES_PREFIX):
+        rest = "stories/" + original_key.removeprefix(STORIES_PREFIX)
+    else:
+        rest = original_key.removeprefix(ORIGINALS_PREFIX)
     return f"{RENDITIONS_PREFIX}{variant}/{PurePosixPath(rest).with_suffix(extension)}"
 
 
@@ -154,9 +180,9 @@ def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
     kind = job.kind
     result: ImageResult | VideoResult
     if kind == "image":
-        result = process_image(data)
+        result = process_image(data, job.layout)
     elif kind == "video":
-        result = process_video(data, PurePosixPath(job.object_key).suffix or ".mp4")
+        result = process_video(data, PurePosixPath(job.object_key).suffix or ".mp4", job.layout)
     else:
         result = ImageResult(
             "unsupported", f"mime type {job.mime_type or 'unknown'!r}", bytes=len(data)
@@ -172,6 +198,7 @@ def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
     return {
         "object_key": job.object_key,
         "post_id": job.post_id,
+        "story_id": job.story_id,
         "user_id": job.user_id,
         "mime_type": job.mime_type,
         "width": result.width,
@@ -179,7 +206,7 @@ def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
         "duration_ms": None if is_image else result.duration_ms,  # type: ignore[union-attr]
         "bytes": result.bytes,
         "format": result.format,
-        "orientation": result.orientation if is_image else 1,  # type: ignore[union-attr]
+        "orientation": result.orientation,
         "megapixels": result.megapixels,
         "sharpness": result.sharpness,
         "brightness": result.brightness,
@@ -187,7 +214,7 @@ def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
         "exif": json.dumps(
             {**result.exif, "had_location": result.had_location}  # type: ignore[union-attr]
             if is_image
-            else {"codec": result.codec},  # type: ignore[union-attr]
+            else {"codec": result.codec, "orientation": result.orientation},  # type: ignore[union-attr]
             sort_keys=True,
         ),
         "status": result.status,
@@ -248,6 +275,9 @@ def process_media(
     report.by_status = dict(Counter(r["status"] for r in report.rows))
     report.by_kind = dict(
         Counter(MediaJob(r["object_key"], r["mime_type"]).kind for r in report.rows)
+    )
+    report.by_layout = dict(
+        Counter("story" if r["story_id"] is not None else "post" for r in report.rows)
     )
     report.seconds = time.perf_counter() - started
     return report

@@ -20,7 +20,13 @@ from PIL import Image
 from appconfig import Settings
 from ingestion.landing_source import landing_batches
 from ingestion.loader import load_records
-from mediapipeline.images import GPS_IFD, ORIENTATION_TAG, RENDITIONS, process_image
+from mediapipeline.images import (
+    GPS_IFD,
+    ORIENTATION_TAG,
+    RENDITIONS,
+    process_image,
+    rendition_sizes,
+)
 from mediapipeline.pipeline import (
     MediaJob,
     objects_table_ddl,
@@ -239,8 +245,8 @@ def test_media_objects_asset_processes_a_workload_and_is_idempotent(settings: Se
     first = materialize()
     with clickhouse_client(settings.clickhouse_url) as client:
         rows = client.query(
-            f"select object_key, status, width, height, orientation, sharpness, rendition_keys "
-            f"from {database}.objects final"
+            f"select object_key, status, width, height, orientation, sharpness, rendition_keys, "
+            f"post_id, story_id from {database}.objects final"
         ).result_rows
         post_keys = {
             k
@@ -249,16 +255,29 @@ def test_media_objects_asset_processes_a_workload_and_is_idempotent(settings: Se
                 f"array join media as m where event_type = 'post_created'"
             ).result_rows
         }
-    expected = post_keys & set(truth.index)
-    assert expected and {r[0] for r in rows} == expected
+        story_keys = {
+            k
+            for (k,) in client.query(
+                f"select distinct tupleElement(media, 'object_key') from {raw}.stories "
+                f"where event_type = 'story_created'"
+            ).result_rows
+        }
+    expected = (post_keys | story_keys) & set(truth.index)
+    assert expected & post_keys and expected & story_keys
+    assert {r[0] for r in rows} == expected
     assert first["processed"] == len(expected) == first["table_rows"]
-    assert first["missing_originals"] == len(post_keys) - len(expected)
-    for key, status, width, height, orientation, sharpness, renditions in rows:
+    assert first["story_media"] == len(expected & story_keys)
+    assert first["missing_originals"] == len(post_keys | story_keys) - len(expected)
+    story_renditions = set(rendition_sizes("story"))
+    for key, status, width, height, orientation, sharpness, renditions, post, story in rows:
+        is_story = key in story_keys
+        assert (story is not None, post is None) == (is_story, is_story)
         variant = truth.loc[key, "variant"]
         if variant == "corrupt":
             assert status == "corrupt" and not renditions
             continue
-        assert status == "ok" and set(renditions) == set(RENDITIONS) and sharpness > 0
+        assert status == "ok" and sharpness > 0
+        assert set(renditions) == (story_renditions if is_story else set(RENDITIONS))
         upright = (truth.loc[key, "width"], truth.loc[key, "height"])
         if variant == "rotated":
             assert orientation == 6 and (height, width) == upright

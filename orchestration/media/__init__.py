@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.media.assets import media_objects
+from orchestration.media.sensors import build_media_sensor
 
 
 def defs() -> dg.Definitions:
@@ -13,4 +14,6 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.assets(media_objects),
         description="Renditions, metadata and quality features of posts' media not yet processed.",
     )
-    return dg.Definitions(assets=[media_objects], jobs=[media_job])
+    return dg.Definitions(
+        assets=[media_objects], jobs=[media_job], sensors=[build_media_sensor(media_job)]
+    )

@@ -1,7 +1,8 @@
-"""The `media/objects` asset: every post's media processed once (renditions + metadata row).
+"""The `media/objects` asset: every post's and story's media processed once (renditions +
+metadata row).
 
-It reads the media keys of `post_created` events in `raw.posts` that have no row in
-`<database>.objects` yet, processes them in worker processes (which touch only the object
+It reads the media keys of `post_created` events in `raw.posts` and of `story_created` events in
+`raw.stories` that have no row in `<database>.objects` yet, processes them in worker processes (which touch only the object
 store) and inserts the rows from this step process, the only ClickHouse writer. A corrupt or
 unsupported original is a recorded row with a reason and a count in the metadata, never a
 failed run; an original not yet in the store is counted as missing and retried next run.
@@ -18,6 +19,7 @@ from orchestration.resources import ClickHouseResource, ObjectStoreResource
 
 MEDIA_OBJECTS = dg.AssetKey(["media", "objects"])
 RAW_POSTS = dg.AssetKey(["raw", "posts"])
+RAW_STORIES = dg.AssetKey(["raw", "stories"])
 
 
 class MediaConfig(dg.Config):
@@ -29,33 +31,54 @@ class MediaConfig(dg.Config):
 def pending_jobs(
     client: Client, raw_database: str, media_database: str, limit: int = 0
 ) -> list[MediaJob]:
-    """Media of created posts without a row in `<media_database>.objects`, oldest post first."""
+    """Media of created posts and stories without a row in `<media_database>.objects`, oldest
+    first."""
     query = f"""
-        select tupleElement(item, 'object_key') as object_key,
-               toString(tupleElement(item, 'mime_type')) as mime_type,
-               post_id, user_id
-        from {raw_database}.posts final
-        array join media as item
-        where event_type = 'post_created'
-          and object_key not in (select object_key from {media_database}.objects)
+        select object_key, mime_type, post_id, story_id, user_id
+        from (
+            select tupleElement(item, 'object_key') as object_key,
+                   toString(tupleElement(item, 'mime_type')) as mime_type,
+                   toNullable(toInt64(post_id)) as post_id,
+                   cast(null, 'Nullable(Int64)') as story_id,
+                   toInt64(user_id) as user_id, occurred_at
+            from {raw_database}.posts final
+            array join media as item
+            where event_type = 'post_created'
+            union all
+            select tupleElement(media, 'object_key'),
+                   toString(tupleElement(media, 'mime_type')),
+                   cast(null, 'Nullable(Int64)'),
+                   toNullable(toInt64(story_id)),
+                   toInt64(user_id), occurred_at
+            from {raw_database}.stories final
+            where event_type = 'story_created'
+        )
+        where object_key not in (select object_key from {media_database}.objects)
         order by occurred_at, object_key
         limit 1 by object_key
     """
     if limit > 0:
         query += f" limit {int(limit)}"
     return [
-        MediaJob(key, mime, int(post) if post is not None else None, user)
-        for key, mime, post, user in client.query(query).result_rows
+        MediaJob(
+            key,
+            mime,
+            int(post) if post is not None else None,
+            int(user),
+            int(story) if story is not None else None,
+        )
+        for key, mime, post, story, user in client.query(query).result_rows
     ]
 
 
 @dg.asset(
     key=MEDIA_OBJECTS,
-    deps=[RAW_POSTS],
-    description="One row per processed media object of a post: dimensions, duration, format, "
-    "kept EXIF, quality features (megapixels, sharpness, brightness, blockiness), status "
-    "('ok' | 'corrupt' | 'unsupported') with the reason, and the keys of its renditions "
-    "(feed 1080, profile 320, thumbnail 150 JPEGs; 1080p/720p/480p H.264 MP4s).",
+    deps=[RAW_POSTS, RAW_STORIES],
+    description="One row per processed media object of a post or story: dimensions, duration, "
+    "format, kept EXIF, quality features (megapixels, sharpness, brightness, blockiness), "
+    "status ('ok' | 'corrupt' | 'unsupported') with the reason, and the keys of its renditions "
+    "(posts: feed 1080, profile 320, thumbnail 150 JPEGs, 1080p/720p/480p H.264 MP4s; "
+    "stories: 1080x1920 and 270x480 JPEGs, 9:16 H.264 MP4s).",
     group_name="media",
     kinds={"clickhouse", "s3"},
     pool="clickhouse",
@@ -66,7 +89,7 @@ def media_objects(
     clickhouse: ClickHouseResource,
     object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
-    """Process the media of posts in raw.posts that media.objects does not have yet."""
+    """Process the media of posts and stories that media.objects does not have yet."""
     store_factory = functools.partial(
         open_store,
         object_store.url,
@@ -102,6 +125,8 @@ def media_objects(
             "missing_originals": report.missing,
             "images": report.by_kind.get("image", 0),
             "videos": report.by_kind.get("video", 0),
+            "post_media": report.by_layout.get("post", 0),
+            "story_media": report.by_layout.get("story", 0),
             "renditions_written": report.renditions,
             "rendition_bytes": report.rendition_bytes,
             "objects_per_second": round(report.objects_per_second, 2),

@@ -1,0 +1,50 @@
+"""A sensor that launches `process_media` when new posts or stories reach the raw tables.
+
+It reads only Dagster's event log (the `rows_loaded` metadata of `raw/posts` and `raw/stories`
+materializations, from landing or Kafka ingestion), never ClickHouse: in the embedded profile
+the sensor's process must not open the chDB directory a run may be holding.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from orchestration.media.assets import RAW_POSTS, RAW_STORIES
+
+LOADED_METADATA = ("rows_loaded", "rows_loaded_in_run")  # landing ingestion, Kafka ingestion
+
+
+def rows_loaded(record: dg.EventLogRecord) -> int:
+    """Rows the materialization says it loaded (0 when it does not say)."""
+    materialization = record.asset_materialization
+    if materialization is None:
+        return 0
+    for name in LOADED_METADATA:
+        value = materialization.metadata.get(name)
+        if value is not None and isinstance(value.value, int):
+            return int(value.value)
+    return 0
+
+
+def build_media_sensor(job: dg.JobDefinition | Any) -> dg.MultiAssetSensorDefinition:
+    @dg.multi_asset_sensor(
+        monitored_assets=[RAW_POSTS, RAW_STORIES],
+        job=job,
+        name="new_media_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Processes media when ingestion loaded new posts or stories.",
+    )
+    def new_media_sensor(context: dg.MultiAssetSensorEvaluationContext):
+        loaded: dict[str, int] = {}
+        newest = 0
+        for key in (RAW_POSTS, RAW_STORIES):
+            records = context.materialization_records_for_key(key, limit=10_000)
+            loaded[key.to_user_string()] = sum(rows_loaded(r) for r in records)
+            newest = max([newest, *(r.storage_id for r in records)])
+        context.advance_all_cursors()
+        if not any(loaded.values()):
+            return dg.SkipReason(f"no new posts or stories loaded ({loaded})")
+        return dg.RunRequest(run_key=f"media-after-{newest}", tags={"media/loaded": str(loaded)})
+
+    return new_media_sensor
