@@ -2,7 +2,9 @@
 
 It reads only Dagster's event log (the `rows_loaded` metadata of `raw/posts` and `raw/stories`
 materializations, from landing or Kafka ingestion), never ClickHouse: in the embedded profile
-the sensor's process must not open the chDB directory a run may be holding.
+the sensor's process must not open the chDB directory a run may be holding. A multi-asset
+sensor rather than declarative automation (which Dagster now prefers) because the condition is
+on the materializations' metadata (posts actually loaded), not just on their being newer.
 """
 
 from typing import Any
