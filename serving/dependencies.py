@@ -69,7 +69,5 @@ def check_limit(limit: int | None, default: int, maximum: int) -> int:
     if limit is None:
         return default
     if limit < 1 or limit > maximum:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"limit must be between 1 and {maximum}"
-        )
+        raise HTTPException(422, f"limit must be between 1 and {maximum}")
     return limit

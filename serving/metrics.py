@@ -49,7 +49,9 @@ class LatencyMiddleware:
 
 
 def exposition(model_version: str, snapshot_age: float | None) -> Response:
-    MODEL_INFO.clear()
+    for labels in list(MODEL_INFO._metrics):  # the previous champion drops to 0
+        if labels != (model_version,):
+            MODEL_INFO.labels(*labels).set(0)
     MODEL_INFO.labels(model_version).set(1)
     if snapshot_age is not None:
         SNAPSHOT_AGE.set(snapshot_age)
