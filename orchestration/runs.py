@@ -32,13 +32,14 @@ def ingest_partition_range(start: str, end: str, settings: Settings | None = Non
     return result.success
 
 
-def build_analytics(settings: Settings | None = None) -> bool:
-    """One `dbt build` run (models, tests, mart checks) recorded in the persistent instance."""
+def run_job(name: str, settings: Settings | None = None) -> bool:
+    """One run of a job of the code location, in process, recorded in the persistent instance
+    (so it shows in the UI like any other run)."""
     from orchestration.definitions import defs
 
     settings = settings or get_settings()
     ensure_dagster_home(settings)
-    job = defs().resolve_job_def("build_analytics")
+    job = defs().resolve_job_def(name)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -46,6 +47,11 @@ def build_analytics(settings: Settings | None = None) -> bool:
             raise_on_error=False,
         )
     return result.success
+
+
+def build_analytics(settings: Settings | None = None) -> bool:
+    """One `dbt build` run (models, tests, mart checks) recorded in the persistent instance."""
+    return run_job("build_analytics", settings)
 
 
 def mart_summary(settings: Settings) -> dict[str, Any]:
