@@ -49,7 +49,10 @@ bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.media_renditions
 	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features"
 
+import-movielens: install ## MovieLens 100K (../shared/datasets) into the landing zone as platform events
+	$(RUN) python -m importers movielens
+
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke bench clean
+.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke bench import-movielens clean
