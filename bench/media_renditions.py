@@ -4,10 +4,15 @@ Images: generated 1080x1350 JPEG originals (workload.media.render_image, a few d
 as the generator does) through the full rendition set (feed 1080, profile 320, thumbnail 150,
 metadata and quality features) via the pipeline (object store reads and writes included).
 Baseline in the same run: bare Pillow decode of the original + one 1080x1080 JPEG q85 encode.
+Stories: generated 1080x1920 JPEG originals through the story renditions (1080x1920 + 270x480).
 Videos: synthetic 1280x720 30 fps clips (ffmpeg testsrc) -> 720p + 480p H.264 + thumbnail;
 baseline: one bare `ffmpeg -i in -c:v libx264 -preset veryfast` transcode at source size.
 
-    .venv/bin/python -m bench.media_renditions --images 120 --videos 6
+Besides wall-clock rates it reports objects per CPU-second (this process and every worker and
+ffmpeg child, from getrusage): on a machine shared with other jobs the wall rate says how busy
+the machine was, the CPU rate is what one core does.
+
+    .venv/bin/python -m bench.media_renditions --images 120 --stories 60 --videos 6
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import functools
 import io
 import os
 import platform
+import resource
 import subprocess
 import tempfile
 import time
@@ -41,6 +47,16 @@ def image_objects(store: ObjectStore, n: int) -> list[MediaJob]:
         variant = VARIANT_CYCLE[i % len(VARIANT_CYCLE)]
         store.put(key, render_image(key, "image/jpeg", 1080, 1350, variant))
         jobs.append(MediaJob(key, "image/jpeg", i, i % 50))
+    return jobs
+
+
+def story_objects(store: ObjectStore, n: int) -> list[MediaJob]:
+    jobs = []
+    for i in range(n):
+        key = f"media/stories/{i % 50}/{i}.jpg"
+        variant = VARIANT_CYCLE[i % len(VARIANT_CYCLE)]
+        store.put(key, render_image(key, "image/jpeg", 1080, 1920, variant))
+        jobs.append(MediaJob(key, "image/jpeg", None, i % 50, 50_000 + i))
     return jobs
 
 
@@ -87,7 +103,17 @@ def video_baseline(store: ObjectStore, work: Path, jobs: list[MediaJob]) -> floa
     return len(jobs) / (time.perf_counter() - started)
 
 
-def timed(chdb: str, store_url: str, jobs: list[MediaJob], workers: int) -> float:
+def cpu_seconds() -> float:
+    """CPU (user + system) of this process and of every child it has waited for."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(chdb: str, store_url: str, jobs: list[MediaJob], workers: int) -> tuple[float, float]:
+    """(objects per wall second, objects per CPU second) of one process_media run."""
+    cpu_before = cpu_seconds()
     with clickhouse_client(chdb) as client:
         report = process_media(
             client,
@@ -97,12 +123,21 @@ def timed(chdb: str, store_url: str, jobs: list[MediaJob], workers: int) -> floa
             workers=workers,
         )
     assert report.missing == 0 and report.processed == len(jobs)
-    return report.processed / report.seconds
+    return report.processed / report.seconds, report.processed / (cpu_seconds() - cpu_before)
+
+
+def report_line(kind: str, workers: int, rates: tuple[float, float], base: float) -> str:
+    wall, per_cpu = rates
+    return (
+        f"{kind}, {workers} process(es): {wall:.2f}/s wall ({wall / base:.2f}x baseline), "
+        f"{per_cpu:.2f}/s per CPU-second; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=120)
+    parser.add_argument("--stories", type=int, default=60)
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--video-seconds", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -113,16 +148,21 @@ def main() -> None:
         store_url = f"file://{work}/objects"
         store = open_store(store_url)
         chdb = f"chdb://{work}/clickhouse"
-        print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+        print(
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} (other jobs on the machine)"
+        )
         images = image_objects(store, args.images)
         base = image_baseline(store, images)
         print(f"images: baseline (decode + one 1080x1080 q85 encode, 1 process): {base:.1f}/s")
         for workers in sorted({1, args.workers}):
-            rate = timed(chdb, store_url, images, workers)
-            print(
-                f"images: rendition set, {workers} process(es): {rate:.1f}/s "
-                f"({rate / workers:.1f}/s per core, {rate / base:.2f}x baseline)"
-            )
+            rates = timed(chdb, store_url, images, workers)
+            print(report_line("images: post rendition set", workers, rates, base))
+        if args.stories > 0:
+            stories = story_objects(store, args.stories)
+            for workers in sorted({1, args.workers}):
+                rates = timed(chdb, store_url, stories, workers)
+                print(report_line("stories: 1080x1920 + 270x480", workers, rates, base))
         if args.videos <= 0 or not ffmpeg_available():
             print("videos: skipped" + ("" if args.videos <= 0 else " (no ffmpeg)"))
             return
@@ -133,11 +173,8 @@ def main() -> None:
             f"1 process): {vbase:.2f}/s"
         )
         for workers in sorted({1, args.workers}):
-            rate = timed(chdb, store_url, videos, workers)
-            print(
-                f"videos: 720p + 480p + thumbnail, {workers} process(es): {rate:.2f}/s "
-                f"({rate / workers:.2f}/s per core, {rate / vbase:.2f}x baseline)"
-            )
+            rates = timed(chdb, store_url, videos, workers)
+            print(report_line("videos: 720p + 480p + thumbnail", workers, rates, vbase))
 
 
 if __name__ == "__main__":
