@@ -78,12 +78,15 @@ class ModelHolder:
         resolve_version: Callable[[], str | None],
         load: Callable[[str], Scorer],
         initial: Scorer | None = None,
+        retry_failed_after: float = 60.0,
     ) -> None:
         self._resolve_version = resolve_version
         self._load = load
         self.scorer: Scorer = initial or RecencyPopularityScorer()
         self.status = ReloadStatus()
         self._lock = threading.Lock()
+        self.retry_failed_after = retry_failed_after
+        self._failed: tuple[str, float] | None = None  # a version that would not load, and when
 
     @property
     def version(self) -> str:
@@ -93,18 +96,29 @@ class ModelHolder:
         """Load the alias's version if it moved; True when the scorer changed."""
         with self._lock:
             self.status.checked_at = time.time()
+            wanted: str | None = None
             try:
                 wanted = self._resolve_version()
                 self.status.registry_version = wanted
                 if wanted is None or wanted == self.scorer.version:
                     self.status.error = None
                     return False
+                failed = self._failed
+                if (
+                    failed is not None
+                    and failed[0] == wanted
+                    and time.monotonic() - failed[1] < self.retry_failed_after
+                ):
+                    return False  # do not download a broken version on every poll
                 scorer = self._load(wanted)
             except Exception as exc:  # registry or artifacts broken: keep the last good model
+                if wanted is not None:
+                    self._failed = (wanted, time.monotonic())
                 self.status.error = f"{type(exc).__name__}: {exc}"
                 log.warning("model reload failed, keeping %s: %s", self.scorer.version, exc)
                 return False
             self.scorer = scorer
+            self._failed = None
             self.status.error = None
             self.status.loaded_at = time.time()
             log.info("ranker now %s", scorer.version)
