@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import analytics, features, feeds, ingestion, media, streaming
+from orchestration import analytics, features, feeds, ingestion, media, models, streaming
 from orchestration.resources import build_resources
 
 
@@ -21,5 +21,6 @@ def defs() -> dg.Definitions:
         media.defs(),
         features.defs(),
         feeds.defs(),
+        models.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )

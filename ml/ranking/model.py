@@ -19,15 +19,19 @@ from ml.ranking.preprocessing import Preprocessing
 
 @dataclass
 class RankerParams:
+    # chosen on the validation split of the test platform (300 users x 4 days); see
+    # docs/benchmarks.md: smaller, less regularised networks overfit within a few epochs
     hidden: tuple[int, ...] = (64, 32)
     embedding_width: int = 4
-    dropout: float = 0.1
-    l2: float = 1e-5
-    learning_rate: float = 2e-3
+    wide: bool = True
+    dropout: float = 0.3
+    l2: float = 1e-3
+    learning_rate: float = 1e-3
     batch_size: int = 512
-    epochs: int = 12
-    patience: int = 3  # epochs without validation improvement before stopping
+    epochs: int = 30
+    patience: int = 5  # epochs without validation improvement before stopping
     seed: int = 7
+    monitor: str = "val_auc"  # early stopping on what the ranking needs
 
     def as_dict(self) -> dict[str, object]:
         values = asdict(self)
@@ -35,7 +39,9 @@ class RankerParams:
         return values
 
 
-def build_model(spec: Preprocessing, params: RankerParams) -> keras.Model:
+def build_model(spec: Preprocessing, params: RankerParams, base_rate: float = 0.5) -> keras.Model:
+    """The network; its output bias starts at the training label rate's logit (`base_rate`), so
+    the first epochs learn signal instead of the prior."""
     keras.utils.set_random_seed(params.seed)
     numeric = keras.Input(shape=(spec.numeric_width,), name="numeric", dtype="float32")
     categorical = keras.Input(shape=(len(spec.categorical),), name="categorical", dtype="int32")
@@ -46,6 +52,7 @@ def build_model(spec: Preprocessing, params: RankerParams) -> keras.Model:
         )(categorical)
         flat = keras.layers.Flatten(name="embeddings_flat")(embedded)
         x = keras.layers.Concatenate(name="inputs")([numeric, flat])
+    inputs = x
     regulariser = keras.regularizers.L2(params.l2)
     for i, units in enumerate(params.hidden):
         x = keras.layers.Dense(
@@ -53,7 +60,19 @@ def build_model(spec: Preprocessing, params: RankerParams) -> keras.Model:
         )(x)
         if params.dropout:
             x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
-    logit = keras.layers.Dense(1, name="logit")(x)
+    prior = float(
+        np.log(np.clip(base_rate, 1e-6, 1 - 1e-6) / (1 - np.clip(base_rate, 1e-6, 1 - 1e-6)))
+    )
+    deep = keras.layers.Dense(
+        1, bias_initializer=keras.initializers.Constant(prior), name="deep_logit"
+    )(x)
+    if params.wide:
+        # the wide part: a logistic regression on the same inputs, so the network starts from
+        # what a linear model already knows and the MLP only has to add the interactions
+        wide = keras.layers.Dense(1, kernel_regularizer=regulariser, name="wide_logit")(inputs)
+        logit = keras.layers.Add(name="logit")([wide, deep])
+    else:
+        logit = keras.layers.Identity(name="logit")(deep)
     probability = keras.layers.Activation("sigmoid", name="probability")(logit)
     model = keras.Model({"numeric": numeric, "categorical": categorical}, probability)
     model.compile(
@@ -72,11 +91,15 @@ def fit_model(
     validation: dict[str, np.ndarray],
     validation_labels: np.ndarray,
     verbose: int = 0,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train with early stopping on validation AUC (best weights restored); seeded."""
-    model = build_model(spec, params)
+    """Train with early stopping on a validation metric (best weights restored); seeded."""
+    model = build_model(spec, params, base_rate=float(np.mean(train_labels)))
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_auc", mode="max", patience=params.patience, restore_best_weights=True
+        monitor=params.monitor,
+        mode="max" if params.monitor.endswith("auc") else "min",
+        patience=params.patience,
+        restore_best_weights=True,
     )
     history = model.fit(
         train,
@@ -85,7 +108,7 @@ def fit_model(
         batch_size=params.batch_size,
         epochs=params.epochs,
         shuffle=True,
-        callbacks=[stop],
+        callbacks=[stop, *(callbacks or [])],
         verbose=verbose,
     )
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.ranking.derived import BY_NAME, DERIVATIONS
+
 # columns of a training set that identify a row or carry its label: never features
 ROW_COLUMNS = ("impression_id", "user_id", "post_id", "author_id", "event_timestamp", "is_engaged")
 # request context the ranker uses besides the feature service's columns; serving passes
@@ -33,6 +35,7 @@ class NumericColumn:
     mean: float
     std: float
     missing_indicator: bool
+    derived_from: list[str] = field(default_factory=list)  # empty: a column of the input
 
 
 @dataclass
@@ -53,8 +56,10 @@ class Preprocessing:
 
     @property
     def feature_names(self) -> list[str]:
-        """The raw columns the ranker reads, numeric first."""
-        return [c.name for c in self.numeric] + [c.name for c in self.categorical]
+        """The input columns the ranker reads (numeric first); derived columns are not inputs."""
+        return [c.name for c in self.numeric if not c.derived_from] + [
+            c.name for c in self.categorical
+        ]
 
     @property
     def numeric_width(self) -> int:
@@ -83,11 +88,27 @@ class Preprocessing:
                 extra += 1
         return slots
 
+    def feature_slots(self) -> list[tuple[list[int], list[int]]]:
+        """For each of `feature_names`: its numeric input positions (with those of the derived
+        columns computed from it) and its categorical positions."""
+        numeric_slots = self.numeric_slots()
+        by_name: dict[str, tuple[list[int], list[int]]] = {
+            name: ([], []) for name in self.feature_names
+        }
+        for column, slots in zip(self.numeric, numeric_slots, strict=True):
+            for owner in column.derived_from or [column.name]:
+                if owner in by_name:
+                    by_name[owner][0].extend(slots)
+        for j, category in enumerate(self.categorical):
+            by_name[category.name][1].append(j)
+        return [by_name[name] for name in self.feature_names]
+
     # --- fit / transform -----------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, columns: list[str]) -> Preprocessing:
-        """Learn statistics and vocabularies from the training split only (no leakage)."""
+    def fit(cls, frame: pd.DataFrame, columns: list[str], derive: bool = True) -> Preprocessing:
+        """Learn statistics and vocabularies from the training split only (no leakage); add the
+        derived columns (`ml.ranking.derived`) whose inputs are among `columns`."""
         spec = cls()
         for name in columns:
             series = frame[name]
@@ -115,6 +136,21 @@ class Preprocessing:
                     missing_indicator=bool(len(present) < len(values)),
                 )
             )
+        for derivation in DERIVATIONS if derive else ():
+            if not set(derivation.inputs) <= set(columns):
+                continue
+            derived = derivation.compute(frame)
+            std = float(derived.std()) if len(derived) else 1.0
+            spec.numeric.append(
+                NumericColumn(
+                    name=derivation.name,
+                    log1p=False,
+                    mean=float(derived.mean()) if len(derived) else 0.0,
+                    std=std if std > 1e-9 else 1.0,
+                    missing_indicator=False,
+                    derived_from=list(derivation.inputs),
+                )
+            )
         return spec
 
     def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -123,7 +159,10 @@ class Preprocessing:
 
         Absent columns count as missing for every row, exactly like nulls."""
         rows = len(frame)
-        raw = _numeric_matrix(frame, [c.name for c in self.numeric], rows)
+        raw = _numeric_matrix(frame, [c.name for c in self.numeric if not c.derived_from], rows)
+        derived = [BY_NAME[c.name].compute(frame) for c in self.numeric if c.derived_from]
+        if derived:
+            raw = np.concatenate([raw, np.stack(derived, axis=1)], axis=1)
         missing = np.isnan(raw)
         values = np.where(missing, 0.0, raw)
         logs = np.array([c.log1p for c in self.numeric], dtype=bool)

@@ -48,7 +48,7 @@ def input_example(frame: pd.DataFrame, spec: Preprocessing, rows: int = 5) -> pd
     """A few rows of only the features, typed as the signature should say: numeric columns as
     float64 (NaN = missing), categoricals as strings."""
     example = frame.reindex(columns=spec.feature_names).head(rows).reset_index(drop=True)
-    for column in spec.numeric:
+    for column in (c for c in spec.numeric if not c.derived_from):
         example[column.name] = pd.to_numeric(example[column.name], errors="coerce").astype(
             "float64"
         )

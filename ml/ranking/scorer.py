@@ -78,7 +78,7 @@ class RankerScorer:
     def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to each row's logit, by occlusion: the logit minus the logit
         with that one feature set to its training baseline (numeric: training mean, not missing;
-        categorical: most frequent value). Positive = the feature raised the score. Columns are
+        categorical: most frequent value; the derived columns computed from it too). Positive = the feature raised the score. Columns are
         `feature_names`; the index is `frame`'s."""
         spec = self.preprocessing
         inputs = spec.transform(frame)
@@ -87,16 +87,12 @@ class RankerScorer:
         if rows == 0:
             return pd.DataFrame(columns=names, index=frame.index, dtype=np.float64)
         full = self.logits(inputs)
-        slots = spec.numeric_slots()
         copies_numeric, copies_categorical = [], []
-        for f in range(len(names)):
+        for numeric_slots, categorical_slots in spec.feature_slots():
             numeric = inputs["numeric"].copy()
             categorical = inputs["categorical"].copy()
-            if f < len(slots):
-                numeric[:, slots[f]] = base["numeric"][0, slots[f]]
-            else:
-                j = f - len(slots)
-                categorical[:, j] = base["categorical"][0, j]
+            numeric[:, numeric_slots] = base["numeric"][0, numeric_slots]
+            categorical[:, categorical_slots] = base["categorical"][0, categorical_slots]
             copies_numeric.append(numeric)
             copies_categorical.append(categorical)
         stacked_numeric = np.concatenate(copies_numeric)

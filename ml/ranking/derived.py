@@ -1,0 +1,104 @@
+"""Features the ranker derives from the feature service's columns at scoring time.
+
+Engagement depends on how the viewer likes *this post's* media type, and on how good the post
+and its author are. The feature service gives the viewer's engagements and impressions per media
+type and the post's and author's counts; the derived columns turn them into smoothed log rates
+(a prior of 0.5 engagements in 8 impressions keeps a post with 1 of 1 from looking perfect).
+They are pure functions of the row, so serving computes them exactly as training did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MEDIA_TYPES = ("photo", "video", "carousel")
+PRIOR_ENGAGEMENTS = 0.5
+PRIOR_IMPRESSIONS = 8.0
+
+
+def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.zeros(len(frame))
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def smoothed_log_rate(engagements: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+    return np.asarray(
+        np.log(
+            (np.maximum(engagements, 0.0) + PRIOR_ENGAGEMENTS)
+            / (np.maximum(impressions, 0.0) + PRIOR_IMPRESSIONS)
+        )
+    )
+
+
+def viewer_media_type_rate(frame: pd.DataFrame) -> np.ndarray:
+    """The viewer's smoothed engagement rate on posts of this post's media type."""
+    rate = smoothed_log_rate(np.zeros(len(frame)), np.zeros(len(frame)))
+    if "post_attributes__media_type" not in frame.columns:
+        return rate
+    media = frame["post_attributes__media_type"].astype(object).to_numpy()
+    for media_type in MEDIA_TYPES:
+        rows = media == media_type
+        if rows.any():
+            rate[rows] = smoothed_log_rate(
+                _values(frame, f"user_content_preferences__engagements_{media_type}")[rows],
+                _values(frame, f"user_content_preferences__impressions_{media_type}")[rows],
+            )
+    return rate
+
+
+def post_rate(frame: pd.DataFrame) -> np.ndarray:
+    return smoothed_log_rate(
+        _values(frame, "post_engagement__engagements_total"),
+        _values(frame, "post_engagement__impressions_total"),
+    )
+
+
+def author_rate(frame: pd.DataFrame) -> np.ndarray:
+    received = sum(
+        _values(frame, f"author_stats__{kind}s_received")
+        for kind in ("like", "comment", "share", "save")
+    )
+    return smoothed_log_rate(np.asarray(received), _values(frame, "author_stats__impressions"))
+
+
+@dataclass(frozen=True)
+class Derivation:
+    name: str
+    inputs: tuple[str, ...]
+    compute: Callable[[pd.DataFrame], np.ndarray]
+
+
+DERIVATIONS: tuple[Derivation, ...] = (
+    Derivation(
+        "derived__viewer_media_type_rate",
+        (
+            "post_attributes__media_type",
+            *(
+                f"user_content_preferences__{kind}_{m}"
+                for m in MEDIA_TYPES
+                for kind in ("engagements", "impressions")
+            ),
+        ),
+        viewer_media_type_rate,
+    ),
+    Derivation(
+        "derived__post_engagement_rate",
+        ("post_engagement__engagements_total", "post_engagement__impressions_total"),
+        post_rate,
+    ),
+    Derivation(
+        "derived__author_engagement_rate",
+        (
+            *(f"author_stats__{k}s_received" for k in ("like", "comment", "share", "save")),
+            "author_stats__impressions",
+        ),
+        author_rate,
+    ),
+)
+BY_NAME = {d.name: d for d in DERIVATIONS}

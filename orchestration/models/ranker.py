@@ -1,0 +1,212 @@
+"""The feed ranker in Dagster: one asset that trains, evaluates, registers and promotes it, and a
+drift check on the training set against the champion's training data.
+
+`models/feed_ranker` reads the newest `features/training_set` Parquet (its object key is in that
+asset's materialization metadata), trains the Keras ranker and the baselines on one time split,
+scores the oracle when the object store holds the generator's ground truth, logs everything to
+MLflow, registers a `feed-ranker` version and moves `champion` only if it beats the current one
+on the same holdout. Headline metrics and plots become asset metadata.
+"""
+
+import base64
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from ml.drift import THRESHOLD, drifting, population_stability
+from ml.ranking import MODEL_NAME
+from objectstore import ObjectStore
+from orchestration.features.assets import TRAINING_SET
+from orchestration.models.resources import MlflowResource
+from orchestration.resources import ObjectStoreResource
+
+FEED_RANKER = dg.AssetKey(["models", "feed_ranker"])
+GROUND_TRUTH_PREFIX = "ground_truth/"
+
+
+class FeedRankerConfig(dg.Config):
+    epochs: int = 30
+    seed: int = 7
+    model_name: str = MODEL_NAME
+
+
+class DriftConfig(dg.Config):
+    window_hours: float = 24.0  # the "new partition": the newest rows of the training set
+    threshold: float = THRESHOLD
+
+
+@dataclass
+class TrainingSetFile:
+    frame: pd.DataFrame
+    object_key: str
+    uri: str
+    feature_service: str
+    version: str
+
+
+def latest_training_set(instance: dg.DagsterInstance, store: ObjectStore) -> TrainingSetFile:
+    """The Parquet of the newest `features/training_set` materialization."""
+    event = instance.get_latest_materialization_event(TRAINING_SET)
+    materialization = event.asset_materialization if event else None
+    if materialization is None:
+        raise dg.Failure(
+            "features/training_set has never been materialized: run the build_features job first"
+        )
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    key = str(metadata.get("object_key", ""))
+    if not key or not store.exists(key):
+        raise dg.Failure(f"the training set object {key!r} is not in the object store")
+    frame = pd.read_parquet(io.BytesIO(store.get(key)))
+    return TrainingSetFile(
+        frame=frame,
+        object_key=key,
+        uri=f"{store.url}/{key}",
+        feature_service=str(metadata.get("feature_service", "feed_ranker_v1")),
+        version=str(metadata.get("feature_service_version", "")),
+    )
+
+
+def ground_truth_impressions(store: ObjectStore) -> pd.DataFrame | None:
+    """Every generated workload's true impression probabilities in the store (None: real data)."""
+    keys = [k for k in store.list(GROUND_TRUTH_PREFIX) if k.endswith("/impressions.parquet")]
+    if not keys:
+        return None
+    return pd.concat([pd.read_parquet(io.BytesIO(store.get(k))) for k in keys], ignore_index=True)
+
+
+def _image(title: str, png: bytes) -> dg.MetadataValue:
+    encoded = base64.b64encode(png).decode()
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+
+
+def _table(rows: list[dict]) -> dg.MetadataValue:
+    header = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(
+    key=FEED_RANKER,
+    deps=[TRAINING_SET],
+    group_name="models",
+    kinds={"tensorflow", "mlflow"},
+    description="The feed ranker (Keras) trained on the newest training set, evaluated against "
+    "recency, popularity and logistic-regression baselines (and the generator's oracle), "
+    "registered as `feed-ranker` in MLflow; `champion` moves only when it wins on the same "
+    "holdout.",
+)
+def feed_ranker(
+    context: dg.AssetExecutionContext,
+    config: FeedRankerConfig,
+    mlflow: MlflowResource,
+    object_store: ObjectStoreResource,
+) -> dg.MaterializeResult:
+    # TensorFlow and MLflow load when a run needs them, not when the definitions load
+    from ml.ranking.model import RankerParams
+    from ml.ranking.publish import publish_ranker
+    from ml.ranking.train import train_ranker
+    from ml.registry import TrainingLineage
+
+    store = object_store.store()
+    training = latest_training_set(context.instance, store)
+    truth = ground_truth_impressions(store)
+    context.log.info(
+        f"training on {len(training.frame)} impressions from {training.object_key}"
+        f" ({'with' if truth is not None else 'without'} ground truth)"
+    )
+    report = train_ranker(
+        training.frame,
+        RankerParams(epochs=config.epochs, seed=config.seed),
+        truth_impressions=truth,
+        progress=False,
+    )
+    context.log.info(f"holdout quality: {report.table()}")
+    published = publish_ranker(
+        report,
+        mlflow.uri(),
+        TrainingLineage(training.feature_service, training.version, training.uri),
+        name=config.model_name,
+        artifact_location=mlflow.artifact_location(config.model_name),
+        run_name=f"feed-ranker {context.run_id[:8]}",
+    )
+    decision = published.decision
+    context.log.info(f"promotion: {decision.reason}")
+    metadata: dict[str, object] = {
+        "model": f"{config.model_name}/{published.version}",
+        "promoted": decision.promoted,
+        "promotion_reason": decision.reason,
+        "champion_version_before": decision.champion_version or "",
+        "candidate_holdout_auc": round(decision.candidate, 4),
+        "quality": _table(report.table()),
+        "mlflow_run_id": published.run.run_id,
+        "training_set": dg.MetadataValue.path(training.uri),
+        "feature_service": f"{training.feature_service} {training.version}",
+        "train_rows": len(report.splits.train),
+        "holdout_rows": len(report.splits.holdout),
+        "train_examples_per_second": round(report.examples_per_second(), 1),
+    }
+    for name, evaluation in report.evaluations.items():
+        metadata[f"auc_{name}"] = round(evaluation.auc, 4)
+    if decision.champion is not None:
+        metadata["champion_holdout_auc"] = round(decision.champion, 4)
+    for name, png in published.plots.items():
+        metadata[f"plot_{name.removesuffix('.png')}"] = _image(name, png)
+    return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+
+
+@dg.asset_check(
+    asset=TRAINING_SET,
+    name="feature_drift_vs_champion",
+    description="Population stability index of each feature between the champion ranker's "
+    "training split and the newest rows of the training set; warns past the threshold.",
+)
+def feature_drift_vs_champion(
+    context: dg.AssetCheckExecutionContext,
+    config: DriftConfig,
+    mlflow: MlflowResource,
+    object_store: ObjectStoreResource,
+) -> dg.AssetCheckResult:
+    from ml.ranking import plots
+    from ml.ranking.publish import champion_drift_reference
+
+    reference = champion_drift_reference(mlflow.uri())
+    if reference is None:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"note": "no feed-ranker champion yet: nothing to compare"}
+        )
+    training = latest_training_set(context.instance, object_store.store())
+    frame = training.frame
+    times = pd.to_datetime(frame["event_timestamp"], utc=True)
+    newest = frame[times > times.max() - pd.Timedelta(hours=config.window_hours)]
+    stability = population_stability(reference, newest)
+    drifted = drifting(stability, config.threshold)
+    worst = dict(sorted(stability.items(), key=lambda kv: -kv[1])[:25])
+    with tempfile.TemporaryDirectory(prefix="psi-") as scratch:
+        png = plots.bar_plot(
+            dict(reversed(list(worst.items()))),
+            Path(scratch) / "psi.png",
+            f"PSI, newest {config.window_hours:g} h vs champion training data",
+            threshold=config.threshold,
+        ).read_bytes()
+    return dg.AssetCheckResult(
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "drifting_features": dg.MetadataValue.json(drifted),
+            "drifting_count": len(drifted),
+            "threshold": config.threshold,
+            "rows_compared": len(newest),
+            "reference_rows": reference.rows,
+            "psi_top": _table([{"feature": k, "psi": round(v, 4)} for k, v in worst.items()]),
+            "psi_plot": _image("PSI", png),
+        },
+    )
+
+
+ASSETS = [feed_ranker]
+CHECKS = [feature_drift_vs_champion]
