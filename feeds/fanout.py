@@ -103,8 +103,17 @@ class FanOut:
         return allowed, len(followers) - len(allowed)
 
     def plan(self, posts: Iterable[NewPost]) -> tuple[list[Push], FanOutReport]:
+        """Every (follower, post) entry to write, one by one (tests, small batches)."""
+        groups, report = self.plan_posts(posts)
+        pushes = [Push(u, p, a, ms) for p, a, ms, users in groups for u in users]
+        return pushes, report
+
+    def plan_posts(
+        self, posts: Iterable[NewPost]
+    ) -> tuple[list[tuple[int, int, int, list[int]]], FanOutReport]:
+        """(post, author, created ms, recipients) per pushed post: the store's fan-out shape."""
         report = FanOutReport()
-        pushes: list[Push] = []
+        groups: list[tuple[int, int, int, list[int]]] = []
         for post in posts:
             report.posts += 1
             if self.graph.is_deleted(post.post_id):
@@ -116,13 +125,14 @@ class FanOut:
             allowed, withheld = self.recipients(post.author_id)
             report.withheld += withheld
             report.recipients += len(allowed)
-            pushes += (Push(f, post.post_id, post.author_id, post.created_ms) for f in allowed)
-        return pushes, report
+            if allowed:
+                groups.append((post.post_id, post.author_id, post.created_ms, allowed))
+        return groups, report
 
     def publish(self, posts: Iterable[NewPost]) -> FanOutReport:
         """Push new posts to their followers' feeds (idempotent: safe to re-deliver)."""
-        pushes, report = self.plan(posts)
-        report.pushed_entries = self.store.push_many(pushes) if pushes else 0
+        groups, report = self.plan_posts(posts)
+        report.pushed_entries = self.store.push_posts(groups) if groups else 0
         return report
 
     def delete(self, post_id: int, author_id: int) -> int:

@@ -1,19 +1,25 @@
 """Feeds in Redis sorted sets: one key per user, score = created ms, member = "post:author".
 
-Writes go through two Lua scripts so that one round trip adds a batch of entries to many users'
-feeds, trims each feed to its cap and bumps each touched user's version, atomically per user.
-A script touches many keys, which a single Redis (or one cluster slot) allows; on Redis Cluster
-the keys would need a hash tag per batch.
+Writes are Lua scripts fed one msgpack blob per call (Redis unpacks it in C with `cmsgpack`):
+one round trip adds a batch of entries to many users' feeds, trims each to its cap and bumps
+each touched user's version, atomically per call. Packing the batch in C on both sides instead
+of one Redis argument per value is what makes fan-out fast: the Python client did most of the
+work before (see docs/benchmarks.md). The scripts build keys from the prefix, so they need a
+single Redis (or one cluster slot); on Redis Cluster each batch would need a hash tag.
+
+Ids travel as strings: 64-bit ids do not fit Lua's doubles (scores, ms since 1970, do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import msgpack
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -24,56 +30,58 @@ from feeds.store import (
     Push,
     decode_member,
     encode_member,
-    group_by_user,
 )
 
 T = TypeVar("T")
 
-# ARGV = cap, then per user (KEYS feed, version): n, n x (score, member)
-_PUSH = """
-local cap = tonumber(ARGV[1])
-local pos = 2
-local total = 0
-for i = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[pos])
-  pos = pos + 1
+_ZADD_ALL = """
+local function zadd_all(key, flat)
   local added = 0
-  local chunk = 2000
-  for first = pos, pos + 2 * n - 1, chunk do
-    local last = math.min(first + chunk - 1, pos + 2 * n - 1)
-    added = added + redis.call('ZADD', KEYS[i], unpack(ARGV, first, last))
+  for first = 1, #flat, 4000 do
+    added = added + redis.call('ZADD', key, unpack(flat, first, math.min(first + 3999, #flat)))
   end
-  pos = pos + 2 * n
+  return added
+end
+"""
+
+# ARGV = prefix, cap, msgpack [[user, [score, member, score, member, ...]], ...]
+_PUSH_USERS = (
+    _ZADD_ALL
+    + """
+local feed, version = ARGV[1] .. 'feed:', ARGV[1] .. 'version:'
+local cap = tonumber(ARGV[2])
+local total = 0
+for _, item in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local key = feed .. item[1]
+  local added = zadd_all(key, item[2])
   if added > 0 then
-    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -cap - 1)
-    redis.call('INCR', KEYS[i + 1])
+    redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1)
+    redis.call('INCR', version .. item[1])
     total = total + added
   end
 end
 return total
 """
+)
 
-# the same layout; each feed is emptied first and always gets a new version
-_REPLACE = """
-local cap = tonumber(ARGV[1])
-local pos = 2
+# as _PUSH_USERS; each feed is emptied first and always gets a new version
+_REPLACE = (
+    _ZADD_ALL
+    + """
+local feed, version = ARGV[1] .. 'feed:', ARGV[1] .. 'version:'
+local cap = tonumber(ARGV[2])
 local total = 0
-for i = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[pos])
-  pos = pos + 1
-  redis.call('DEL', KEYS[i])
-  local chunk = 2000
-  for first = pos, pos + 2 * n - 1, chunk do
-    local last = math.min(first + chunk - 1, pos + 2 * n - 1)
-    redis.call('ZADD', KEYS[i], unpack(ARGV, first, last))
-  end
-  pos = pos + 2 * n
-  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -cap - 1)
-  redis.call('INCR', KEYS[i + 1])
-  total = total + redis.call('ZCARD', KEYS[i])
+for _, item in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local key = feed .. item[1]
+  redis.call('DEL', key)
+  zadd_all(key, item[2])
+  redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1)
+  redis.call('INCR', version .. item[1])
+  total = total + redis.call('ZCARD', key)
 end
 return total
 """
+)
 
 # KEYS = per user (feed, version); ARGV = members to remove
 _REMOVE = """
@@ -88,8 +96,8 @@ end
 return total
 """
 
-# ARGV values per script call; keeps each call (and its time holding Redis) short
-_BATCH_ARGS = 20_000
+# values per script call: keeps each call (and its time holding Redis) short
+_BATCH_VALUES = 20_000
 
 
 class RedisFeedStore(FeedStore):
@@ -112,7 +120,8 @@ class RedisFeedStore(FeedStore):
             retry=Retry(NoBackoff(), 0),
             retry_on_error=[],
         )
-        self._push = self._client.register_script(_PUSH)
+        self._loaded: set[str] = set()  # script hashes loaded into this Redis
+        self._push_users = self._client.register_script(_PUSH_USERS)
         self._replace = self._client.register_script(_REPLACE)
         self._remove = self._client.register_script(_REMOVE)
 
@@ -128,38 +137,97 @@ class RedisFeedStore(FeedStore):
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise FeedStoreUnavailable(f"Redis feed store unreachable: {exc}") from exc
 
-    def _batches(
-        self, feeds: Mapping[int, list[FeedEntry]]
-    ) -> Iterator[tuple[list[str], list[Any]]]:
-        keys: list[str] = []
-        args: list[Any] = [self.max_length]
-        for user_id, entries in feeds.items():
-            keys += (self.feed_key(user_id), self.version_key(user_id))
-            args.append(len(entries))
-            for entry in entries:
-                args += (entry.created_ms, entry.member)
-            if len(args) >= _BATCH_ARGS:
-                yield keys, args
-                keys, args = [], [self.max_length]
-        if keys:
-            yield keys, args
+    def _run(self, script: Any, blobs: Iterator[bytes]) -> int:
+        """One script call per blob, each sent as soon as it is packed and the replies read at
+        the end: Redis runs one call while this process packs the next (a redis-py pipeline
+        would send nothing until everything is packed)."""
+        sent: list[bytes] = []  # kept for a retry after NOSCRIPT
 
-    def _run_batches(self, script: Any, feeds: Mapping[int, list[FeedEntry]]) -> int:
+        def remember() -> Iterator[bytes]:
+            for blob in blobs:
+                sent.append(blob)
+                yield blob
+
         def run() -> int:
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in self._batches(feeds):
-                script(keys=keys, args=args, client=pipe)
-            return sum(int(n) for n in pipe.execute())
+            try:
+                return self._send_all(script, remember())
+            except NoScriptError:  # Redis restarted or SCRIPT FLUSH: load and send again
+                self._loaded.clear()
+                return self._send_all(script, iter(sent))
 
         return self._call(run)
 
+    def _send_all(self, script: Any, blobs: Iterator[bytes]) -> int:
+        if script.sha not in self._loaded:
+            script.sha = self._client.script_load(script.script)
+            self._loaded.add(script.sha)
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            calls = 0
+            for blob in blobs:
+                connection.send_command(
+                    "EVALSHA", script.sha, 0, self.prefix, self.max_length, blob
+                )
+                calls += 1
+            total, error = 0, None
+            for _ in range(calls):  # read every reply, so the connection stays in step
+                try:
+                    total += int(connection.read_response())
+                except ResponseError as exc:
+                    error = error or exc
+            if error is not None:
+                raise error
+            return total
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    @staticmethod
+    def _user_blobs(flat_by_user: Mapping[int, list[Any]]) -> Iterator[bytes]:
+        """msgpack [[user, [score, member, ...]], ...] in chunks of about _BATCH_VALUES."""
+        chunk: list[Any] = []
+        size = 0
+        for user, flat in flat_by_user.items():
+            chunk.append((str(user), flat))
+            size += len(flat) + 1
+            if size >= _BATCH_VALUES:
+                yield msgpack.packb(chunk)
+                chunk, size = [], 0
+        if chunk:
+            yield msgpack.packb(chunk)
+
     def push_many(self, entries: Iterable[Push | tuple[int, int, int, int]]) -> int:
-        grouped = group_by_user(entries)
-        return self._run_batches(self._push, grouped) if grouped else 0
+        flat_by_user: dict[int, list[Any]] = {}
+        for user_id, post_id, author_id, created_ms in entries:
+            flat = flat_by_user.get(user_id)
+            if flat is None:
+                flat = flat_by_user[user_id] = []
+            flat += (str(int(created_ms)), f"{post_id}:{author_id}")
+        return self._run(self._push_users, self._user_blobs(flat_by_user))
+
+    def push_posts(self, posts: Iterable[tuple[int, int, int, Sequence[int]]]) -> int:
+        """Regrouped per user: a user who follows several of a batch's authors gets one ZADD,
+        one trim and one version bump for all of them (most of the cost is per call, not per
+        member), so bigger batches (a consumer that is behind) write faster."""
+        flat_by_user: dict[int, list[Any]] = {}
+        for post_id, author_id, created_ms, users in posts:
+            pair = (str(int(created_ms)), f"{post_id}:{author_id}")
+            for user_id in users:
+                flat = flat_by_user.get(user_id)
+                if flat is None:
+                    flat = flat_by_user[user_id] = []
+                flat += pair
+        return self._run(self._push_users, self._user_blobs(flat_by_user))
 
     def replace_many(self, feeds: Mapping[int, Iterable[FeedEntry]]) -> int:
-        materialized = {int(user): list(entries) for user, entries in feeds.items()}
-        return self._run_batches(self._replace, materialized) if materialized else 0
+        flat_by_user = {
+            int(user): [v for e in entries for v in (str(e.created_ms), e.member)]
+            for user, entries in feeds.items()
+        }
+        return self._run(self._replace, self._user_blobs(flat_by_user))
 
     def read(self, user_id: int, limit: int, max_created_ms: int | None = None) -> list[FeedEntry]:
         if limit <= 0:
@@ -180,8 +248,8 @@ class RedisFeedStore(FeedStore):
 
         def run() -> int:
             pipe = self._client.pipeline(transaction=False)
-            for start in range(0, len(keys), _BATCH_ARGS):
-                self._remove(keys=keys[start : start + _BATCH_ARGS], args=[member], client=pipe)
+            for start in range(0, len(keys), _BATCH_VALUES):
+                self._remove(keys=keys[start : start + _BATCH_VALUES], args=[member], client=pipe)
             return sum(int(n) for n in pipe.execute())
 
         return self._call(run)

@@ -15,7 +15,7 @@ for the embedded one), so the fan-out code, the API and the tests are written on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -74,6 +74,20 @@ class FeedStore(ABC):
     @abstractmethod
     def push_many(self, entries: Iterable[Push | tuple[int, int, int, int]]) -> int:
         """Add entries to users' feeds; returns how many were new (re-pushes count 0)."""
+
+    def push_post(
+        self, post_id: int, author_id: int, created_ms: int, user_ids: Iterable[int]
+    ) -> int:
+        """One new post into many users' feeds (the fan-out shape); returns how many were new."""
+        return self.push_posts([(post_id, author_id, created_ms, list(user_ids))])
+
+    def push_posts(self, posts: Iterable[tuple[int, int, int, Sequence[int]]]) -> int:
+        """Several (post, author, created ms, recipients) at once; as `push_many`."""
+        return self.push_many(
+            Push(user, post, author, created)
+            for post, author, created, users in posts
+            for user in users
+        )
 
     @abstractmethod
     def replace_many(self, feeds: Mapping[int, Iterable[FeedEntry]]) -> int:
