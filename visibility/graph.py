@@ -239,6 +239,12 @@ class VisibilityGraph:
         rows = [(f, g) for f, gs in self._following.items() for g in gs]
         return pd.DataFrame(rows, columns=["follower_id", "followee_id"], dtype="int64")
 
+    def block_edges(self) -> list[tuple[int, int]]:
+        return [(a, b) for a, bs in self._blocked.items() for b in bs]
+
+    def mute_edges(self) -> list[tuple[int, int]]:
+        return [(a, b) for a, bs in self._muted.items() for b in bs]
+
     def __repr__(self) -> str:
         edges = sum(len(v) for v in self._following.values())
         return (

@@ -179,6 +179,21 @@ class Explore:
         scale = float(votes.max()) or 1.0
         return self.params.neighbour_weight * votes / scale
 
+    def score_pairs(self, users: np.ndarray, authors: np.ndarray) -> np.ndarray:
+        """Taste of users for authors (ALS dot products; 0 where either is unknown), unfiltered:
+        the MLflow pyfunc's output."""
+        users = np.asarray(users, dtype=np.int64)
+        user_rows = pd.Index(self.factors.user_ids).get_indexer(users)
+        item_rows = self.factors.item_rows(np.asarray(authors, dtype=np.int64))
+        known = (user_rows >= 0) & (item_rows >= 0)
+        out = np.zeros(len(users), dtype=np.float64)
+        out[known] = np.einsum(
+            "ij,ij->i",
+            self.factors.user_factors[user_rows[known]],
+            self.factors.item_factors[item_rows[known]],
+        )
+        return out
+
     # --- persistence -------------------------------------------------------------------------
 
     def save(self, directory: Path) -> Path:
@@ -224,6 +239,64 @@ class ExploreEvaluation:
         }
 
 
+@dataclass
+class EngagementHoldout:
+    """Engagements after a time cutoff held out; the candidate pool is every post up to the end
+    of the holdout (popularity counted before the cutoff only), so a model and the baseline, or
+    a candidate and the champion, rank exactly the same posts."""
+
+    cutoff: pd.Timestamp
+    train: pd.DataFrame
+    pool: pd.DataFrame
+    engaged: pd.DataFrame
+    graph: VisibilityGraph
+    relevant: dict[int, set[int]]
+
+    @classmethod
+    def split(
+        cls,
+        engagements: pd.DataFrame,
+        posts: pd.DataFrame,
+        visibility: VisibilityGraph,
+        *,
+        fraction: float = 0.2,
+        window_hours: float = 72.0,
+    ) -> EngagementHoldout:
+        cutoff = engagements["engaged_at"].quantile(1 - fraction).floor("s")
+        train = engagements[engagements["engaged_at"] < cutoff]
+        test = engagements[engagements["engaged_at"] >= cutoff]
+        end = engagements["engaged_at"].max() + pd.Timedelta(seconds=1)
+        window = cutoff - pd.Timedelta(hours=window_hours)
+        live = posts[(posts["created_at"] >= window) & (posts["created_at"] < end)]
+        live = live[~live["is_deleted"]]
+        popularity = train.groupby("post_id")["weight"].sum()
+        pool = live[["post_id", "author_id", "created_at"]].assign(
+            popularity=lambda f: f["post_id"].map(popularity).fillna(0.0).to_numpy()
+        )
+        engaged = (
+            train[train["post_id"].isin(pool["post_id"])][["post_id", "viewer_id"]]
+            .drop_duplicates()
+            .rename(columns={"viewer_id": "user_id"})
+        )
+        in_pool = set(pool["post_id"].tolist())
+        relevant: dict[int, set[int]] = {}
+        for viewer, post, author in test[["viewer_id", "post_id", "author_id"]].itertuples(
+            index=False
+        ):
+            if post in in_pool and author != viewer and not visibility.is_following(viewer, author):
+                relevant.setdefault(int(viewer), set()).add(int(post))
+        return cls(cutoff, train, pool, engaged, visibility, relevant)
+
+    def score(self, recommender: Explore, k: int = 10) -> RankingMetrics:
+        """The recommender's factors and weights over this holdout's pool."""
+        ranked = Explore(recommender.factors, self.pool, self.engaged, recommender.params)
+        return ranking_metrics(
+            lambda user, n: [p for p, _ in ranked.recommend(user, n, self.graph)],
+            self.relevant,
+            k,
+        )
+
+
 def evaluate_explore(
     spark: SparkSession,
     engagements: pd.DataFrame,
@@ -233,40 +306,25 @@ def evaluate_explore(
     *,
     k: int = 10,
     holdout_fraction: float = 0.2,
-) -> tuple[ExploreEvaluation, Explore]:
+) -> tuple[ExploreEvaluation, Explore, EngagementHoldout]:
     """Train before a time cutoff (the latest `holdout_fraction` of engagements are after it);
-    relevant = posts each user engaged with after it, from authors they do not follow, in the
-    pool. The baseline ranks the same pool, under the same filters, by engagements so far."""
+    relevant = posts each user engaged with after it, from authors they do not follow. The
+    baseline ranks the same pool, under the same filters, by engagements before the cutoff."""
     params = params or ExploreParams()
-    cutoff = engagements["engaged_at"].quantile(1 - holdout_fraction)
-    test = engagements[engagements["engaged_at"] >= cutoff]
-    end = engagements["engaged_at"].max() + pd.Timedelta(seconds=1)
-    model = Explore.fit(spark, engagements, posts, cutoff, params, visibility)
-    # the pool at evaluation: every post up to the end of the holdout, popularity before cutoff
-    window = cutoff - pd.Timedelta(hours=params.window_hours)
-    later = posts[(posts["created_at"] >= cutoff) & (posts["created_at"] < end)]
-    for post in later[~later["is_deleted"]].itertuples(index=False):
-        model.add_post(int(post.post_id), int(post.author_id), post.created_at)
-    in_pool = set(model.pool["post_id"].tolist())
-    relevant: dict[int, set[int]] = {}
-    for viewer, post, author in test[["viewer_id", "post_id", "author_id"]].itertuples(index=False):
-        if post in in_pool and author != viewer and not visibility.is_following(viewer, author):
-            relevant.setdefault(int(viewer), set()).add(int(post))
-
-    popular = Explore(
-        model.factors, model.pool, model.engaged, _popularity_only(params), visibility
+    holdout = EngagementHoldout.split(
+        engagements,
+        posts,
+        visibility,
+        fraction=holdout_fraction,
+        window_hours=params.window_hours,
     )
-
-    def ranked(recommender: Explore) -> RankingMetrics:
-        return ranking_metrics(
-            lambda user, n: [p for p, _ in recommender.recommend(user, n)], relevant, k
-        )
-
-    del window
-    return ExploreEvaluation(ranked(model), ranked(popular), cutoff.to_pydatetime()), model
+    model = Explore.fit(spark, holdout.train, posts, holdout.cutoff, params, visibility)
+    popular = Explore(model.factors, model.pool, model.engaged, _popularity_only(params))
+    evaluation = ExploreEvaluation(
+        holdout.score(model, k), holdout.score(popular, k), holdout.cutoff.to_pydatetime()
+    )
+    return evaluation, model, holdout
 
 
 def _popularity_only(params: ExploreParams) -> ExploreParams:
-    return ExploreParams(
-        params.als, params.window_hours, 0, 0.0, 0.0, max(params.popularity_weight, 1.0)
-    )
+    return ExploreParams(params.als, params.window_hours, 0, 0.0, 0.0, 1.0)

@@ -132,6 +132,23 @@ class WhoToFollow:
         scores[~graph.suggestable_mask(user_id, candidates)] = -np.inf
         return [(int(candidates[i]), float(scores[i])) for i in top_k(scores, k)]
 
+    def score_pairs(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """ALS score plus the popularity prior for (user, candidate) pairs, without the
+        graph-dependent friends-of-friends term or any filtering: the MLflow pyfunc's output."""
+        users = np.asarray(users, dtype=np.int64)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        user_rows = pd.Index(self.factors.user_ids).get_indexer(users)
+        item_rows = self.factors.item_rows(candidates)
+        known = (user_rows >= 0) & (item_rows >= 0)
+        out = np.zeros(len(users), dtype=np.float64)
+        out[known] = np.einsum(
+            "ij,ij->i",
+            self.factors.user_factors[user_rows[known]],
+            self.factors.item_factors[item_rows[known]],
+        )
+        prior = self._prior.reindex(candidates).fillna(0.0).to_numpy()
+        return out + self.params.popularity_weight * prior
+
     # --- persistence -------------------------------------------------------------------------
 
     def save(self, directory: Path) -> Path:
@@ -178,7 +195,9 @@ class WhoToFollowEvaluation:
             f"popularity_recall_at_{k}": self.popularity.recall,
             f"popularity_ndcg_at_{k}": self.popularity.ndcg,
             f"als_only_recall_at_{k}": self.als_only.recall,
+            f"als_only_ndcg_at_{k}": self.als_only.ndcg,
             f"fof_only_recall_at_{k}": self.fof_only.recall,
+            f"fof_only_ndcg_at_{k}": self.fof_only.ndcg,
             "evaluated_users": float(self.model.users),
         }
 
@@ -186,20 +205,61 @@ class WhoToFollowEvaluation:
         return {name: asdict(value) for name, value in vars(self).items()}
 
 
-def holdout_split(
-    follows: pd.DataFrame, engagements: pd.DataFrame | None = None, fraction: float = 0.2
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """Each user's latest follows are held out; engagements after a user's first held-out follow
-    are dropped from training (they would reveal the held-out edges)."""
-    train, test = time_holdout(
-        follows, user_col="follower_id", time_col="followed_since", fraction=fraction
-    )
-    if engagements is None:
-        return train, test, None
-    cutoff = test.groupby("follower_id")["followed_since"].min()
-    viewer_cutoff = engagements["viewer_id"].map(cutoff)
-    keep = viewer_cutoff.isna() | (engagements["engaged_at"] < viewer_cutoff)
-    return train, test, engagements[keep.to_numpy()]
+@dataclass
+class FollowHoldout:
+    """Each user's latest follows held out; the graph as it was before them."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    train_engagements: pd.DataFrame | None
+    graph: VisibilityGraph
+    relevant: dict[int, set[int]]
+
+    @classmethod
+    def split(
+        cls,
+        follows: pd.DataFrame,
+        engagements: pd.DataFrame | None = None,
+        fraction: float = 0.2,
+        base: VisibilityGraph | None = None,
+    ) -> FollowHoldout:
+        """Engagements after a user's first held-out follow are dropped from training (they
+        would reveal the held-out edges). Blocks and mutes come from `base` when given."""
+        train, test = time_holdout(
+            follows, user_col="follower_id", time_col="followed_since", fraction=fraction
+        )
+        train_engagements = None
+        if engagements is not None:
+            cutoff = test.groupby("follower_id")["followed_since"].min()
+            viewer_cutoff = engagements["viewer_id"].map(cutoff)
+            keep = viewer_cutoff.isna() | (engagements["engaged_at"] < viewer_cutoff)
+            train_engagements = engagements[keep.to_numpy()]
+        graph = VisibilityGraph.from_edges(
+            follows=train[["follower_id", "followee_id"]].itertuples(index=False),
+            blocks=base.block_edges() if base is not None else (),
+            mutes=base.mute_edges() if base is not None else (),
+        )
+        return cls(
+            train,
+            test,
+            train_engagements,
+            graph,
+            relevant_items(test, "follower_id", "followee_id"),
+        )
+
+    def score(self, recommender: WhoToFollow, k: int = 10) -> RankingMetrics:
+        return ranking_metrics(
+            lambda user, n: [c for c, _ in recommender.recommend(user, n, self.graph)],
+            self.relevant,
+            k,
+        )
+
+    def popularity(self, popularity: Popularity, k: int = 10) -> RankingMetrics:
+        def popular(user: int, n: int) -> list[int]:
+            allowed = self.graph.suggestable_mask(user, popularity.item_ids)
+            return [c for c, _ in popularity.recommend(n, allowed=allowed)]
+
+        return ranking_metrics(popular, self.relevant, k)
 
 
 def evaluate_who_to_follow(
@@ -210,18 +270,21 @@ def evaluate_who_to_follow(
     engagements: pd.DataFrame | None = None,
     k: int = 10,
     fraction: float = 0.2,
-) -> tuple[WhoToFollowEvaluation, WhoToFollow]:
+    base: VisibilityGraph | None = None,
+) -> tuple[WhoToFollowEvaluation, WhoToFollow, FollowHoldout]:
     """Fit on all but each user's latest follows; Recall@k / NDCG@k on those, beside popularity
     (most-followed accounts) and each half of the blend alone, all filtered the same way."""
     params = params or WhoToFollowParams()
-    train, test, train_engagements = holdout_split(follows, engagements, fraction)
-    graph = VisibilityGraph.from_edges(
-        follows=train[["follower_id", "followee_id"]].itertuples(index=False)
+    holdout = FollowHoldout.split(follows, engagements, fraction, base)
+    model = WhoToFollow.fit(
+        spark,
+        holdout.train,
+        params,
+        engagements=holdout.train_engagements,
+        visibility=holdout.graph,
     )
-    model = WhoToFollow.fit(spark, train, params, engagements=train_engagements, visibility=graph)
-    relevant = relevant_items(test, "follower_id", "followee_id")
 
-    def variant(fof_weight: float, als: bool, popularity_weight: float = 0.0) -> WhoToFollow:
+    def variant(fof_weight: float, als: bool) -> WhoToFollow:
         factors = model.factors
         if not als:
             factors = Factors(
@@ -230,24 +293,13 @@ def evaluate_who_to_follow(
                 factors.item_ids,
                 factors.item_factors,
             )
-        tuned = WhoToFollowParams(
-            params.als, fof_weight, params.engagement_weight, popularity_weight
-        )
-        return WhoToFollow(factors, model.popularity, tuned, graph)
-
-    def ranked(recommender: WhoToFollow) -> RankingMetrics:
-        return ranking_metrics(
-            lambda user, n: [c for c, _ in recommender.recommend(user, n)], relevant, k
-        )
-
-    def popular(user: int, n: int) -> list[int]:
-        allowed = graph.suggestable_mask(user, model.popularity.item_ids)
-        return [c for c, _ in model.popularity.recommend(n, allowed=allowed)]
+        tuned = WhoToFollowParams(params.als, fof_weight, params.engagement_weight, 0.0)
+        return WhoToFollow(factors, model.popularity, tuned)
 
     evaluation = WhoToFollowEvaluation(
-        model=ranked(model),
-        popularity=ranking_metrics(popular, relevant, k),
-        als_only=ranked(variant(0.0, als=True)),
-        fof_only=ranked(variant(1.0, als=False)),
+        model=holdout.score(model, k),
+        popularity=holdout.popularity(model.popularity, k),
+        als_only=holdout.score(variant(0.0, als=True), k),
+        fof_only=holdout.score(variant(1.0, als=False), k),
     )
-    return evaluation, model
+    return evaluation, model, holdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.models import ranker
+from orchestration.models import ranker, recommenders
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import env_or
 
@@ -13,7 +13,7 @@ GROUP = "models"
 
 
 def defs() -> dg.Definitions:
-    assets = [*ranker.ASSETS]
+    assets = [*ranker.ASSETS, *recommenders.ASSETS]
     checks = [*ranker.CHECKS]
     return dg.Definitions(
         assets=assets,

@@ -1,0 +1,181 @@
+"""Who to follow and Explore in Dagster: train (Spark ALS) -> evaluate against popularity ->
+register in MLflow -> promote `champion` only when better on the same holdout.
+
+Each asset reads the current follow graph, blocks, mutes, engagements and posts from the dbt
+models, closes its ClickHouse client before Spark starts, and leaves the model where serving
+loads it: the MLflow registry and `<data_dir>/models/<name>/` (`champion.json` names the
+champion's directory).
+"""
+
+import base64
+
+import dagster as dg
+
+from appconfig import get_settings
+from ml.recommend.data import load_interactions
+from ml.recommend.explore import ExploreParams
+from ml.recommend.factors import AlsParams
+from ml.recommend.pipeline import RecommenderRun, explore_run, who_to_follow_run
+from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, publish_recommender
+from ml.recommend.who_to_follow import WhoToFollowParams
+from ml.registry import TrainingLineage
+from ml.spark import spark_session
+from orchestration.models.resources import MlflowResource
+from orchestration.resources import ClickHouseResource
+from visibility import VisibilityGraph
+
+WHO_TO_FOLLOW_KEY = dg.AssetKey(["models", "who_to_follow"])
+EXPLORE_KEY = dg.AssetKey(["models", "explore"])
+GRAPH_MODELS = [
+    dg.AssetKey(["intermediate", "int_follow_graph"]),
+    dg.AssetKey(["intermediate", "int_blocks"]),
+    dg.AssetKey(["intermediate", "int_mutes"]),
+    dg.AssetKey(["marts", "dim_users"]),
+]
+ENGAGEMENT_MODELS = [
+    dg.AssetKey(["marts", "fct_engagements"]),
+    dg.AssetKey(["marts", "dim_posts"]),
+]
+
+
+class AlsConfig(dg.Config):
+    rank: int = 16
+    max_iter: int = 12
+    reg: float = 0.1
+    alpha: float = 5.0
+    seed: int = 7
+    k: int = 10
+
+    def als(self) -> AlsParams:
+        return AlsParams(self.rank, self.max_iter, self.reg, self.alpha, True, self.seed)
+
+
+class WhoToFollowConfig(AlsConfig):
+    fof_weight: float = 0.5
+    engagement_weight: float = 0.1
+    popularity_weight: float = 1.0
+
+
+class ExploreConfig(AlsConfig):
+    window_hours: float = 72.0
+    neighbours: int = 50
+    taste_weight: float = 1.0
+    neighbour_weight: float = 1.0
+    popularity_weight: float = 0.5
+
+
+def _read_marts(clickhouse: ClickHouseResource) -> tuple:
+    """Interactions and the visibility graph; the client is closed before Spark starts."""
+    settings = get_settings()
+    with clickhouse.client() as client:
+        interactions = load_interactions(client, settings)
+        visibility = VisibilityGraph.from_clickhouse(client, settings)
+    if interactions.follows.empty:
+        raise dg.Failure("int_follow_graph is empty: build the marts (build_analytics) first")
+    return interactions, visibility
+
+
+def _publish(
+    context: dg.AssetExecutionContext, run: RecommenderRun, mlflow: MlflowResource, source: str
+) -> dg.MaterializeResult:
+    settings = get_settings()
+    models_dir = settings.data_dir / "models"
+    context.log.info(f"{run.name} on the holdout: {run.metrics}")
+    published = publish_recommender(
+        run.model,
+        name=run.name,
+        tracking_uri=mlflow.uri(),
+        models_dir=models_dir,
+        metrics={f"holdout_{k}": v for k, v in run.metrics.items()},
+        params=run.params,
+        evaluate=run.holdout_ndcg,
+        lineage=TrainingLineage("dbt-marts", settings.analytics_schema, source),
+        artifact_location=mlflow.artifact_location(run.name),
+        run_name=f"{run.name} {context.run.run_id[:8]}",
+        json_artifacts={"evaluation/details.json": run.details},
+    )
+    decision = published.decision
+    context.log.info(f"promotion: {decision.reason}")
+    k = int(run.params["k"])
+    metadata: dict[str, object] = {
+        "model": f"{run.name}/{published.version}",
+        "promoted": decision.promoted,
+        "promotion_reason": decision.reason,
+        "champion_version_before": decision.champion_version or "",
+        "candidate_holdout_ndcg": round(decision.candidate, 4),
+        "mlflow_run_id": published.run.run_id,
+        "local_path": dg.MetadataValue.path(str(published.local_dir)),
+        f"recall_at_{k}": round(run.metrics[f"recall_at_{k}"], 4),
+        f"ndcg_at_{k}": round(run.metrics[f"ndcg_at_{k}"], 4),
+        f"popularity_recall_at_{k}": round(run.metrics[f"popularity_recall_at_{k}"], 4),
+        f"popularity_ndcg_at_{k}": round(run.metrics[f"popularity_ndcg_at_{k}"], 4),
+        "evaluated_users": int(run.metrics["evaluated_users"]),
+        "plot_recall_ndcg_vs_popularity": dg.MetadataValue.md(
+            "![recall and NDCG vs popularity](data:image/png;base64,"
+            f"{base64.b64encode(published.plot_png).decode()})"
+        ),
+    }
+    if decision.champion is not None:
+        metadata["champion_holdout_ndcg"] = round(decision.champion, 4)
+    return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+
+
+@dg.asset(
+    key=WHO_TO_FOLLOW_KEY,
+    deps=[*GRAPH_MODELS, *ENGAGEMENT_MODELS],
+    group_name="models",
+    kinds={"spark", "mlflow"},
+    pool="clickhouse",
+    description="Who to follow: Spark ALS on the follow graph (+ engagements) blended with "
+    "friends-of-friends and a popularity prior; Recall/NDCG@k on each user's latest follows vs "
+    "popularity; registered as `who-to-follow`, `champion` moves only when NDCG is better.",
+)
+def who_to_follow(
+    context: dg.AssetExecutionContext,
+    config: WhoToFollowConfig,
+    clickhouse: ClickHouseResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    interactions, visibility = _read_marts(clickhouse)
+    context.log.info(f"training on {len(interactions.follows)} follows; {visibility!r}")
+    params = WhoToFollowParams(
+        config.als(), config.fof_weight, config.engagement_weight, config.popularity_weight
+    )
+    run = who_to_follow_run(spark_session(), interactions, visibility, params, config.k)
+    source = f"{get_settings().analytics_schema}_intermediate.int_follow_graph"
+    return _publish(context, run, mlflow, source)
+
+
+@dg.asset(
+    key=EXPLORE_KEY,
+    deps=[*GRAPH_MODELS, *ENGAGEMENT_MODELS],
+    group_name="models",
+    kinds={"spark", "mlflow"},
+    pool="clickhouse",
+    description="Explore: recent posts from outside a user's follows, by ALS author taste, "
+    "nearest users' engagements and popularity; Recall/NDCG@k on held-out engagements vs "
+    "popularity; registered as `explore`, `champion` moves only when NDCG is better.",
+)
+def explore(
+    context: dg.AssetExecutionContext,
+    config: ExploreConfig,
+    clickhouse: ClickHouseResource,
+    mlflow: MlflowResource,
+) -> dg.MaterializeResult:
+    interactions, visibility = _read_marts(clickhouse)
+    context.log.info(f"training on {len(interactions.engagements)} engagements; {visibility!r}")
+    params = ExploreParams(
+        config.als(),
+        config.window_hours,
+        config.neighbours,
+        config.taste_weight,
+        config.neighbour_weight,
+        config.popularity_weight,
+    )
+    run = explore_run(spark_session(), interactions, visibility, params, config.k)
+    source = f"{get_settings().analytics_schema}_marts.fct_engagements"
+    return _publish(context, run, mlflow, source)
+
+
+ASSETS = [who_to_follow, explore]
+__all__ = ["ASSETS", "EXPLORE", "WHO_TO_FOLLOW"]
