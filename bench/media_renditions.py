@@ -8,8 +8,9 @@ Stories: generated 1080x1920 JPEG originals through the story renditions (1080x1
 Videos: synthetic 1280x720 30 fps clips (ffmpeg testsrc) -> 720p + 480p H.264 + thumbnail;
 baseline: one bare `ffmpeg -i in -c:v libx264 -preset veryfast` transcode at source size.
 
-Besides wall-clock rates it reports objects per CPU-second (this process and every worker and
-ffmpeg child, from getrusage): on a machine shared with other jobs the wall rate says how busy
+Besides wall-clock rates it reports objects per CPU-second of processing (each object's CPU in
+the process that handled it, ffmpeg children included; pool start-up and the parent's inserts
+are in the wall figure only): on a machine shared with other jobs the wall rate says how busy
 the machine was, the CPU rate is what one core does.
 
     .venv/bin/python -m bench.media_renditions --images 120 --stories 60 --videos 6
@@ -22,7 +23,6 @@ import functools
 import io
 import os
 import platform
-import resource
 import subprocess
 import tempfile
 import time
@@ -103,17 +103,8 @@ def video_baseline(store: ObjectStore, work: Path, jobs: list[MediaJob]) -> floa
     return len(jobs) / (time.perf_counter() - started)
 
 
-def cpu_seconds() -> float:
-    """CPU (user + system) of this process and of every child it has waited for."""
-    own, children = (
-        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def timed(chdb: str, store_url: str, jobs: list[MediaJob], workers: int) -> tuple[float, float]:
-    """(objects per wall second, objects per CPU second) of one process_media run."""
-    cpu_before = cpu_seconds()
+    """(objects per wall second, objects per CPU second of processing) of one process_media run."""
     with clickhouse_client(chdb) as client:
         report = process_media(
             client,
@@ -123,7 +114,7 @@ def timed(chdb: str, store_url: str, jobs: list[MediaJob], workers: int) -> tupl
             workers=workers,
         )
     assert report.missing == 0 and report.processed == len(jobs)
-    return report.processed / report.seconds, report.processed / (cpu_seconds() - cpu_before)
+    return report.processed / report.seconds, report.processed / report.cpu_seconds
 
 
 def report_line(kind: str, workers: int, rates: tuple[float, float], base: float) -> str:
