@@ -64,6 +64,7 @@ class Explore:
         self.factors = factors
         self.params = params
         self.visibility = visibility
+        self.version = ""  # the registry version, once loaded from it
         self._set_pool(pool.reset_index(drop=True), engaged)
 
     def _set_pool(self, pool: pd.DataFrame, engaged: pd.DataFrame) -> None:

@@ -158,7 +158,7 @@ def publish_recommender(
 
 def load_champion(
     name: str,
-    visibility: VisibilityGraph,
+    visibility: VisibilityGraph | None,
     *,
     models_dir: Path | None = None,
     tracking_uri: str | None = None,
@@ -169,13 +169,17 @@ def load_champion(
         pointer = models_dir / name / "champion.json"
         if pointer.exists():
             meta = json.loads(pointer.read_text())
-            return load_recommender(name, Path(meta["path"]), visibility), str(meta["version"])
+            model = load_recommender(name, Path(meta["path"]), visibility)
+            model.version = str(meta["version"])
+            return model, model.version
     if tracking_uri is None:
         raise LookupError(f"no local champion of {name!r} and no tracking URI to ask")
     directory, version = registry.load_alias_artifacts(
         tracking_uri, name, registry.CHAMPION, ARTIFACT
     )
-    return load_recommender(name, directory, visibility), version
+    model = load_recommender(name, directory, visibility)
+    model.version = version
+    return model, version
 
 
 def _signature(example: pd.DataFrame) -> Any:

@@ -62,6 +62,7 @@ class WhoToFollow:
         self.popularity = popularity
         self.params = params
         self.visibility = visibility
+        self.version = ""  # the registry version, once loaded from it
         prior = np.log1p(popularity.counts)
         self._prior = pd.Series(prior / (prior.max() or 1.0), index=popularity.item_ids)
 
