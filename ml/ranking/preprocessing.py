@@ -180,7 +180,11 @@ class Preprocessing:
                 continue
             lookup = {value: i + 1 for i, value in enumerate(column.vocabulary)}
             texts = frame[column.name].astype(object).to_numpy()
-            categorical[:, j] += [lookup.get(t, 0) if isinstance(t, str) else 0 for t in texts]
+            categorical[:, j] += np.fromiter(
+                (lookup.get(t, 0) if isinstance(t, str) else 0 for t in texts),
+                dtype=np.int32,
+                count=rows,
+            )
         return {"numeric": numeric, "categorical": categorical}
 
     def baseline(self) -> dict[str, np.ndarray]:

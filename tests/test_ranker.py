@@ -1,0 +1,325 @@
+"""The feed ranker on the built platform's real training set (Feast over dbt marts over a
+generated workload whose hidden truth is known).
+
+The ranker and its baselines are trained once for the module on the same time split; the
+quality assertions compare their holdout figures with each other and with the ORACLE (the
+generator's true probabilities of the same holdout impressions).
+
+Margins, measured on this platform (300 users x 4 days, seed 11; holdout 2,790 impressions with
+188 engagements):
+- recency AUC about 0.62, popularity about 0.52, logistic regression about 0.67, the ranker about
+  0.68, the oracle about 0.81.
+- The truth is a logistic model (`workload.ground_truth.TruthModel`): engagement is linear in
+  logit space in the hidden factors, so on these features a logistic regression is already
+  close to the best a model can do, and the ranker's lead over it (about 0.003 AUC) is inside
+  the noise of 188 positives (one standard error of an AUC is about 0.02 here). The test asks
+  the ranker to beat recency and popularity by a clear margin and to be no worse than the
+  logistic regression by more than LOGISTIC_TOLERANCE.
+- The oracle knows each viewer-author affinity (sd 0.7), post quality (sd 0.6) and content
+  preference (sd 0.5); four days of history reveal them only partly, and the logistic regression
+  on the same features is as far from the oracle as the ranker. ORACLE_MARGIN is that measured
+  gap (about 0.14) plus room for seed noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from platform_support import BuiltPlatform
+
+from appconfig import get_settings
+from ml import registry
+from ml.ranking import MODEL_NAME
+from ml.ranking.dataset import labels, time_split
+from ml.ranking.model import RankerParams, build_model
+from ml.ranking.preprocessing import Preprocessing
+from ml.ranking.publish import champion_drift_reference, publish_ranker
+from ml.ranking.scorer import RankerScorer, load_champion
+from ml.ranking.train import RankerReport, train_ranker
+
+BASELINE_MARGIN = 0.03  # over recency and popularity
+LOGISTIC_TOLERANCE = 0.01  # half a standard error of the holdout AUC
+ORACLE_MARGIN = 0.16
+
+
+@pytest.fixture(scope="module")
+def report(built_platform: BuiltPlatform) -> RankerReport:
+    return train_ranker(
+        built_platform.training_set.frame,
+        truth_impressions=built_platform.workload.ground_truth.impressions,
+        progress=False,
+    )
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def test_ranker_beats_baselines_and_is_near_the_oracle(report: RankerReport) -> None:
+    ranker, oracle = report.ranker, report.oracle
+    assert oracle is not None
+    baselines = report.baselines
+    assert set(baselines) == {"recency", "popularity", "logistic_regression"}
+    print(report.table())
+    assert ranker.auc > baselines["recency"].auc + BASELINE_MARGIN
+    assert ranker.auc > baselines["popularity"].auc + BASELINE_MARGIN
+    assert ranker.auc >= baselines["logistic_regression"].auc - LOGISTIC_TOLERANCE
+    assert ranker.log_loss < min(b.log_loss for b in baselines.values()) + 0.002
+    assert oracle.auc > ranker.auc  # the truth bounds what a model can learn
+    assert ranker.auc >= oracle.auc - ORACLE_MARGIN
+    assert ranker.ndcg_at_20 > baselines["popularity"].ndcg_at_20
+
+
+def test_evaluation_covers_the_holdout_and_is_calibrated(report: RankerReport) -> None:
+    holdout = report.splits.holdout
+    y = labels(holdout)
+    ranker = report.ranker
+    assert ranker.rows == len(holdout) and ranker.positives == int(y.sum())
+    assert sum(float(b["rows"]) for b in ranker.by_activity) == len(holdout)
+    users_with_positive = holdout.loc[y == 1, "user_id"].nunique()
+    assert ranker.users_for_ndcg == users_with_positive
+    scores = report.holdout_scores["ranker"]
+    assert ((scores >= 0) & (scores <= 1)).all()
+    # calibrated on average: predicted and observed engagement rates agree within 2 points
+    assert abs(scores.mean() - y.mean()) < 0.02
+    predicted, observed = ranker.calibration["predicted"], ranker.calibration["observed"]
+    assert len(predicted) == len(observed) >= 5
+    assert predicted == sorted(predicted)
+
+
+def test_time_split_never_trains_on_the_future(built_platform: BuiltPlatform) -> None:
+    frame = built_platform.training_set.frame
+    splits = time_split(frame)
+    assert len(splits.train) + len(splits.validation) + len(splits.holdout) == len(frame)
+    assert splits.train["event_timestamp"].max() < splits.validation["event_timestamp"].min()
+    assert splits.validation["event_timestamp"].max() < splits.holdout["event_timestamp"].min()
+    assert 0.6 < len(splits.train) / len(frame) < 0.8
+    with pytest.raises(ValueError, match="must be shares"):
+        time_split(frame, validation=0.5, holdout=0.5)
+    with pytest.raises(ValueError, match="too small"):
+        time_split(frame.head(5))
+
+
+# --- preprocessing and the serving contract ----------------------------------------------------
+
+
+def test_preprocessing_round_trips_as_json_and_treats_absent_like_null(
+    report: RankerReport,
+) -> None:
+    spec = report.scorer.preprocessing
+    rows = report.splits.holdout.head(50)
+    again = Preprocessing.from_json(spec.to_json())
+    for name, values in spec.transform(rows).items():
+        np.testing.assert_array_equal(values, again.transform(rows)[name])
+    # statistics come from the train split only
+    numeric = next(c for c in spec.numeric if c.name == "position")
+    train_positions = np.log1p(report.splits.train["position"].astype(float))
+    assert numeric.mean == pytest.approx(train_positions.mean())
+    # an absent column is missing for every row, exactly like a column of nulls
+    column = "viewer_author_affinity__interactions"
+    absent = spec.transform(rows.drop(columns=[column]))
+    nulls = spec.transform(rows.assign(**{column: np.nan}))
+    np.testing.assert_array_equal(absent["numeric"], nulls["numeric"])
+    # an unseen category is "unknown" (index 0 of its range), not an error
+    offsets = spec.category_offsets()
+    j = [c.name for c in spec.categorical].index("surface")
+    unseen = spec.transform(rows.assign(surface="never-seen"))
+    assert (unseen["categorical"][:, j] == offsets[j]).all()
+
+
+def test_scorer_save_load_gives_identical_predictions(report: RankerReport, tmp_path: Path) -> None:
+    scorer = report.scorer
+    rows = report.splits.holdout.head(1000)
+    scorer.save(tmp_path / "scorer")
+    loaded = RankerScorer.load(tmp_path / "scorer")
+    np.testing.assert_array_equal(loaded.predict(rows), scorer.predict(rows))
+    assert loaded.feature_names == scorer.feature_names
+    assert {"position", "surface", "post_request_features__post_age_hours"} <= set(
+        scorer.feature_names
+    )
+    assert not any(n.startswith("derived__") for n in scorer.feature_names)
+    assert loaded.version == "unregistered"
+    # only the features are needed, in any column order
+    features_only = rows[list(reversed(scorer.feature_names))]
+    np.testing.assert_allclose(scorer.predict(features_only), scorer.predict(rows), rtol=1e-6)
+    assert scorer.predict(rows.head(0)).shape == (0,)
+    with pytest.raises(FileNotFoundError, match="not a saved ranker"):
+        RankerScorer.load(tmp_path)
+
+
+def test_explain_attributes_a_feature_change_exactly(report: RankerReport) -> None:
+    scorer = report.scorer
+    rows = report.splits.holdout.head(40).reset_index(drop=True)
+    feature = "viewer_author_request_features__follows_author"
+    pair = pd.concat([rows.head(1), rows.head(1)], ignore_index=True)
+    pair[feature] = [0, 1]
+    contributions = scorer.explain(pair)
+    assert list(contributions.columns) == scorer.feature_names
+    logits = np.log(scorer.predict(pair) / (1 - scorer.predict(pair)))
+    # two rows differing in one feature: occluding it makes them equal, so the difference of
+    # their contributions is the whole difference of their logits
+    assert contributions[feature].diff().iloc[1] == pytest.approx(np.diff(logits)[0], abs=1e-4)
+    whole = scorer.explain(rows)
+    assert whole.shape == (len(rows), len(scorer.feature_names))
+    top = whole.abs().mean().sort_values(ascending=False).index[:15]
+    assert feature in top  # following the author is one of the strongest signals in the truth
+
+
+# --- MLflow: register, promote, serve ----------------------------------------------------------
+
+
+def untrained(report: RankerReport, seed: int) -> RankerReport:
+    """A deliberately worse candidate: a network that never saw a label, on the same holdout."""
+    spec = report.scorer.preprocessing
+    scorer = RankerScorer(spec, build_model(spec, RankerParams(seed=seed)))
+    return dataclasses.replace(report, scorer=scorer)
+
+
+def test_champion_moves_only_for_a_better_ranker(
+    report: RankerReport, tracking_uri: str, tmp_path: Path
+) -> None:
+    name = f"feed-ranker-{uuid.uuid4().hex[:6]}"
+    lineage = registry.TrainingLineage("feed_ranker_v1", "v1", "file:///training_set.parquet")
+    where = (tmp_path / "artifacts").as_uri()
+
+    weak = publish_ranker(
+        untrained(report, 1), tracking_uri, lineage, name=name, artifact_location=where
+    )
+    assert weak.decision.promoted and weak.decision.champion is None  # the first version
+
+    good = publish_ranker(report, tracking_uri, lineage, name=name, artifact_location=where)
+    assert good.decision.promoted, good.decision.reason
+    assert good.decision.champion_version == weak.version
+    assert good.decision.candidate == pytest.approx(report.ranker.auc)
+    assert good.decision.champion is not None and good.decision.champion < good.decision.candidate
+
+    worse = publish_ranker(
+        untrained(report, 2), tracking_uri, lineage, name=name, artifact_location=where
+    )
+    assert not worse.decision.promoted, worse.decision.reason
+    assert worse.decision.champion == pytest.approx(report.ranker.auc)
+    assert registry.champion_version(tracking_uri, name) == good.version
+
+    champion = load_champion(tracking_uri, name)
+    assert champion.version == f"{name}/{good.version}"
+    rows = report.splits.holdout.head(500)
+    np.testing.assert_array_equal(champion.predict(rows), report.scorer.predict(rows))
+
+    client = registry.client(tracking_uri)
+    run = client.get_run(worse.run.run_id)
+    assert run.data.tags["promotion.promoted"] == "false"
+    assert run.data.tags["feature_service"] == "feed_ranker_v1"
+    assert run.data.tags["training_set_uri"] == lineage.training_set_uri
+    assert run.data.metrics["promotion_champion_holdout_auc"] == pytest.approx(report.ranker.auc)
+    artifacts = {a.path for a in client.list_artifacts(good.run.run_id, "plots")}
+    assert {"plots/roc.png", "plots/calibration.png", "plots/auc_by_activity.png"} <= artifacts
+    assert {a.path for a in client.list_artifacts(worse.run.run_id, "promotion")} == {
+        "promotion/decision.json"
+    }
+    reference = champion_drift_reference(tracking_uri, name)
+    assert reference is not None and reference.rows == len(report.splits.train)
+
+
+def test_registered_pyfunc_predicts_like_the_scorer(
+    report: RankerReport, tracking_uri: str
+) -> None:
+    import mlflow
+
+    name = f"feed-ranker-{uuid.uuid4().hex[:6]}"
+    lineage = registry.TrainingLineage("feed_ranker_v1", "v1", "file:///training_set.parquet")
+    published = publish_ranker(report, tracking_uri, lineage, name=name)
+    mlflow.set_registry_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    signature_inputs = model.metadata.get_input_schema().input_names()
+    assert signature_inputs == report.scorer.feature_names
+    rows = report.splits.holdout.head(20)[report.scorer.feature_names]
+    example = rows.copy()
+    for column in report.scorer.preprocessing.numeric:
+        if not column.derived_from:
+            example[column.name] = pd.to_numeric(example[column.name]).astype("float64")
+    for column in report.scorer.preprocessing.categorical:
+        example[column.name] = example[column.name].fillna("").astype(str)
+    np.testing.assert_allclose(
+        np.asarray(model.predict(example)), report.scorer.predict(rows), rtol=1e-5
+    )
+    assert published.version == "1"
+
+
+# --- Dagster -----------------------------------------------------------------------------------
+
+
+def test_train_models_job_materializes_on_the_built_platform(
+    built_platform: BuiltPlatform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestration.features.assets import training_set
+    from orchestration.features.resources import FeatureStoreResource
+    from orchestration.models import ranker
+    from orchestration.models.resources import MlflowResource
+    from orchestration.resources import ObjectStoreResource
+
+    settings = built_platform.settings
+    for name, value in {
+        "PLATFORM_DATA_DIR": str(settings.data_dir),
+        "CLICKHOUSE_URL": settings.clickhouse_url,
+        "OBJECT_STORE_URL": settings.object_store_url,
+        "PLATFORM_PROFILE": "embedded",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("REDIS_URL", "METADATA_DB_URL", "FEAST_REGISTRY_URL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    resources: dict[str, Any] = {
+        "feature_store": FeatureStoreResource(),
+        "mlflow": MlflowResource(tracking_uri=tracking),
+        "object_store": ObjectStoreResource(url=settings.object_store_url),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        first = dg.materialize(
+            [training_set, *ranker.ASSETS, *ranker.CHECKS], resources=resources, instance=instance
+        )
+        second = dg.materialize(
+            [training_set, *ranker.ASSETS, *ranker.CHECKS],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"models__feed_ranker": {"config": {"epochs": 1, "seed": 3}}}},
+        )
+    finally:
+        get_settings.cache_clear()
+    assert first.success and second.success
+
+    def ranker_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+        events = [
+            e
+            for e in result.get_asset_materialization_events()
+            if e.materialization.asset_key == ranker.FEED_RANKER
+        ]
+        return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+    trained, retrained = ranker_metadata(first), ranker_metadata(second)
+    assert trained["promoted"] is True and trained["model"] == f"{MODEL_NAME}/1"
+    assert trained["auc_ranker"] > trained["auc_popularity"]
+    assert trained["auc_oracle"] > trained["auc_ranker"]  # ground truth found in the store
+    assert "data:image/png;base64" in str(trained["plot_roc"])
+    assert retrained["model"] == f"{MODEL_NAME}/2"
+    assert retrained["champion_version_before"] == "1"
+    expected = retrained["candidate_holdout_auc"] > retrained["champion_holdout_auc"]
+    assert retrained["promoted"] is expected
+    checks = second.get_asset_check_evaluations()
+    [drift] = [c for c in checks if c.check_name == "feature_drift_vs_champion"]
+    assert drift.severity == dg.AssetCheckSeverity.WARN
+    psi_metadata = {k: v.value for k, v in drift.metadata.items()}
+    assert psi_metadata["rows_compared"] > 0
+    assert drift.passed == (psi_metadata["drifting_count"] == 0)
