@@ -300,6 +300,37 @@ def test_cli_imports_an_edge_list_into_the_landing_zone(tmp_path: Path, monkeypa
     assert [r["line"] for r in rejects] == [5, 6, 7, 9, 10, 12]
 
 
+def test_cli_imports_a_movielens_subset(movielens_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    url = f"file://{tmp_path / 'objects'}"
+    try:
+        runner = CliRunner()
+        args = ["movielens", "--users", "3", "--received-at", "2026-11-24T05:30:00Z"]
+        done = runner.invoke(app, [*args, "--store-url", url, "--lines-per-file", "100"])
+        assert done.exit_code == 0, done.output
+        broken = runner.invoke(app, ["movielens", "--path", str(tmp_path), "--store-url", url])
+        assert broken.exit_code != 0 and "file not found" in _plain(broken.output)
+    finally:
+        get_settings.cache_clear()
+    store = open_store(url)
+    data = read_movielens(movielens_dir)
+    ratings = [r for r in data.ratings if r.user_id <= 3]
+    landing = list(store.list("landing/events/"))
+    counts = Counter(
+        orjson.loads(line)["event_type"] for k in landing for line in store.get(k).splitlines()
+    )
+    assert counts["impression"] == len(ratings) and counts["post_created"] == 1682
+    assert counts["like"] == sum(r.rating >= 4 for r in ratings)
+    assert max(len(store.get(k).splitlines()) for k in landing) == 100  # split by size
+    batch = "movielens-100k-20261124T053000Z"
+    manifest = orjson.loads(store.get(f"imports/movielens-100k/{batch}/manifest.json"))
+    assert manifest["imported_users"] == 3 and manifest["events_by_type"] == dict(
+        sorted(counts.items())
+    )
+    assert sorted(manifest["landing_keys"]) == sorted(landing)
+
+
 # --- the pipeline on imported data -------------------------------------------------------------
 
 
