@@ -41,6 +41,7 @@ from ml.ranking.dataset import labels, time_split
 from ml.ranking.model import RankerParams, build_model
 from ml.ranking.preprocessing import Preprocessing
 from ml.ranking.publish import champion_drift_reference, publish_ranker
+from ml.ranking.pyfunc import input_example
 from ml.ranking.scorer import RankerScorer, load_champion
 from ml.ranking.train import RankerReport, train_ranker
 
@@ -243,13 +244,8 @@ def test_registered_pyfunc_predicts_like_the_scorer(
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     signature_inputs = model.metadata.get_input_schema().input_names()
     assert signature_inputs == report.scorer.feature_names
-    rows = report.splits.holdout.head(20)[report.scorer.feature_names]
-    example = rows.copy()
-    for column in report.scorer.preprocessing.numeric:
-        if not column.derived_from:
-            example[column.name] = pd.to_numeric(example[column.name]).astype("float64")
-    for column in report.scorer.preprocessing.categorical:
-        example[column.name] = example[column.name].fillna("").astype(str)
+    rows = report.splits.holdout.head(20)
+    example = input_example(rows, report.scorer.preprocessing, rows=len(rows))
     np.testing.assert_allclose(
         np.asarray(model.predict(example)), report.scorer.predict(rows), rtol=1e-5
     )
@@ -288,7 +284,10 @@ def test_train_models_job_materializes_on_the_built_platform(
     instance = dg.DagsterInstance.ephemeral()
     try:
         first = dg.materialize(
-            [training_set, *ranker.ASSETS, *ranker.CHECKS], resources=resources, instance=instance
+            [training_set, *ranker.ASSETS, *ranker.CHECKS],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"models__feed_ranker": {"config": {"epochs": 6}}}},
         )
         second = dg.materialize(
             [training_set, *ranker.ASSETS, *ranker.CHECKS],
@@ -320,6 +319,6 @@ def test_train_models_job_materializes_on_the_built_platform(
     checks = second.get_asset_check_evaluations()
     [drift] = [c for c in checks if c.check_name == "feature_drift_vs_champion"]
     assert drift.severity == dg.AssetCheckSeverity.WARN
-    psi_metadata = {k: v.value for k, v in drift.metadata.items()}
+    psi_metadata: dict[str, Any] = {k: v.value for k, v in drift.metadata.items()}
     assert psi_metadata["rows_compared"] > 0
     assert drift.passed == (psi_metadata["drifting_count"] == 0)

@@ -1,0 +1,174 @@
+"""The generic MLflow registry helpers on real tracking stores: SQLite in a temp dir, and the
+services' PostgreSQL.
+
+The models are tiny real pyfuncs (a weighted sum of two columns), so the promotion rules are
+tested without training anything: the candidate is evaluated the same way as the champion, the
+first version becomes champion, a tie or a worse figure keeps the champion, and every decision
+is recorded on the run and the version.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import require_service, services_env
+from mlflow.pyfunc import PythonModel
+
+from appconfig import Settings
+from ml import registry
+from ml.tracking import sqlalchemy_uri, tracking_uri
+
+HOLDOUT = pd.DataFrame(
+    {
+        "signal": np.linspace(0.0, 1.0, 200),
+        "noise": np.random.default_rng(3).random(200),
+    }
+)
+LABELS = (HOLDOUT["signal"] + 0.3 * HOLDOUT["noise"] > 0.7).astype(int).to_numpy()
+
+
+class WeightedSum(PythonModel):
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        return np.asarray(
+            self.weight * model_input["signal"] + (1 - self.weight) * model_input["noise"]
+        )
+
+
+def auc_of(model_uri: str, uri: str) -> float:
+    import mlflow
+    from sklearn.metrics import roc_auc_score
+
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    return float(roc_auc_score(LABELS, model.predict(HOLDOUT)))
+
+
+def publish(uri: str, name: str, weight: float, artifacts: Path) -> str:
+    logged = registry.log_training_run(
+        uri,
+        f"exp-{name}",
+        f"weight {weight}",
+        model=registry.PyfuncModel(
+            python_model=WeightedSum(weight),
+            artifacts={},
+            input_example=HOLDOUT.head(3),
+            pip_requirements=["mlflow", "pandas", "numpy"],
+        ),
+        params={"weight": weight, "layers": [1, 2]},
+        metrics={"train_auc": 0.5 + weight / 2, "not_a_number": float("nan")},
+        training=registry.TrainingLineage("recommender_v1", "v1", "s3://bucket/ts.parquet"),
+        json_artifacts={"notes/summary.json": {"weight": weight}},
+        artifact_location=artifacts.as_uri(),
+    )
+    return registry.register(uri, name, logged, tags={"kind": "test"})
+
+
+def promotion_round(uri: str, tmp_path: Path) -> None:
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    artifacts = tmp_path / "artifacts"
+
+    def evaluate(model_uri: str) -> float:
+        return auc_of(model_uri, uri)
+
+    v1 = publish(uri, name, 0.5, artifacts)
+    first = registry.promote_if_better(uri, name, v1, metric_name="auc", evaluate=evaluate)
+    assert first.promoted and first.champion is None and "first version" in first.reason
+
+    v2 = publish(uri, name, 0.1, artifacts)  # mostly noise: worse
+    worse = registry.promote_if_better(uri, name, v2, metric_name="auc", evaluate=evaluate)
+    assert not worse.promoted
+    assert worse.champion_version == v1
+    assert worse.champion is not None and worse.candidate < worse.champion
+    assert registry.champion_version(uri, name) == v1
+
+    v3 = publish(uri, name, 0.95, artifacts)  # mostly signal: better
+    better = registry.promote_if_better(uri, name, v3, metric_name="auc", evaluate=evaluate)
+    assert better.promoted, better.reason
+    assert better.candidate > better.champion  # type: ignore[operator]
+    assert registry.champion_version(uri, name) == v3
+
+    client = registry.client(uri)
+    version = client.get_model_version(name, v2)
+    assert version.tags["promotion.promoted"] == "false"
+    run_id = version.run_id
+    assert run_id
+    run = client.get_run(run_id)
+    assert run.data.tags["promotion.champion_version"] == v1
+    assert run.data.tags["feature_service"] == "recommender_v1"
+    assert run.data.metrics["promotion_candidate_auc"] == pytest.approx(worse.candidate)
+    assert run.data.metrics["promotion_champion_auc"] == pytest.approx(worse.champion)
+    assert "not_a_number" not in run.data.metrics
+    assert json.loads(run.data.params["layers"]) == [1, 2]
+    local = client.download_artifacts(run_id, "promotion/decision.json", str(tmp_path))
+    decision = json.loads(Path(local).read_text())
+    assert decision["promoted"] is False and decision["candidate_version"] == v2
+
+
+def test_promotion_on_a_sqlite_store(tmp_path: Path) -> None:
+    promotion_round(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+
+
+def test_precomputed_scores_ties_and_lower_is_better(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "ranked"
+    v1 = publish(uri, name, 0.5, tmp_path / "a")
+    v2 = publish(uri, name, 0.6, tmp_path / "a")
+    v3 = publish(uri, name, 0.7, tmp_path / "a")
+    losses = {v1: 0.30, v2: 0.30, v3: 0.25}
+    registry.promote_if_better(uri, name, v1, metric_name="loss", scores=losses)
+    tie = registry.promote_if_better(
+        uri, name, v2, metric_name="loss", scores=losses, higher_is_better=False
+    )
+    assert not tie.promoted  # a tie keeps the champion
+    lower = registry.promote_if_better(
+        uri, name, v3, metric_name="loss", scores=losses, higher_is_better=False
+    )
+    assert lower.promoted and registry.champion_version(uri, name) == v3
+    again = registry.promote_if_better(uri, name, v3, metric_name="loss", scores=losses)
+    assert not again.promoted and again.reason == "already the champion"
+    with pytest.raises(ValueError, match="exactly one"):
+        registry.promote_if_better(uri, name, v3, metric_name="loss")
+    with pytest.raises(ValueError, match="no loss for version"):
+        registry.promote_if_better(uri, name, v1, metric_name="loss", scores={v3: 0.1})
+    with pytest.raises(LookupError, match="alias"):
+        registry.load_alias_artifacts(uri, "never-registered", "champion", "scorer")
+
+
+def test_tracking_uri_follows_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    embedded = Settings(PLATFORM_DATA_DIR=tmp_path, MLFLOW_TRACKING_URI="")
+    assert tracking_uri(embedded) == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert (tmp_path / "mlflow").is_dir()
+    services = Settings(
+        PLATFORM_DATA_DIR=tmp_path, MLFLOW_TRACKING_URI="postgresql://u:p@db:5432/mlflow"
+    )
+    assert tracking_uri(services) == "postgresql+psycopg://u:p@db:5432/mlflow"
+    assert sqlalchemy_uri("http://mlflow:5000") == "http://mlflow:5000"
+
+
+@pytest.mark.services
+def test_promotion_on_postgresql(tmp_path: Path) -> None:
+    from urllib.parse import urlparse
+
+    url = services_env().get(
+        "MLFLOW_DB_URL", "postgresql://platform:platform@127.0.0.1:15432/mlflow"
+    )
+    parsed = urlparse(url)
+    import socket
+
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5432), 2):
+            reachable = True
+    except OSError:
+        reachable = False
+    require_service("PostgreSQL", reachable, url)
+    promotion_round(sqlalchemy_uri(url), tmp_path)
