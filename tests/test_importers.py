@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 from analytics_support import load_landing, run_dbt
 from conftest import in_ci
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from platform_support import platform_settings
 from typer.testing import CliRunner
 
@@ -262,6 +264,43 @@ def test_edge_list_reads_snap_whitespace_files_without_header() -> None:
     assert len(spaced.edges) == 2 and not spaced.rejects
     with pytest.raises(ValueError, match="id_offset"):
         import_edge_list([], source="s", received_at=RECEIVED_AT, id_offset=-1)
+
+
+_NODE = st.integers(min_value=0, max_value=40).map(str)
+_TIME = st.one_of(
+    st.just(""),
+    st.integers(min_value=946_684_800, max_value=1_790_000_000).map(str),
+    st.sampled_from(["2025-06-01T12:00:00Z", "2031-01-01", "soon", "1e400", "nan", "-5"]),
+)
+_LINE = st.one_of(
+    st.tuples(_NODE, _NODE, _TIME).map(lambda t: ",".join(t)),
+    st.tuples(_NODE, _NODE).map(lambda t: ",".join(t)),
+    st.sampled_from(["", "   ", "# comment", "a,b", "1,2,3,4", "1;2", "-1,2", "1, 2 ,", ",,"]),
+    st.text(alphabet=",0123456789 x#\t", max_size=12),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_LINE, max_size=40))
+def test_every_edge_list_line_is_an_edge_a_reject_or_skipped_never_lost(lines: list[str]) -> None:
+    imported = import_edge_list(lines, source="edges:prop", received_at=RECEIVED_AT)
+    header = 1 if imported.header is not None else 0
+    accounted = (
+        header
+        + len(imported.edges)
+        + len(imported.rejects)
+        + imported.comment_lines
+        + imported.blank_lines
+    )
+    assert accounted == len(lines)
+    used = {e.line for e in imported.edges} | {r.line for r in imported.rejects}
+    assert len(used) == len(imported.edges) + len(imported.rejects)  # one outcome per line
+    assert all(r.reason and r.text == lines[r.line - 1].rstrip("\r\n") for r in imported.rejects)
+    edges = {(e.follower, e.followee) for e in imported.edges}
+    assert len(edges) == len(imported.edges) and all(a != b for a, b in edges)
+    assert imported.log.counts["follow"] == len(edges)
+    for record in imported.log.records:
+        assert validate_line(record.line, now=RECEIVED_AT) == []
 
 
 def _plain(output: str) -> str:
