@@ -138,3 +138,14 @@ def test_open_feed_store_follows_settings(tmp_path: Path, redis_url: str) -> Non
 
     with pytest.raises(ValueError, match="FEED_STORE_URL"):
         open_feed_store(Settings(PLATFORM_DATA_DIR=tmp_path, FEED_STORE_URL="mongo://x"))
+
+
+def test_push_posts_fans_one_post_out_to_many_users(store: FeedStore) -> None:
+    written = store.push_posts([(1, 50, 100, [1, 2, 3]), (2, 51, 200, [1]), (3, 52, 300, [])])
+
+    assert written == 4
+    assert [(e.post_id, e.author_id) for e in store.read(1, 10)] == [(2, 51), (1, 50)]
+    assert [e.post_id for e in store.read(3, 10)] == [1]
+    assert store.version(1) == 1  # one write per user per call, however many entries
+    assert store.push_post(1, 50, 100, [1, 2, 3, 4]) == 1  # only user 4 is new
+    assert [store.version(u) for u in (1, 2, 3, 4)] == [1, 1, 1, 1]
