@@ -42,12 +42,15 @@ services-status: ## which services run, and where
 services-smoke: ## a real round trip through each running service with its own client
 	bash scripts/services/smoke.sh
 
+feeds-consumer: install ## the streaming fan-out (Kafka -> feed store), long-running; needs KAFKA_BOOTSTRAP_SERVERS
+	$(RUN) python -m feeds.consumer
+
 bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.ingest
 	$(RUN) python -m bench.generator
 	$(RUN) python -m bench.dbt_build --events 1000000
 	$(RUN) python -m bench.media_renditions
-	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features"
+	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features, python -m bench.fanout"
 
 import-movielens: install ## MovieLens 100K (../shared/datasets) into the landing zone as platform events
 	$(RUN) python -m importers movielens
@@ -55,4 +58,4 @@ import-movielens: install ## MovieLens 100K (../shared/datasets) into the landin
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke bench import-movielens clean
+.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke feeds-consumer bench import-movielens clean
