@@ -1,8 +1,6 @@
 """Story media (9:16 renditions), video display rotation, the story_id column and the sensor
 that launches media processing when new posts or stories are loaded."""
 
-from __future__ import annotations
-
 import io
 import os
 import subprocess
@@ -32,7 +30,7 @@ from mediapipeline.pipeline import (
 from mediapipeline.videos import ffmpeg_available, process_video
 from objectstore import store_from_settings
 from orchestration.media.assets import RAW_POSTS, RAW_STORIES
-from orchestration.media.sensors import build_media_sensor
+from orchestration.media.sensors import build_media_sensor, rows_loaded, rows_loaded_by_runs
 from warehouse import clickhouse_client
 
 needs_ffmpeg = pytest.mark.skipif(
@@ -253,3 +251,30 @@ def test_media_sensor_runs_only_after_new_posts_or_stories_were_loaded() -> None
 
     requests, cursor, skipped = evaluate(cursor)  # consumed: nothing new
     assert not requests and skipped
+
+
+def test_rows_loaded_counts_a_multi_partition_run_once() -> None:
+    """A ranged ingestion run records its total once per partition: count it once."""
+
+    @dg.asset(
+        key=RAW_POSTS,
+        partitions_def=dg.StaticPartitionsDefinition(["p1", "p2", "p3"]),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def raw_posts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"rows_loaded": 7 * len(context.partition_keys)})
+
+    instance = dg.DagsterInstance.ephemeral()
+    ranged = {
+        "dagster/asset_partition_range_start": "p1",
+        "dagster/asset_partition_range_end": "p2",
+    }
+    assert dg.materialize([raw_posts], instance=instance, tags=ranged).success
+    assert dg.materialize([raw_posts], instance=instance, partition_key="p3").success
+    records = list(
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=RAW_POSTS), limit=10
+        ).records
+    )
+    assert sorted(rows_loaded(r) for r in records) == [7, 14, 14]  # p3, then p1 and p2
+    assert rows_loaded_by_runs(records) == 21
