@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from appconfig import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -31,8 +35,10 @@ def demo(
     days: int = typer.Option(3, help="days of activity, ending now"),
     seed: int = typer.Option(7),
     bad_fraction: float = typer.Option(0.02, help="share of deliberately bad events"),
+    serve: bool = typer.Option(True, help="end by starting the API (python -m serving)"),
 ) -> None:
-    """The whole job on the embedded profile: generate a workload, ingest it, show the results."""
+    """The whole job on the embedded profile: generate a workload, ingest it, build the marts,
+    features, models and home feeds, then start the API and print example calls."""
     from appconfig import get_settings
     from objectstore import store_from_settings
     from orchestration.runs import (
@@ -40,11 +46,13 @@ def demo(
         ingest_partition_range,
         mart_summary,
         raw_table_summary,
+        run_job,
     )
     from workload.config import WorkloadConfig
     from workload.generator import generate
     from workload.writer import write_workload
 
+    _quiet_libraries()
     settings = get_settings()
     console.rule(f"[bold]photo-platform demo[/] ({settings.profile} profile)")
     console.print(
@@ -105,9 +113,80 @@ def demo(
     for tag, score in marts["trending"]:
         overview.add_row(f"trending #{tag}", f"{score:.1f}")
     console.print(overview)
+
+    for job, what in (
+        ("build_features", "features: Feast registry, online store, point-in-time training set"),
+        ("train_models", "models: feed ranker, who to follow, Explore (MLflow, champion alias)"),
+        ("build_feeds", "home feeds: push fan-out of ordinary authors' posts"),
+    ):
+        console.print(f"{what} ...")
+        if not run_job(job):
+            console.print(f"[red]job {job} failed: see the run in the Dagster UI (make ui)[/]")
+            raise typer.Exit(1)
+    _print_models(settings)
+    example_user = _active_user(settings)
     console.print(
-        f"done in {time.perf_counter() - started:.1f} s. See it in the Dagster UI: [bold]make ui[/]"
+        f"done in {time.perf_counter() - started:.1f} s. Dagster UI: [bold]make ui[/]; "
+        "notebooks: notebooks/"
     )
+    if not serve:
+        return
+    console.rule("[bold]the API[/] (Ctrl-C stops it)")
+    console.print(f"a user with history to try: [bold]{example_user}[/]")
+    from serving.__main__ import main as serve_api
+
+    serve_api()
+
+
+def _quiet_libraries() -> None:
+    """MLflow's per-artifact progress bars and info lines would bury the demo's own output."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("mlflow", "py4j", "feast"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _active_user(settings: Settings) -> int:
+    """The viewer with the most impressions: a user whose feed shows the ranking at work."""
+    from warehouse import clickhouse_client
+
+    marts = f"{settings.analytics_schema}_marts"
+    with clickhouse_client(settings.clickhouse_url) as client:
+        rows = client.query(
+            f"SELECT viewer_id FROM {marts}.fct_training_impressions "
+            "GROUP BY viewer_id ORDER BY count() DESC LIMIT 1"
+        ).result_rows
+    return int(rows[0][0]) if rows else 0
+
+
+def _print_models(settings: Settings) -> None:
+    """The champions in the registry with their headline holdout metrics."""
+    from mlflow import MlflowClient
+
+    from ml.tracking import tracking_uri
+
+    client = MlflowClient(tracking_uri(settings))
+    table = Table(title="models in the MLflow registry (alias champion)")
+    for column in ("model", "version", "metrics (holdout)"):
+        table.add_column(column)
+    for name in ("feed-ranker", "who-to-follow", "explore"):
+        try:
+            version = client.get_model_version_by_alias(name, "champion")
+        except Exception:  # no champion yet: say so rather than fail the demo
+            table.add_row(name, "-", "no champion")
+            continue
+        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+        shown = {
+            k: v
+            for k, v in sorted(metrics.items())
+            if k.endswith(("_auc", "ndcg_at_10", "recall_at_10", "_ndcg@10", "_recall@10"))
+        }
+        text = ", ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:8])
+        table.add_row(name, str(version.version), text)
+    console.print(table)
 
 
 if __name__ == "__main__":
