@@ -240,6 +240,7 @@ def test_registered_pyfunc_predicts_like_the_scorer(
     name = f"feed-ranker-{uuid.uuid4().hex[:6]}"
     lineage = registry.TrainingLineage("feed_ranker_v1", "v1", "file:///training_set.parquet")
     published = publish_ranker(report, tracking_uri, lineage, name=name)
+    mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     signature_inputs = model.metadata.get_input_schema().input_names()

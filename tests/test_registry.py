@@ -47,6 +47,7 @@ def auc_of(model_uri: str, uri: str) -> float:
     import mlflow
     from sklearn.metrics import roc_auc_score
 
+    mlflow.set_tracking_uri(uri)  # the version's source (models:/m-...) resolves through it
     mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(model_uri)
     return float(roc_auc_score(LABELS, model.predict(HOLDOUT)))
