@@ -82,9 +82,9 @@ class Popularity:
     """The baseline: the items most interacted with in training, minus what the user has seen."""
 
     def __init__(self, items: Iterable[int], weights: Iterable[float] | None = None) -> None:
-        counts = pd.Series(
-            list(weights) if weights is not None else 1.0, index=list(items), dtype=float
-        )
+        index = np.asarray(items if isinstance(items, np.ndarray) else list(items), np.int64)
+        values = np.ones(len(index)) if weights is None else np.asarray(list(weights), float)
+        counts = pd.Series(values, index=index, dtype=float)
         counts = counts.groupby(level=0).sum().sort_values(ascending=False, kind="stable")
         self.item_ids = counts.index.to_numpy(np.int64)
         self.counts = counts.to_numpy()
