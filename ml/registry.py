@@ -268,6 +268,9 @@ def load_alias_artifacts(
 
 def download_version_artifacts(tracking_uri: str, name: str, version: str, artifact: str) -> Path:
     """The pyfunc artifact directory `artifact` of one model version, downloaded locally."""
+    # `models:/` URIs resolve through the global registry URI whatever is passed below; in a
+    # fresh process (the API) that default is ./mlflow.db, where the model is not
+    _use(tracking_uri)
     local = Path(
         mlflow.artifacts.download_artifacts(
             artifact_uri=version_uri(name, version),
