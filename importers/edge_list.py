@@ -222,6 +222,7 @@ def import_edge_list(
         parser.feed(number, raw)
 
     kept: list[Edge] = []
+    follows: list[dict[str, Any]] = []
     for edge in result.edges:
         event = _follow_event(source, edge)
         reasons = log.reasons(event)
@@ -229,6 +230,7 @@ def import_edge_list(
             result.rejects.append(Reject(edge.line, edge.text, "contract: " + "; ".join(reasons)))
             continue
         kept.append(edge)
+        follows.append(event)
     result.edges = kept
 
     first_seen: dict[int, datetime] = {}
@@ -253,8 +255,8 @@ def import_edge_list(
                 payload=payload,
             )
         )
-    for edge in kept:
-        log.append(_follow_event(source, edge))
+    for event in follows:
+        log.append(event, checked=True)
     result.nodes = len(first_seen)
     result.rejects.sort(key=lambda r: r.line)
     return result

@@ -8,6 +8,7 @@ importer's own parsing.
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from importers.edge_list import (
     SYNTHETIC_START,
     import_edge_list,
 )
+from importers.events import IMPORT_NAMESPACE, stable_event_id
 from importers.landing import write_landing
 from importers.movielens import (
     DEFAULT_DIRECTORY,
@@ -148,6 +150,14 @@ def test_movielens_counts_match_the_source_files_exactly(
     for record in imported.log.records:
         assert validate_line(record.line, now=RECEIVED_AT) == []
         assert record.produced_at == RECEIVED_AT
+
+
+def test_event_ids_are_uuid5_of_source_type_and_key() -> None:
+    """The ids are a promise: re-importing must give the same ids forever."""
+    for key in ("1:2", 17, "ü/x", ""):
+        expected = uuid.uuid5(IMPORT_NAMESPACE, f"movielens-100k/like/{key}")
+        assert stable_event_id("movielens-100k", "like", key) == str(expected)
+    assert str(IMPORT_NAMESPACE) == "5d1f3a52-8c1e-4c55-9a55-0f1d2c3b4a69"
 
 
 def test_movielens_import_is_deterministic_and_subsets_by_user(movielens_dir: Path) -> None:
