@@ -51,6 +51,7 @@ bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.dbt_build --events 1000000
 	$(RUN) python -m bench.media_renditions
 	$(RUN) python -m bench.ranker_training
+	$(RUN) python -m bench.als
 	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features, python -m bench.fanout"
 
 import-movielens: install ## MovieLens 100K (../shared/datasets) into the landing zone as platform events
