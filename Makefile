@@ -12,8 +12,14 @@ install: ## create .venv from uv.lock (installs uv first if missing)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet "uv==0.13.9"
 	$(UV) sync --frozen
 
-demo: install ## the whole job on the embedded profile: generate, ingest, show the results
-	$(RUN) photo-platform demo
+demo: install ## the whole job on the embedded profile, ending with the API running (DEMO_ARGS=--no-serve to skip it)
+	$(RUN) photo-platform demo $(DEMO_ARGS)
+
+serve: install ## the API (python -m serving) on the current profile's data
+	$(RUN) python -m serving
+
+notebooks: install ## execute every notebook top to bottom against the current profile's data
+	$(RUN) jupyter execute notebooks/*.ipynb
 
 test: install ## the test suite (services tests need `make services-up`; CI=true makes them mandatory)
 	$(RUN) pytest
@@ -60,4 +66,4 @@ import-movielens: install ## MovieLens 100K (../shared/datasets) into the landin
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo test lint format ui services-up services-down services-status services-smoke feeds-consumer bench import-movielens clean
+.PHONY: help install demo serve notebooks test lint format ui services-up services-down services-status services-smoke feeds-consumer bench import-movielens clean
