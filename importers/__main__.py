@@ -1,7 +1,8 @@
 """`python -m importers movielens|edges ...`: real public data into the landing zone.
 
 The events land in the hour the import runs (one ingestion partition); ingest that partition
-(`ingest_job` in Dagster, or `make demo`'s path) and build the marts as for any other data.
+(`photo-platform ingest --start P --end P`, the Dagster job `ingest_landing`) and build the
+marts (`build_analytics`) as for any other data.
 """
 
 from __future__ import annotations
@@ -105,8 +106,10 @@ def _summary(title: str, rows: dict[str, Any], written: LandingWrite, store: Obj
     table.add_row("landing files", f"{len(written.keys):,}")
     table.add_row("MB written", f"{written.bytes / 1e6:,.1f}")
     console.print(table)
-    partitions = ", ".join(sorted(written.partitions))
-    console.print(f"-> {store.url}; ingest partition(s): {partitions}")
+    first, last = min(written.partitions), max(written.partitions)
+    console.print(
+        f"-> {store.url}; ingest with: photo-platform ingest --start {first} --end {last}"
+    )
 
 
 @app.command("movielens")
