@@ -146,6 +146,7 @@ class SQLiteFeedStore(FeedStore):
         return kept
 
     def read(self, user_id: int, limit: int, max_created_ms: int | None = None) -> list[FeedEntry]:
+        limit = min(limit, self.max_length)
         if limit <= 0:
             return []
         top = max_created_ms if max_created_ms is not None else 2**62
