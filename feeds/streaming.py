@@ -159,8 +159,6 @@ class FanOutConsumer:
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         """One micro-batch: returns the number of messages applied and committed."""
-        from ingestion.kafka_source import commit
-
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         if not self.ready.is_set() and self.consumer.assignment():
             self.ready.set()
@@ -178,10 +176,15 @@ class FanOutConsumer:
             else:
                 events.append(event)
         apply_events(self.fanout, events, self.report, self.pulled)
-        commit(self.consumer)  # only after the feed writes: at-least-once
+        self.commit()  # only after the feed writes: at-least-once
         self.report.batches += 1
         self.report.messages += len(messages)
         return len(messages)
+
+    def commit(self) -> None:
+        from ingestion.kafka_source import commit
+
+        commit(self.consumer)
 
     def run(self, *, max_seconds: float | None = None) -> StreamReport:
         started = last_refresh = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -263,3 +264,59 @@ def test_a_post_produced_to_kafka_reaches_a_followers_feed_within_seconds(
         store.clear()
         store.close()
     assert not thread.is_alive()
+
+
+class _CrashBeforeCommit(FanOutConsumer):
+    """Dies after writing a batch and before committing its offsets."""
+
+    def commit(self) -> None:
+        raise RuntimeError("killed before the commit")
+
+
+def test_a_crash_before_the_commit_redelivers_and_changes_nothing(
+    kafka_bootstrap: str, redis_url: str
+) -> None:
+    from kafka import KafkaProducer
+
+    run = uuid.uuid4().hex[:10]
+    topic, group = f"test.feeds.{run}.redelivery", f"test-feeds-redelivery-{run}"
+    _create_topics(kafka_bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
+    for post in (21, 22, 23):
+        event = {"event_type": "post_created", "user_id": AUTHOR, "post_id": post,
+                 "occurred_at": f"2026-11-04T10:00:{post}Z"}  # fmt: skip
+        producer.send(topic, json.dumps(event).encode())
+    producer.flush()
+    producer.close()
+    store = RedisFeedStore(redis_url, prefix=f"test-fanout-redelivery-{run}:")
+
+    def consume(kind: type[FanOutConsumer], done: Any) -> FanOutConsumer:
+        consumer = make_consumer(
+            kafka_bootstrap, (topic,), group_id=group, auto_offset_reset="earliest"
+        )
+        runner = kind(FanOut(store, _graph(), celebrities=()), consumer)
+        try:
+            deadline = time.monotonic() + 60
+            while not done(runner) and time.monotonic() < deadline:
+                # a crash leaves the batch written and its offsets not committed
+                with contextlib.suppress(RuntimeError):
+                    runner.poll_once()
+        finally:
+            runner.close()
+        return runner
+
+    try:
+        consume(_CrashBeforeCommit, lambda _: len(_feed(store, FAN)) == 3)
+        assert _feed(store, FAN) == [23, 22, 21]
+        version = store.version(FAN)
+
+        # the same group again: nothing was committed, so everything is delivered again
+        again = consume(FanOutConsumer, lambda runner: runner.report.messages >= 3)
+
+        assert again.report.messages == 3
+        assert again.report.fanout.pushed_entries == 0  # idempotent: the feeds already had them
+        assert _feed(store, FAN) == [23, 22, 21]
+        assert store.version(FAN) == version
+    finally:
+        store.clear()
+        store.close()
