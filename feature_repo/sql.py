@@ -389,15 +389,33 @@ def post_attributes(db: Databases) -> str:
     """
 
 
+# Media is processed online within seconds of the upload; a backfill processes it much later.
+MEDIA_PROCESSING_SECONDS = 60
+
+
 def post_media_quality(db: Databases) -> str:
-    """Per post and instant the media pipeline processed one of its media: quality of the media
-    processed so far (as dim_posts summarises it), known from `processed_at`, not from posting."""
+    """Per post and instant one of its media was known processed: quality of the media processed
+    so far (as dim_posts summarises it).
+
+    Known at `processed_at`, but no later than MEDIA_PROCESSING_SECONDS after the post was
+    created: online, the pipeline runs at upload, so a backfill (processing last week's posts
+    today) must not make every training impression see the media as unprocessed when serving,
+    reading today's online store, sees it processed.
+    """
     return f"""
     with processed as (
-        select post_id, processed_at, sharpness, brightness, megapixels, blockiness,
+        select
+            media.post_id as post_id,
+            least(
+                media.processed_at,
+                posts.created_at + toIntervalSecond({MEDIA_PROCESSING_SECONDS})
+            ) as processed_at,
+            sharpness, brightness, megapixels, blockiness,
             toUInt8(is_corrupt) as corrupt
-        from {db.staging}.stg_media__objects
-        where post_id is not null
+        from {db.staging}.stg_media__objects as media
+        inner join (select post_id, created_at from {db.marts}.dim_posts) as posts
+            on posts.post_id = media.post_id
+        where media.post_id is not null
     )
     select
         assumeNotNull(post_id) as post_id,
@@ -409,7 +427,7 @@ def post_media_quality(db: Databases) -> str:
         max(blockiness) over w as max_media_blockiness,
         toBool(max(corrupt) over w) as has_corrupt_media
     from processed
-    window w as (partition by post_id order by processed_at rows between unbounded preceding and current row)
+    window w as (partition by post_id order by processed_at range between unbounded preceding and current row)
     order by post_id, event_timestamp desc
     limit 1 by post_id, event_timestamp
     """

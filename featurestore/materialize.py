@@ -95,8 +95,14 @@ def materialize_online(
     lookback: timedelta = DEFAULT_LOOKBACK,
     count_rows: bool = True,
 ) -> Materialization:
-    """Materialize every view (or `views`) up to `end`, each from its own window start."""
+    """Materialize every view (or `views`) up to `end`, each from its own window start.
+
+    `end` is rounded up to a whole second: Feast's ClickHouse store parses the bound without its
+    fraction, so rows in the last partial second would otherwise wait for the next run.
+    """
     end = _aware(end)
+    if end.microsecond:
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
     selected = [v for v in store.list_feature_views() if views is None or v.name in views]
     result = Materialization(end=end)
     by_start: dict[datetime, list[str]] = {}

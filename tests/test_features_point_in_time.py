@@ -327,3 +327,54 @@ def test_pair_keys_that_read_alike_are_refused(marts) -> None:
     by_user = dict(zip(frame["user_id"], frame["shares"], strict=True))
     assert by_user[1] == 1
     assert by_user[12] == 1  # user 12 never engaged with author 3: this is user 1's value
+
+
+def media(object_key: str, post_id: int, sharpness: float, processed_at: datetime) -> dict:
+    return {
+        "object_key": object_key,
+        "post_id": post_id,
+        "sharpness": sharpness,
+        "brightness": 0.5,
+        "megapixels": 1.2,
+        "blockiness": 0.1,
+        "is_corrupt": False,
+        "processed_at": processed_at,
+    }
+
+
+def test_media_quality_is_known_from_processing_or_soon_after_posting(marts) -> None:
+    """Online, media is processed at upload: a backfill processed days later must not leave
+    training rows without the media features that serving reads."""
+    settings, write = marts
+    write(
+        {
+            "dim_posts": [post(100, 12, at(0)), post(200, 13, at(0))],
+            "stg_media__objects": [
+                media("a", 100, 40.0, at(72)),  # a backfill, three days later
+                media("b", 100, 10.0, at(72.5)),  # its second picture, later still
+                media("c", 200, 25.0, at(0) + timedelta(seconds=5)),  # online, 5 s after
+            ],
+            "fct_training_impressions": [
+                impression(1, 100, 12, at(0) + timedelta(seconds=30)),
+                impression(1, 100, 12, at(1)),
+                impression(1, 200, 13, at(0) + timedelta(seconds=1)),
+                impression(1, 200, 13, at(0) + timedelta(seconds=10)),
+            ],
+            "stg_raw__users": [signup(1, at(-30))],
+        }
+    )
+    frame = training_rows(settings)
+    # within a minute of posting nothing is known yet
+    assert pd.isna(
+        row(frame, 1, 100, at(0) + timedelta(seconds=30))["post_media_quality__min_media_sharpness"]
+    )
+    backfilled = row(frame, 1, 100, at(1))
+    assert backfilled["post_media_quality__processed_media_count"] == 2
+    assert backfilled["post_media_quality__min_media_sharpness"] == 10.0
+    # processed online: known from its processing time, not before
+    early = row(frame, 1, 200, at(0) + timedelta(seconds=1))
+    assert pd.isna(early["post_media_quality__min_media_sharpness"])
+    assert (
+        row(frame, 1, 200, at(0) + timedelta(seconds=10))["post_media_quality__min_media_sharpness"]
+        == 25.0
+    )
