@@ -61,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     fanout = FanOut(store, graph, celebrities, CelebrityPolicy.from_settings(settings))
 
     def refresh() -> None:
-        fanout.graph, fanout.celebrities = load_fanout_state(settings)
+        """Keep fanning out on the old snapshot if the warehouse is busy (embedded chDB allows
+        one process at a time) or down; the next refresh tries again."""
+        try:
+            fanout.graph, fanout.celebrities = load_fanout_state(settings)
+        except Exception as exc:  # any failure here must not stop the fan-out
+            logging.warning("snapshot refresh failed, keeping the previous one: %s", exc)
+            return
         logging.info("refreshed the follow graph from the marts: %r", fanout.graph)
 
     consumer = make_consumer(

@@ -149,3 +149,31 @@ def test_push_posts_fans_one_post_out_to_many_users(store: FeedStore) -> None:
     assert store.version(1) == 1  # one write per user per call, however many entries
     assert store.push_post(1, 50, 100, [1, 2, 3, 4]) == 1  # only user 4 is new
     assert [store.version(u) for u in (1, 2, 3, 4)] == [1, 1, 1, 1]
+
+
+_WRITER = """
+import sys
+from feeds.sqlite_store import SQLiteFeedStore
+path, first = sys.argv[1], int(sys.argv[2])
+with SQLiteFeedStore(path, max_length=1000) as store:
+    for post in range(first, first + 200):
+        store.push_many([(user, post, 7, post) for user in (1, 2, 3)])
+"""
+
+
+def test_sqlite_store_is_safe_for_concurrent_writer_processes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "feeds.sqlite"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(first)])
+        for first in (1, 1001, 2001)
+    ]
+    with SQLiteFeedStore(path, max_length=1000) as reader:
+        while any(w.poll() is None for w in writers):
+            reader.read(1, 10)  # reads go on while the writers hold the lock in turn
+        assert [w.returncode for w in writers] == [0, 0, 0]
+        for user in (1, 2, 3):
+            assert reader.length(user) == 600
+            assert reader.version(user) == 600  # no lost update
