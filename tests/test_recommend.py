@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from recommend_support import community_engagements, community_follows, spark_for_tests
 
-from ml.recommend.explore import Explore
+from ml.recommend.explore import Explore, ExploreParams
 from ml.recommend.who_to_follow import WhoToFollow, evaluate_who_to_follow
 from visibility import VisibilityGraph
 
@@ -144,10 +144,12 @@ def test_explore_never_shows_followed_hidden_private_or_deleted_posts(
 
 
 def test_explore_taste_finds_the_viewers_community(explore: Explore, follows: pd.DataFrame) -> None:
-    """Explore's top posts come from friends of friends (the planted community) far above
-    their share of the candidate pool; popularity alone does not."""
+    """Explore's taste term (ALS author factors) ranks posts of friends of friends (the
+    planted community) far above their share of the candidate pool."""
     graph = base_graph(follows)
     author_of = explore.pool.set_index("post_id")["author_id"]
+    taste = ExploreParams(neighbour_weight=0.0, taste_weight=1.0, popularity_weight=0.0)
+    explore = Explore(explore.factors, explore.pool, explore.engaged, taste)
     share, base = [], []
     for viewer in sorted(graph._following)[:80]:
         followed = graph.follows(viewer)

@@ -59,9 +59,9 @@ class WhoToFollowConfig(AlsConfig):
 class ExploreConfig(AlsConfig):
     window_hours: float = 72.0
     neighbours: int = 50
-    taste_weight: float = 1.0
-    neighbour_weight: float = 1.0
-    popularity_weight: float = 0.5
+    taste_weight: float = 0.3
+    neighbour_weight: float = 0.3
+    popularity_weight: float = 1.0
 
 
 def _read_marts(clickhouse: ClickHouseResource) -> tuple:
