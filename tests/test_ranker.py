@@ -323,3 +323,15 @@ def test_train_models_job_materializes_on_the_built_platform(
     psi_metadata: dict[str, Any] = {k: v.value for k, v in drift.metadata.items()}
     assert psi_metadata["rows_compared"] > 0
     assert drift.passed == (psi_metadata["drifting_count"] == 0)
+
+
+def test_no_oracle_when_the_ground_truth_misses_holdout_rows(built_platform: BuiltPlatform) -> None:
+    frame = built_platform.training_set.frame
+    truth = built_platform.workload.ground_truth.impressions
+    holdout_start = time_split(frame).holdout_starts_at
+    missing = frame.loc[frame["event_timestamp"] >= holdout_start, "impression_id"].iloc[0]
+    partial = truth[truth["event_id"] != missing]
+    small = train_ranker(frame, RankerParams(epochs=1), truth_impressions=partial, progress=False)
+    assert small.oracle is None
+    assert "1 of" in small.notes[0]
+    assert set(small.evaluations) == {"ranker", "recency", "popularity", "logistic_regression"}

@@ -9,6 +9,7 @@ holdout rows with the generator's true probabilities.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from ml.ranking.model import RankerParams, fit_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
 
+log = logging.getLogger(__name__)
+
 RANKER = "ranker"
 ORACLE = "oracle"
 
@@ -38,6 +41,7 @@ class RankerReport:
     holdout_scores: dict[str, np.ndarray]  # the same models' holdout scores, for the plots
     history: dict[str, list[float]]
     seconds: dict[str, float] = field(default_factory=dict)  # fit time per model
+    notes: list[str] = field(default_factory=list)  # e.g. why there is no oracle
 
     @property
     def ranker(self) -> Evaluation:
@@ -135,7 +139,18 @@ def train_ranker(
             bar.update(base_task, advance=1)
     for name, values in scores.items():
         evaluations[name] = evaluate_scores(name, splits.holdout, y_hold, values)
+    notes: list[str] = []
     if truth_impressions is not None and len(truth_impressions):
-        evaluations[ORACLE] = oracle_evaluation(splits.holdout, y_hold, truth_impressions)
-        scores[ORACLE] = true_probabilities(splits.holdout, truth_impressions)
-    return RankerReport(scorer, splits, params, evaluations, scores, history, seconds)
+        truth = true_probabilities(splits.holdout, truth_impressions)
+        unmatched = int(np.isnan(truth).sum())
+        if unmatched:
+            # an oracle on part of the holdout would not be comparable with the models
+            notes.append(
+                f"no oracle: {unmatched} of {len(truth)} holdout impressions are not in the "
+                "ground truth (not generated data, or another workload's)"
+            )
+            log.warning(notes[-1])
+        else:
+            evaluations[ORACLE] = oracle_evaluation(splits.holdout, y_hold, truth_impressions)
+            scores[ORACLE] = truth
+    return RankerReport(scorer, splits, params, evaluations, scores, history, seconds, notes)

@@ -126,6 +126,8 @@ def feed_ranker(
         progress=False,
     )
     context.log.info(f"holdout quality: {report.table()}")
+    for note in report.notes:
+        context.log.warning(note)
     published = publish_ranker(
         report,
         mlflow.uri(),
@@ -149,6 +151,7 @@ def feed_ranker(
         "train_rows": len(report.splits.train),
         "holdout_rows": len(report.splits.holdout),
         "train_examples_per_second": round(report.examples_per_second(), 1),
+        "notes": dg.MetadataValue.json(report.notes),
     }
     for name, evaluation in report.evaluations.items():
         metadata[f"auc_{name}"] = round(evaluation.auc, 4)
