@@ -218,3 +218,18 @@ def test_home_feeds_asset_materializes_with_metadata(
     with SQLiteFeedStore(path, max_length=50) as store:
         assert metadata["entries"] == sum(store.length(u) for u in users)
         assert max(store.length(u) for u in users) == 50
+
+
+def test_the_code_location_has_the_feeds_asset_job_and_lineage(settings: Settings) -> None:
+    from orchestration.definitions import defs
+
+    repo = (defs() if callable(defs) else defs).get_repository_def()
+    node = repo.asset_graph.get(dg.AssetKey(["feeds", "home_feeds"]))
+    assert node.group_name == "feeds"
+    assert {
+        dg.AssetKey(["marts", "dim_posts"]),
+        dg.AssetKey(["marts", "dim_users"]),
+        dg.AssetKey(["intermediate", "int_follow_graph"]),
+    } <= node.parent_keys
+    assert repo.has_job("build_feeds")
+    assert "feed_store" in repo.get_top_level_resources()
