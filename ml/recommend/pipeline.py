@@ -88,3 +88,54 @@ def explore_run(
         lambda recommender: holdout.score(recommender, k).ndcg,
         {"cutoff": str(holdout.cutoff), "relevant_users": len(holdout.relevant)},
     )
+
+
+def main() -> None:
+    """`python -m ml.recommend.pipeline`: both recommenders evaluated on the marts of the
+    configured data dir (after `make demo`), with the latency of `recommend(user, 20)`."""
+    import time
+
+    import numpy as np
+    from rich.console import Console
+
+    from appconfig import get_settings
+    from ml.recommend.data import load_interactions
+    from ml.spark import spark_session, stop_spark
+    from warehouse import clickhouse_client
+
+    console = Console()
+    settings = get_settings()
+    with console.status("reading the marts"), clickhouse_client(settings.clickhouse_url) as client:
+        interactions = load_interactions(client, settings)
+        visibility = VisibilityGraph.from_clickhouse(client, settings)
+    console.print(
+        f"{len(interactions.follows):,} follows, {len(interactions.engagements):,} "
+        f"engagements, {len(interactions.posts):,} posts; {visibility!r}"
+    )
+    try:
+        spark = spark_session(settings)
+        for train in (who_to_follow_run, explore_run):
+            with console.status(f"training and evaluating {train.__name__}"):
+                started = time.perf_counter()
+                run = train(spark, interactions, visibility)
+                seconds = time.perf_counter() - started
+            console.print(
+                f"{run.name} ({seconds:.1f} s): "
+                + ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items())
+            )
+            users = [u for u in interactions.follows["follower_id"].unique()[:500]]
+            latencies = []
+            for user in users:
+                started = time.perf_counter()
+                run.model.recommend(int(user), 20)
+                latencies.append((time.perf_counter() - started) * 1000)
+            console.print(
+                f"{run.name} recommend(k=20): p50 {np.percentile(latencies, 50):.2f} ms, "
+                f"p99 {np.percentile(latencies, 99):.2f} ms over {len(users)} users"
+            )
+    finally:
+        stop_spark()
+
+
+if __name__ == "__main__":
+    main()
