@@ -11,7 +11,10 @@ serving should pass `position = 0` (the top slot: the model learnt position bias
 from relevance) and the surface it ranks for (`home_feed`, `explore`, ...).
 
 `predict` calls the network directly (a traced function on the logit layer), not
-`keras.Model.predict`, whose per-call setup costs more than scoring 1,000 rows.
+`keras.Model.predict`, whose per-call setup costs more than scoring 1,000 rows: about 4 ms for
+1,000 candidates here (2 ms of it preprocessing). `explain` runs one occluded copy of every row
+per feature (about 30 ms for 50 rows, 180 ms for 1,000): explain the items you return, not every
+candidate.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def feed_ranker(
         TrainingLineage(training.feature_service, training.version, training.uri),
         name=config.model_name,
         artifact_location=mlflow.artifact_location(config.model_name),
-        run_name=f"feed-ranker {context.run_id[:8]}",
+        run_name=f"feed-ranker {context.run.run_id[:8]}",
     )
     decision = published.decision
     context.log.info(f"promotion: {decision.reason}")
