@@ -26,12 +26,14 @@ from orchestration.resources import ObjectStoreResource
 
 FEED_RANKER = dg.AssetKey(["models", "feed_ranker"])
 GROUND_TRUTH_PREFIX = "ground_truth/"
+RECENT_TRAINING_SETS = 20
 
 
 class FeedRankerConfig(dg.Config):
     epochs: int = 30
     seed: int = 7
     model_name: str = MODEL_NAME
+    feature_service: str = "feed_ranker_v1"
 
 
 class DriftConfig(dg.Config):
@@ -48,15 +50,26 @@ class TrainingSetFile:
     version: str
 
 
-def latest_training_set(instance: dg.DagsterInstance, store: ObjectStore) -> TrainingSetFile:
-    """The Parquet of the newest `features/training_set` materialization."""
-    event = instance.get_latest_materialization_event(TRAINING_SET)
-    materialization = event.asset_materialization if event else None
-    if materialization is None:
+def latest_training_set(
+    instance: dg.DagsterInstance, store: ObjectStore, feature_service: str = "feed_ranker_v1"
+) -> TrainingSetFile:
+    """The Parquet of the newest `features/training_set` materialization built for
+    `feature_service` (the asset can also be built for other services)."""
+    records = instance.fetch_materializations(TRAINING_SET, limit=RECENT_TRAINING_SETS).records
+    metadata: dict[str, object] | None = None
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        values: dict[str, object] = {k: v.value for k, v in materialization.metadata.items()}
+        if values.get("feature_service", feature_service) == feature_service:
+            metadata = values
+            break
+    if metadata is None:
         raise dg.Failure(
-            "features/training_set has never been materialized: run the build_features job first"
+            f"no features/training_set for {feature_service} among the last "
+            f"{RECENT_TRAINING_SETS} materializations: run the build_features job first"
         )
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
     key = str(metadata.get("object_key", ""))
     if not key or not store.exists(key):
         raise dg.Failure(f"the training set object {key!r} is not in the object store")
@@ -65,7 +78,7 @@ def latest_training_set(instance: dg.DagsterInstance, store: ObjectStore) -> Tra
         frame=frame,
         object_key=key,
         uri=f"{store.url}/{key}",
-        feature_service=str(metadata.get("feature_service", "feed_ranker_v1")),
+        feature_service=feature_service,
         version=str(metadata.get("feature_service_version", "")),
     )
 
@@ -113,7 +126,7 @@ def feed_ranker(
     from ml.registry import TrainingLineage
 
     store = object_store.store()
-    training = latest_training_set(context.instance, store)
+    training = latest_training_set(context.instance, store, config.feature_service)
     truth = ground_truth_impressions(store)
     context.log.info(
         f"training on {len(training.frame)} impressions from {training.object_key}"
