@@ -19,6 +19,7 @@ from typing import Any
 from appconfig import Settings, get_settings
 from feeds import open_feed_store
 from feeds.fanout import CelebrityPolicy, FanOut
+from feeds.pull import RecentPostIndex, newest_post_at, recent_posts
 from feeds.streaming import (
     CONSUMER_GROUP,
     POSTS_TOPIC,
@@ -28,15 +29,25 @@ from feeds.streaming import (
 )
 from warehouse import clickhouse_client
 
+BACKFILL_POSTS = 20  # recent posts per author pushed to a new follower
 
-def load_fanout_state(settings: Settings) -> tuple[Any, set[int]]:
-    """The visibility graph and the celebrity authors, as of the marts."""
+
+def load_fanout_state(settings: Settings) -> tuple[Any, set[int], RecentPostIndex]:
+    """The visibility graph, the celebrity authors and everyone else's recent posts (to
+    backfill new follows), as of the marts."""
     from visibility import VisibilityGraph
 
+    recent = RecentPostIndex(per_author=BACKFILL_POSTS)
     with clickhouse_client(settings.clickhouse_url) as client:
         graph = VisibilityGraph.from_clickhouse(client, settings)
         celebrities = CelebrityPolicy.from_settings(settings).load(client, settings)
-    return graph, celebrities
+        as_of = newest_post_at(client, settings)
+        if as_of is not None:
+            recent.replace(
+                recent_posts(client, settings, as_of, BACKFILL_POSTS, exclude_authors=celebrities),
+                as_of,
+            )
+    return graph, celebrities, recent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,17 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: there is no broker to consume from")
-    graph, celebrities = load_fanout_state(settings)
+    graph, celebrities, recent = load_fanout_state(settings)
     logging.info("loaded %r and %d celebrity authors", graph, len(celebrities))
     store = open_feed_store(settings)
     store.ping()
-    fanout = FanOut(store, graph, celebrities, CelebrityPolicy.from_settings(settings))
+    fanout = FanOut(store, graph, celebrities, CelebrityPolicy.from_settings(settings), recent)
 
     def refresh() -> None:
         """Keep fanning out on the old snapshot if the warehouse is busy (embedded chDB allows
         one process at a time) or down; the next refresh tries again."""
         try:
-            fanout.graph, fanout.celebrities = load_fanout_state(settings)
+            fanout.graph, fanout.celebrities, fanout.recent = load_fanout_state(settings)
         except Exception as exc:  # any failure here must not stop the fan-out
             logging.warning("snapshot refresh failed, keeping the previous one: %s", exc)
             return

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from feeds.store import FeedStore, Push
+from feeds.pull import RecentPostIndex
+from feeds.store import FeedEntry, FeedStore, Push, to_ms
+
+__all__ = ["CelebrityPolicy", "FanOut", "FanOutReport", "NewPost", "to_ms"]
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from appconfig import Settings
     from visibility import VisibilityGraph
-
-
-def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -85,11 +83,14 @@ class FanOut:
         graph: VisibilityGraph,
         celebrities: Iterable[int],
         policy: CelebrityPolicy | None = None,
+        recent: RecentPostIndex | None = None,
     ) -> None:
         self.store = store
         self.graph = graph
         self.celebrities = set(celebrities)
         self.policy = policy or CelebrityPolicy()
+        # non-celebrities' recent posts, to backfill a new follower's feed
+        self.recent = recent if recent is not None else RecentPostIndex(per_author=20)
 
     def is_celebrity(self, author_id: int) -> bool:
         if self.policy.min_followers is not None:  # the live follower count decides
@@ -122,6 +123,7 @@ class FanOut:
                 report.celebrity_posts += 1
                 report.celebrity_authors.add(post.author_id)
                 continue
+            self.recent.add(FeedEntry(post.post_id, post.author_id, post.created_ms))
             allowed, withheld = self.recipients(post.author_id)
             report.withheld += withheld
             report.recipients += len(allowed)
@@ -138,18 +140,35 @@ class FanOut:
     def delete(self, post_id: int, author_id: int) -> int:
         """A deleted post leaves every follower's feed and is never pushed again."""
         self.graph.delete_post(post_id)
+        self.recent.remove(post_id, author_id)
         return self.store.remove_post(post_id, author_id, self.graph.followers(author_id))
 
     def relationship_changed(self, event_type: str, actor: int, target: int) -> int:
-        """Apply a relationship event to the graph and drop what the actor may no longer see.
-
-        A new follow does not backfill older posts here; the next precompute does.
-        """
-        removed = 0
+        """Apply a relationship event to the graph and bring the feeds in line: drop what a user
+        may no longer see, backfill a new follow with the author's recent posts (celebrities
+        excepted: they are pulled). Returns the feed entries removed or added."""
+        changed = 0
         if event_type in ("unfollow", "mute"):
-            removed += self.store.remove_author(actor, target)
+            changed += self.store.remove_author(actor, target)
         elif event_type == "block":  # hidden both ways
-            removed += self.store.remove_author(actor, target)
-            removed += self.store.remove_author(target, actor)
+            changed += self.store.remove_author(actor, target)
+            changed += self.store.remove_author(target, actor)
         self.graph.apply_relationship(event_type, actor, target)
-        return removed
+        if event_type in ("follow", "follow_approved"):
+            follower, author = (actor, target) if event_type == "follow" else (target, actor)
+            changed += self.backfill(follower, author)
+        return changed
+
+    def backfill(self, follower: int, author: int) -> int:
+        if not self.graph.is_following(follower, author) or self.is_celebrity(author):
+            return 0
+        if not self.graph.can_see_author(follower, author):
+            return 0
+        posts = [
+            e
+            for e in self.recent.recent([author], self.recent.per_author)
+            if not self.graph.is_deleted(e.post_id)
+        ]
+        return self.store.push_many(
+            Push(follower, e.post_id, e.author_id, e.created_ms) for e in posts
+        )

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from feeds.fanout import to_ms
-from feeds.store import FeedEntry
+from feeds.store import FeedEntry, to_ms
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -23,8 +22,9 @@ if TYPE_CHECKING:
     from visibility import VisibilityGraph
 
 
-class CelebrityPostIndex:
-    """author -> that celebrity's recent posts, newest first (thread-safe swaps on refresh)."""
+class RecentPostIndex:
+    """author -> that author's recent posts, newest first. Readers pull celebrities' posts from
+    it; the fan-out consumer keeps one of everyone else's to backfill a new follower's feed."""
 
     def __init__(self, per_author: int = 50) -> None:
         self.per_author = per_author
@@ -48,18 +48,19 @@ class CelebrityPostIndex:
             self.as_of = as_of
 
     def add(self, entry: FeedEntry) -> None:
-        """A celebrity post seen on the stream before the next refresh."""
+        """A post seen on the stream before the next refresh. Each author's list is replaced,
+        never changed in place, so a reader iterating the old one is undisturbed."""
         with self._lock:
             items = [e for e in self._posts.get(entry.author_id, []) if e.post_id != entry.post_id]
             items.append(entry)
             items.sort(key=lambda e: (e.created_ms, e.member), reverse=True)
-            self._posts = {**self._posts, entry.author_id: items[: self.per_author]}
+            self._posts[entry.author_id] = items[: self.per_author]
 
     def remove(self, post_id: int, author_id: int) -> None:
         with self._lock:
             if author_id in self._posts:
                 items = [e for e in self._posts[author_id] if e.post_id != post_id]
-                self._posts = {**self._posts, author_id: items}
+                self._posts[author_id] = items
 
     def recent(
         self, authors: Iterable[int], limit: int, max_created_ms: int | None = None
@@ -97,40 +98,61 @@ class CelebrityPostIndex:
         self,
         client: Client,
         settings: Settings,
-        celebrities: Iterable[int],
+        authors: Iterable[int],
         *,
         as_of: datetime | None = None,
     ) -> int:
-        """Reload from `dim_posts`: the window ends at `as_of`, by default the newest post
-        in the mart (so replayed or generated data has a window too). Returns posts indexed."""
-        authors = sorted(set(celebrities))
-        marts = f"{settings.analytics_schema}_marts"
+        """Reload these authors' posts from `dim_posts`: the window ends at `as_of`, by default
+        the newest post in the mart (so replayed or generated data has a window too). Returns
+        the number of posts indexed."""
+        chosen = sorted(set(authors))
         if as_of is None:
             as_of = newest_post_at(client, settings)
-        if not authors or as_of is None:
-            self.replace([], as_of)
-            return 0
-        start = as_of - timedelta(hours=settings.feed_window_hours)
-        rows = client.query(
-            f"""
-            select post_id, author_id, toUnixTimestamp64Milli(toDateTime64(created_at, 3))
-            from {marts}.dim_posts
-            where not is_deleted and author_id in {{authors:Array(Int64)}}
-              and toUnixTimestamp64Milli(toDateTime64(created_at, 3))
-                  between {{start_ms:Int64}} and {{end_ms:Int64}}
-            order by author_id, created_at desc
-            limit {{per_author:UInt32}} by author_id
-            """,
-            parameters={
-                "authors": authors,
-                "start_ms": to_ms(start),
-                "end_ms": to_ms(as_of),
-                "per_author": self.per_author,
-            },
-        ).result_rows
-        entries = [FeedEntry(int(p), int(a), int(ms)) for p, a, ms in rows]
+        entries = (
+            recent_posts(client, settings, as_of, self.per_author, authors=chosen)
+            if chosen and as_of is not None
+            else []
+        )
         self.replace(entries, as_of)
         return len(entries)
+
+
+# the index readers use for celebrities' posts
+CelebrityPostIndex = RecentPostIndex
+
+
+def recent_posts(
+    client: Client,
+    settings: Settings,
+    as_of: datetime,
+    per_author: int,
+    *,
+    authors: Iterable[int] | None = None,
+    exclude_authors: Iterable[int] = (),
+) -> list[FeedEntry]:
+    """The newest `per_author` non-deleted posts per author in the window ending at `as_of`."""
+    marts = f"{settings.analytics_schema}_marts"
+    start = as_of - timedelta(hours=settings.feed_window_hours)
+    only = "and author_id in {authors:Array(Int64)}" if authors is not None else ""
+    rows = client.query(
+        f"""
+        select post_id, author_id, toUnixTimestamp64Milli(toDateTime64(created_at, 3))
+        from {marts}.dim_posts
+        where not is_deleted {only} and author_id not in {{exclude:Array(Int64)}}
+          and toUnixTimestamp64Milli(toDateTime64(created_at, 3))
+              between {{start_ms:Int64}} and {{end_ms:Int64}}
+        order by author_id, created_at desc
+        limit {{per_author:UInt32}} by author_id
+        """,
+        parameters={
+            **({"authors": sorted(authors)} if authors is not None else {}),
+            "exclude": sorted(exclude_authors),
+            "start_ms": to_ms(start),
+            "end_ms": to_ms(as_of),
+            "per_author": per_author,
+        },
+    ).result_rows
+    return [FeedEntry(int(p), int(a), int(ms)) for p, a, ms in rows]
 
 
 def newest_post_at(client: Client, settings: Settings) -> datetime | None:
@@ -157,7 +179,3 @@ def merge_candidates(
         if len(out) >= limit:
             break
     return out
-
-
-def window_start_ms(as_of: datetime, settings: Settings) -> int:
-    return to_ms(as_of - timedelta(hours=settings.feed_window_hours))

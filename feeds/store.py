@@ -17,6 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 
@@ -42,6 +43,11 @@ class FeedEntry:
     @property
     def member(self) -> str:
         return encode_member(self.post_id, self.author_id)
+
+
+def to_ms(moment: datetime) -> int:
+    """Feed scores: milliseconds since 1970 (exact in a double, so Lua and SQLite agree)."""
+    return int(moment.timestamp() * 1000)
 
 
 def encode_member(post_id: int, author_id: int) -> str:

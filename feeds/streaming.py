@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.timestamps import parse_timestamp
-from feeds.fanout import FanOut, FanOutReport, NewPost, to_ms
+from feeds.fanout import FanOut, FanOutReport, NewPost
 from feeds.pull import CelebrityPostIndex
-from feeds.store import FeedEntry
+from feeds.store import FeedEntry, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class StreamReport:
     skipped: int = 0  # not JSON, unknown type, missing ids: raw ingestion dead-letters them
     deleted_removals: int = 0
     relationship_events: int = 0
-    relationship_removals: int = 0
+    relationship_feed_changes: int = 0
     fanout: FanOutReport = field(default_factory=FanOutReport)
 
 
@@ -93,7 +93,7 @@ def apply_events(
         elif kind in RELATIONSHIP_EVENTS and user and _int(event.get("target_user_id")):
             flush()
             report.relationship_events += 1
-            report.relationship_removals += fanout.relationship_changed(
+            report.relationship_feed_changes += fanout.relationship_changed(
                 str(kind), user, int(event["target_user_id"])
             )
         else:

@@ -113,6 +113,27 @@ def test_mute_unfollow_and_block_drop_the_authors_posts(store: FeedStore) -> Non
     assert fanout.publish([NewPost(103, AUTHOR, 4_000)]).recipients == 0  # nobody left
 
 
+def test_a_new_follow_is_backfilled_with_the_authors_recent_posts(store: FeedStore) -> None:
+    graph = _graph()
+    fanout = FanOut(store, graph, celebrities={CELEBRITY})
+    fanout.publish([NewPost(p, AUTHOR, p * 10) for p in (1, 2, 3)])
+    fanout.publish([NewPost(9, CELEBRITY, 90)])
+    fanout.delete(2, AUTHOR)
+    newcomer, stranger = 20, 21
+    graph.add_block(stranger, AUTHOR)
+
+    assert fanout.relationship_changed("follow", newcomer, AUTHOR) == 2
+    assert _feed(store, newcomer) == [3, 1]  # the deleted post stays out
+    assert fanout.relationship_changed("follow", newcomer, CELEBRITY) == 0  # pulled, not pushed
+    assert fanout.relationship_changed("follow", stranger, AUTHOR) == 0  # blocked: no follow
+    assert _feed(store, stranger) == []
+    # a private account's posts arrive only once it approves the request
+    fanout.publish([NewPost(5, PRIVATE, 50)])
+    assert fanout.relationship_changed("follow", newcomer, PRIVATE) == 0
+    assert fanout.relationship_changed("follow_approved", PRIVATE, newcomer) == 1
+    assert _feed(store, newcomer) == [5, 3, 1]
+
+
 def test_stream_events_apply_in_order(store: FeedStore) -> None:
     fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
     pulled = CelebrityPostIndex()
