@@ -17,6 +17,7 @@ import pytest
 from platform_support import BuiltPlatform
 from recommend_support import spark_for_tests
 
+from appconfig import Settings
 from ml.ranking.dataset import time_split
 from ml.ranking.preprocessing import Preprocessing
 from ml.spark_training import feature_columns, prepare_training_set
@@ -67,3 +68,10 @@ def test_bad_shares_and_empty_splits_are_refused(parquet: Path, tmp_path: Path) 
     spark = spark_for_tests(tmp_path / "spark")
     with pytest.raises(ValueError, match="shares"):
         prepare_training_set(spark, parquet, validation=0.6, holdout=0.5)
+
+
+def test_one_spark_session_per_process_from_settings(tmp_path: Path) -> None:
+    first = spark_for_tests(tmp_path / "spark")
+    assert spark_for_tests(tmp_path / "other") is first  # started once, then shared
+    assert first.sparkContext.master == Settings().spark_master == "local[2]"
+    assert first.conf.get("spark.sql.session.timeZone") == "UTC"
