@@ -36,7 +36,13 @@ def main() -> None:
         f"  curl {auth} -H 'Content-Type: application/json' -d "
         f'\'{{"user_id": <user_id>, "post_ids": [<post_id>, ...], "explain": true}}\' {base}/v1/rank'
     )
-    uvicorn.run(app, host=serving.host, port=serving.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=serving.host,
+        port=serving.port,
+        log_level="info",
+        access_log=serving.access_log,
+    )
 
 
 if __name__ == "__main__":

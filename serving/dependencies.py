@@ -1,5 +1,9 @@
 """Dependencies of the routers, as `Annotated` aliases: the loaded state, the caller's token,
-validated ids and limits."""
+validated ids and limits.
+
+They are `async` although they never await: FastAPI runs a sync dependency in the thread pool,
+which costs more than the whole cached feed answer.
+"""
 
 import hmac
 from typing import Annotated
@@ -15,14 +19,14 @@ MAX_ID = 2**63 - 1
 _bearer = HTTPBearer(auto_error=False, description="a token from SERVING_TOKENS")
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     return request.app.state.serving
 
 
 State = Annotated[ServingState, Depends(get_state)]
 
 
-def require_token(
+async def require_token(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -42,7 +46,21 @@ def require_token(
 Token = Annotated[str, Depends(require_token)]
 
 
-def get_snapshot(state: State) -> ServingSnapshot:
+async def authorized_state(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ServingState:
+    """The state, for a caller with a valid token: one dependency instead of three on the hot
+    path (each FastAPI dependency costs ~0.1 ms, a cached feed answer about as much)."""
+    state: ServingState = request.app.state.serving
+    await require_token(state, credentials)
+    return state
+
+
+Authorized = Annotated[ServingState, Depends(authorized_state)]
+
+
+async def get_snapshot(state: State) -> ServingSnapshot:
     if state.snapshot is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -54,7 +72,7 @@ def get_snapshot(state: State) -> ServingSnapshot:
 Snapshot = Annotated[ServingSnapshot, Depends(get_snapshot)]
 
 
-def get_serving_settings(state: State) -> ServingSettings:
+async def get_serving_settings(state: State) -> ServingSettings:
     return state.serving
 
 

@@ -47,7 +47,8 @@ class RankedFeed:
     built_at: float = field(default_factory=time.monotonic)
     degraded: bool = False
     reasons: list[str] = field(default_factory=list)
-    candidates: int = 0
+    candidates: int = 0  # gathered, before filtering
+    ranked: int = 0  # scored after the filters
 
 
 @dataclass
@@ -99,6 +100,7 @@ class FeedService:
         fresh_hours: float,
         max_run: int,
         max_users: int,
+        max_candidates: int = 1_000,
     ) -> None:
         self.sources = sources
         self.features = features
@@ -109,6 +111,7 @@ class FeedService:
         self.snapshot_size = snapshot_size
         self.fresh_seconds = fresh_hours * 3600.0
         self.max_run = max_run
+        self.max_candidates = max_candidates
         self.latest = _Lru(max_users)  # user -> the snapshot fresh requests get
         self.snapshots = _Lru(max_users * 2)  # snapshot id -> snapshot (cursor pages)
         self.score_lock = threading.Lock()  # the scorer and the SQLite reader: one at a time
@@ -185,6 +188,7 @@ class FeedService:
             degraded=degraded,
             reasons=reasons,
             candidates=total,
+            ranked=len(kept),
         )
         self.latest.put(user_id, feed)
         self.snapshots.put(feed.snapshot_id, feed)
@@ -207,7 +211,8 @@ class FeedService:
             excluded=excluded,
         )
         own = found.author_ids == user_id  # one's own posts are not in one's home feed
-        return found.take(visible & fresh & ~own)
+        kept = np.flatnonzero(visible & fresh & ~own)
+        return found.take(kept[: self.max_candidates])  # sources come in priority order
 
     def explain(self, feed: RankedFeed, start: int, stop: int) -> list[dict[str, float]]:
         if feed.frame is None or stop <= start:

@@ -33,6 +33,7 @@ class FeedResponse(Ranked):
     next_cursor: str | None
     cached: bool
     candidates: int = Field(description="candidates gathered before filtering")
+    ranked: int = Field(description="candidates the ranker scored (after privacy and rules)")
 
 
 class RankRequest(BaseModel):

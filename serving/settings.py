@@ -19,6 +19,7 @@ class ServingSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    access_log: bool = True  # uvicorn's per-request log line (benchmarks turn it off)
     # bearer tokens for service-to-service calls, comma-separated; empty on the embedded profile
     # generates one at start-up (printed by `python -m serving`)
     tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -31,8 +32,8 @@ class ServingSettings(BaseSettings):
     feed_default_limit: int = Field(20, ge=1)
     feed_max_limit: int = Field(100, ge=1)
     feed_snapshot_size: int = Field(300, ge=1)  # ranked posts kept per snapshot (all its pages)
-    rank_max_candidates: int = Field(2_000, ge=1)
 
+    feed_candidates: int = Field(1_000, ge=1)  # ranked per feed, at most (after the filters)
     pushed_candidates: int = Field(800, ge=0)  # from the precomputed feed
     pulled_per_celebrity: int = Field(20, ge=0)  # recent posts of each followed celebrity
     pulled_candidates: int = Field(200, ge=0)

@@ -103,6 +103,7 @@ class ServingState:
             fresh_hours=serving.fresh_hours,
             max_run=serving.max_consecutive_per_author,
             max_users=serving.max_cached_users,
+            max_candidates=serving.feed_candidates,
         )
 
     def reload_snapshot(self) -> bool:

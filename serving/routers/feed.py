@@ -2,43 +2,49 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from feeds import FeedStoreUnavailable
 from serving.cursor import InvalidCursor
-from serving.dependencies import Config, Snapshot, State, Token, UserId, check_limit
+from serving.dependencies import Authorized, UserId, check_limit, get_snapshot
 from serving.feed import CursorExpired, FeedPage, FeedService, RankedFeed
 from serving.metrics import FEED_REQUESTS
-from serving.schemas import FeedResponse, RankedPost, iso
+from serving.schemas import FeedResponse, iso
 
 router = APIRouter(prefix="/v1/users", tags=["feed"])
 
 
-def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) -> FeedResponse:
+def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) -> dict:
+    """The `FeedResponse` body as plain data: built and serialized without pydantic, which
+    would cost more than the rest of a cached answer (the schema still documents it)."""
     feed = page.feed
-    items = [
-        RankedPost(
-            post_id=int(feed.post_ids[i]),
-            author_id=int(feed.author_ids[i]),
-            rank=i,
-            score=float(feed.scores[i]),
-            created_at=iso(float(feed.created_ts[i])),
-            source=str(feed.sources[i]),
-            contributions=contributions[i - page.start] if contributions is not None else None,
-        )
-        for i in range(page.start, page.stop)
-    ]
-    return FeedResponse(
-        user_id=feed.user_id,
-        model_version=feed.model_version,
-        degraded=feed.degraded,
-        reason="; ".join(feed.reasons) or None,
-        items=items,
-        next_cursor=page.next_cursor,
-        cached=page.cached,
-        candidates=feed.candidates,
-    )
+    items = []
+    for i in range(page.start, page.stop):
+        item = {
+            "post_id": int(feed.post_ids[i]),
+            "author_id": int(feed.author_ids[i]),
+            "rank": i,
+            "score": float(feed.scores[i]),
+            "created_at": iso(float(feed.created_ts[i])),
+            "source": str(feed.sources[i]),
+            "contributions": None,
+        }
+        if contributions is not None:
+            item["contributions"] = contributions[i - page.start]
+        items.append(item)
+    return {
+        "user_id": feed.user_id,
+        "model_version": feed.model_version,
+        "degraded": feed.degraded,
+        "reason": "; ".join(feed.reasons) or None,
+        "items": items,
+        "next_cursor": page.next_cursor,
+        "cached": page.cached,
+        "candidates": feed.candidates,
+        "ranked": feed.ranked,
+    }
 
 
 def _cached_feed(feeds: FeedService, user_id: int) -> RankedFeed | None:
@@ -53,16 +59,15 @@ def _cached_feed(feeds: FeedService, user_id: int) -> RankedFeed | None:
 @router.get("/{user_id}/feed", response_model=FeedResponse)
 async def home_feed(
     user_id: UserId,
-    state: State,
-    snapshot: Snapshot,
-    config: Config,
-    _: Token,
+    state: Authorized,
     limit: Annotated[int | None, Query(description="posts per page")] = None,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of a page")
     ] = None,
     explain: Annotated[bool, Query(description="add per-feature contributions")] = False,
-) -> FeedResponse:
+) -> Response:
+    config = state.serving
+    snapshot = await get_snapshot(state)
     size = check_limit(limit, config.feed_default_limit, config.feed_max_limit)
     feeds = state.feeds
     assert feeds is not None
@@ -88,4 +93,4 @@ async def home_feed(
     contributions = None
     if explain:
         contributions = await run_in_threadpool(feeds.explain, page.feed, page.start, page.stop)
-    return feed_response(page, contributions)
+    return Response(orjson.dumps(feed_response(page, contributions)), media_type="application/json")
