@@ -65,6 +65,8 @@ class WhoToFollow:
         self.version = ""  # the registry version, once loaded from it
         prior = np.log1p(popularity.counts)
         self._prior = pd.Series(prior / (prior.max() or 1.0), index=popularity.item_ids)
+        # the prior in factor-row order, so a request does no index building over all items
+        self._known_prior = self._prior.reindex(factors.item_ids).fillna(0.0).to_numpy()
 
     @classmethod
     def fit(
@@ -116,19 +118,22 @@ class WhoToFollow:
             return self.popularity.recommend(k, allowed=allowed)
 
         known = self.factors.item_ids
-        extra = np.fromiter((c for c in fof if c not in self.factors._item_row), dtype=np.int64)
+        fof_ids = np.fromiter(fof.keys(), dtype=np.int64, count=len(fof))
+        rows = self.factors.item_rows(fof_ids)
+        unknown = rows < 0
+        extra = fof_ids[unknown]
+        rows[unknown] = len(known) + np.arange(len(extra))  # appended after the known items
         candidates = np.concatenate([known, extra])
         scores = np.zeros(len(candidates), dtype=np.float64)
         if als is not None:
             scale = float(np.max(np.abs(als))) or 1.0
             scores[: len(known)] = als / scale
         if fof:
-            ids = np.fromiter(fof.keys(), dtype=np.int64)
-            counts = np.log1p(np.fromiter(fof.values(), dtype=np.float64))
-            rows = pd.Index(candidates).get_indexer(ids)
+            counts = np.log1p(np.fromiter(fof.values(), dtype=np.float64, count=len(fof)))
             scores[rows] += self.params.fof_weight * counts / counts.max()
         if self.params.popularity_weight:
-            prior = self._prior.reindex(candidates).fillna(0.0).to_numpy()
+            extra_prior = self._prior.reindex(extra).fillna(0.0).to_numpy()
+            prior = np.concatenate([self._known_prior, extra_prior])
             scores += self.params.popularity_weight * prior
         scores[~graph.suggestable_mask(user_id, candidates)] = -np.inf
         return [(int(candidates[i]), float(scores[i])) for i in top_k(scores, k)]
