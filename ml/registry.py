@@ -87,7 +87,17 @@ def experiment_id(tracking_uri: str, name: str, artifact_location: str | None = 
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    return str(mlflow_client.create_experiment(name, artifact_location=artifact_location))
+    location = artifact_location or default_artifact_location(tracking_uri, name)
+    return str(mlflow_client.create_experiment(name, artifact_location=location))
+
+
+def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Beside a SQLite store's file; MLflow's own default is `./mlruns` in whatever directory
+    the process runs in."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///"))  # sqlite:////abs or sqlite:///rel
+    return (database.resolve().parent / "artifacts" / experiment).as_uri()
 
 
 def _use(tracking_uri: str) -> None:

@@ -230,27 +230,28 @@ def test_champion_moves_only_for_a_better_ranker(
     }
     reference = champion_drift_reference(tracking_uri, name)
     assert reference is not None and reference.rows == len(report.splits.train)
+    assert (tmp_path / "artifacts").is_dir()
 
 
-def test_registered_pyfunc_predicts_like_the_scorer(
-    report: RankerReport, tracking_uri: str
-) -> None:
+def test_registered_pyfunc_predicts_like_the_scorer(report: RankerReport, tmp_path: Path) -> None:
+    """What `mlflow models serve` loads: the same predictions, a signature naming the features."""
     import mlflow
 
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     name = f"feed-ranker-{uuid.uuid4().hex[:6]}"
     lineage = registry.TrainingLineage("feed_ranker_v1", "v1", "file:///training_set.parquet")
-    published = publish_ranker(report, tracking_uri, lineage, name=name)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    published = publish_ranker(report, uri, lineage, name=name)  # default artifact location
+    assert published.version == "1"
+    assert (tmp_path / "artifacts").is_dir()  # beside the SQLite store, not in the cwd
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    signature_inputs = model.metadata.get_input_schema().input_names()
-    assert signature_inputs == report.scorer.feature_names
+    assert model.metadata.get_input_schema().input_names() == report.scorer.feature_names
     rows = report.splits.holdout.head(20)
     example = input_example(rows, report.scorer.preprocessing, rows=len(rows))
     np.testing.assert_allclose(
         np.asarray(model.predict(example)), report.scorer.predict(rows), rtol=1e-5
     )
-    assert published.version == "1"
 
 
 # --- Dagster -----------------------------------------------------------------------------------
