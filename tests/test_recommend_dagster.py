@@ -14,7 +14,12 @@ from platform_support import BuiltPlatform
 from appconfig import Settings, get_settings
 from ml import registry
 from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion
-from orchestration.models.recommenders import explore, who_to_follow
+from orchestration.models.recommenders import (
+    explore,
+    explore_respects_visibility,
+    suggestions_respect_visibility,
+    who_to_follow,
+)
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import ClickHouseResource
 from visibility import VisibilityGraph
@@ -36,11 +41,16 @@ def platform_env(
     get_settings.cache_clear()
 
 
-def materialize(asset: dg.AssetsDefinition, settings: Settings, config: dict) -> dict:
+def materialize(
+    asset: dg.AssetsDefinition,
+    settings: Settings,
+    config: dict,
+    check: dg.AssetChecksDefinition | None = None,
+) -> dict:
     tracking = f"sqlite:///{settings.data_dir / 'mlflow.db'}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     result = dg.materialize(
-        [asset],
+        [asset, *([check] if check is not None else [])],
         resources={
             "clickhouse": ClickHouseResource(url=settings.clickhouse_url),
             "mlflow": MlflowResource(tracking_uri=tracking),
@@ -49,14 +59,19 @@ def materialize(asset: dg.AssetsDefinition, settings: Settings, config: dict) ->
     )
     assert result.success
     (event,) = result.get_asset_materialization_events()
-    materialization = event.materialization
-    return {k: v.value for k, v in materialization.metadata.items()}
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    for evaluation in result.get_asset_check_evaluations():
+        assert evaluation.passed, evaluation.metadata
+        checked = evaluation.metadata["items_checked"].value
+        metadata[f"check_{evaluation.check_name}_items"] = checked
+    return metadata
 
 
 def test_who_to_follow_asset_trains_registers_and_promotes_only_when_better(
     platform_env: Settings, built_platform: BuiltPlatform
 ) -> None:
-    first = materialize(who_to_follow, platform_env, {})
+    first = materialize(who_to_follow, platform_env, {}, suggestions_respect_visibility)
+    assert first["check_suggestions_respect_visibility_items"] > 1000
     assert first["promoted"] is True and first["model"] == f"{WHO_TO_FOLLOW}/1"
     assert first["evaluated_users"] > 100
     assert first["recall_at_10"] > 0 and first["popularity_recall_at_10"] > 0
@@ -90,7 +105,8 @@ def test_who_to_follow_asset_trains_registers_and_promotes_only_when_better(
 def test_explore_asset_publishes_a_champion_that_respects_visibility(
     platform_env: Settings, built_platform: BuiltPlatform
 ) -> None:
-    metadata = materialize(explore, platform_env, {})
+    metadata = materialize(explore, platform_env, {}, explore_respects_visibility)
+    assert metadata["check_explore_respects_visibility_items"] > 1000
     assert metadata["promoted"] is True
     assert metadata["evaluated_users"] > 10
     with clickhouse_client(built_platform.settings.clickhouse_url) as client:

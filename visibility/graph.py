@@ -245,6 +245,14 @@ class VisibilityGraph:
         rows = [(f, g) for f, gs in self._following.items() for g in gs]
         return pd.DataFrame(rows, columns=["follower_id", "followee_id"], dtype="int64")
 
+    def viewers(self) -> set[int]:
+        """Every user with at least one follow, block or mute of their own."""
+        return (
+            {u for u, v in self._following.items() if v}
+            | {u for u, v in self._blocked.items() if v}
+            | {u for u, v in self._muted.items() if v}
+        )
+
     def block_edges(self) -> list[tuple[int, int]]:
         return [(a, b) for a, bs in self._blocked.items() for b in bs]
 

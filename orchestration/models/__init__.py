@@ -14,7 +14,7 @@ GROUP = "models"
 
 def defs() -> dg.Definitions:
     assets = [*ranker.ASSETS, *recommenders.ASSETS]
-    checks = [*ranker.CHECKS]
+    checks = [*ranker.CHECKS, *recommenders.CHECKS]
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

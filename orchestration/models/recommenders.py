@@ -13,10 +13,10 @@ import dagster as dg
 
 from appconfig import get_settings
 from ml.recommend.data import load_interactions
-from ml.recommend.explore import ExploreParams
+from ml.recommend.explore import Explore, ExploreParams
 from ml.recommend.factors import AlsParams
 from ml.recommend.pipeline import RecommenderRun, explore_run, who_to_follow_run
-from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, publish_recommender
+from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_recommender
 from ml.recommend.who_to_follow import WhoToFollowParams
 from ml.registry import TrainingLineage
 from ml.spark import spark_session
@@ -177,5 +177,90 @@ def explore(
     return _publish(context, run, mlflow, source)
 
 
+class PrivacyCheckConfig(dg.Config):
+    users: int = 300  # viewers sampled (the most connected first: the most to leak)
+    k: int = 30
+
+
+def _privacy_violations(
+    name: str, clickhouse: ClickHouseResource, config: PrivacyCheckConfig
+) -> tuple[list[dict[str, int]], int, int, str]:
+    """Ask the champion for every sampled viewer against the marts' current graph and count
+    what the rules forbid; returns (violations, viewers asked, items checked, version)."""
+    settings = get_settings()
+    with clickhouse.client() as client:
+        graph = VisibilityGraph.from_clickhouse(client, settings)
+    model, version = load_champion(name, graph, models_dir=settings.data_dir / "models")
+    viewers = sorted(graph.viewers(), key=lambda v: -len(graph.follows(v)))[: config.users]
+    violations: list[dict[str, int]] = []
+    checked = 0
+    author_of: dict[int, int] = {}
+    if isinstance(model, Explore):
+        author_of = dict(
+            zip(model.pool["post_id"].tolist(), model.pool["author_id"].tolist(), strict=True)
+        )
+    for viewer in viewers:
+        if isinstance(model, Explore):
+            for post, _ in model.recommend(viewer, config.k):
+                checked += 1
+                author = author_of[post]
+                if (
+                    not graph.can_see_post(viewer, post, author)
+                    or author == viewer
+                    or graph.is_following(viewer, author)
+                ):
+                    violations.append({"viewer": viewer, "post": post, "author": author})
+        else:
+            for candidate, _ in model.recommend(viewer, config.k):
+                checked += 1
+                if not graph.can_suggest(viewer, candidate):
+                    violations.append({"viewer": viewer, "candidate": candidate})
+    return violations, len(viewers), checked, version
+
+
+def _privacy_check(
+    name: str, clickhouse: ClickHouseResource, config: PrivacyCheckConfig
+) -> dg.AssetCheckResult:
+    try:
+        violations, viewers, checked, version = _privacy_violations(name, clickhouse, config)
+    except LookupError as error:
+        return dg.AssetCheckResult(passed=True, metadata={"note": f"no champion yet: {error}"})
+    return dg.AssetCheckResult(
+        passed=not violations,
+        metadata={
+            "champion_version": version,
+            "viewers": viewers,
+            "items_checked": checked,
+            "violations": len(violations),
+            "first_violations": dg.MetadataValue.json(violations[:20]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=WHO_TO_FOLLOW_KEY,
+    name="suggestions_respect_visibility",
+    description="The champion's suggestions for the most connected users, against the current "
+    "marts: never the user, someone they follow, or anyone blocked, blocking or muted.",
+)
+def suggestions_respect_visibility(
+    config: PrivacyCheckConfig, clickhouse: ClickHouseResource
+) -> dg.AssetCheckResult:
+    return _privacy_check(WHO_TO_FOLLOW, clickhouse, config)
+
+
+@dg.asset_check(
+    asset=EXPLORE_KEY,
+    name="explore_respects_visibility",
+    description="The champion's Explore posts for the most connected users, against the current "
+    "marts: never deleted, hidden, private-unfollowed, followed or own posts.",
+)
+def explore_respects_visibility(
+    config: PrivacyCheckConfig, clickhouse: ClickHouseResource
+) -> dg.AssetCheckResult:
+    return _privacy_check(EXPLORE, clickhouse, config)
+
+
 ASSETS = [who_to_follow, explore]
-__all__ = ["ASSETS", "EXPLORE", "WHO_TO_FOLLOW"]
+CHECKS = [suggestions_respect_visibility, explore_respects_visibility]
+__all__ = ["ASSETS", "CHECKS", "EXPLORE", "WHO_TO_FOLLOW"]
