@@ -375,7 +375,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--data-dir", type=Path, help="reuse a directory this benchmark built")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--candidates", type=int, default=1000)
     args = parser.parse_args()
 
@@ -394,7 +394,7 @@ def main() -> None:
         server = serving_server(
             settings,
             SERVING_PUSHED_CANDIDATES="800",
-            SERVING_EXPLORE_CANDIDATES=str(args.candidates),
+            SERVING_EXPLORE_CANDIDATES="200",
         )
         try:
             health = drive(
@@ -427,7 +427,7 @@ def main() -> None:
             settings,
             SERVING_CACHE_TTL_SECONDS="0.000001",
             SERVING_PUSHED_CANDIDATES="800",
-            SERVING_EXPLORE_CANDIDATES=str(args.candidates),
+            SERVING_EXPLORE_CANDIDATES="200",
         )
         try:
             candidates, ranked = [], []

@@ -86,7 +86,7 @@ class CandidateSources:
         pulled_per_author: int,
         pulled: int,
         explore: int,
-        explore_posts: Callable[[int, int], list[int]] | None = None,
+        explore_posts: Callable[[ServingSnapshot, int, int], list[int]] | None = None,
         retry_seconds: float = 5.0,
     ) -> None:
         self.feed_store = feed_store
@@ -160,7 +160,7 @@ class CandidateSources:
             return _from_rows(snapshot, np.zeros(0, dtype="int64"), source)
         if self.explore_posts is not None and source == EXPLORE:
             try:
-                rows = snapshot.posts.rows_of(self.explore_posts(user_id, count))
+                rows = snapshot.posts.rows_of(self.explore_posts(snapshot, user_id, count))
                 return _from_rows(snapshot, rows, source)
             except Exception:  # a recommender failure only costs the explore slots
                 pass

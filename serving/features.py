@@ -72,19 +72,19 @@ class FeatureReaders:
             request_at=request_at,
         )
         frame = read.candidates
-        user_columns = {
-            name: pd.Series([value] * len(frame), index=frame.index, dtype=object)
-            if isinstance(value, str) or value is None
-            else np.full(len(frame), value)
-            for name, value in read.user.items()
-        }
-        context = {
-            "position": np.zeros(len(frame), dtype="int64"),
-            "surface": np.full(len(frame), surface, dtype=object),
-        }
-        return pd.concat(
-            [frame, pd.DataFrame({**user_columns, **context}, index=frame.index)], axis=1
-        )
+        rows = len(frame)
+        columns: dict[str, Any] = {name: frame[name].array for name in frame.columns}
+        for name, value in read.user.items():  # the viewer's features, one value per row
+            if isinstance(value, str):
+                columns[name] = np.full(rows, value, dtype=object)
+            elif value is None or value is pd.NA:
+                columns[name] = np.full(rows, np.nan)  # missing, for numbers and categories
+            else:
+                columns[name] = np.full(rows, value)
+        columns["position"] = np.zeros(rows, dtype="int64")
+        columns["surface"] = np.full(rows, surface, dtype=object)
+        # one constructor call: concatenating frames costs ~10 ms at 1,000 rows x 200 columns
+        return pd.DataFrame(columns, index=frame.index, copy=False)
 
     def user(self, user_id: int, request_at: datetime) -> dict[str, Any]:
         read = self.users.read(user_id=user_id, request_at=request_at)

@@ -81,7 +81,7 @@ class Recommenders:
         """Candidates (over-fetched), best first; not yet filtered by visibility."""
         if self.who_to_follow is not None:
             try:
-                return _ids(self.who_to_follow.recommend(user_id, k * 3))
+                return _ids(self.who_to_follow.recommend(user_id, k * 3, snapshot.visibility))
             except Exception as exc:
                 log.warning("who-to-follow model failed, using the baseline: %s", exc)
         return friends_of_friends(snapshot, user_id, k * 3)
@@ -93,16 +93,16 @@ class Recommenders:
     ) -> list[tuple[int, float]]:
         if self.explore is not None:
             try:
-                return _ids(self.explore.recommend(user_id, k * 3))
+                return _ids(self.explore.recommend(user_id, k * 3, snapshot.visibility))
             except Exception as exc:
                 log.warning("explore model failed, using the baseline: %s", exc)
         return popular_outside(snapshot, user_id, k * 3)
 
-    def explore_posts(self, user_id: int, k: int) -> list[int]:
+    def explore_posts(self, snapshot: ServingSnapshot, user_id: int, k: int) -> list[int]:
         """Post ids from the Explore model (candidate source for the home feed)."""
         if self.explore is None:
             raise LookupError("no Explore model")
-        return [p for p, _ in _ids(self.explore.recommend(user_id, k))]
+        return [p for p, _ in _ids(self.explore.recommend(user_id, k, snapshot.visibility))]
 
 
 def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:

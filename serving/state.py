@@ -85,11 +85,7 @@ class ServingState:
             pulled_per_author=serving.pulled_per_celebrity,
             pulled=serving.pulled_candidates,
             explore=serving.explore_candidates,
-            explore_posts=(
-                self.recommenders.explore_posts
-                if self.recommenders and self.recommenders.explore is not None
-                else None
-            ),
+            explore_posts=self.explore_posts,
             retry_seconds=serving.feed_store_retry_seconds,
         )
         self.feeds = FeedService(
@@ -105,6 +101,12 @@ class ServingState:
             max_users=serving.max_cached_users,
             max_candidates=serving.feed_candidates,
         )
+
+    def explore_posts(self, snapshot: ServingSnapshot, user_id: int, k: int) -> list[int]:
+        """The current Explore model's posts (looked up per call: /admin/reload replaces it)."""
+        if self.recommenders is None:
+            raise LookupError("no recommenders loaded")
+        return self.recommenders.explore_posts(snapshot, user_id, k)
 
     def reload_snapshot(self) -> bool:
         """Re-read the snapshot from ClickHouse; on failure keep serving the previous one."""

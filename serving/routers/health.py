@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from feeds import FeedStoreUnavailable
 from serving.dependencies import State, Token
 from serving.metrics import exposition
+from serving.recommend import Recommenders
 
 router = APIRouter(tags=["health"])
 
@@ -50,16 +51,20 @@ def metrics(state: State) -> Response:
 
 @router.post("/admin/reload", tags=["admin"])
 async def reload(state: State, _: Token) -> dict:
-    """Re-read the serving snapshot from ClickHouse and check the registry for a new champion."""
+    """Re-read the serving snapshot from ClickHouse and check the registry for new champions
+    (the ranker is also polled in the background; the recommenders only reload here)."""
     loaded = await run_in_threadpool(state.reload_snapshot)
     if not loaded:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"snapshot reload failed: {state.snapshot_error}"
         )
     changed = await run_in_threadpool(state.models.refresh)
+    state.recommenders = await run_in_threadpool(Recommenders.load, state.settings)
     return {
         "snapshot_loaded_at": state.snapshot.loaded_at.isoformat() if state.snapshot else None,
         "model_version": state.models.version,
         "model_changed": changed,
         "model_reload_error": state.models.status.error,
+        "who_to_follow_version": state.recommenders.who_to_follow_version,
+        "explore_version": state.recommenders.explore_version,
     }
