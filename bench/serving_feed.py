@@ -387,7 +387,9 @@ def main() -> None:
             settings = prepare(data_dir, args.users, args.days, args.seed)
         users = bench_users(settings, 200)
         ours_rank, mlflow_rank, rows = rank_payloads(settings, users[0], args.candidates)
-        feed = [("GET", f"/v1/users/{u}/feed?limit=20", None) for u in users]
+        feed: list[tuple[str, str, bytes | None]] = [
+            ("GET", f"/v1/users/{u}/feed?limit=20", None) for u in users
+        ]
         c = args.concurrency
         print(f"\nload: {args.seconds:g} s per line, {c} connections, loopback, 1 server worker")
 
