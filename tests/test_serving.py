@@ -505,3 +505,19 @@ def test_no_leaks_in_feed_explore_suggestions_stories_rank(served: Served) -> No
     finally:
         snapshot.visibility = original
         served.state.feeds.invalidate()  # type: ignore[union-attr]
+
+
+def test_service_does_not_hold_the_chdb_directory(served: Served) -> None:
+    """While the API runs, another process (dbt, Dagster) can open the embedded warehouse."""
+    import subprocess
+    import sys
+
+    code = (
+        "from warehouse import clickhouse_client\n"
+        f"with clickhouse_client({served.state.settings.clickhouse_url!r}) as c:\n"
+        "    print(c.query('select count() from system.databases').result_rows[0][0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) > 0
+    assert served.client.get("/readyz").json()["ready"]
