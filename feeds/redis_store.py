@@ -99,20 +99,45 @@ def _entry_resp(created_ms: int, post_id: int, author_id: int) -> bytes:
     return _bulk(b"%d" % created_ms) + _bulk(b"%d:%d" % (post_id, author_id))
 
 
-def _read_replies(connection: Any, count: int) -> list[int]:
-    """Read `count` replies (all of them, so the connection stays in step); raise the first
-    error reply afterwards."""
+def _read_replies(connection: Any, count: int) -> tuple[list[int], ResponseError | None]:
+    """Read `count` one-line replies (the push path's commands answer an integer or an error)
+    straight from the socket and split them at once: redis-py's per-reply read costs the client
+    about as much as encoding the entry it answers. Every reply is read, so the connection stays
+    in step; an error reply counts as 0 and the first one is returned beside the counts."""
+    sock = connection._sock
+    if sock is None:
+        raise RedisConnectionError("Redis connection is closed")
+    chunks: list[bytes] = []
+    lines = 0
+    while lines < count:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise RedisConnectionError("Redis closed the connection")
+        if chunks and chunks[-1][-1:] == b"\r" and chunk[:1] == b"\n":
+            lines += 1  # a line end split between two reads
+        chunks.append(chunk)
+        lines += chunk.count(b"\r\n")
+    parts = b"".join(chunks).split(b"\r\n")
+    if lines != count or parts[-1]:
+        connection.disconnect()  # out of step: never reuse it
+        raise RedisConnectionError(f"expected {count} replies from Redis, got {lines}")
+    parts.pop()
+    try:
+        return [int(part[1:]) for part in parts], None  # ":<n>"
+    except ValueError:
+        pass
     replies: list[int] = []
     error: ResponseError | None = None
-    for _ in range(count):
-        try:
-            replies.append(int(connection.read_response()))
-        except ResponseError as exc:
-            error = error or exc
+    for part in parts:
+        if part[:1] == b":":
+            replies.append(int(part[1:]))
+        elif part[:1] == b"-":  # "-ERR message"
+            error = error or ResponseError(part[1:].decode(errors="replace"))
             replies.append(0)
-    if error is not None:
-        raise error
-    return replies
+        else:
+            connection.disconnect()
+            raise RedisConnectionError(f"unexpected reply from Redis: {part[:80]!r}")
+    return replies, error
 
 
 class RedisFeedStore(FeedStore):
@@ -261,7 +286,7 @@ class RedisFeedStore(FeedStore):
                     buffer, pending = [], 0
             if buffer:
                 connection.send_packed_command([b"".join(buffer)])
-            added = _read_replies(connection, len(users))
+            added, error = _read_replies(connection, len(users))
             changed = [user for user, n in zip(users, added, strict=True) if n]
             trim = b"$1\r\n0\r\n" + _bulk(str(-self.max_length - 1).encode())
             buffer = []
@@ -270,9 +295,12 @@ class RedisFeedStore(FeedStore):
                 version = b"%sversion:%d" % (self._prefix_bytes, user_id)
                 buffer.append(b"*4\r\n$15\r\nZREMRANGEBYRANK\r\n" + _bulk(key) + trim)
                 buffer.append(b"*2\r\n$4\r\nINCR\r\n" + _bulk(version))
-            if buffer:
+            if buffer:  # even after an error: the feeds that did change get their version bump
                 connection.send_packed_command([b"".join(buffer)])
-                _read_replies(connection, 2 * len(changed))
+                _, trim_error = _read_replies(connection, 2 * len(changed))
+                error = error or trim_error
+            if error is not None:
+                raise error
             return sum(added)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             connection.disconnect()
