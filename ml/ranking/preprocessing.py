@@ -26,6 +26,8 @@ ROW_COLUMNS = ("impression_id", "user_id", "post_id", "author_id", "event_timest
 # position 0 (the top slot) and the surface it ranks for
 CONTEXT_COLUMNS = ("position", "surface")
 MAX_VOCABULARY = 64
+# nullable numbers and booleans: converted to float64 with NaN for NA in one call
+MASKED_ARRAYS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 
 
 @dataclass
@@ -158,33 +160,33 @@ class Preprocessing:
         (indices into the shared embedding table: column offset + vocabulary index).
 
         Absent columns count as missing for every row, exactly like nulls."""
-        rows = len(frame)
-        raw = _numeric_matrix(frame, [c.name for c in self.numeric if not c.derived_from], rows)
-        derived = [BY_NAME[c.name].compute(frame) for c in self.numeric if c.derived_from]
-        if derived:
-            raw = np.concatenate([raw, np.stack(derived, axis=1)], axis=1)
+        rows, width = len(frame), len(self.numeric)
+        inputs = [c.name for c in self.numeric if not c.derived_from]
+        # column-major: every step below works a column at a time (serving speed)
+        raw = np.empty((rows, width), order="F")
+        raw[:, : len(inputs)] = _numeric_matrix(frame, inputs, rows)
+        derived = [c.name for c in self.numeric if c.derived_from]  # fit puts them last
+        for j, name in enumerate(derived, start=len(inputs)):
+            raw[:, j] = BY_NAME[name].compute(frame)
         missing = np.isnan(raw)
         values = np.where(missing, 0.0, raw)
-        logs = np.array([c.log1p for c in self.numeric], dtype=bool)
-        if logs.any():
+        logs = np.flatnonzero([c.log1p for c in self.numeric])
+        if len(logs):
             values[:, logs] = np.log1p(np.maximum(values[:, logs], 0.0))
         means = np.array([c.mean for c in self.numeric])
         stds = np.array([c.std for c in self.numeric])
-        standardised = (values - means) / stds
-        indicators = missing[:, [c.missing_indicator for c in self.numeric]]
-        numeric = np.concatenate([standardised, indicators], axis=1).astype(np.float32)
+        numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
+        numeric[:, :width] = (values - means) / stds
+        numeric[:, width:] = missing[:, [c.missing_indicator for c in self.numeric]]
         offsets = self.category_offsets()
         categorical = np.tile(np.array(offsets, dtype=np.int32), (rows, 1))
         for j, column in enumerate(self.categorical):
             if column.name not in frame.columns:
                 continue
-            lookup = {value: i + 1 for i, value in enumerate(column.vocabulary)}
             texts = frame[column.name].astype(object).to_numpy()
-            categorical[:, j] += np.fromiter(
-                (lookup.get(t, 0) if isinstance(t, str) else 0 for t in texts),
-                dtype=np.int32,
-                count=rows,
-            )
+            text = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=rows)
+            found = pd.Index(column.vocabulary, dtype=object).get_indexer(texts) + 1
+            categorical[:, j] += np.where(text, found, 0).astype(np.int32)
         return {"numeric": numeric, "categorical": categorical}
 
     def baseline(self) -> dict[str, np.ndarray]:
@@ -246,16 +248,17 @@ def _as_float(series: pd.Series) -> np.ndarray:
 
 
 def _numeric_matrix(frame: pd.DataFrame, names: list[str], rows: int) -> np.ndarray:
-    """The numeric columns as one float64 matrix (NaN = missing): one conversion for the whole
-    block when it can (serving speed), column by column when some column is odd."""
-    present = [n for n in names if n in frame.columns]
-    if len(present) == len(names):
-        try:
-            return np.asarray(frame[names].to_numpy(dtype=np.float64, na_value=np.nan))
-        except (TypeError, ValueError):
-            pass
-    matrix = np.full((rows, len(names)), np.nan)
+    """The numeric columns as one float64 matrix (NaN = missing), column-major: numpy and
+    nullable integer/float columns are copied straight in (serving speed), others converted."""
+    matrix = np.full((rows, len(names)), np.nan, order="F")
     for j, name in enumerate(names):
-        if name in frame.columns:
+        if name not in frame.columns:
+            continue
+        array = frame[name].array
+        if isinstance(array, pd.arrays.NumpyExtensionArray) and array.dtype.kind in "biuf":
+            matrix[:, j] = array.to_numpy()
+        elif isinstance(array, MASKED_ARRAYS):
+            matrix[:, j] = array.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
             matrix[:, j] = _as_float(frame[name])
     return matrix
