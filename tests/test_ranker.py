@@ -7,18 +7,19 @@ generator's true probabilities of the same holdout impressions).
 
 Margins, measured on this platform (300 users x 4 days, seed 11; holdout 2,790 impressions with
 188 engagements):
-- recency AUC about 0.62, popularity about 0.52, logistic regression about 0.67, the ranker about
-  0.68, the oracle about 0.81.
-- The truth is a logistic model (`workload.ground_truth.TruthModel`): engagement is linear in
-  logit space in the hidden factors, so on these features a logistic regression is already
-  close to the best a model can do, and the ranker's lead over it (about 0.003 AUC) is inside
-  the noise of 188 positives (one standard error of an AUC is about 0.02 here). The test asks
-  the ranker to beat recency and popularity by a clear margin and to be no worse than the
-  logistic regression by more than LOGISTIC_TOLERANCE.
+- recency AUC about 0.62, popularity about 0.52, logistic regression 0.6715, the ranker about
+  0.683 (0.6822, 0.6837, 0.6826 for model seeds 7, 8, 9: at least 0.0107 ahead of the logistic
+  regression), the oracle about 0.81.
+- The truth is a logistic model (`workload.ground_truth.TruthModel`), so a logistic regression on
+  the same inputs (and the same derived features) is a strong baseline; the ranker's lead over it
+  on this seed comes from its regularisation (a small network, dropout 0.5, L2 1e-2, stopping on
+  validation log loss), not from interactions the truth does not have. On another data seed (23)
+  the two tie (0.701 vs 0.701; docs/benchmarks.md), so LOGISTIC_MARGIN (0.005) is a statement
+  about this fixed seed: about half the lead measured across three model seeds.
 - The oracle knows each viewer-author affinity (sd 0.7), post quality (sd 0.6) and content
   preference (sd 0.5); four days of history reveal them only partly, and the logistic regression
-  on the same features is as far from the oracle as the ranker. ORACLE_MARGIN is that measured
-  gap (about 0.14) plus room for seed noise.
+  on the same features is nearly as far from the oracle as the ranker. ORACLE_MARGIN is the
+  measured gap (about 0.13) plus room for seed noise.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from ml.ranking.scorer import RankerScorer, load_champion
 from ml.ranking.train import RankerReport, train_ranker
 
 BASELINE_MARGIN = 0.03  # over recency and popularity
-LOGISTIC_TOLERANCE = 0.01  # half a standard error of the holdout AUC
-ORACLE_MARGIN = 0.16
+LOGISTIC_MARGIN = 0.005  # over the logistic regression, on this fixed seed (see above)
+ORACLE_MARGIN = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_ranker_beats_baselines_and_is_near_the_oracle(report: RankerReport) -> 
     print(report.table())
     assert ranker.auc > baselines["recency"].auc + BASELINE_MARGIN
     assert ranker.auc > baselines["popularity"].auc + BASELINE_MARGIN
-    assert ranker.auc >= baselines["logistic_regression"].auc - LOGISTIC_TOLERANCE
+    assert ranker.auc > baselines["logistic_regression"].auc + LOGISTIC_MARGIN
     assert ranker.log_loss < min(b.log_loss for b in baselines.values()) + 0.002
     assert oracle.auc > ranker.auc  # the truth bounds what a model can learn
     assert ranker.auc >= oracle.auc - ORACLE_MARGIN
