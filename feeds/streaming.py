@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from contracts.timestamps import parse_timestamp
 from feeds.fanout import FanOut, FanOutReport, NewPost
 from feeds.pull import CelebrityPostIndex
@@ -30,18 +31,7 @@ log = logging.getLogger(__name__)
 CONSUMER_GROUP = "feeds-fanout"
 POSTS_TOPIC = "events.posts"
 RELATIONSHIPS_TOPIC = "events.relationships"
-RELATIONSHIP_EVENTS = frozenset(
-    {
-        "follow",
-        "unfollow",
-        "follow_request",
-        "follow_approved",
-        "block",
-        "unblock",
-        "mute",
-        "unmute",
-    }
-)
+RELATIONSHIP_EVENTS = frozenset(EVENT_TYPES_BY_FAMILY["relationships"])
 
 
 @dataclass
