@@ -30,7 +30,7 @@ RECENT_TRAINING_SETS = 20
 
 
 class FeedRankerConfig(dg.Config):
-    epochs: int = 30
+    epochs: int = 60  # an upper bound (RankerParams): early stopping on validation loss decides
     seed: int = 7
     model_name: str = MODEL_NAME
     feature_service: str = "feed_ranker_v1"
