@@ -5,7 +5,7 @@ come back under `excluded`, as do unknown ids and duplicates.
 """
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from serving.dependencies import Snapshot, State, Token
@@ -97,5 +97,8 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
 
 
 @router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, state: State, snapshot: Snapshot, _: Token) -> RankResponse:
-    return await run_in_threadpool(rank_posts, state, snapshot, body)
+async def rank(body: RankRequest, state: State, snapshot: Snapshot, _: Token) -> Response:
+    ranked = await run_in_threadpool(rank_posts, state, snapshot, body)
+    # serialized by pydantic-core directly: FastAPI's response_model path re-validates the
+    # model and walks 1,000 items through jsonable_encoder (tens of ms); same JSON
+    return Response(ranked.model_dump_json(), media_type="application/json")
