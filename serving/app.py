@@ -6,6 +6,7 @@ Routers per domain (feed, rank, features, recommendations, stories, notification
 health); OpenAPI docs at /docs. Every endpoint but health, metrics and docs needs a bearer token.
 """
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(state.load)
+        # the loaded snapshot, models and TensorFlow are long-lived: out of the collector's way,
+        # a full collection scanning them paused requests ~450 ms (the uncached feed's p99)
+        gc.freeze()
         if background:
             state.start_background()
         yield
