@@ -4,7 +4,6 @@ end to end on chDB."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import uuid
@@ -15,6 +14,7 @@ import dagster as dg
 import numpy as np
 import pytest
 import yaml
+from media_support import decoded, needs_ffmpeg
 from PIL import Image
 
 from appconfig import Settings
@@ -33,7 +33,7 @@ from mediapipeline.pipeline import (
     process_media,
     rendition_key,
 )
-from mediapipeline.videos import ffmpeg_available, process_video
+from mediapipeline.videos import process_video
 from objectstore import open_store, store_from_settings
 from orchestration.media.assets import media_objects
 from orchestration.resources import build_resources
@@ -44,19 +44,9 @@ from workload.media import render_image, write_media
 from workload.writer import write_workload
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+
 # CI installs ffmpeg (.ci/run): there a missing ffmpeg must fail the run, not skip it
-needs_ffmpeg = pytest.mark.skipif(
-    not ffmpeg_available() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
-    reason="ffmpeg missing: bash scripts/install_ffmpeg.sh",
-)
-
-
-def decoded(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
 def jpeg(image: Image.Image, exif: Image.Exif | None = None) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=92, exif=exif.tobytes() if exif is not None else b"")

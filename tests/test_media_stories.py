@@ -2,7 +2,6 @@
 that launches media processing when new posts or stories are loaded."""
 
 import io
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+from media_support import decoded, needs_ffmpeg
 from PIL import Image
 
 from appconfig import Settings
@@ -27,22 +27,11 @@ from mediapipeline.pipeline import (
     process_media,
     rendition_key,
 )
-from mediapipeline.videos import ffmpeg_available, process_video
+from mediapipeline.videos import process_video
 from objectstore import store_from_settings
 from orchestration.media.assets import RAW_POSTS, RAW_STORIES
 from orchestration.media.sensors import build_media_sensor, rows_loaded, rows_loaded_by_runs
 from warehouse import clickhouse_client
-
-needs_ffmpeg = pytest.mark.skipif(
-    not ffmpeg_available() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
-    reason="ffmpeg missing: bash scripts/install_ffmpeg.sh",
-)
-
-
-def decoded(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def striped_jpeg(size: tuple[int, int], exif: Image.Exif | None = None) -> bytes:
