@@ -48,8 +48,14 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = Field("", alias="MLFLOW_TRACKING_URI")
 
     # --- feeds (precomputed home feeds, hybrid fan-out; see feeds/) ---------------------------
-    # FEED_STORE_URL: redis://... or sqlite:////abs/path; empty -> REDIS_URL, else SQLite in data dir
+    # FEED_STORE_URL: cassandra://host:port/keyspace, redis://... or sqlite:////abs/path; empty ->
+    # Cassandra when CASSANDRA_HOSTS is set, else REDIS_URL, else SQLite in the data dir
     feed_store_url: str = Field("", alias="FEED_STORE_URL")
+    cassandra_hosts: str | None = Field(None, alias="CASSANDRA_HOSTS")  # host:port[,host:port]
+    cassandra_keyspace: str = Field("feeds", alias="CASSANDRA_KEYSPACE")
+    # the Redis read-through cache in front of a Cassandra feed store: empty -> REDIS_URL; "none"
+    feed_cache_url: str = Field("", alias="FEED_CACHE_URL")
+    feed_cache_ttl_seconds: int = Field(3600, alias="FEED_CACHE_TTL_SECONDS", ge=1)
     feed_max_length: int = Field(800, alias="FEED_MAX_LENGTH", ge=1)
     # authors of this dim_users tier are never pushed (pulled at read time instead) ...
     feed_celebrity_tier: str = Field("celebrity", alias="FEED_CELEBRITY_TIER")
@@ -75,7 +81,14 @@ class Settings(BaseSettings):
         if not self.metadata_db_url:
             self.metadata_db_url = f"sqlite:///{data_dir / 'metadata.db'}"
         if not self.feed_store_url:  # feeds
-            self.feed_store_url = self.redis_url or f"sqlite:///{data_dir / 'feeds.sqlite'}"
+            if self.cassandra_hosts:
+                self.feed_store_url = (
+                    f"cassandra://{self.cassandra_hosts}/{self.cassandra_keyspace}"
+                )
+            else:
+                self.feed_store_url = self.redis_url or f"sqlite:///{data_dir / 'feeds.sqlite'}"
+        if not self.feed_cache_url and self.feed_store_url.startswith("cassandra://"):
+            self.feed_cache_url = self.redis_url or "none"
         if self.profile == "services":
             self._require_secrets()
         return self

@@ -22,7 +22,15 @@ from typing import NamedTuple
 
 
 class FeedStoreUnavailable(RuntimeError):
-    """The backend cannot be reached; callers fall back (e.g. pull-only feeds) instead of 5xx."""
+    """The backend cannot be reached; callers fall back (e.g. pull-only feeds) instead of 5xx.
+
+    `partial`: only this call failed (a cache miss while the database behind the cache is down);
+    other users' feeds are still served, so a caller should not stop using the store.
+    """
+
+    def __init__(self, message: str, *, partial: bool = False) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class Push(NamedTuple):
@@ -105,6 +113,13 @@ class FeedStore(ABC):
     @abstractmethod
     def read(self, user_id: int, limit: int, max_created_ms: int | None = None) -> list[FeedEntry]:
         """Newest first, at most `limit`, only entries created at or before `max_created_ms`."""
+
+    def read_with_status(
+        self, user_id: int, limit: int, max_created_ms: int | None = None
+    ) -> tuple[list[FeedEntry], str | None]:
+        """As `read`, and why the answer is degraded (None: it is not). A tiered store answers
+        from its slower tier when the fast one is down, and says so when that was too slow."""
+        return self.read(user_id, limit, max_created_ms), None
 
     @abstractmethod
     def remove_post(self, post_id: int, author_id: int, follower_ids: Iterable[int]) -> int:

@@ -4,7 +4,10 @@ A long-running consumer with its own group (`feeds-fanout`), independent of raw 
 reads `events.posts` (post_created, post_deleted) and `events.relationships` (follows, blocks,
 mutes keep its in-memory graph current and drop what a user may no longer see). Offsets are
 committed only after the feed writes, so a crash re-delivers a batch; pushes are idempotent
-(sorted-set adds of the same member), so re-delivery changes nothing: at-least-once.
+(sorted-set adds of the same member), so re-delivery changes nothing: at-least-once. When the
+store is unavailable (Cassandra or its Redis cache down: a tiered store fails unless both
+writes went through) the same batch is applied again, with a growing pause, until it succeeds;
+only then are its offsets committed.
 
 Celebrity posts are never pushed; the consumer adds them to a `CelebrityPostIndex` if it is
 given one (a reader in the same process).
@@ -24,7 +27,7 @@ from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from contracts.timestamps import parse_timestamp
 from feeds.fanout import FanOut, FanOutReport, NewPost
 from feeds.pull import CelebrityPostIndex
-from feeds.store import FeedEntry, to_ms
+from feeds.store import FeedEntry, FeedStoreUnavailable, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,17 @@ class StreamReport:
     relationship_events: int = 0
     relationship_feed_changes: int = 0
     fanout: FanOutReport = field(default_factory=FanOutReport)
+    store_retries: int = 0  # batches applied again after the feed store was unavailable
+
+    def add(self, other: StreamReport) -> None:
+        self.batches += other.batches
+        self.messages += other.messages
+        self.skipped += other.skipped
+        self.deleted_removals += other.deleted_removals
+        self.relationship_events += other.relationship_events
+        self.relationship_feed_changes += other.relationship_feed_changes
+        self.store_retries += other.store_retries
+        self.fanout.add(other.fanout)
 
 
 def _int(value: Any) -> int | None:
@@ -134,8 +148,10 @@ class FanOutConsumer:
         pulled: CelebrityPostIndex | None = None,
         refresh: Callable[[], None] | None = None,
         refresh_seconds: float | None = None,
+        retry_seconds: tuple[float, float] = (0.2, 5.0),
     ) -> None:
         self.fanout = fanout
+        self.retry_seconds = retry_seconds  # first and longest pause between attempts
         self.consumer = consumer
         self.pulled = pulled
         self.report = StreamReport()
@@ -165,11 +181,32 @@ class FanOutConsumer:
                 self.report.skipped += 1
             else:
                 events.append(event)
-        apply_events(self.fanout, events, self.report, self.pulled)
+        if not self._apply_until_written(events):
+            return 0  # stopped while the store was down: nothing committed, re-delivered later
         self.commit()  # only after the feed writes: at-least-once
         self.report.batches += 1
         self.report.messages += len(messages)
         return len(messages)
+
+    def _apply_until_written(self, events: list[dict[str, Any]]) -> bool:
+        """Apply the batch; while the store is unavailable, pause and apply it again (writes are
+        idempotent). Counts only the attempt that succeeded. False if stopped meanwhile."""
+        pause, longest = self.retry_seconds
+        while True:
+            attempt = StreamReport()
+            try:
+                apply_events(self.fanout, events, attempt, self.pulled)
+            except FeedStoreUnavailable as exc:
+                self.report.store_retries += 1
+                log.warning(
+                    "feed store unavailable, applying the batch again in %.1f s: %s", pause, exc
+                )
+                if self._stop.wait(pause):
+                    return False
+                pause = min(pause * 2, longest)
+                continue
+            self.report.add(attempt)
+            return True
 
     def commit(self) -> None:
         from ingestion.kafka_source import commit

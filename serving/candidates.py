@@ -113,6 +113,8 @@ class CandidateSources:
         try:
             return call(store)
         except FeedStoreUnavailable as exc:
+            if exc.partial:  # this user's read only (a cache miss with its database down)
+                raise
             self._down_until = time.monotonic() + self.retry_seconds
             self._down_reason = f"{exc} (retrying after {self.retry_seconds:g} s)"
             raise
@@ -124,10 +126,12 @@ class CandidateSources:
         return self._guard(lambda store: store.version(user_id))
 
     def pushed_posts(self, user_id: int, now_ts: float) -> Candidates:
-        entries = self._guard(
-            lambda store: store.read(user_id, self.pushed, max_created_ms=int(now_ts * 1000))
+        entries, degraded = self._guard(
+            lambda store: store.read_with_status(
+                user_id, self.pushed, max_created_ms=int(now_ts * 1000)
+            )
         )
-        return Candidates(
+        found = Candidates(
             np.fromiter((e.post_id for e in entries), dtype="int64", count=len(entries)),
             np.fromiter((e.author_id for e in entries), dtype="int64", count=len(entries)),
             np.fromiter(
@@ -135,6 +139,10 @@ class CandidateSources:
             ),
             np.full(len(entries), PUSHED, dtype=object),
         )
+        if degraded:  # served, but by a slower tier than its budget allows
+            found.degraded = True
+            found.reasons.append(degraded)
+        return found
 
     def pulled_posts(
         self, snapshot: ServingSnapshot, authors: set[int], now_ts: float, per_author: int, cap: int
@@ -181,6 +189,8 @@ class CandidateSources:
             version = self.feed_version(user_id)
             pushed = self.pushed_posts(user_id, now_ts)
             parts.append(pushed)
+            degraded = pushed.degraded
+            reasons += pushed.reasons
             pull_authors = celebrities
             if len(pushed) == 0 and following:
                 pull_authors = following  # no precomputed feed yet: pull everyone followed

@@ -37,6 +37,9 @@ def settings(tmp_path: Path, chdb_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         "S3_ENDPOINT_URL",
         "KAFKA_BOOTSTRAP_SERVERS",
         "REDIS_URL",
+        "CASSANDRA_HOSTS",
+        "FEED_STORE_URL",
+        "FEED_CACHE_URL",
         "METADATA_DB_URL",
         "S3_ACCESS_KEY",
         "S3_SECRET_KEY",
@@ -72,7 +75,11 @@ def services_env() -> dict[str, str]:
                 key, value = line.split("=", 1)
                 values[key.strip()] = value.strip()
     values.update(
-        {k: v for k, v in os.environ.items() if k in values or k.startswith(("KAFKA_", "S3_"))}
+        {
+            k: v
+            for k, v in os.environ.items()
+            if k in values or k.startswith(("KAFKA_", "S3_", "CASSANDRA_"))
+        }
     )
     return values
 
@@ -132,6 +139,29 @@ def redis_url() -> str:
     parsed = urlparse(url)
     require_service("Redis", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 6379), url)
     return url
+
+
+@pytest.fixture(scope="session")
+def cassandra_hosts() -> str:
+    """A running Cassandra (`make services-up`): CASSANDRA_HOSTS from the environment or
+    services.env."""
+    hosts = services_env().get("CASSANDRA_HOSTS", "127.0.0.1:19042")
+    host, port = hosts.split(",")[0].rsplit(":", 1)
+    require_service("Cassandra", _tcp_open(host, int(port)), hosts)
+    return hosts
+
+
+@pytest.fixture(scope="session")
+def cassandra_keyspace(cassandra_hosts: str) -> Iterator[str]:
+    """A keyspace of this test session's own (tables created once), dropped at the end."""
+    from feeds.cassandra_store import CassandraFeedStore
+
+    keyspace = f"test_{uuid.uuid4().hex[:12]}"
+    store = CassandraFeedStore(cassandra_hosts, keyspace, timeout=30)
+    store.ping()  # creates the keyspace and tables
+    yield keyspace
+    store.drop_keyspace()
+    store.close()
 
 
 @pytest.fixture(scope="session")
