@@ -36,7 +36,7 @@ format: install ## apply ruff's fixes and formatting
 ui: install ## the Dagster UI (webserver + daemon) on http://127.0.0.1:3000
 	$(RUN) python -m orchestration.ui
 
-services-up: install ## install and start Kafka, MinIO, Redis and PostgreSQL on loopback
+services-up: install ## install and start Kafka, MinIO, Redis, PostgreSQL and Cassandra on loopback
 	bash scripts/services/all.sh up
 
 services-down: ## stop the services
@@ -58,7 +58,7 @@ bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.media_renditions
 	$(RUN) python -m bench.ranker_training
 	$(RUN) python -m bench.als
-	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features, python -m bench.fanout"
+	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features, python -m bench.fanout, python -m bench.cassandra_feed"
 
 import-movielens: install ## MovieLens 100K (../shared/datasets) into the landing zone as platform events
 	$(RUN) python -m importers movielens

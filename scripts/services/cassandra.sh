@@ -11,6 +11,10 @@
 #                          the CQL port answers a protocol OPTIONS request with SUPPORTED
 #   cassandra.sh stop      SIGTERM (Cassandra drains and flushes), SIGKILL after STOP_TIMEOUT
 #   cassandra.sh status    exit 0 when the CQL port answers
+#   cassandra.sh up        install + start
+#
+# A second, private node (a test that kills it) runs from the same jars with its own state:
+#   CASSANDRA_HOME=/tmp/x CASSANDRA_PORT=19142 CASSANDRA_STORAGE_PORT=17100 cassandra.sh start
 #
 # Small on purpose (a shared 2-core machine and CI): heap -Xmx768m, one token, no JMX, no
 # auth, hints, snapshots, UDFs, materialized views or SASI; gossip settle wait skipped.
@@ -26,7 +30,7 @@ CASSANDRA_HEAP_OPTS="${CASSANDRA_HEAP_OPTS:--Xms256m -Xmx768m}"
 JAVA="${JAVA:-${JAVA_HOME:+$JAVA_HOME/bin/}java}"
 
 CASSANDRA_HOME="${CASSANDRA_HOME:-$SERVICES_DIR/cassandra}"
-LIBS="$CASSANDRA_HOME/libs"
+LIBS="${CASSANDRA_LIBS:-$SERVICES_DIR/cassandra/libs}" # shared by private instances (tests)
 STAMP="$LIBS/.cassandra.version"
 CONF="$CASSANDRA_HOME/conf"
 DATA="$CASSANDRA_HOME/data"

@@ -5,7 +5,8 @@
 #   S3        PUT an object, list the bucket, GET it back (curl, SigV4)
 #   Redis     SET / GET (redis-cli)
 #   Postgres  select 1 as ${PG_USER:-platform} over TCP in each database (psql)
-# Exit 0 only when all four pass.
+#   Cassandra the CQL port answers a protocol OPTIONS request
+# Exit 0 only when all pass.
 set -euo pipefail
 SVC_NAME=smoke
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,6 +62,13 @@ if [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" set services:smoke "$token" 2>&
     ok redis "SET/GET services:smoke"
 else
     bad redis "SET/GET on 127.0.0.1:$REDIS_PORT"
+fi
+
+# --- Cassandra (a CQL protocol OPTIONS request answered with SUPPORTED)
+if bash "$HERE/cassandra.sh" status >/dev/null; then
+    ok cassandra "CQL answers on 127.0.0.1:$CASSANDRA_PORT"
+else
+    bad cassandra "CQL on 127.0.0.1:$CASSANDRA_PORT"
 fi
 
 # --- PostgreSQL
