@@ -287,3 +287,67 @@ def test_cassandra_killed_mid_traffic_is_served_from_a_warm_cache(
         store.clear_cache()
         store.close()
         node.stop()
+
+
+def test_the_consumer_commits_only_after_both_writes(
+    kafka_bootstrap: str, durable: CassandraFeedStore, tmp_path: Path
+) -> None:
+    """Redis (the cache) is down when a batch arrives: the consumer keeps applying the batch,
+    commits nothing, and once Redis is back it finishes the batch and commits its offsets."""
+    import json
+    import threading
+
+    from kafka import KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from feeds.fanout import FanOut
+    from feeds.streaming import FanOutConsumer, make_consumer
+    from visibility import VisibilityGraph
+
+    run = uuid.uuid4().hex[:10]
+    topic, group = f"test.feeds.{run}.cassandra", f"test-feeds-cassandra-{run}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","), client_id="test-feeds")
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    author, (follower,) = 5, _users(1)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
+    for post in (31, 32):
+        event = {"event_type": "post_created", "user_id": author, "post_id": post,
+                 "occurred_at": f"2026-11-04T10:00:{post}Z"}  # fmt: skip
+        producer.send(topic, json.dumps(event).encode())
+    producer.flush()
+    producer.close()
+
+    redis_server = PrivateRedis(tmp_path / "redis", appendonly=False)
+    redis_server.start()
+    store = CachedFeedStore(durable, redis_server.url, retry_seconds=0.2)
+    graph = VisibilityGraph.from_edges(follows=[(follower, author)])
+    consumer = make_consumer(
+        kafka_bootstrap, (topic,), group_id=group, auto_offset_reset="earliest"
+    )
+    runner = FanOutConsumer(
+        FanOut(store, graph, celebrities=()), consumer, retry_seconds=(0.1, 0.5)
+    )
+    partition = TopicPartition(topic, 0)
+    try:
+        redis_server.kill()
+        applied: list[int] = []
+        thread = threading.Thread(target=lambda: applied.append(runner.poll_once(10_000)))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while runner.report.store_retries < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert runner.report.store_retries >= 3  # the batch is being applied again and again
+        assert thread.is_alive()
+        assert consumer.committed(partition) is None  # nothing committed while Redis is down
+
+        redis_server.start()
+        thread.join(60)
+        assert applied == [2]
+        assert consumer.committed(partition) == 2
+        assert [e.post_id for e in store.read(follower, 10)] == [32, 31]
+        assert runner.report.fanout.pushed_entries == 0  # Cassandra had them from the 1st try
+    finally:
+        runner.stop()
+        runner.close()
+        redis_server.kill()
