@@ -13,6 +13,7 @@ streaming indexer can both write. The embedded profile keeps the in-memory
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,11 @@ from typing import Any
 MAX_PREFIX = 12
 KEEP = 100
 DEFAULT_PREFIX = "search:"
+
+
+def key_prefix() -> str:
+    """`SEARCH_REDIS_PREFIX`, else `search:` (tests and benchmarks use their own)."""
+    return os.environ.get("SEARCH_REDIS_PREFIX") or DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,12 @@ def _key_text(c: Completion) -> str:
 
 
 class RedisAutocomplete:
-    def __init__(self, client: Any, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: Any, prefix: str | None = None) -> None:
         self.redis = client
-        self.prefix = prefix
+        self.prefix = prefix or key_prefix()
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> RedisAutocomplete:
+    def from_url(cls, url: str, prefix: str | None = None) -> RedisAutocomplete:
         import redis
 
         return cls(redis.Redis.from_url(url, socket_timeout=1.0), prefix)

@@ -62,6 +62,10 @@ class SearchEngine(Protocol):
         """Post ids kept as tombstones."""
         ...
 
+    def private_users(self) -> set[int]:
+        """User ids whose document says private."""
+        ...
+
     def count(self, kind: Kind) -> int: ...
 
     def refresh(self) -> None:

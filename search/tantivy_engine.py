@@ -300,13 +300,19 @@ class TantivyEngine:
         docs = [d for _, d in self._docs(index, query, max(searcher.num_docs, 1))]
         return [d for d in docs if isinstance(d, PostDoc)]
 
-    def deleted_posts(self) -> set[int]:
-        index = self._kinds["posts"]
+    def flagged(self, kind: Kind, flag: str, id_field: str) -> set[int]:
+        index = self._kinds[kind]
         searcher = index.index.searcher()
-        query = tantivy.Query.term_query(index.schema, "deleted", 1)
+        query = tantivy.Query.term_query(index.schema, flag, 1)
         hits = searcher.search(query, max(searcher.num_docs, 1), count=False).hits
-        values = searcher.fast_field_values("post_id", [a for _, a in hits])
+        values = searcher.fast_field_values(id_field, [a for _, a in hits])
         return {int(v) for v in values if isinstance(v, int)}
+
+    def deleted_posts(self) -> set[int]:
+        return self.flagged("posts", "deleted", "post_id")
+
+    def private_users(self) -> set[int]:
+        return self.flagged("users", "is_private", "user_id")
 
     def count(self, kind: Kind) -> int:
         return int(self._kinds[kind].index.searcher().num_docs)
