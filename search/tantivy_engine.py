@@ -31,6 +31,7 @@ WRITER_HEAP = 32_000_000
 LOCK_RETRY_SECONDS = 30.0
 FUZZY_MIN_CHARS = 4  # shorter words match too much with one typo
 FUZZY_WEIGHT = 0.3  # a typo match scores below any exact BM25 match of the same field
+PREFIX_MIN_CHARS = 2  # a one-letter prefix matches nearly everything
 PREFIX_WEIGHT = 0.5  # users and hashtags: a word that starts a name (autocomplete-like)
 
 
@@ -135,34 +136,38 @@ class _KindIndex:
     # --- queries -------------------------------------------------------------------------------
 
     def text_query(self, query: ParsedQuery, fuzzy: bool) -> tantivy.Query:
-        """Per word: the best of (BM25 on each field x its boost, one-typo match, prefix)."""
+        """Per word, the best field of: BM25 x the field's boost, plus a constant for a match
+        within one typo (which an exact match also is, so exact always beats a typo), plus a
+        constant for a prefix (users, hashtags, locations). Words add up."""
+        should = tantivy.Occur.Should
         words = []
         for term in query.terms:
-            options = []
+            per_field = []
             for field, boost in self.spec.texts.items():
                 weight = boost * (2.0 if term in query.hashtags and field == "hashtags" else 1.0)
-                weight *= 2.0 if term in query.mentions and field in ("username",) else 1.0
-                options.append(
+                weight *= 2.0 if term in query.mentions and field == "username" else 1.0
+                options = [
                     tantivy.Query.boost_query(
                         tantivy.Query.term_query(self.schema, field, term), weight
                     )
-                )
+                ]
                 if fuzzy and len(term) >= FUZZY_MIN_CHARS:
                     options.append(
                         tantivy.Query.boost_query(
                             tantivy.Query.fuzzy_term_query(self.schema, field, term, 1, True),
-                            FUZZY_WEIGHT * boost,
+                            FUZZY_WEIGHT * weight,
                         )
                     )
-                if self.spec.prefix:
+                if self.spec.prefix and len(term) >= PREFIX_MIN_CHARS:
                     options.append(
                         tantivy.Query.boost_query(
                             tantivy.Query.fuzzy_term_query(self.schema, field, term, 0, True, True),
-                            PREFIX_WEIGHT * boost,
+                            PREFIX_WEIGHT * weight,
                         )
                     )
-            words.append(tantivy.Query.disjunction_max_query(options))
-        return tantivy.Query.boolean_query([(tantivy.Occur.Should, w) for w in words])
+                per_field.append(tantivy.Query.boolean_query([(should, o) for o in options]))
+            words.append(tantivy.Query.disjunction_max_query(per_field))
+        return tantivy.Query.boolean_query([(should, w) for w in words])
 
     def filter_clauses(self, filters: Filters) -> list[tuple[Any, tantivy.Query]]:
         if self.kind != "posts":
