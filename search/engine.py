@@ -54,6 +54,10 @@ class SearchEngine(Protocol):
         (post tombstones never match)."""
         ...
 
+    def hydrate(self, kind: Kind, matches: list[Match]) -> list[Match]:
+        """Matches with whole documents (an engine may return thin ones from `match`)."""
+        ...
+
     def posts_of(self, author_id: int) -> list[PostDoc]:
         """Every post document of one author (tombstones included)."""
         ...

@@ -76,4 +76,7 @@ class SearchService:
         ranked = rank(allowed, now_ts, weights)
         end = offset + limit
         more = len(ranked) > end
-        return SearchPage(ranked[offset:end], end if more else None, query)
+        page = ranked[offset:end]
+        full = self.engine.hydrate(kind, [r.match for r in page])
+        page = [Ranked(m, r.score) for m, r in zip(full, page, strict=True)]
+        return SearchPage(page, end if more else None, query)

@@ -23,12 +23,22 @@ from typing import Any
 
 import tantivy
 
-from search.documents import KINDS, Doc, Kind, PostDoc, as_fields, from_fields, kind_of
+from search.documents import (
+    KINDS,
+    Doc,
+    Kind,
+    PostDoc,
+    UserDoc,
+    as_fields,
+    from_fields,
+    kind_of,
+)
 from search.engine import EngineUnavailable, Filters, Match
 from search.query import ParsedQuery
 
 WRITER_HEAP = 32_000_000
 LOCK_RETRY_SECONDS = 30.0
+WAIT_FOR_MERGES_FROM = 1_000  # documents; smaller (streaming) commits do not wait for merges
 FUZZY_MIN_CHARS = 4  # shorter words match too much with one typo
 FUZZY_WEIGHT = 0.3  # a typo match scores below any exact BM25 match of the same field
 PREFIX_MIN_CHARS = 2  # a one-letter prefix matches nearly everything
@@ -67,6 +77,15 @@ SPECS: dict[Kind, KindSpec] = {
         ints=("location_id",), floats=("posts",), texts={"name": 1.0}, prefix=True
     ),
 }
+
+
+THIN: dict[Kind, tuple[str, ...]] = {
+    "posts": (
+        "post_id", "author_id", "created_ts", "location_id", "engagement", "author_private",
+        "deleted",
+    ),
+    "users": ("user_id", "followers", "is_private"),
+}  # fmt: skip
 
 
 def _schema(spec: KindSpec) -> tantivy.Schema:
@@ -246,13 +265,14 @@ class TantivyEngine:
                         writer.delete_documents_by_term("key", key)
                         writer.add_document(index.to_tantivy(doc))
                     writer.commit()
-                    writer.wait_merging_threads()
+                    if len(by_key) >= WAIT_FOR_MERGES_FROM:
+                        writer.wait_merging_threads()  # a bulk build: leave merged segments
                 except BaseException:
                     writer.rollback()
                     raise
+                del writer  # releases the lock for the next writer (another process, too)
                 written += len(by_key)
-        if written:
-            self.refresh()
+                index.index.reload()
         return written
 
     def clear(self) -> None:
@@ -287,6 +307,9 @@ class TantivyEngine:
     def match(
         self, kind: Kind, query: ParsedQuery, filters: Filters, limit: int, *, fuzzy: bool = True
     ) -> list[Match]:
+        """Posts and users come back thin (ids, flags and numbers from the fast fields, no
+        text): enough to filter and rank hundreds of candidates without reading stored
+        documents; `hydrate` fills in the page. Hashtags and locations come back whole."""
         index = self._kinds[kind]
         text = index.text_query(query, fuzzy)
         clauses = index.filter_clauses(filters)
@@ -294,9 +317,44 @@ class TantivyEngine:
             tantivy.Query.boolean_query([(tantivy.Occur.Must, text), *clauses]) if clauses else text
         )
         try:
-            return [Match(doc, score) for score, doc in self._docs(index, full, limit)]
+            if kind not in THIN:
+                return [Match(doc, score) for score, doc in self._docs(index, full, limit)]
+            searcher = index.index.searcher()
+            hits = searcher.search(full, limit, count=False).hits
+            addresses = [a for _, a in hits]
+            columns = {f: searcher.fast_field_values(f, addresses) for f in THIN[kind]}
         except ValueError as exc:  # never pass an engine error through as a 500
             raise EngineUnavailable(f"search failed: {exc}") from exc
+        out = []
+        for i, (score, _) in enumerate(hits):
+            values = {f: columns[f][i] for f in THIN[kind]}
+            doc: Doc
+            if kind == "posts":
+                doc = PostDoc(
+                    post_id=int(values["post_id"] or 0),
+                    author_id=int(values["author_id"] or 0),
+                    created_ts=int(values["created_ts"] or 0),
+                    location_id=int(values["location_id"] or 0),
+                    engagement=float(values["engagement"] or 0.0),
+                    author_private=bool(values["author_private"]),
+                    deleted=bool(values["deleted"]),
+                )
+            else:
+                doc = UserDoc(
+                    user_id=int(values["user_id"] or 0),
+                    username="",
+                    followers=float(values["followers"] or 0.0),
+                    is_private=bool(values["is_private"]),
+                )
+            out.append(Match(doc, float(score)))
+        return out
+
+    def hydrate(self, kind: Kind, matches: list[Match]) -> list[Match]:
+        """The same matches with their whole stored documents (one lookup for the page)."""
+        if kind not in THIN or not matches:
+            return matches
+        stored = self.get(kind, [m.doc.key for m in matches])
+        return [Match(stored.get(m.doc.key, m.doc), m.text_score) for m in matches]
 
     def posts_of(self, author_id: int) -> list[PostDoc]:
         index = self._kinds["posts"]
