@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{getattr(tantivy, '__version__', 'tantivy 0.27.0')}; load average at start "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     corpus = make_corpus(args.users, args.posts, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         engine = TantivyEngine(root / "search")
         report = index_documents(engine, corpus.docs)

@@ -33,7 +33,6 @@ from serving.dependencies import MAX_ID, Config, Snapshot, State, Token, check_l
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["search"])
 _open_lock = threading.Lock()
-AUTOCOMPLETE_PREFIX = "search:"
 
 
 class SearchItem(BaseModel):
@@ -207,7 +206,7 @@ def autocomplete(
         redis_ac: RedisAutocomplete = _app_object(
             request,
             "search_autocomplete",
-            lambda: RedisAutocomplete.from_url(redis_url, AUTOCOMPLETE_PREFIX),
+            lambda: RedisAutocomplete.from_url(redis_url),
         )
         try:
             rows = redis_ac.search(q, k, kinds, fetch=fetch)
