@@ -118,6 +118,7 @@ def demo(
         ("build_features", "features: Feast registry, online store, point-in-time training set"),
         ("train_models", "models: feed ranker, who to follow, Explore (MLflow, champion alias)"),
         ("build_feeds", "home feeds: push fan-out of ordinary authors' posts"),
+        ("build_search", "search: tantivy indexes of posts, users, hashtags and locations"),
     ):
         console.print(f"{what} ...")
         if not run_job(job):

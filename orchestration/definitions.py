@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import analytics, features, feeds, ingestion, media, models, streaming
+from orchestration import (
+    analytics,
+    features,
+    feeds,
+    ingestion,
+    media,
+    models,
+    search,
+    streaming,
+)
 from orchestration.resources import build_resources
 
 
@@ -22,5 +31,6 @@ def defs() -> dg.Definitions:
         features.defs(),
         feeds.defs(),
         models.defs(),
+        search.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )

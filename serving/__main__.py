@@ -29,7 +29,8 @@ def main() -> None:
         "/v1/users/<user_id>/stories",
         "/v1/users/<user_id>/notifications",
         "/v1/trending/hashtags",
-        "/v1/search/autocomplete?q=a",
+        "/v1/search?q=golden%20hour&viewer_id=<user_id>",
+        "/v1/search/autocomplete?q=a&viewer_id=<user_id>",
     ):
         print(f"  curl {auth} '{base}{path}'")
     print(

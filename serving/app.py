@@ -25,6 +25,7 @@ from serving.routers import (
     notifications,
     rank,
     recommendations,
+    search,
     stories,
 )
 from serving.settings import ServingSettings
@@ -72,6 +73,7 @@ def create_app(
         stories,
         notifications,
         discovery,
+        search,
     ):
         app.include_router(module.router)
     return app

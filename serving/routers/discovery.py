@@ -1,4 +1,4 @@
-"""`GET /v1/trending/hashtags` and `GET /v1/search/autocomplete?q=`."""
+"""`GET /v1/trending/hashtags` (search and autocomplete live in `serving.routers.search`)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -22,17 +22,6 @@ class TrendingHashtag(BaseModel):
 class TrendingResponse(BaseModel):
     as_of: datetime
     items: list[TrendingHashtag]
-
-
-class Completion(BaseModel):
-    kind: str
-    text: str
-    id: int | None
-
-
-class AutocompleteResponse(BaseModel):
-    q: str
-    items: list[Completion]
 
 
 @router.get("/trending/hashtags", response_model=TrendingResponse)
@@ -61,21 +50,4 @@ def trending_hashtags(
             )
             for r in top.itertuples(index=False)
         ],
-    )
-
-
-@router.get("/search/autocomplete", response_model=AutocompleteResponse)
-def autocomplete(
-    snapshot: Snapshot,
-    config: Config,
-    _: Token,
-    q: Annotated[str, Query(min_length=1, max_length=64, description="a prefix; # or @ narrow")],
-    limit: Annotated[int | None, Query()] = None,
-) -> AutocompleteResponse:
-    k = check_limit(limit, 10, config.max_list_limit)
-    kinds = frozenset({"hashtag"}) if q.startswith("#") else None
-    kinds = frozenset({"user"}) if q.startswith("@") else kinds
-    found = snapshot.search.search(q, k, kinds)
-    return AutocompleteResponse(
-        q=q, items=[Completion(kind=s.kind, text=s.text, id=s.id) for s in found]
     )
