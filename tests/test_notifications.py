@@ -239,8 +239,13 @@ def test_kill_9_mid_stream_loses_nothing_and_sends_nothing_twice(
                 p.send("engagements", event("like", user_id=f, post_id=post_id))
                 expected_comments += 1
             p.flush()
-            time.sleep(2.5 if round_ == 0 else 1.0)  # the first start loads the model
             if round_ < 3:
+                # kill as soon as this round's notifications start arriving: mid-stream
+                before = redis.llen(keys.pushed)
+                deadline = time.monotonic() + 90
+                while redis.llen(keys.pushed) == before:
+                    assert time.monotonic() < deadline, log.read_text()[-3000:]
+                    time.sleep(0.02)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=30)
                 kills += 1
