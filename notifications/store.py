@@ -157,17 +157,27 @@ class NotificationStore:
 
     # --- batches and digests ---------------------------------------------------------------
 
-    def flush_due(self, state: RoutingState, limit: int = 500) -> Counter[str]:
-        """Due batches -> one outbox entry each ('ada and 9 others liked your post')."""
+    def flush_due(self, state: RoutingState, limit: int = 2_000) -> Counter[str]:
+        """Due batches -> one outbox entry each ('ada and 9 others liked your post').
+
+        Reads of all due batches go in one round trip, their guarded flush scripts in another."""
         counts: Counter[str] = Counter()
         now = _ms()
-        due = self.redis.zrangebyscore(self.keys.due, "-inf", now, start=0, num=limit)
-        for raw_id in due:
-            batch_id = raw_id.decode()
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hgetall(self.keys.batch(batch_id))
-            pipe.smembers(self.keys.actors(batch_id))
-            meta, members = pipe.execute()
+        due = [
+            b.decode()
+            for b in self.redis.zrangebyscore(self.keys.due, "-inf", now, start=0, num=limit)
+        ]
+        if not due:
+            return counts
+        reads = self.redis.pipeline(transaction=False)
+        for batch_id in due:
+            reads.hgetall(self.keys.batch(batch_id))
+            reads.smembers(self.keys.actors(batch_id))
+        replies = reads.execute()
+        flushes = self.redis.pipeline(transaction=False)
+        planned = []
+        for i, batch_id in enumerate(due):
+            meta, members = replies[2 * i], replies[2 * i + 1]
             recipient, kind_name, post = batch_id.split(":")
             kind = Kind(kind_name)
             actors = sorted(int(a) for a in members)
@@ -176,7 +186,7 @@ class NotificationStore:
             payload = ""
             if visible:
                 created = int(meta.get(b"created_ms", now))
-                note = Notification(
+                payload = Notification(
                     key=f"batch:{batch_id}:{created}",
                     recipient=int(recipient),
                     kind=str(kind),
@@ -185,26 +195,24 @@ class NotificationStore:
                     actor_count=len(visible),
                     post_id=int(post) or None,
                     source_ms=int(meta.get(b"source_ms", 0)),
-                )
-                payload = note.to_json()
-            result = self._flush_batch(
+                ).to_json()
+            self._flush_batch(
                 keys=[
                     self.keys.due,
                     self.keys.batch(batch_id),
                     self.keys.actors(batch_id),
                     self.keys.outbox,
                 ],
-                args=[
-                    batch_id,
-                    str(len(actors)),
-                    *self.enqueue_args(int(recipient), payload, now),
-                ],
+                args=[batch_id, str(len(actors)), *self.enqueue_args(int(recipient), payload, now)],
+                client=flushes,
             )
+            planned.append((len(actors), len(visible)))
+        for result, (n_actors, n_visible) in zip(flushes.execute(), planned, strict=True):
             if result == -1:
                 continue  # an actor joined meanwhile: next round
             counts["batches"] += 1
-            counts["batched"] += max(len(visible) - 1, 0)
-            counts["suppressed_blocked_or_muted"] += len(actors) - len(visible)
+            counts["batched"] += max(n_visible - 1, 0)
+            counts["suppressed_blocked_or_muted"] += n_actors - n_visible
             counts["digested"] += int(result == 0)
         return counts
 
@@ -251,19 +259,32 @@ class NotificationStore:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def send(self, provider: PushProvider, limit: int = 500) -> Counter[str]:
-        """Send the outbox head, oldest first; returns sent counts by kind."""
+    def send(self, provider: PushProvider, limit: int = 2_000) -> Counter[str]:
+        """Send the outbox head, oldest first; returns sent counts by kind.
+
+        One round trip reads the head and which keys are already sent, the provider is called
+        for the others, one transaction marks them all sent and trims them off the outbox."""
         sent: Counter[str] = Counter()
-        for raw in self.redis.lrange(self.keys.outbox, 0, limit - 1):
-            note = Notification.from_json(raw)
-            sent_key = self.keys.sent(note.key)
-            if not self.redis.exists(sent_key):
-                provider.send(note)
-                sent[note.kind] += 1
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(sent_key, b"1", ex=self.timing.sent_ttl_seconds)
-            pipe.lpop(self.keys.outbox)
-            pipe.execute()
+        raws = self.redis.lrange(self.keys.outbox, 0, limit - 1)
+        if not raws:
+            return sent
+        notes = [Notification.from_json(raw) for raw in raws]
+        check = self.redis.pipeline(transaction=False)
+        for note in notes:
+            check.exists(self.keys.sent(note.key))
+        already = check.execute()
+        mark = self.redis.pipeline(transaction=True)
+        try:
+            for note, done in zip(notes, already, strict=True):
+                if not done:
+                    provider.send(note)
+                    sent[note.kind] += 1
+                mark.set(self.keys.sent(note.key), b"1", ex=self.timing.sent_ttl_seconds)
+        finally:
+            n = len(mark)  # a provider failure marks what was sent before it
+            if n:
+                mark.ltrim(self.keys.outbox, n, -1)
+                mark.execute()
         return sent
 
     def sizes(self) -> dict[str, int]:
