@@ -35,8 +35,9 @@ class Notification:
 
 
 class PushProvider(Protocol):
-    def send(self, notification: Notification) -> None:
-        """Deliver one notification; raise on failure (the worker retries it)."""
+    def send_many(self, notifications: list[Notification]) -> None:
+        """Deliver these, in order (APNs and FCM take many per connection); raise on failure
+        (the worker retries all of them, with the same keys)."""
 
 
 class RecordingProvider:
@@ -46,9 +47,17 @@ class RecordingProvider:
         self.redis = redis
         self.key = key
 
-    def send(self, notification: Notification) -> None:
-        record = {**asdict(notification), "called_ms": int(time.time() * 1000)}
-        self.redis.rpush(self.key, json.dumps(record, separators=(",", ":")))
+    def send_many(self, notifications: list[Notification]) -> None:
+        if not notifications:
+            return
+        called_ms = int(time.time() * 1000)
+        self.redis.rpush(
+            self.key,
+            *(
+                json.dumps({**asdict(n), "called_ms": called_ms}, separators=(",", ":"))
+                for n in notifications
+            ),
+        )
 
     def calls(self) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.key, 0, -1)]

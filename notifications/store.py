@@ -6,10 +6,10 @@ Exactly once in effect:
   of them; a re-delivered offset at or below the recorded one is skipped whole.
 - batches and digests are turned into outbox entries by guarded scripts (the batch is removed in
   the same step), so a crash between never sends or loses one;
-- `send` calls the provider for the outbox head, then marks its idempotency key sent and pops
-  it in one transaction; an entry whose key is marked is popped without a call. Only a crash
-  between the provider call and that transaction re-sends, with the same key (the provider's
-  collapse id), so the device still shows it once.
+- `send` calls the provider for the outbox head, then marks their idempotency keys sent and
+  trims them off in one transaction; an entry whose key is marked is dropped without a call.
+  Only a crash between the provider call and that transaction re-sends (that call's entries),
+  with the same keys (the provider's collapse id), so the device still shows each once.
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ class NotificationStore:
     def send(self, provider: PushProvider, limit: int = 2_000) -> Counter[str]:
         """Send the outbox head, oldest first; returns sent counts by kind.
 
-        One round trip reads the head and which keys are already sent, the provider is called
-        for the others, one transaction marks them all sent and trims them off the outbox."""
+        One round trip reads the head and which keys are already sent, the provider gets the
+        others in one call, one transaction marks them all sent and trims them off the outbox."""
         sent: Counter[str] = Counter()
         raws = self.redis.lrange(self.keys.outbox, 0, limit - 1)
         if not raws:
@@ -273,18 +273,14 @@ class NotificationStore:
         for note in notes:
             check.exists(self.keys.sent(note.key))
         already = check.execute()
+        todo = [note for note, done in zip(notes, already, strict=True) if not done]
+        provider.send_many(todo)
+        sent.update(note.kind for note in todo)
         mark = self.redis.pipeline(transaction=True)
-        try:
-            for note, done in zip(notes, already, strict=True):
-                if not done:
-                    provider.send(note)
-                    sent[note.kind] += 1
-                mark.set(self.keys.sent(note.key), b"1", ex=self.timing.sent_ttl_seconds)
-        finally:
-            n = len(mark)  # a provider failure marks what was sent before it
-            if n:
-                mark.ltrim(self.keys.outbox, n, -1)
-                mark.execute()
+        for note in notes:
+            mark.set(self.keys.sent(note.key), b"1", ex=self.timing.sent_ttl_seconds)
+        mark.ltrim(self.keys.outbox, len(notes), -1)
+        mark.execute()
         return sent
 
     def sizes(self) -> dict[str, int]:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import analytics, features, feeds, ingestion, media, models, streaming
+from orchestration import (
+    analytics,
+    features,
+    feeds,
+    ingestion,
+    media,
+    models,
+    notifications,
+    streaming,
+)
 from orchestration.resources import build_resources
 
 
@@ -19,6 +28,7 @@ def defs() -> dg.Definitions:
         analytics.defs(),
         streaming.defs(),
         media.defs(),
+        notifications.defs(),
         features.defs(),
         feeds.defs(),
         models.defs(),
