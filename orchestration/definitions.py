@@ -15,6 +15,7 @@ from orchestration import (
     ingestion,
     media,
     models,
+    moderation,
     notifications,
     streaming,
 )
@@ -29,6 +30,7 @@ def defs() -> dg.Definitions:
         streaming.defs(),
         media.defs(),
         notifications.defs(),
+        moderation.defs(),
         features.defs(),
         feeds.defs(),
         models.defs(),

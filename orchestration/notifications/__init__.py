@@ -20,7 +20,7 @@ def worker_health(redis_url: str, prefix: str) -> dict[str, int]:
 
     client = Redis.from_url(redis_url)
     try:
-        raw = client.hgetall(f"{prefix}:health")
+        raw: dict[bytes, bytes] = client.hgetall(f"{prefix}:health")  # type: ignore[assignment]
     finally:
         client.close()
     return {k.decode(): int(v) for k, v in raw.items()}
