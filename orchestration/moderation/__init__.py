@@ -1,6 +1,5 @@
 """Comment checks in Dagster: every loaded comment gets a moderation row in ClickHouse."""
 
-
 import dagster as dg
 
 from orchestration.resources import ClickHouseResource
