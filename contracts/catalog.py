@@ -20,6 +20,17 @@ SURFACES = ("home_feed", "explore", "profile", "hashtag", "reels", "search")
 MEDIA_TYPES = ("photo", "video", "carousel")
 MIME_TYPES = ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/quicktime")
 SHARE_CHANNELS = ("direct", "story", "external")
+# push settings of `notification_preferences_updated`, one per notification kind, on by default
+NOTIFICATION_PREFERENCES = (
+    "likes",
+    "comments",
+    "follows",
+    "follow_requests",
+    "mentions",
+    "story_replies",
+    "live",
+    "digests",
+)
 
 ENVELOPE: tuple[FieldSpec, ...] = (
     FieldSpec("event_id", Kind.UUID, doc="unique per event; re-delivery keeps it"),
@@ -259,6 +270,53 @@ CONTRACTS: tuple[EventContract, ...] = (
     _relationship("unblock", "user_id unblocks target_user_id"),
     _relationship("mute", "user_id mutes target_user_id"),
     _relationship("unmute", "user_id unmutes target_user_id"),
+    EventContract(
+        "story_reply",
+        "messages",
+        1,
+        (
+            USER_ID,
+            FieldSpec("story_id", Kind.INT, minimum=1),
+            FieldSpec("target_user_id", Kind.INT, minimum=1, doc="the story's author"),
+            FieldSpec("text", Kind.STRING, min_length=1, max_length=1000),
+        ),
+        rules=(NOT_SELF,),
+        doc="a reply to a story, delivered to its author as a direct message",
+    ),
+    EventContract(
+        "live_started",
+        "live",
+        1,
+        (
+            USER_ID,
+            FieldSpec("live_id", Kind.INT, minimum=1),
+            FieldSpec("title", Kind.STRING, required=False, max_length=200),
+        ),
+        doc="user_id started a live broadcast; followers may be notified",
+    ),
+    EventContract(
+        "notification_preferences_updated",
+        "settings",
+        1,
+        (
+            USER_ID,
+            *(
+                FieldSpec(name, Kind.BOOL, required=False, doc=f"push for {name}; default on")
+                for name in NOTIFICATION_PREFERENCES
+            ),
+        ),
+        rules=(
+            Rule(
+                "preferences: at least one setting must be present",
+                lambda p: all(p.get(name) is None for name in NOTIFICATION_PREFERENCES),
+                " AND ".join(
+                    f"(m['{name}'] = '' OR m['{name}'] = 'null')"
+                    for name in NOTIFICATION_PREFERENCES
+                ),
+            ),
+        ),
+        doc="only the changed settings are present; a setting never sent is on",
+    ),
 )
 
 CONTRACTS_BY_TYPE: dict[str, EventContract] = {c.event_type: c for c in CONTRACTS}

@@ -13,6 +13,7 @@ Quality features, computed on the decoded original:
 - `sharpness`: variance of the Laplacian on the grayscale image downscaled to at most
   SHARPNESS_SIDE px on its long side (so the score does not grow with resolution); blur lowers it;
 - `brightness`: mean luma (0..255);
+- `nsfw_score` and `face_count`: content checks (`moderation.media`, models shipped in wheels);
 - `blockiness`: JPEG compression-artifact estimate: mean absolute luma step across the 8x8
   block boundaries divided by the mean step inside blocks (about 1 = no visible blocking,
   higher = more blocking), on the stored (unrotated) pixels where the grid lies.
@@ -31,6 +32,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from moderation.media import scan_rgb
+
 Status = Literal["ok", "corrupt", "unsupported"]
 Layout = Literal["post", "story"]
 
@@ -45,7 +48,8 @@ STORY_RENDITIONS: dict[str, tuple[int, int]] = {
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP"}
 SHARPNESS_SIDE = 512
 BLOCK = 8
-MAX_PIXELS = 100_000_000  # larger originals are refused as unsupported (decompression bombs)
+MAX_PIXELS = 100_000_000
+MODERATION_SIDE = 640  # content checks see the upright image at most this large  # larger originals are refused as unsupported (decompression bombs)
 ORIENTATION_TAG = 0x0112
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
@@ -89,6 +93,8 @@ class ImageResult:
     sharpness: float | None = None
     brightness: float | None = None
     blockiness: float | None = None
+    nsfw_score: float | None = None  # moderation.media: NudeNet, 0..1
+    face_count: int | None = None  # moderation.media: OpenCV Haar cascade
     exif: dict[str, str] = field(default_factory=dict)
     had_location: bool = False
     renditions: dict[str, Rendition] = field(default_factory=dict)
@@ -139,6 +145,7 @@ def _process(data: bytes, layout: Layout) -> ImageResult:
 
     upright = ImageOps.exif_transpose(rgb) if orientation != 1 else rgb
     width, height = upright.size
+    scores = scan_rgb(_at_most(upright, MODERATION_SIDE))
     result = ImageResult(
         "ok",
         format=str(image.format),
@@ -150,11 +157,20 @@ def _process(data: bytes, layout: Layout) -> ImageResult:
         sharpness=sharpness,
         brightness=brightness,
         blockiness=blockiness,
+        nsfw_score=scores.nsfw_score,
+        face_count=scores.face_count,
         exif=kept,
         had_location=had_location,
     )
     result.renditions = make_renditions(upright, rendition_sizes(layout))
     return result
+
+
+def _at_most(image: Image.Image, side: int) -> np.ndarray:
+    if max(image.size) > side:
+        image = image.copy()
+        image.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(image)
 
 
 def center_crop_box(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:

@@ -36,12 +36,14 @@ from clickhouse_connect.driver.client import Client
 
 from mediapipeline.images import ImageResult, Layout, process_image
 from mediapipeline.videos import VideoResult, process_video
+from moderation.media import NSFW_THRESHOLD
 from objectstore.store import ObjectStore
 
 ORIGINALS_PREFIX = "media/originals/"
 STORIES_PREFIX = "media/stories/"
 RENDITIONS_PREFIX = "media/renditions/"
 TABLE = "objects"
+QUEUE_TABLE = "moderation_queue"  # media at or above the NSFW threshold, for human review
 IMAGE_MIME_TYPES = {"image/jpeg", "image/png", "image/webp"}
 VIDEO_MIME_TYPES = {"video/mp4", "video/quicktime", "video/webm"}
 EXTENSION_MIME_TYPES = {
@@ -69,6 +71,8 @@ COLUMNS = (
     "sharpness",
     "brightness",
     "blockiness",
+    "nsfw_score",
+    "face_count",
     "exif",
     "status",
     "reason",
@@ -100,6 +104,20 @@ def objects_table_migrations(database: str) -> list[str]:
     return [
         f"alter table {database}.{TABLE} add column if not exists story_id Nullable(Int64) "
         "after post_id",
+        *moderation_migrations(database),
+    ]
+
+
+def moderation_migrations(database: str) -> list[str]:
+    """The content-check columns and the moderation queue (dbt's hook runs these too)."""
+    return [
+        f"alter table {database}.{TABLE} add column if not exists nsfw_score Nullable(Float64)",
+        f"alter table {database}.{TABLE} add column if not exists face_count Nullable(UInt16)",
+        f"create table if not exists {database}.{QUEUE_TABLE} ("
+        "object_key String, post_id Nullable(Int64), story_id Nullable(Int64), "
+        "user_id Nullable(Int64), nsfw_score Float64, face_count Nullable(UInt16), "
+        "reason String, queued_at DateTime64(3, 'UTC')"
+        ") engine = ReplacingMergeTree(queued_at) order by object_key",
     ]
 
 
@@ -215,6 +233,8 @@ def process_object(store: ObjectStore, job: MediaJob) -> dict[str, Any] | None:
         "sharpness": result.sharpness,
         "brightness": result.brightness,
         "blockiness": result.blockiness if is_image else None,  # type: ignore[union-attr]
+        "nsfw_score": result.nsfw_score if is_image else None,  # type: ignore[union-attr]
+        "face_count": result.face_count if is_image else None,  # type: ignore[union-attr]
         "exif": json.dumps(
             {**result.exif, "had_location": result.had_location}  # type: ignore[union-attr]
             if is_image
@@ -295,12 +315,48 @@ def process_media(
     return report
 
 
-def insert_rows(client: Client, database: str, rows: list[dict[str, Any]]) -> None:
+def insert_rows(
+    client: Client,
+    database: str,
+    rows: list[dict[str, Any]],
+    nsfw_threshold: float = NSFW_THRESHOLD,
+) -> None:
+    """Metadata rows, and a moderation-queue row for each one at or above the threshold."""
     client.insert(
         f"{database}.{TABLE}",
         [[row[c] for c in COLUMNS] for row in rows],
         column_names=list(COLUMNS),
     )
+    flagged = [
+        r for r in rows if r.get("nsfw_score") is not None and r["nsfw_score"] >= nsfw_threshold
+    ]
+    if flagged:
+        client.insert(
+            f"{database}.{QUEUE_TABLE}",
+            [
+                [
+                    r["object_key"],
+                    r["post_id"],
+                    r["story_id"],
+                    r["user_id"],
+                    r["nsfw_score"],
+                    r["face_count"],
+                    f"nsfw_score {r['nsfw_score']:.2f} >= {nsfw_threshold}",
+                    r["processed_at"],
+                ]
+                for r in flagged
+            ],
+            column_names=[
+                "object_key",
+                "post_id",
+                "story_id",
+                "user_id",
+                "nsfw_score",
+                "face_count",
+                "reason",
+                "queued_at",
+            ],
+        )
 
 
 # --- workers ---------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from orchestration import (
     media,
     models,
     search,
+    moderation,
+    notifications,
     streaming,
 )
 from orchestration.resources import build_resources
@@ -28,6 +30,8 @@ def defs() -> dg.Definitions:
         analytics.defs(),
         streaming.defs(),
         media.defs(),
+        notifications.defs(),
+        moderation.defs(),
         features.defs(),
         feeds.defs(),
         models.defs(),

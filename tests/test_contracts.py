@@ -88,6 +88,9 @@ PAYLOADS: dict[str, dict[str, Any]] = {
             "unmute",
         )
     },
+    "story_reply": {"user_id": 7, "story_id": 30, "target_user_id": 8, "text": "so jealous"},
+    "live_started": {"user_id": 7, "live_id": 41, "title": "sunset"},
+    "notification_preferences_updated": {"user_id": 7, "likes": False, "mentions": True},
 }
 
 
@@ -317,3 +320,11 @@ def test_fast_path_rejects_what_the_detailed_validator_rejects(event_type: str) 
         broken = event(event_type, **{field: {"not": "valid"}})
         assert not FAST_CHECKS[event_type](broken, limit), field
         assert validate_event(broken, now=NOW), field
+
+
+def test_preferences_need_at_least_one_setting() -> None:
+    reasons = validate_event(event("notification_preferences_updated", likes=..., mentions=None))
+    assert reasons == ["preferences: at least one setting must be present"]
+    assert validate_event(event("notification_preferences_updated", likes="no")) == [
+        "likes: expected a boolean"
+    ]

@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -29,8 +30,12 @@ from mediapipeline.images import (
 )
 from mediapipeline.pipeline import (
     MediaJob,
+    ensure_objects_table,
+    insert_rows,
+    moderation_migrations,
     objects_table_ddl,
     process_media,
+    process_object,
     rendition_key,
 )
 from mediapipeline.videos import process_video
@@ -153,7 +158,7 @@ def test_dbt_hook_creates_the_same_table_as_the_pipeline() -> None:
         return re.sub(r"\s+", " ", statement).strip()
 
     assert [normal(s) for s in project["on-run-start"]] == [
-        normal(s) for s in objects_table_ddl(database)
+        normal(s) for s in [*objects_table_ddl(database), *moderation_migrations(database)]
     ]
 
 
@@ -279,3 +284,54 @@ def test_media_objects_asset_processes_a_workload_and_is_idempotent(settings: Se
     second = materialize()
     assert second["pending"] == second["missing_originals"] == first["missing_originals"]
     assert second["processed"] == 0 and second["table_rows"] == first["table_rows"]
+
+
+# --- content checks ---------------------------------------------------------------------------
+
+
+def _grace_hopper() -> bytes:
+    """A public-domain portrait (US Navy photograph) shipped in matplotlib's sample data."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+
+
+def test_content_checks_count_faces_and_score_nsfw() -> None:
+    from moderation.media import scan_rgb
+
+    portrait = process_image(_grace_hopper())
+    assert portrait.status == "ok"
+    assert portrait.face_count == 1
+    assert portrait.nsfw_score is not None and portrait.nsfw_score < 0.1
+    rgb = np.asarray(Image.open(io.BytesIO(_grace_hopper())).convert("RGB"))
+    assert scan_rgb(np.concatenate([rgb, rgb], axis=1)).face_count == 2
+    assert scan_rgb(np.full((300, 300, 3), 128, np.uint8)).face_count == 0
+    corrupt = process_image(_grace_hopper()[:2000])
+    assert corrupt.status == "corrupt" and corrupt.reason and corrupt.nsfw_score is None
+
+
+def test_media_at_or_above_the_threshold_goes_to_the_moderation_queue(
+    clickhouse: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """No explicit image can ship with the tests: the threshold is lowered to put the portrait
+    (score 0.0) in the queue, and the default keeps it out."""
+    database = f"media_{settings.clickhouse_raw_database}"
+    ensure_objects_table(clickhouse, database)
+    store = open_store(f"file://{tmp_path}/objects")
+    store.put("media/originals/1/5/0.jpg", _grace_hopper())
+    job = MediaJob("media/originals/1/5/0.jpg", "image/jpeg", post_id=5, user_id=1)
+    row = process_object(store, job)
+    assert row is not None and row["face_count"] == 1
+    insert_rows(clickhouse, database, [row])
+    assert clickhouse.query(f"select count() from {database}.moderation_queue").result_rows == [
+        (0,)
+    ]
+    insert_rows(clickhouse, database, [row], nsfw_threshold=0.0)
+    queued = clickhouse.query(
+        f"select post_id, face_count, reason from {database}.moderation_queue"
+    ).result_rows
+    assert queued == [(5, 1, "nsfw_score 0.00 >= 0.0")]
+    stored = clickhouse.query(
+        f"select nsfw_score, face_count from {database}.objects final"
+    ).result_rows
+    assert stored == [(0.0, 1)]

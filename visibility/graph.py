@@ -117,6 +117,12 @@ class VisibilityGraph:
             | self._muted.get(viewer, _EMPTY)
         )
 
+    def has_blocked(self, blocker: int, blocked: int) -> bool:
+        return blocked in self._blocked.get(blocker, _EMPTY)
+
+    def has_muted(self, muter: int, muted: int) -> bool:
+        return muted in self._muted.get(muter, _EMPTY)
+
     def is_blocked_either_way(self, a: int, b: int) -> bool:
         return b in self._blocked.get(a, _EMPTY) or a in self._blocked.get(b, _EMPTY)
 

@@ -29,6 +29,7 @@ from workload.sampling import (
     lognormal_ms,
     snowflake_ids,
 )
+from workload.spam import is_spam_comment, spam_text
 from workload.vocab import COMMENTS
 
 SPAN_MS = 30 * MINUTE_MS  # what a session shows stays visible at least this long after it starts
@@ -661,7 +662,7 @@ def _comment_payloads(
     rows = zip(columns["user_id"], columns["post_id"], comment_ids, strict=True)
     for i, (user_id, post_id, comment_id) in enumerate(rows):  # in time order
         payload: dict[str, Any] = {"user_id": user_id, "post_id": post_id, "comment_id": comment_id}
-        text = COMMENTS[texts[i]]
+        text = spam_text(comment_id) if is_spam_comment(comment_id) else COMMENTS[texts[i]]
         thread = earlier.setdefault(int(pidx[i]), [])
         if thread and replies[i] < REPLY_PROBABILITY:
             parent_id, parent_author = thread[int(picks[i] * len(thread))]

@@ -27,6 +27,7 @@ from workload.events import EventBatch, ms_to_datetime, random_uuids, serialize
 from workload.faults import BadRecord, inject_faults
 from workload.graph import build_graph
 from workload.ground_truth import GroundTruth
+from workload.notifications import notification_batches
 
 STAGES = (
     "users & graph",
@@ -77,8 +78,8 @@ class Workload:
 def generate(config: WorkloadConfig, *, progress: bool = False) -> Workload:
     """Simulate the app for `config.days` from `config.start` and return its landing records."""
     started = time.perf_counter()
-    graph_rng, content_rng, engagement_rng, id_rng, fault_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)
+    graph_rng, content_rng, engagement_rng, id_rng, fault_rng, notify_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(6)
     )
     with _stages(progress) as step:
         graph = build_graph(config, graph_rng)
@@ -97,8 +98,17 @@ def generate(config: WorkloadConfig, *, progress: bool = False) -> Workload:
         produced_ms = np.concatenate([b.produced_ms for b in batches])
         step()
 
-        bad = inject_faults(config, fault_rng, lines, produced_ms)
+        # notification-only events draw from their own stream: the other events stay unchanged
+        views = next(b for b in batches if b.event_type == "story_view")
+        extra = notification_batches(config, notify_rng, graph, content, views)
+        for batch in extra:
+            batch.event_ids = random_uuids(notify_rng, len(batch))
+        batches += extra
+        lines += [line for batch in extra for line in serialize(batch)]
+        produced_ms = np.concatenate([produced_ms, *(b.produced_ms for b in extra)])
         step()
+
+        bad = inject_faults(config, fault_rng, lines, produced_ms)
 
         records = _ordered_records(batches, lines, produced_ms, bad)
         step()

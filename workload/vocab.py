@@ -278,7 +278,7 @@ BIOS: tuple[str, ...] = (
 
 UNKNOWN_EVENT_TYPES: tuple[str, ...] = (
     "reel_remixed",
-    "live_started",
+    "live_ended",
     "dm_sent",
     "post_created_v2",
     "story_reaction",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.media.assets import media_objects
+from orchestration.media.moderation import moderation_queue_backlog, moderation_queue_sensor
 from orchestration.media.sensors import build_media_sensor
 
 
@@ -15,5 +16,8 @@ def defs() -> dg.Definitions:
         description="Renditions, metadata and quality features of posts' media not yet processed.",
     )
     return dg.Definitions(
-        assets=[media_objects], jobs=[media_job], sensors=[build_media_sensor(media_job)]
+        assets=[media_objects],
+        asset_checks=[moderation_queue_backlog],
+        jobs=[media_job],
+        sensors=[build_media_sensor(media_job), moderation_queue_sensor],
     )

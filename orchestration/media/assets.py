@@ -13,7 +13,8 @@ import functools
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
-from mediapipeline.pipeline import MediaJob, ensure_objects_table, process_media
+from mediapipeline.pipeline import QUEUE_TABLE, MediaJob, ensure_objects_table, process_media
+from moderation.media import NSFW_THRESHOLD
 from objectstore import open_store
 from orchestration.resources import ClickHouseResource, ObjectStoreResource
 
@@ -71,11 +72,18 @@ def pending_jobs(
     ]
 
 
+def moderation_queue_size(client: Client, database: str) -> int:
+    rows = client.query(f"select count() from {database}.{QUEUE_TABLE} final").result_rows
+    return int(rows[0][0])
+
+
 @dg.asset(
     key=MEDIA_OBJECTS,
     deps=[RAW_POSTS, RAW_STORIES],
     description="One row per processed media object of a post or story: dimensions, duration, "
     "format, kept EXIF, quality features (megapixels, sharpness, brightness, blockiness), "
+    "content checks (NudeNet nsfw_score, OpenCV face_count; flagged media also in "
+    "media.moderation_queue), "
     "status ('ok' | 'corrupt' | 'unsupported') with the reason, and the keys of its renditions "
     "(posts: feed 1080, profile 320, thumbnail 150 JPEGs, 1080p/720p/480p H.264 MP4s; "
     "stories: 1080x1920 and 270x480 JPEGs, 9:16 H.264 MP4s).",
@@ -104,6 +112,7 @@ def media_objects(
             client, config.database, store_factory, jobs, workers=config.workers or None
         )
         total = client.query(f"select count() from {config.database}.objects final").result_rows
+        queue = moderation_queue_size(client, config.database)
     failed = report.by_status.get("corrupt", 0) + report.by_status.get("unsupported", 0)
     context.log.info(
         f"{len(jobs)} pending media objects: {report.processed} processed "
@@ -133,6 +142,13 @@ def media_objects(
             "workers": report.workers,
             "seconds": round(report.seconds, 2),
             "table_rows": int(total[0][0]),
+            "nsfw_flagged": sum(
+                1
+                for r in report.rows
+                if r.get("nsfw_score") is not None and r["nsfw_score"] >= NSFW_THRESHOLD
+            ),
+            "faces_found": sum(r.get("face_count") or 0 for r in report.rows),
+            "moderation_queue": queue,
             "reasons": dg.MetadataValue.json(reasons),
         }
     )

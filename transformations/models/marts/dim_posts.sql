@@ -1,7 +1,8 @@
 {{ config(order_by='post_id') }}
 
 -- one row per post, with its media summarised, the quality of its processed media (null until
--- the media pipeline has processed any of it) and whether its author deleted it
+-- the media pipeline has processed any of it), its content checks and whether its author
+-- deleted it
 with post_media_quality as (
     select
         post_id,
@@ -10,7 +11,9 @@ with post_media_quality as (
         avg(brightness) as mean_media_brightness,
         max(megapixels) as max_media_megapixels,
         max(blockiness) as max_media_blockiness,
-        toNullable(toBool(countIf(is_corrupt) > 0)) as has_corrupt_media
+        toNullable(toBool(countIf(is_corrupt) > 0)) as has_corrupt_media,
+        max(nsfw_score) as max_media_nsfw_score,
+        max(face_count) as max_media_face_count
     from {{ ref('stg_media__objects') }}
     where post_id is not null
     group by post_id
@@ -42,6 +45,11 @@ select
     post_media_quality.mean_media_brightness as mean_media_brightness,
     post_media_quality.max_media_megapixels as max_media_megapixels,
     post_media_quality.max_media_blockiness as max_media_blockiness,
-    post_media_quality.has_corrupt_media as has_corrupt_media
+    post_media_quality.has_corrupt_media as has_corrupt_media,
+    post_media_quality.max_media_nsfw_score as max_media_nsfw_score,
+    post_media_quality.max_media_face_count as max_media_face_count,
+    -- kept out of Explore and search: media at or above the NSFW threshold (moderation queue)
+    toBool(ifNull(post_media_quality.max_media_nsfw_score, 0) >= {{ var('nsfw_threshold') }})
+        as is_moderation_hidden
 from {{ ref('int_posts') }} as int_posts
 left join post_media_quality on int_posts.post_id = post_media_quality.post_id

@@ -15,6 +15,8 @@ select
     sharpness,
     brightness,
     blockiness,
+    nsfw_score,
+    face_count,
     status,
     reason as status_reason,
     toBool(status = 'corrupt') as is_corrupt,

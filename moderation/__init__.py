@@ -1,0 +1,1 @@
+"""Content checks: comment text (profanity, spam) and media (NSFW score, face count)."""

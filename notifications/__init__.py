@@ -1,0 +1,1 @@
+"""Streaming notifications: Kafka events -> preferences, privacy, batching -> a push provider."""

@@ -1,0 +1,63 @@
+"""Delivery: the `PushProvider` interface and the one implementation that can run here.
+
+APNs and FCM cannot run on this machine; `RecordingProvider` records each call in Redis (a list
+the tests and the benchmark read), with the time the provider was called. Every notification
+carries an idempotency key, which a real provider receives as its collapse id (APNs
+`apns-collapse-id`, FCM `collapse_key`): a re-send after a crash replaces, never adds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Notification:
+    key: str  # idempotency key: the same notification always has the same key
+    recipient: int
+    kind: str
+    text: str
+    actors: list[int] = field(default_factory=list)  # the first few
+    actor_count: int = 1
+    post_id: int | None = None
+    source_ms: int = 0  # Kafka timestamp of the (first) event behind it
+    digest: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Notification:
+        return cls(**json.loads(raw))
+
+
+class PushProvider(Protocol):
+    def send_many(self, notifications: list[Notification]) -> None:
+        """Deliver these, in order (APNs and FCM take many per connection); raise on failure
+        (the worker retries all of them, with the same keys)."""
+
+
+class RecordingProvider:
+    """Records every call (notification + `called_ms`) in a Redis list, in call order."""
+
+    def __init__(self, redis: Any, key: str) -> None:
+        self.redis = redis
+        self.key = key
+
+    def send_many(self, notifications: list[Notification]) -> None:
+        if not notifications:
+            return
+        called_ms = int(time.time() * 1000)
+        self.redis.rpush(
+            self.key,
+            *(
+                json.dumps({**asdict(n), "called_ms": called_ms}, separators=(",", ":"))
+                for n in notifications
+            ),
+        )
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.redis.lrange(self.key, 0, -1)]

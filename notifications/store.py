@@ -1,0 +1,296 @@
+"""The worker's Redis side: atomic apply per partition batch, batches, digests, the outbox.
+
+Exactly once in effect:
+- `apply` runs one Lua script per (partition, poll): it records the partition's last offset and
+  makes every state change, batch entry, outbox entry and dead letter of those events, or none
+  of them; a re-delivered offset at or below the recorded one is skipped whole.
+- batches and digests are turned into outbox entries by guarded scripts (the batch is removed in
+  the same step), so a crash between never sends or loses one;
+- `send` calls the provider for the outbox head, then marks their idempotency keys sent and
+  trims them off in one transaction; an entry whose key is marked is dropped without a call.
+  Only a crash between the provider call and that transaction re-sends (that call's entries),
+  with the same keys (the provider's collapse id), so the device still shows each once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from notifications.kinds import Kind, summary
+from notifications.provider import Notification, PushProvider
+from notifications.router import Outcome, Pending
+from notifications.state import Keys, RoutingState
+
+MAX_DEAD_LETTERS = 100_000
+
+_ENQUEUE = """
+local function enqueue(outbox, rate_key, window, limit, digest_key, digest_due, due_ms, payload)
+  local n = redis.call('INCR', rate_key)
+  if n == 1 then redis.call('EXPIRE', rate_key, window) end
+  if tonumber(limit) >= 0 and n > tonumber(limit) then
+    redis.call('RPUSH', digest_key, payload)
+    redis.call('ZADD', digest_due, 'NX', due_ms, digest_key)
+    return 0
+  end
+  redis.call('RPUSH', outbox, payload)
+  return 1
+end
+"""
+
+APPLY = (
+    _ENQUEUE
+    + """
+-- KEYS: offsets hash, outbox; ARGV: partition field, last offset, ops (JSON)
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(cur) >= tonumber(ARGV[2]) then return {0, 0, 0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local queued, digested = 0, 0
+for _, op in ipairs(cjson.decode(ARGV[3])) do
+  if op[1] == 'ENQ' then
+    if enqueue(KEYS[2], op[2], op[3], op[4], op[5], op[6], op[7], op[8]) == 1 then
+      queued = queued + 1 else digested = digested + 1 end
+  else
+    redis.call(unpack(op))
+  end
+end
+return {1, queued, digested}
+"""
+)
+
+FLUSH_BATCH = (
+    _ENQUEUE
+    + """
+-- KEYS: due zset, batch hash, actors set, outbox; ARGV: member, actor count, then ENQ args
+if redis.call('SCARD', KEYS[3]) ~= tonumber(ARGV[2]) then return -1 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[9] == '' then return 2 end
+return enqueue(KEYS[4], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+"""
+)
+
+FLUSH_DIGEST = """
+-- KEYS: digest due zset, digest list, outbox; ARGV: member, length, payload
+if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return -1 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Timing:
+    delay_seconds: float = 300.0  # non-urgent kinds wait this long, batching what comes
+    digest_limit: int = 50  # notifications per recipient per window before digests; -1: never
+    digest_window_seconds: int = 3600
+    sent_ttl_seconds: int = 7 * 24 * 3600
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class NotificationStore:
+    def __init__(self, redis: Any, keys: Keys, timing: Timing) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.timing = timing
+        self._apply = redis.register_script(APPLY)
+        self._flush_batch = redis.register_script(FLUSH_BATCH)
+        self._flush_digest = redis.register_script(FLUSH_DIGEST)
+
+    # --- applying events -------------------------------------------------------------------
+
+    def applied_offsets(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.offsets).items()}
+
+    def enqueue_args(self, recipient: int, payload: str, now_ms: int) -> list[str]:
+        window = self.timing.digest_window_seconds
+        bucket = now_ms // 1000 // window
+        due_ms = (bucket + 1) * window * 1000
+        return [
+            self.keys.rate(recipient, bucket),
+            str(window * 2),
+            str(self.timing.digest_limit),
+            self.keys.digest(recipient),
+            self.keys.digest_due,
+            str(due_ms),
+            payload,
+        ]
+
+    def ops_for(self, outcome: Outcome, topic: str, partition: int) -> list[list[str]]:
+        now = _ms()
+        ops = list(outcome.ops)
+        for note in outcome.now:
+            ops.append(["ENQ", *self.enqueue_args(note.recipient, note.to_json(), now)])
+        due = str(now + int(self.timing.delay_seconds * 1000))
+        for p in outcome.pending:
+            ops += self._pending_ops(p, now, due)
+        for event, reason in outcome.dead_letters:
+            record = {"reason": reason, "topic": topic, "partition": partition, "event": event}
+            ops.append(["RPUSH", self.keys.dead_letters, json.dumps(record, default=str)])
+        if outcome.dead_letters:
+            ops.append(["LTRIM", self.keys.dead_letters, str(-MAX_DEAD_LETTERS), "-1"])
+        return ops
+
+    def _pending_ops(self, p: Pending, now: int, due: str) -> list[list[str]]:
+        batch = self.keys.batch(p.batch_id)
+        return [
+            ["SADD", self.keys.actors(p.batch_id), str(p.actor)],
+            ["HSETNX", batch, "created_ms", str(now)],
+            ["HSETNX", batch, "source_ms", str(p.source_ms)],
+            ["ZADD", self.keys.due, "NX", due, p.batch_id],
+        ]
+
+    def apply(self, topic: str, partition: int, last_offset: int, ops: list[list[str]]) -> bool:
+        """Apply a partition's batch once; False if that offset was already applied."""
+        done, _, _ = self._apply(
+            keys=[self.keys.offsets, self.keys.outbox],
+            args=[f"{topic}:{partition}", str(last_offset), json.dumps(ops)],
+        )
+        return bool(done)
+
+    # --- batches and digests ---------------------------------------------------------------
+
+    def flush_due(self, state: RoutingState, limit: int = 2_000) -> Counter[str]:
+        """Due batches -> one outbox entry each ('ada and 9 others liked your post').
+
+        Reads of all due batches go in one round trip, their guarded flush scripts in another."""
+        counts: Counter[str] = Counter()
+        now = _ms()
+        due = [
+            b.decode()
+            for b in self.redis.zrangebyscore(self.keys.due, "-inf", now, start=0, num=limit)
+        ]
+        if not due:
+            return counts
+        reads = self.redis.pipeline(transaction=False)
+        for batch_id in due:
+            reads.hgetall(self.keys.batch(batch_id))
+            reads.smembers(self.keys.actors(batch_id))
+        replies = reads.execute()
+        flushes = self.redis.pipeline(transaction=False)
+        planned = []
+        for i, batch_id in enumerate(due):
+            meta, members = replies[2 * i], replies[2 * i + 1]
+            recipient, kind_name, post = batch_id.split(":")
+            kind = Kind(kind_name)
+            actors = sorted(int(a) for a in members)
+            hidden = state.graph.hidden_authors(int(recipient))
+            visible = [a for a in actors if a not in hidden]  # a block since still counts
+            payload = ""
+            if visible:
+                created = int(meta.get(b"created_ms", now))
+                payload = Notification(
+                    key=f"batch:{batch_id}:{created}",
+                    recipient=int(recipient),
+                    kind=str(kind),
+                    text=summary(kind, [state.name(a) for a in visible[:3]], len(visible)),
+                    actors=visible[:3],
+                    actor_count=len(visible),
+                    post_id=int(post) or None,
+                    source_ms=int(meta.get(b"source_ms", 0)),
+                ).to_json()
+            self._flush_batch(
+                keys=[
+                    self.keys.due,
+                    self.keys.batch(batch_id),
+                    self.keys.actors(batch_id),
+                    self.keys.outbox,
+                ],
+                args=[batch_id, str(len(actors)), *self.enqueue_args(int(recipient), payload, now)],
+                client=flushes,
+            )
+            planned.append((len(actors), len(visible)))
+        for result, (n_actors, n_visible) in zip(flushes.execute(), planned, strict=True):
+            if result == -1:
+                continue  # an actor joined meanwhile: next round
+            counts["batches"] += 1
+            counts["batched"] += max(n_visible - 1, 0)
+            counts["suppressed_blocked_or_muted"] += n_actors - n_visible
+            counts["digested"] += int(result == 0)
+        return counts
+
+    def flush_digests(self, state: RoutingState, limit: int = 500) -> int:
+        now = _ms()
+        flushed = 0
+        for raw_key in self.redis.zrangebyscore(
+            self.keys.digest_due, "-inf", now, start=0, num=limit
+        ):
+            key = raw_key.decode()
+            items = [Notification.from_json(r) for r in self.redis.lrange(key, 0, -1)]
+            if not items:
+                self.redis.zrem(self.keys.digest_due, key)
+                continue
+            recipient = items[0].recipient
+            by_kind = Counter(n.kind for n in items)
+            text = "While you were away: " + ", ".join(
+                f"{count} {kind.replace('_', ' ')}{'s' if count > 1 else ''}"
+                for kind, count in by_kind.most_common()
+            )
+            note = Notification(
+                key=f"digest:{recipient}:{items[0].key}",
+                recipient=recipient,
+                kind="digest",
+                text=text,
+                actor_count=sum(n.actor_count for n in items),
+                source_ms=min(n.source_ms for n in items),
+                digest=True,
+            )
+            payload = note.to_json() if state.wants(recipient, "digests") else ""
+            if payload:
+                result = self._flush_digest(
+                    keys=[self.keys.digest_due, key, self.keys.outbox],
+                    args=[key, str(len(items)), payload],
+                )
+            else:
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.delete(key)
+                pipe.zrem(self.keys.digest_due, key)
+                pipe.execute()
+                result = 1
+            flushed += int(result == 1)
+        return flushed
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send(self, provider: PushProvider, limit: int = 2_000) -> Counter[str]:
+        """Send the outbox head, oldest first; returns sent counts by kind.
+
+        One round trip reads the head and which keys are already sent, the provider gets the
+        others in one call, one transaction marks them all sent and trims them off the outbox."""
+        sent: Counter[str] = Counter()
+        raws = self.redis.lrange(self.keys.outbox, 0, limit - 1)
+        if not raws:
+            return sent
+        notes = [Notification.from_json(raw) for raw in raws]
+        check = self.redis.pipeline(transaction=False)
+        for note in notes:
+            check.exists(self.keys.sent(note.key))
+        already = check.execute()
+        todo = [note for note, done in zip(notes, already, strict=True) if not done]
+        provider.send_many(todo)
+        sent.update(note.kind for note in todo)
+        mark = self.redis.pipeline(transaction=True)
+        for note in notes:
+            mark.set(self.keys.sent(note.key), b"1", ex=self.timing.sent_ttl_seconds)
+        mark.ltrim(self.keys.outbox, len(notes), -1)
+        mark.execute()
+        return sent
+
+    def sizes(self) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.llen(self.keys.outbox)
+        pipe.zcard(self.keys.due)
+        pipe.zcard(self.keys.digest_due)
+        pipe.llen(self.keys.dead_letters)
+        outbox, due, digests, dead = pipe.execute()
+        return {"outbox": outbox, "batches": due, "digests": digests, "dead_letters": dead}
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.redis.lrange(self.keys.dead_letters, 0, -1)]
