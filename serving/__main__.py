@@ -20,6 +20,8 @@ def main() -> None:
     print(f"serving on {base} (docs: {base}/docs)")
     if serving.generated_token:
         print(f"generated bearer token (set SERVING_TOKENS to choose your own): {token}")
+        admin = serving.admin_tokens[0].get_secret_value()
+        print(f"generated admin token, for /admin/* only (SERVING_ADMIN_TOKENS): {admin}")
     print("example calls:")
     auth = f'-H "Authorization: Bearer {shown}"'
     for path in (
@@ -29,7 +31,7 @@ def main() -> None:
         "/v1/users/<user_id>/stories",
         "/v1/users/<user_id>/notifications",
         "/v1/trending/hashtags",
-        "/v1/search/autocomplete?q=a",
+        "/v1/search/autocomplete?q=a&viewer_id=<user_id>",
     ):
         print(f"  curl {auth} '{base}{path}'")
     print(

@@ -117,6 +117,17 @@ class VisibilityGraph:
             | self._muted.get(viewer, _EMPTY)
         )
 
+    def blocked_by_user(self, user: int) -> frozenset[int]:
+        """Accounts `user` has blocked."""
+        return frozenset(self._blocked.get(user, _EMPTY))
+
+    def blockers_of(self, user: int) -> frozenset[int]:
+        """Accounts that have blocked `user`."""
+        return frozenset(self._blocked_by.get(user, _EMPTY))
+
+    def muted_by_user(self, user: int) -> frozenset[int]:
+        return frozenset(self._muted.get(user, _EMPTY))
+
     def is_blocked_either_way(self, a: int, b: int) -> bool:
         return b in self._blocked.get(a, _EMPTY) or a in self._blocked.get(b, _EMPTY)
 

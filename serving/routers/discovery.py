@@ -6,10 +6,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from serving.dependencies import Config, Snapshot, Token, check_limit
+from serving.dependencies import (
+    MAX_ID,
+    Config,
+    Snapshot,
+    State,
+    check_limit,
+    known_viewer,
+    require,
+)
+from serving.privacy import may_find_account
 from serving.schemas import iso
 
-router = APIRouter(prefix="/v1", tags=["discovery"])
+router = APIRouter(prefix="/v1", tags=["discovery"], dependencies=[require("discovery")])
 
 
 class TrendingHashtag(BaseModel):
@@ -39,7 +48,6 @@ class AutocompleteResponse(BaseModel):
 def trending_hashtags(
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     limit: Annotated[int | None, Query()] = None,
     hours: Annotated[
         float, Query(gt=0, le=24 * 7, description="only tags used this recently")
@@ -66,16 +74,27 @@ def trending_hashtags(
 
 @router.get("/search/autocomplete", response_model=AutocompleteResponse)
 def autocomplete(
+    state: State,
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     q: Annotated[str, Query(min_length=1, max_length=64, description="a prefix; # or @ narrow")],
+    viewer_id: Annotated[
+        int, Query(ge=1, le=MAX_ID, description="who is typing: accounts blocking them are hidden")
+    ],
     limit: Annotated[int | None, Query()] = None,
 ) -> AutocompleteResponse:
     k = check_limit(limit, 10, config.max_list_limit)
+    known_viewer(state, snapshot, viewer_id)
     kinds = frozenset({"hashtag"}) if q.startswith("#") else None
     kinds = frozenset({"user"}) if q.startswith("@") else kinds
-    found = snapshot.search.search(q, k, kinds)
-    return AutocompleteResponse(
-        q=q, items=[Completion(kind=s.kind, text=s.text, id=s.id) for s in found]
-    )
+    items: list[Completion] = []
+    # over-fetch: some matches may be hidden from this viewer
+    for found in snapshot.search.search(q, k * 2 + 10, kinds):
+        if found.kind == "user" and (
+            found.id is None or not may_find_account(snapshot, viewer_id, found.id)
+        ):
+            continue
+        items.append(Completion(kind=found.kind, text=found.text, id=found.id))
+        if len(items) == k:
+            break
+    return AutocompleteResponse(q=q, items=items)
