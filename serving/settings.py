@@ -56,6 +56,9 @@ class ServingSettings(BaseSettings):
     model_reload_seconds: float = Field(30.0, gt=0)
     # follow visibility changes (Kafka, else the landing zone) between snapshot reloads
     follow_changes: bool = True
+    change_topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["events.relationships", "events.users", "events.posts"]
+    )
     snapshot_refresh_seconds: float = Field(600.0, ge=0)  # 0: only on POST /admin/reload
     # "data": now = the data's newest event + time since load (generated/replayed data);
     # "wall": the wall clock (live traffic)
@@ -64,6 +67,13 @@ class ServingSettings(BaseSettings):
     @field_validator("tokens", "admin_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("change_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value

@@ -149,7 +149,11 @@ class ServingState:
         assert self.changes is not None
         try:
             if self.settings.kafka_bootstrap_servers:
-                follower: Any = KafkaFollower(self.changes, self.settings.kafka_bootstrap_servers)
+                follower: Any = KafkaFollower(
+                    self.changes,
+                    self.settings.kafka_bootstrap_servers,
+                    self.serving.change_topics,
+                )
             else:
                 from objectstore.store import store_from_settings
 
