@@ -294,7 +294,9 @@ def test_every_endpoint_respects_changes_streamed_while_it_runs(live: Live) -> N
             for a in ids
         }
     )[:20]
-    post_authors = dict(zip(snapshot.posts.post_ids.tolist(), snapshot.posts.author_ids.tolist()))
+    post_authors = dict(
+        zip(snapshot.posts.post_ids.tolist(), snapshot.posts.author_ids.tolist(), strict=True)
+    )
     posts = [p for p, a in post_authors.items() if a in set(authors)][:200]
     changes = live.state.changes
     assert changes is not None
