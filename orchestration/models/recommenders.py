@@ -217,7 +217,9 @@ def _privacy_violations(
                     or author == viewer
                     or graph.is_following(viewer, author)
                 ):
-                    violations.append({"viewer": viewer, "post": post, "author": author})
+                    violations.append(
+                        {"viewer": viewer, "post": post, "author": -1 if author is None else author}
+                    )
         else:
             for candidate, _ in model.recommend(viewer, config.k):
                 checked += 1
