@@ -1,4 +1,4 @@
-"""Privacy over the HTTP API while visibility changes stream in.
+"""Privacy over the HTTP API while visibility changes stream in; errors and token scopes.
 
 One app on a built platform (real chDB marts, Feast online store on SQLite, the real feed
 precompute); changes arrive through the change follower's entry point, through real landing
@@ -456,3 +456,131 @@ def test_kafka_changes_reach_the_next_response_in_seconds(live: Live, kafka_boot
         admin.delete_topics([topic])
         admin.close()
         reset(live)
+
+
+# --- errors that tell the truth, and token scopes -----------------------------------------------
+
+SCOPED_CALLS = {
+    "feed": ("GET", "/v1/users/{v}/feed", None),
+    "rank": ("POST", "/v1/rank", {"user_id": "{v}", "post_ids": [1, 2]}),
+    "features": ("GET", "/v1/features/users/{v}", None),
+    "recommendations": ("GET", "/v1/users/{v}/suggestions", None),
+    "stories": ("GET", "/v1/users/{v}/stories", None),
+    "notifications": ("GET", "/v1/users/{v}/notifications", None),
+    "discovery": ("GET", "/v1/search/autocomplete?q=a&viewer_id={v}", None),
+    "admin": ("GET", "/admin/visibility", None),
+}
+
+
+def call(live: Live, scope: str, viewer: int, token: str) -> int:
+    method, path, body = SCOPED_CALLS[scope]
+    if body is not None:
+        body = {k: (viewer if v == "{v}" else v) for k, v in body.items()}
+    response = live.client.request(
+        method,
+        path.format(v=viewer),
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code
+
+
+def test_each_scope_opens_only_its_endpoints(live: Live) -> None:
+    snapshot = live.state.snapshot
+    assert snapshot is not None
+    viewer = int(snapshot.users.index[0])
+    saved = dict(live.state.tokens)
+    live.state.tokens.update({f"only-{s}": frozenset({s}) for s in SCOPED_CALLS})
+    try:
+        for granted in SCOPED_CALLS:
+            for scope in SCOPED_CALLS:
+                status = call(live, scope, viewer, f"only-{granted}")
+                if scope == granted:
+                    assert status == 200, (granted, scope, status)
+                else:
+                    assert status == 403, (granted, scope, status)
+    finally:
+        live.state.tokens.clear()
+        live.state.tokens.update(saved)
+
+
+def test_token_entries_are_parsed_with_their_scopes() -> None:
+    from serving.auth import READ_SCOPES, TokenError
+
+    table = ServingSettings(tokens="a,b:feed+rank", admin_tokens="z").token_scopes()
+    assert table == {"a": READ_SCOPES, "b": frozenset({"feed", "rank"}), "z": frozenset({"admin"})}
+    for bad in ("c:admin", "c:feeds", "c:feed+nope"):
+        with pytest.raises(TokenError):
+            ServingSettings(tokens=bad).token_scopes()
+    with pytest.raises(TokenError, match="both"):
+        ServingSettings(tokens="same", admin_tokens="same").token_scopes()
+
+
+def test_a_bug_is_a_500_with_a_request_id_and_a_logged_trace(
+    live: Live, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = live.state.snapshot
+    assert snapshot is not None and live.state.recommenders is not None
+    viewer = int(snapshot.users.index[0])
+
+    def broken(*_: object) -> list:
+        raise ZeroDivisionError("an injected bug")
+
+    monkeypatch.setattr(live.state.recommenders, "suggest", broken)
+    client = TestClient(live.client.app, raise_server_exceptions=False)
+    with caplog.at_level("ERROR", logger="serving.errors"):
+        response = client.get(
+            f"/v1/users/{viewer}/suggestions", headers={**AUTH, "X-Request-ID": "trace-me-42"}
+        )
+    assert response.status_code == 500
+    body = response.json()
+    assert body["request_id"] == "trace-me-42" == response.headers["X-Request-ID"]
+    assert "ZeroDivisionError" in body["detail"] and "injected" not in response.text
+    logged = [r for r in caplog.records if "trace-me-42" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None, "the traceback must be logged"
+
+
+def test_a_dependency_down_is_a_503_with_retry_after(live: Live) -> None:
+    from featurestore.config import feature_store
+    from serving.features import FeatureReaders
+
+    snapshot = live.state.snapshot
+    assert snapshot is not None and live.state.features is not None
+    viewer = int(snapshot.users.index[0])
+    live.state.features.close()  # the online store's connections are gone
+    try:
+        response = live.client.get(f"/v1/features/users/{viewer}", headers=AUTH)
+        assert response.status_code == 503, response.text
+        assert response.json()["component"] == "online_features"
+        assert int(response.headers["Retry-After"]) > 0
+        assert response.json()["request_id"] == response.headers["X-Request-ID"]
+    finally:
+        live.state.features = FeatureReaders.open(feature_store(live.state.settings))
+    assert live.client.get(f"/v1/features/users/{viewer}", headers=AUTH).status_code == 200
+
+
+def test_readyz_names_components_never_their_address(
+    built_platform: BuiltPlatform, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = platform_settings(
+        built_platform.work,
+        FEED_STORE_URL=f"redis://reader:s3cret-pw@127.0.0.1:{port}/0",  # nothing listens
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    app = create_app(
+        settings, ServingSettings(tokens=TOKEN, snapshot_refresh_seconds=0), background=False
+    )
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+        assert response.json()["feed_store"] == "unavailable"
+        assert "s3cret" not in response.text and str(port) not in response.text
+        app.state.serving.snapshot = None  # as before the first load
+        down = client.get("/v1/users/1/feed", headers=AUTH)
+        assert down.status_code == 503 and down.headers["Retry-After"]
+        assert down.json()["component"] == "snapshot"
+        assert client.get("/readyz").status_code == 503
