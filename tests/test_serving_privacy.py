@@ -495,8 +495,8 @@ def test_each_scope_opens_only_its_endpoints(live: Live) -> None:
         for granted in SCOPED_CALLS:
             for scope in SCOPED_CALLS:
                 status = call(live, scope, viewer, f"only-{granted}")
-                if scope == granted:
-                    assert status == 200, (granted, scope, status)
+                if scope == granted:  # 404: no online features for this user is fine here
+                    assert status in (200, 404), (granted, scope, status)
                 else:
                     assert status == 403, (granted, scope, status)
     finally:
@@ -556,6 +556,8 @@ def test_a_dependency_down_is_a_503_with_retry_after(live: Live) -> None:
         assert response.json()["request_id"] == response.headers["X-Request-ID"]
     finally:
         live.state.features = FeatureReaders.open(feature_store(live.state.settings))
+        assert live.state.feeds is not None
+        live.state.feeds.features = live.state.features  # the feed ranks with it too
     assert live.client.get(f"/v1/features/users/{viewer}", headers=AUTH).status_code == 200
 
 
