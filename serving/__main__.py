@@ -11,6 +11,7 @@ from serving.settings import ServingSettings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the change follower's client
     settings = get_settings()
     serving = ServingSettings().with_tokens_for(settings.profile)
     app = create_app(settings, serving)
