@@ -116,7 +116,7 @@ class Rules:
     def apply(self, event: dict) -> bool:
         """Apply an event; False when the API must dead-letter it."""
         kind, a = event["event_type"], event["user_id"]
-        b = event.get("target_user_id")
+        b = int(event.get("target_user_id") or 0)
         if kind == "profile_updated":
             (self.private.add if event["is_private"] else self.private.discard)(a)
         elif kind == "post_deleted":
@@ -345,7 +345,7 @@ def test_bad_events_become_dead_letters_and_the_follower_goes_on(live: Live) -> 
     snapshot = live.state.snapshot
     assert snapshot is not None
     a, b = (int(u) for u in snapshot.users.index[:2])
-    cases = {
+    cases: dict[bytes | str, str] = {
         b"{not json": "not valid JSON",
         b"[1, 2]": "not a JSON object",
         json.dumps({"event_type": "block", "user_id": a, "target_user_id": a}): "oneself",
@@ -460,7 +460,7 @@ def test_kafka_changes_reach_the_next_response_in_seconds(live: Live, kafka_boot
 
 # --- errors that tell the truth, and token scopes -----------------------------------------------
 
-SCOPED_CALLS = {
+SCOPED_CALLS: dict[str, tuple[str, str, dict | None]] = {
     "feed": ("GET", "/v1/users/{v}/feed", None),
     "rank": ("POST", "/v1/rank", {"user_id": "{v}", "post_ids": [1, 2]}),
     "features": ("GET", "/v1/features/users/{v}", None),
@@ -473,9 +473,10 @@ SCOPED_CALLS = {
 
 
 def call(live: Live, scope: str, viewer: int, token: str) -> int:
-    method, path, body = SCOPED_CALLS[scope]
-    if body is not None:
-        body = {k: (viewer if v == "{v}" else v) for k, v in body.items()}
+    method, path, template = SCOPED_CALLS[scope]
+    body = None
+    if template is not None:
+        body = {k: (viewer if v == "{v}" else v) for k, v in template.items()}
     response = live.client.request(
         method,
         path.format(v=viewer),
