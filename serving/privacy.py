@@ -48,11 +48,17 @@ def visible_rows(
     where the scan stopped (the next page starts there): a ranked snapshot re-checked per
     page, so a block, mute, unfollow, private switch or deletion made after it was ranked is
     honoured on its next page. One set lookup or so per item."""
-    graph = snapshot.visibility
+    visible = snapshot.visibility.post_checker(viewer)
     rows: list[int] = []
     i, end = start, len(post_ids)
     while i < end and len(rows) < limit:
-        if graph.can_see_post(viewer, int(post_ids[i]), int(author_ids[i])):
-            rows.append(i)
-        i += 1
+        stop = min(end, i + 2 * (limit - len(rows)))
+        for post, author in zip(
+            post_ids[i:stop].tolist(), author_ids[i:stop].tolist(), strict=True
+        ):
+            if visible(post, author):
+                rows.append(i)
+                if len(rows) == limit:
+                    return rows, i + 1
+            i += 1
     return rows, i

@@ -88,6 +88,10 @@ def test_masks_agree_with_the_rules(edges: dict, viewer: int) -> None:
     assert graph.suggestable_mask(viewer, authors).tolist() == [
         may_suggest(edges, viewer, int(a)) for a in authors
     ]
+    graph.delete_post(99)
+    check = graph.post_checker(viewer)  # the per-item check of served pages
+    assert [check(7, int(a)) for a in authors] == [may_see(edges, viewer, int(a)) for a in authors]
+    assert not any(check(99, int(a)) for a in authors)
 
 
 @given(edge_sets(), USERS)
