@@ -11,6 +11,7 @@ from serving.settings import ServingSettings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the change follower's client
     settings = get_settings()
     serving = ServingSettings().with_tokens_for(settings.profile)
     app = create_app(settings, serving)
@@ -20,6 +21,8 @@ def main() -> None:
     print(f"serving on {base} (docs: {base}/docs)")
     if serving.generated_token:
         print(f"generated bearer token (set SERVING_TOKENS to choose your own): {token}")
+        admin = serving.admin_tokens[0].get_secret_value()
+        print(f"generated admin token, for /admin/* only (SERVING_ADMIN_TOKENS): {admin}")
     print("example calls:")
     auth = f'-H "Authorization: Bearer {shown}"'
     for path in (

@@ -21,6 +21,7 @@ from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
 from serving.features import FeatureReaders
 from serving.models import ModelHolder, RecencyPopularityScorer
+from serving.privacy import visible_rows
 from serving.rules import first_occurrences, keep_mask, spread_authors
 from serving.snapshot import ServingSnapshot
 
@@ -59,6 +60,7 @@ class FeedPage:
     next_cursor: str | None
     cached: bool
     contributions: list[dict[str, float]] | None = None
+    rows: list[int] | None = None  # the rows shown (start..stop minus what became hidden)
 
 
 class _Lru:
@@ -131,12 +133,27 @@ class FeedService:
     def invalidate(self) -> None:
         self.latest.clear()
 
-    def page(self, feed: RankedFeed, start: int, limit: int, cached: bool) -> FeedPage:
-        stop = min(start + limit, len(feed.post_ids))
+    def page(
+        self,
+        feed: RankedFeed,
+        start: int,
+        limit: int,
+        cached: bool,
+        snapshot: ServingSnapshot | None = None,
+    ) -> FeedPage:
+        """With `snapshot`, every item is re-checked against its current visibility graph
+        (changes since the feed was ranked are honoured; hidden items are skipped)."""
+        rows = None
+        if snapshot is None:
+            stop = min(start + limit, len(feed.post_ids))
+        else:
+            rows, stop = visible_rows(
+                snapshot, feed.user_id, feed.post_ids, feed.author_ids, start, limit
+            )
         next_cursor = None
         if stop < len(feed.post_ids):
             next_cursor = self.codec.encode(Cursor(feed.snapshot_id, feed.user_id, stop))
-        return FeedPage(feed, start, stop, next_cursor, cached)
+        return FeedPage(feed, start, stop, next_cursor, cached, rows=rows)
 
     def resume(self, cursor: Cursor) -> RankedFeed:
         feed = self.snapshots.get(cursor.snapshot_id)

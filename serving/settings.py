@@ -22,7 +22,10 @@ class ServingSettings(BaseSettings):
     access_log: bool = True  # uvicorn's per-request log line (benchmarks turn it off)
     # bearer tokens for service-to-service calls, comma-separated; empty on the embedded profile
     # generates one at start-up (printed by `python -m serving`)
+    # an entry is `token` (every read scope) or `token:feed+rank` (see serving.auth)
     tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # tokens for /admin/* only (scope `admin`), never accepted elsewhere; embedded makes one up
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     generated_token: bool = False
 
     cache_ttl_seconds: float = Field(300.0, gt=0)  # a ranked feed is reused this long
@@ -51,14 +54,26 @@ class ServingSettings(BaseSettings):
     ranker_model_name: str = "feed-ranker"
     ranker_alias: str = "champion"
     model_reload_seconds: float = Field(30.0, gt=0)
+    # follow visibility changes (Kafka, else the landing zone) between snapshot reloads
+    follow_changes: bool = True
+    change_topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["events.relationships", "events.users", "events.posts"]
+    )
     snapshot_refresh_seconds: float = Field(600.0, ge=0)  # 0: only on POST /admin/reload
     # "data": now = the data's newest event + time since load (generated/replayed data);
     # "wall": the wall clock (live traffic)
     clock: str = Field("data", pattern="^(data|wall)$")
 
-    @field_validator("tokens", mode="before")
+    @field_validator("tokens", "admin_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("change_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
@@ -70,13 +85,23 @@ class ServingSettings(BaseSettings):
         return self
 
     def with_tokens_for(self, profile: str) -> "ServingSettings":
-        """Outside the embedded profile tokens must be given; embedded, one is made up."""
+        """Outside the embedded profile tokens must be given; embedded, they are made up (a
+        service token and an admin token). Without admin tokens /admin/* answers 403."""
         if self.tokens:
             return self
         if profile != "embedded":
             raise ValueError("profile 'services' needs SERVING_TOKENS (comma-separated)")
         token = SecretStr(secrets.token_urlsafe(24))
-        return self.model_copy(update={"tokens": [token], "generated_token": True})
+        admin = self.admin_tokens or [SecretStr(secrets.token_urlsafe(24))]
+        return self.model_copy(
+            update={"tokens": [token], "admin_tokens": admin, "generated_token": True}
+        )
 
-    def token_values(self) -> frozenset[str]:
-        return frozenset(t.get_secret_value() for t in self.tokens)
+    def token_scopes(self) -> dict[str, frozenset[str]]:
+        """token -> scopes (raises serving.auth.TokenError on a bad entry)."""
+        from serving.auth import token_table
+
+        return token_table(
+            (t.get_secret_value() for t in self.tokens),
+            (t.get_secret_value() for t in self.admin_tokens),
+        )

@@ -179,7 +179,7 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
         )
         digests = client.query_df(
             f"select digest_id, recipient_id, toString(kind) as kind, post_id, window_start_at,"
-            f" window_end_at, latest_actor_id, actors, events, last_notified_at, message"
+            f" window_end_at, latest_actor_id, actors, actor_ids, events, last_notified_at, message"
             f" from {marts}.fct_notification_digests where window_end_at >= {since}"
         )
         hashtags = client.query_df(

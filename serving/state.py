@@ -27,6 +27,7 @@ from serving.models import ModelHolder, mlflow_holder
 from serving.recommend import Recommenders
 from serving.settings import ServingSettings
 from serving.snapshot import ServingSnapshot, load_snapshot
+from serving.visibility_follower import KafkaFollower, LandingFollower, VisibilityChanges
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ class ServingState:
     feed_store: FeedStore | None = None
     feeds: FeedService | None = None
     recommenders: Recommenders | None = None
-    tokens: frozenset[str] = frozenset()
+    tokens: dict[str, frozenset[str]] = field(default_factory=dict)  # token -> its scopes
     errors: dict[str, str] = field(default_factory=dict)  # component -> why it is not loaded
+    changes: VisibilityChanges | None = None
+    followers: list[Any] = field(default_factory=list)  # the change sources' threads
     snapshot_error: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +61,13 @@ class ServingState:
             models = mlflow_holder(
                 tracking_uri(settings), serving.ranker_model_name, serving.ranker_alias
             )
-        return cls(settings, serving, models, tokens=serving.token_values())
+        state = cls(settings, serving, models, tokens=serving.token_scopes())
+        state.changes = VisibilityChanges(state)
+        return state
+
+    def knows_user(self, user_id: int) -> bool:
+        """A user signed up since the snapshot (seen by the change follower)."""
+        return self.changes is not None and self.changes.knows_user(user_id)
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -68,13 +77,14 @@ class ServingState:
         try:
             self.feed_store = open_feed_store(self.settings, prefix=self.serving.feed_store_prefix)
         except Exception as exc:
-            self.errors["feed_store"] = f"{type(exc).__name__}: {exc}"
+            self.errors["feed_store"] = type(exc).__name__
+            log.warning("feed store unavailable: %s", exc)
         try:
             from featurestore.config import feature_store
 
             self.features = FeatureReaders.open(feature_store(self.settings))
         except Exception as exc:
-            self.errors["features"] = f"{type(exc).__name__}: {exc}"
+            self.errors["features"] = type(exc).__name__
             log.warning("online features unavailable: %s", exc)
         self.recommenders = Recommenders.load(self.settings)
         self.models.refresh()
@@ -114,9 +124,12 @@ class ServingState:
             try:
                 snapshot = load_snapshot(self.settings, self.serving)
             except Exception as exc:
-                self.snapshot_error = f"{type(exc).__name__}: {exc}"
+                self.snapshot_error = type(exc).__name__  # the text may hold a DSN: logged only
                 log.error("snapshot load failed (keeping the previous one): %s", exc)
                 return False
+            if self.changes is not None:  # changes streamed since the marts were built
+                replayed = self.changes.replay_onto(snapshot.visibility, snapshot.knows_user)
+                log.info("replayed %d streamed visibility changes onto the snapshot", replayed)
             self.snapshot = snapshot
             self.snapshot_error = None
             if self.feeds is not None:
@@ -130,7 +143,33 @@ class ServingState:
 
     # --- background refresh ---------------------------------------------------------------------
 
+    def start_followers(self) -> None:
+        """Follow visibility changes: Kafka when a broker is configured, else the landing
+        zone. A source that cannot start is reported on /readyz; the API still serves."""
+        assert self.changes is not None
+        try:
+            if self.settings.kafka_bootstrap_servers:
+                follower: Any = KafkaFollower(
+                    self.changes,
+                    self.settings.kafka_bootstrap_servers,
+                    self.serving.change_topics,
+                )
+            else:
+                from objectstore.store import store_from_settings
+
+                follower = LandingFollower(
+                    self.changes, store_from_settings(self.settings), self.settings.landing_prefix
+                )
+        except Exception as exc:
+            self.errors["visibility_follower"] = type(exc).__name__
+            log.error("visibility change follower did not start: %s", exc)
+            return
+        follower.start()
+        self.followers.append(follower)
+
     def start_background(self) -> None:
+        if self.serving.follow_changes:
+            self.start_followers()
         self._tasks.append(
             asyncio.create_task(self._every(self.serving.model_reload_seconds, self.models.refresh))
         )
@@ -160,6 +199,9 @@ class ServingState:
             with suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        for follower in self.followers:
+            await run_in_threadpool(follower.stop)
+        self.followers.clear()
         if self.features is not None:
             self.features.close()
         if self.feed_store is not None:

@@ -605,7 +605,10 @@ def test_fct_creator_stats(built: Built) -> None:
 def test_fct_hashtag_trends_and_the_hidden_trends(built: Built) -> None:
     volume: dict[tuple[str, int], set[int]] = defaultdict(set)
     authors: dict[tuple[str, int], set[int]] = defaultdict(set)
+    private = set(built.workload.ground_truth.parameters["private_users"])
     for post_id, p in posts(built).items():
+        if p["deleted_t"] is not None or p["user_id"] in private:  # public trending only
+            continue
         for tag in p.get("hashtags", []):
             key = (tag.lower(), p["t"] // HOUR_MS)
             volume[key].add(post_id)
@@ -690,8 +693,11 @@ def test_fct_notification_digests(built: Built) -> None:
         "mention": "mentioned you in a post",
     }
     rows = []
+    newest_first: dict[tuple[int, str, int | None, int], list[int]] = {}
     for (recipient, kind, about, start), happenings in digests.items():
         actors = {actor for _, actor in happenings}
+        ordered = [actor for _, actor in sorted(happenings, reverse=True)]
+        newest_first[(recipient, kind, about, start)] = list(dict.fromkeys(ordered))
         latest = max(happenings)[1]
         others = {1: "", 2: " and 1 other"}.get(len(actors), f" and {len(actors) - 1} others")
         rows.append(
@@ -712,3 +718,7 @@ def test_fct_notification_digests(built: Built) -> None:
     )
     assert_rows_equal(actual, expected)
     assert (expected["actors"] > 1).any() and set(expected["kind"]) == set(verbs)
+    for row in actual.itertuples(index=False):
+        about = None if pd.isna(row.post_id) else int(row.post_id)
+        key = (int(row.recipient_id), str(row.kind), about, int(row.window_start_at))
+        assert list(row.actor_ids) == newest_first[key], key

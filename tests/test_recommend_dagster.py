@@ -121,3 +121,17 @@ def test_explore_asset_publishes_a_champion_that_respects_visibility(
             assert graph.can_see_post(user, post, author)
             assert author != user and not graph.is_following(user, author)
     assert shown > 0
+
+
+def test_visibility_check_without_a_champion_does_not_pass(platform_env: Settings) -> None:
+    """Nothing checked proves nothing: no champion is a failed (warning) check, never a pass."""
+    from orchestration.models.recommenders import PrivacyCheckConfig, _privacy_check
+
+    result = _privacy_check(
+        WHO_TO_FOLLOW,
+        ClickHouseResource(url=platform_env.clickhouse_url),
+        PrivacyCheckConfig(),
+    )
+    assert result.passed is False
+    assert result.severity == dg.AssetCheckSeverity.WARN
+    assert "no champion" in str(result.metadata["note"].value)

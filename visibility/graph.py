@@ -14,7 +14,7 @@ The rules:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -122,6 +122,16 @@ class VisibilityGraph:
 
     def has_muted(self, muter: int, muted: int) -> bool:
         return muted in self._muted.get(muter, _EMPTY)
+    def blocked_by_user(self, user: int) -> frozenset[int]:
+        """Accounts `user` has blocked."""
+        return frozenset(self._blocked.get(user, _EMPTY))
+
+    def blockers_of(self, user: int) -> frozenset[int]:
+        """Accounts that have blocked `user`."""
+        return frozenset(self._blocked_by.get(user, _EMPTY))
+
+    def muted_by_user(self, user: int) -> frozenset[int]:
+        return frozenset(self._muted.get(user, _EMPTY))
 
     def is_blocked_either_way(self, a: int, b: int) -> bool:
         return b in self._blocked.get(a, _EMPTY) or a in self._blocked.get(b, _EMPTY)
@@ -136,6 +146,22 @@ class VisibilityGraph:
 
     def can_see_post(self, viewer: int, post_id: int, author: int) -> bool:
         return post_id not in self._deleted_posts and self.can_see_author(viewer, author)
+
+    def post_checker(self, viewer: int) -> Callable[[int, int], bool]:
+        """`can_see_post` for one viewer as a closure over their sets, looked up once: the
+        per-item check of a served page (a few set lookups per item)."""
+        hidden = self.hidden_authors(viewer)
+        following = self._following.get(viewer, _EMPTY)
+        private, deleted = self._private, self._deleted_posts
+
+        def visible(post_id: int, author: int) -> bool:
+            if post_id in deleted:
+                return False
+            if author == viewer:
+                return True
+            return author not in hidden and (author not in private or author in following)
+
+        return visible
 
     def visible_mask(self, viewer: int, authors: np.ndarray) -> np.ndarray:
         """`can_see_author` for an array of authors at once (the candidate lists of a feed).

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from feeds import FeedStoreUnavailable
 from serving.cursor import InvalidCursor
-from serving.dependencies import Authorized, UserId, check_limit, get_snapshot
+from serving.dependencies import Authorized, UserId, check_limit, get_snapshot, known_viewer
 from serving.feed import CursorExpired, FeedPage, FeedService, RankedFeed
 from serving.metrics import FEED_REQUESTS
 from serving.schemas import FeedResponse, iso
@@ -21,7 +21,7 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
     would cost more than the rest of a cached answer (the schema still documents it)."""
     feed = page.feed
     items = []
-    for i in range(page.start, page.stop):
+    for i in page.rows if page.rows is not None else range(page.start, page.stop):
         item = {
             "post_id": int(feed.post_ids[i]),
             "author_id": int(feed.author_ids[i]),
@@ -68,6 +68,7 @@ async def home_feed(
 ) -> Response:
     config = state.serving
     snapshot = await get_snapshot(state)
+    known_viewer(state, snapshot, user_id)
     size = check_limit(limit, config.feed_default_limit, config.feed_max_limit)
     feeds = state.feeds
     assert feeds is not None
@@ -79,16 +80,16 @@ async def home_feed(
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from exc
         except CursorExpired as exc:
             raise HTTPException(status.HTTP_410_GONE, str(exc)) from exc
-        page = feeds.page(feed, position.offset, size, cached=True)
+        page = feeds.page(feed, position.offset, size, cached=True, snapshot=snapshot)
         FEED_REQUESTS.labels("cursor").inc()
     else:
         found = _cached_feed(feeds, user_id)
         if found is not None:
-            page = feeds.page(found, 0, size, cached=True)
+            page = feeds.page(found, 0, size, cached=True, snapshot=snapshot)
             FEED_REQUESTS.labels("cached").inc()
         else:
             built = await run_in_threadpool(feeds.build, snapshot, user_id)
-            page = feeds.page(built, 0, size, cached=False)
+            page = feeds.page(built, 0, size, cached=False, snapshot=snapshot)
             FEED_REQUESTS.labels("degraded" if built.degraded else "ranked").inc()
     contributions = None
     if explain:

@@ -8,13 +8,13 @@ import numpy as np
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from serving.dependencies import Snapshot, State, Token
+from serving.dependencies import Snapshot, State, known_viewer, require
 from serving.feed import RECENCY
 from serving.schemas import Excluded, RankedPost, RankRequest, RankResponse, iso
 from serving.snapshot import ServingSnapshot
 from serving.state import ServingState
 
-router = APIRouter(prefix="/v1", tags=["rank"])
+router = APIRouter(prefix="/v1", tags=["rank"], dependencies=[require("rank")])
 
 
 def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest) -> RankResponse:
@@ -97,7 +97,8 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
 
 
 @router.post("/rank", response_model=RankResponse)
-async def rank(body: RankRequest, state: State, snapshot: Snapshot, _: Token) -> Response:
+async def rank(body: RankRequest, state: State, snapshot: Snapshot) -> Response:
+    known_viewer(state, snapshot, body.user_id)
     ranked = await run_in_threadpool(rank_posts, state, snapshot, body)
     # serialized by pydantic-core directly: FastAPI's response_model path re-validates the
     # model and walks 1,000 items through jsonable_encoder (tens of ms); same JSON

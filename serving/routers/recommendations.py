@@ -9,18 +9,21 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 
-from serving.dependencies import Config, Snapshot, State, Token, UserId, check_limit
+from serving.dependencies import Config, Snapshot, State, UserId, check_limit, known_viewer, require
 from serving.schemas import ExploreResponse, RankedPost, SuggestionsResponse, UserSuggestion, iso
 
-router = APIRouter(prefix="/v1/users", tags=["recommendations"])
+router = APIRouter(
+    prefix="/v1/users", tags=["recommendations"], dependencies=[require("recommendations")]
+)
 Limit = Annotated[int | None, Query(description="how many to return")]
 
 
 @router.get("/{user_id}/suggestions", response_model=SuggestionsResponse)
 def suggestions(
-    user_id: UserId, state: State, snapshot: Snapshot, config: Config, _: Token, limit: Limit = None
+    user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
 ) -> SuggestionsResponse:
     k = check_limit(limit, config.suggestions_default_limit, config.max_list_limit)
+    known_viewer(state, snapshot, user_id)
     recommenders = state.recommenders
     assert recommenders is not None
     proposed = recommenders.suggest(snapshot, user_id, k)
@@ -51,9 +54,10 @@ def suggestions(
 
 @router.get("/{user_id}/explore", response_model=ExploreResponse)
 def explore(
-    user_id: UserId, state: State, snapshot: Snapshot, config: Config, _: Token, limit: Limit = None
+    user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
 ) -> ExploreResponse:
     k = check_limit(limit, config.feed_default_limit, config.max_list_limit)
+    known_viewer(state, snapshot, user_id)
     recommenders = state.recommenders
     assert recommenders is not None
     proposed = recommenders.explore_pairs(snapshot, user_id, k)

@@ -12,10 +12,10 @@ import numpy as np
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from serving.dependencies import Config, Snapshot, Token, UserId, check_limit
+from serving.dependencies import Config, Snapshot, State, UserId, check_limit, known_viewer, require
 from serving.schemas import iso
 
-router = APIRouter(prefix="/v1/users", tags=["stories"])
+router = APIRouter(prefix="/v1/users", tags=["stories"], dependencies=[require("stories")])
 
 
 class Story(BaseModel):
@@ -42,12 +42,13 @@ class StoriesResponse(BaseModel):
 @router.get("/{user_id}/stories", response_model=StoriesResponse)
 def stories_tray(
     user_id: UserId,
+    state: State,
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     limit: Annotated[int | None, Query(description="authors in the tray")] = None,
 ) -> StoriesResponse:
     k = check_limit(limit, config.feed_default_limit, config.max_list_limit)
+    known_viewer(state, snapshot, user_id)
     now = snapshot.clock.now()
     now_ts = now.timestamp()
     table = snapshot.stories

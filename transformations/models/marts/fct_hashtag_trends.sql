@@ -4,15 +4,18 @@
 -- velocity against the previous hour (volume - volume of the hour before, 0 when unused), the
 -- baseline (posts per hour over the up to 24 hours of data before: fewer at the start of the
 -- data, 0 in its first hour) and trending_score = (volume - baseline) / sqrt(baseline + 1).
--- Deleted posts count: they were posted then.
+-- Public trending: only undeleted posts of accounts that are public now count, so a tag used
+-- only in private or deleted content never trends (nor reaches autocomplete through this table).
 with post_hashtags as (
     select distinct
-        post_id,
-        author_id,
+        posts.post_id as post_id,
+        posts.author_id as author_id,
         lower(hashtag) as hashtag,
-        toStartOfHour(created_at) as hour_at
-    from {{ ref('int_posts') }}
-    array join hashtags as hashtag
+        toStartOfHour(posts.created_at) as hour_at
+    from {{ ref('int_posts') }} as posts
+    array join posts.hashtags as hashtag
+    where not posts.is_deleted
+        and posts.author_id not in (select user_id from {{ ref('dim_users') }} where is_private)
 ),
 
 hourly_volumes as (

@@ -63,6 +63,9 @@ digests as (
         toDateTime64(intDiv(toUnixTimestamp(notified_at), {{ window_seconds }}) * {{ window_seconds }}, 3, 'UTC') as window_start_at,
         argMax(actor_id, (notified_at, actor_id)) as latest_actor_id,
         uniqExact(actor_id) as actors,
+        -- every actor, newest first, so serving can count and name only those the recipient
+        -- may see (blocks and mutes change after the mart is built)
+        arrayDistinct(arrayMap(t -> t.2, arrayReverseSort(groupArray((notified_at, actor_id))))) as actor_ids,
         count() as events,
         min(notified_at) as first_notified_at,
         max(notified_at) as last_notified_at
@@ -83,6 +86,7 @@ select
     digests.window_start_at + interval {{ window_seconds }} second as window_end_at,
     digests.latest_actor_id as latest_actor_id,
     digests.actors as actors,
+    digests.actor_ids as actor_ids,
     digests.events as events,
     digests.first_notified_at as first_notified_at,
     digests.last_notified_at as last_notified_at,
