@@ -1,4 +1,4 @@
-"""`GET /v1/trending/hashtags` (search and autocomplete live in `serving.routers.search`)."""
+"""`GET /v1/trending/hashtags` (autocomplete lives with search in `serving/routers/search.py`)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -6,10 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from serving.dependencies import Config, Snapshot, Token, check_limit
+from serving.dependencies import (
+    Config,
+    Snapshot,
+    check_limit,
+    require,
+)
 from serving.schemas import iso
 
-router = APIRouter(prefix="/v1", tags=["discovery"])
+router = APIRouter(prefix="/v1", tags=["discovery"], dependencies=[require("discovery")])
 
 
 class TrendingHashtag(BaseModel):
@@ -28,7 +33,6 @@ class TrendingResponse(BaseModel):
 def trending_hashtags(
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     limit: Annotated[int | None, Query()] = None,
     hours: Annotated[
         float, Query(gt=0, le=24 * 7, description="only tags used this recently")

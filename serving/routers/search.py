@@ -28,10 +28,18 @@ from search.ranking import Ranked
 from search.service import SearchService
 from search.tantivy_engine import TantivyEngine
 from serving.cursor import Cursor, CursorCodec, InvalidCursor
-from serving.dependencies import MAX_ID, Config, Snapshot, State, Token, check_limit
+from serving.dependencies import (
+    MAX_ID,
+    Config,
+    Snapshot,
+    State,
+    check_limit,
+    known_viewer,
+    require,
+)
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], dependencies=[require("discovery")])
 _open_lock = threading.Lock()
 
 
@@ -178,14 +186,17 @@ def autocomplete(
     state: State,
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     q: Annotated[str, Query(min_length=1, max_length=64, description="a prefix; # or @ narrow")],
-    viewer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    viewer_id: Annotated[
+        int,
+        Query(ge=1, le=MAX_ID, description="who is typing: accounts blocked either way are hidden"),
+    ],
     limit: Annotated[int | None, Query()] = None,
 ) -> AutocompleteResponse:
     """Usernames and hashtags starting with `q`, heaviest first; never an account that blocked
     the viewer or that the viewer blocked."""
     k = check_limit(limit, 10, config.max_list_limit)
+    known_viewer(state, snapshot, viewer_id)
     kinds = frozenset({"hashtag"}) if q.startswith("#") else None
     kinds = frozenset({"user"}) if q.startswith("@") else kinds
     graph = snapshot.visibility
@@ -194,7 +205,6 @@ def autocomplete(
     def allowed(kind: str, ident: int | None) -> bool:
         return (
             kind != "user"
-            or viewer_id is None
             or ident is None
             or ident == viewer_id
             or not graph.is_blocked_either_way(viewer_id, ident)
@@ -229,7 +239,6 @@ def search(
     state: State,
     snapshot: Snapshot,
     config: Config,
-    _: Token,
     q: Annotated[
         str,
         Query(
