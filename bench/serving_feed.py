@@ -210,7 +210,12 @@ def mlflow_server(settings: Settings, version: str) -> Server:
     from ml.tracking import tracking_uri
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(settings)}
+    bin_dir = str(Path(sys.executable).parent)  # mlflow execs `uvicorn` from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(settings),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     argv = [mlflow, "models", "serve", "-m", f"models:/feed-ranker/{version}", "-p", str(port)]
     argv += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]
