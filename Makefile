@@ -60,10 +60,13 @@ bench: install ## benchmarks (figures go to docs/benchmarks.md by hand)
 	$(RUN) python -m bench.als
 	@echo "services benchmarks (make services-up first): python -m bench.kafka_ingest, python -m bench.online_features, python -m bench.fanout, python -m bench.cassandra_feed"
 
+bench-serving: install ## the API under wrk beside mlflow serve and a trivial endpoint (needs apt-get install wrk)
+	$(RUN) python -m bench.serving_load --data-dir .data/bench-serving
+
 import-movielens: install ## MovieLens 100K (../shared/datasets) into the landing zone as platform events
 	$(RUN) python -m importers movielens
 
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo serve notebooks test lint format ui services-up services-down services-status services-smoke feeds-consumer bench import-movielens clean
+.PHONY: help install demo serve notebooks test lint format ui services-up services-down services-status services-smoke feeds-consumer bench bench-serving import-movielens clean

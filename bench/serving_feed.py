@@ -145,7 +145,14 @@ def free_port() -> int:
 class Server:
     """A server process on loopback, ready when `ready_path` answers 200."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        ready_path: str,
+        timeout: float = 300,
+    ) -> None:
         self.port = port
         # the log outlives this constructor (read when the server dies): no context manager
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
@@ -154,7 +161,7 @@ class Server:
         self.process = subprocess.Popen(
             argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{argv[:3]} exited: {Path(self.log.name).read_text()[-3000:]}")
@@ -166,7 +173,7 @@ class Server:
                 pass
             time.sleep(0.5)
         self.close()
-        raise RuntimeError(f"{argv[:3]} did not become ready in 300 s")
+        raise RuntimeError(f"{argv[:3]} did not become ready in {timeout:g} s")
 
     def close(self) -> None:
         self.process.terminate()
@@ -178,6 +185,10 @@ class Server:
 
 
 def serving_server(settings: Settings, **overrides: str) -> Server:
+    return start_serving(settings, overrides)
+
+
+def start_serving(settings: Settings, overrides: dict[str, str], timeout: float = 300) -> Server:
     port = free_port()
     env = {
         **os.environ,
@@ -192,14 +203,19 @@ def serving_server(settings: Settings, **overrides: str) -> Server:
     }
     for name in ("REDIS_URL", "FEED_STORE_URL", "MLFLOW_TRACKING_URI", "METADATA_DB_URL"):
         env.pop(name, None)
-    return Server([sys.executable, "-m", "serving"], env, port, "/readyz")
+    return Server([sys.executable, "-m", "serving"], env, port, "/readyz", timeout)
 
 
 def mlflow_server(settings: Settings, version: str) -> Server:
     from ml.tracking import tracking_uri
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(settings)}
+    bin_dir = str(Path(sys.executable).parent)  # mlflow execs `uvicorn` from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(settings),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     argv = [mlflow, "models", "serve", "-m", f"models:/feed-ranker/{version}", "-p", str(port)]
     argv += ["-h", "127.0.0.1", "--env-manager", "local", "-w", "1"]

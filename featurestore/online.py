@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -512,6 +513,8 @@ class _SqliteVectors:
         self.cache: dict[str, dict[bytes, bytes | None]] = {}
         self.cached = 0
         self.version: int | None = None
+        # one connection and one cache for the process's threads: a fetch at a time (~1 ms warm)
+        self.lock = threading.Lock()
 
     def _fresh_cache(self) -> None:
         if not self.max_cached:  # not caching: nothing outlives a request
@@ -524,6 +527,10 @@ class _SqliteVectors:
     def fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
         """Blobs for every (view, keys) request, aligned with the keys: one query for the keys
         not read since the last commit."""
+        with self.lock:
+            return self._fetch(requests)
+
+    def _fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
         self._fresh_cache()
         caches = [self.cache.setdefault(view, {}) for view, _ in requests]
         distinct = [

@@ -1,6 +1,9 @@
 """`python -m serving`: the API on uvicorn, from the settings, with a token and example calls."""
 
+import argparse
 import logging
+import os
+import secrets
 
 import uvicorn
 
@@ -10,12 +13,15 @@ from serving.settings import ServingSettings
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="the serving API on uvicorn")
+    parser.add_argument("--workers", type=int, help="worker processes (SERVING_WORKERS, 1)")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # the change follower's client
     settings = get_settings()
     serving = ServingSettings().with_tokens_for(settings.profile)
-    app = create_app(settings, serving)
-    token = app.state.serving.serving.tokens[0].get_secret_value()
+    workers = args.workers or serving.workers
+    token = serving.tokens[0].get_secret_value()
     base = f"http://{serving.host}:{serving.port}"
     shown = token if serving.generated_token else "<a token from SERVING_TOKENS>"
     print(f"serving on {base} (docs: {base}/docs)")
@@ -40,8 +46,24 @@ def main() -> None:
         f"  curl {auth} -H 'Content-Type: application/json' -d "
         f'\'{{"user_id": <user_id>, "post_ids": [<post_id>, ...], "explain": true}}\' {base}/v1/rank'
     )
+    if workers > 1:
+        # each worker is a fresh process reading these settings: they must share the token
+        # and the cursor key, or a cursor from one worker would be refused by another
+        os.environ["SERVING_TOKENS"] = ",".join(t.get_secret_value() for t in serving.tokens)
+        if not serving.cursor_secret.get_secret_value():
+            os.environ["SERVING_CURSOR_SECRET"] = secrets.token_urlsafe(32)
+        uvicorn.run(
+            "serving.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=serving.host,
+            port=serving.port,
+            log_level="info",
+            access_log=serving.access_log,
+        )
+        return
     uvicorn.run(
-        app,
+        create_app(settings, serving),
         host=serving.host,
         port=serving.port,
         log_level="info",

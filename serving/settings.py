@@ -20,6 +20,11 @@ class ServingSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     access_log: bool = True  # uvicorn's per-request log line (benchmarks turn it off)
+    workers: int = Field(1, ge=1, le=64)  # uvicorn worker processes (`--workers N`)
+    # OpenTelemetry spans per request and per feed/rank stage: off, console or otlp
+    tracing: str = Field("off", pattern="^(off|console|otlp)$")
+    # signs page cursors; every worker must share it (empty: `python -m serving` makes one)
+    cursor_secret: SecretStr = SecretStr("")
     # bearer tokens for service-to-service calls, comma-separated; empty on the embedded profile
     # generates one at start-up (printed by `python -m serving`)
     # an entry is `token` (every read scope) or `token:feed+rank` (see serving.auth)

@@ -7,12 +7,15 @@ loops keep it current: the model alias (every `model_reload_seconds`) and the sn
 """
 
 import asyncio
+import fcntl
 import logging
 import secrets
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +33,23 @@ from serving.snapshot import ServingSnapshot, load_snapshot
 from serving.visibility_follower import KafkaFollower, LandingFollower, VisibilityChanges
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def snapshot_load_lock(settings: Settings) -> Iterator[None]:
+    """Workers of one server read the snapshot one at a time: embedded ClickHouse (chDB) lets one
+    process open its directory at once (a file lock beside the data; nothing for a server)."""
+    if not settings.clickhouse_url.startswith("chdb:"):
+        yield
+        return
+    path = Path(settings.data_dir) / ".serving-snapshot.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -102,7 +122,7 @@ class ServingState:
             sources,
             self.features,
             self.models,
-            CursorCodec(secrets.token_bytes(32)),
+            CursorCodec(self.cursor_key()),
             cache_ttl=serving.cache_ttl_seconds,
             cursor_ttl=serving.cursor_ttl_seconds,
             snapshot_size=serving.feed_snapshot_size,
@@ -111,6 +131,11 @@ class ServingState:
             max_users=serving.max_cached_users,
             max_candidates=serving.feed_candidates,
         )
+
+    def cursor_key(self) -> bytes:
+        """SERVING_CURSOR_SECRET when set (shared by workers), else a key of this process."""
+        secret = self.serving.cursor_secret.get_secret_value()
+        return secret.encode() if secret else secrets.token_bytes(32)
 
     def explore_posts(self, snapshot: ServingSnapshot, user_id: int, k: int) -> list[int]:
         """The current Explore model's posts (looked up per call: /admin/reload replaces it)."""
@@ -122,7 +147,8 @@ class ServingState:
         """Re-read the snapshot from ClickHouse; on failure keep serving the previous one."""
         with self._reload_lock:
             try:
-                snapshot = load_snapshot(self.settings, self.serving)
+                with snapshot_load_lock(self.settings):
+                    snapshot = load_snapshot(self.settings, self.serving)
             except Exception as exc:
                 self.snapshot_error = type(exc).__name__  # the text may hold a DSN: logged only
                 log.error("snapshot load failed (keeping the previous one): %s", exc)

@@ -434,6 +434,28 @@ def test_metrics_and_readiness(served: Served) -> None:
     assert ready["ready"] and ready["feed_store"] == "ok" and ready["online_features"] == "ok"
 
 
+def _stage_counts(text: str, endpoint: str) -> dict[str, float]:
+    prefix = f'serving_stage_seconds_count{{endpoint="{endpoint}",stage="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_metrics_time_each_stage_of_a_ranking(served: Served) -> None:
+    user = active_users(served)[0]
+    posts = [
+        i["post_id"] for i in served.client.get(FEED.format(user), headers=AUTH).json()["items"]
+    ]
+    before = _stage_counts(served.client.get("/metrics").text, "rank")
+    ranked = served.client.post("/v1/rank", json={"user_id": user, "post_ids": posts}, headers=AUTH)
+    assert ranked.status_code == 200 and ranked.json()["model_version"] == "test-ranker/1"
+    after = _stage_counts(served.client.get("/metrics").text, "rank")
+    for name in ("features", "preprocessing", "scoring"):
+        assert after[name] == before.get(name, 0.0) + 1, name
+
+
 def test_admin_reload_rereads_the_snapshot(served: Served) -> None:
     before = snapshot_of(served).loaded_at
     body = served.client.post("/admin/reload", headers=ADMIN).json()

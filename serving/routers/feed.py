@@ -12,6 +12,7 @@ from serving.dependencies import Authorized, UserId, check_limit, get_snapshot, 
 from serving.feed import CursorExpired, FeedPage, FeedService, RankedFeed
 from serving.metrics import FEED_REQUESTS
 from serving.schemas import FeedResponse, iso
+from serving.stages import stage
 
 router = APIRouter(prefix="/v1/users", tags=["feed"])
 
@@ -94,4 +95,9 @@ async def home_feed(
     contributions = None
     if explain:
         contributions = await run_in_threadpool(feeds.explain, page.feed, page.start, page.stop)
-    return Response(orjson.dumps(feed_response(page, contributions)), media_type="application/json")
+    if page.cached:
+        body = orjson.dumps(feed_response(page, contributions))
+    else:
+        with stage("feed", "serialization"):
+            body = orjson.dumps(feed_response(page, contributions))
+    return Response(body, media_type="application/json")

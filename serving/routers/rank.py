@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from serving.dependencies import Snapshot, State, known_viewer, require
 from serving.feed import RECENCY
 from serving.schemas import Excluded, RankedPost, RankRequest, RankResponse, iso
+from serving.scoring import score
 from serving.snapshot import ServingSnapshot
+from serving.stages import stage
 from serving.state import ServingState
 
 router = APIRouter(prefix="/v1", tags=["rank"], dependencies=[require("rank")])
@@ -52,9 +54,9 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     frame = None
     if len(post_ids) and state.features is not None:
         try:
-            with feeds.score_lock:
+            with stage("rank", "features"):
                 frame = state.features.ranking_frame(user, post_ids, authors, now, "home_feed")
-                scores = scorer.predict(frame)
+            scores = score(scorer, frame, "rank")
         except Exception as exc:
             frame, reason = None, f"ranking unavailable ({type(exc).__name__}): recency-ranked"
     elif state.features is None:
@@ -68,8 +70,7 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     order = np.argsort(-scores, kind="stable")
     contributions = None
     if body.explain and len(order):
-        with feeds.score_lock:
-            table = scorer.explain(frame.iloc[order])
+        table = scorer.explain(frame.iloc[order])
         contributions = [
             {k: round(float(v), 6) for k, v in row.items() if v == v and abs(v) > 1e-9}
             for row in table.to_dict(orient="records")
