@@ -9,12 +9,13 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import analytics, features, feeds, ingestion, media, models, streaming
+from orchestration.automation import with_automation
 from orchestration.resources import build_resources
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
+    platform = dg.Definitions.merge(
         ingestion.defs(),
         analytics.defs(),
         streaming.defs(),
@@ -24,3 +25,4 @@ def defs() -> dg.Definitions:
         models.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )
+    return with_automation(platform)
