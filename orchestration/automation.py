@@ -37,9 +37,12 @@ AFTER_NEW_RAW = (
 AFTER_MARTS = dg.AutomationCondition.eager().with_label("after the marts")
 NIGHTLY = dg.AutomationCondition.on_cron(NIGHTLY_CRON).with_label("nightly (02:00 UTC)")
 AFTER_MODELS = (
-    dg.AutomationCondition.any_deps_updated() | dg.AutomationCondition.cron_tick_passed(FEEDS_CRON)
-).since_last_handled() & ~dg.AutomationCondition.any_deps_in_progress() & ~(
-    dg.AutomationCondition.in_progress()
+    (
+        dg.AutomationCondition.any_deps_updated()
+        | dg.AutomationCondition.cron_tick_passed(FEEDS_CRON)
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~(dg.AutomationCondition.in_progress())
 )
 AFTER_MODELS = AFTER_MODELS.with_label("after the models and marts (and nightly at 03:00 UTC)")
 
