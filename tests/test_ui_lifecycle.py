@@ -139,7 +139,7 @@ def _stop_and_check(
 
 
 def test_make_ui_stops_every_child_on_sigterm(tmp_path: Path) -> None:
-    process, port, log = _start(["make", "--no-print-directory", "ui-only"], tmp_path)
+    process, port, log = _start(["make", "--no-print-directory", "ui"], tmp_path)
     pids = _wait_until_serving(process, port, log)
     _stop_and_check(process, pids, signal.SIGTERM, to_group=True)
 
