@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_dagster_ui import _free_port, _require_chromium, _run_chromium, _text_nodes
+from test_dagster_ui import CHROMIUM_FLAGS, _free_port, _require_chromium, _text_nodes
 
 from appconfig import Settings
 
@@ -22,6 +23,28 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 240
+
+
+def _dump_dom(chromium: str, page: str, wait_ms: int = 20_000) -> str:
+    """The page's DOM after `wait_ms` of real time (these UIs poll, so virtual time, which waits
+    for an idle network, may never run out)."""
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget")]
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        result = subprocess.run(
+            [
+                chromium,
+                *flags,
+                f"--timeout={wait_ms}",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                page,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=wait_ms / 1000 + 90,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
 @contextmanager
@@ -80,10 +103,10 @@ def test_mlflow_ui_shows_a_registered_model_and_its_champion(settings: Settings)
     version = client.create_model_version("feed-ranker", run.info.artifact_uri, run.info.run_id)
     client.set_registered_model_alias("feed-ranker", "champion", version.version)
     with _ui("mlflow-ui", settings, "/health") as url:
-        dom = _run_chromium(chromium, "--dump-dom", url + "/#/models").stdout
+        dom = _dump_dom(chromium, url + "/#/models")
         texts = _text_nodes(dom)
         assert "feed-ranker" in texts, sorted(texts)[:80]
-        dom = _run_chromium(chromium, "--dump-dom", url + "/#/models/feed-ranker").stdout
+        dom = _dump_dom(chromium, url + "/#/models/feed-ranker")
         assert "champion" in _text_nodes(dom) or "@ champion" in dom, sorted(_text_nodes(dom))
 
 
@@ -91,7 +114,7 @@ def test_dbt_docs_show_a_marts_documentation(settings: Settings) -> None:
     chromium = _require_chromium()
     with _ui("dbt-docs", settings, "/manifest.json") as url:
         page = url + "/#!/model/model.photo_platform.dim_users"
-        texts = _text_nodes(_run_chromium(chromium, "--dump-dom", page).stdout)
+        texts = _text_nodes(_dump_dom(chromium, page))
         assert "dim_users" in texts, sorted(texts)[:80]
         assert any("one row per user" in t for t in texts), sorted(texts)[:120]
         assert "follower_count" in texts
@@ -106,6 +129,6 @@ def test_feast_ui_shows_a_feature_view(settings: Settings) -> None:
     assert "user_profile" in applied.feature_views
     with _ui("feast-ui", settings, "/") as url:
         page = url + "/p/photo_platform/feature-view/user_profile"
-        texts = _text_nodes(_run_chromium(chromium, "--dump-dom", page).stdout)
+        texts = _text_nodes(_dump_dom(chromium, page))
         assert "user_profile" in texts, sorted(texts)[:80]
         assert "country" in texts, sorted(texts)[:120]
