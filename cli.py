@@ -1,20 +1,90 @@
-"""`photo-platform`: the commands people run (the Makefile calls these too)."""
+"""`photo-platform`: every job people run, one command each (the Makefile calls these too).
+
+Libraries' own output (Spark, TensorFlow, MLflow, Feast, dbt, Dagster) goes to
+`<data dir>/logs/platform.log`; the console shows the platform's progress and tables.
+`-v` shows everything on the console instead.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from importers.__main__ import app as importers_app
+from workload.__main__ import generate_command
+
 if TYPE_CHECKING:
     from appconfig import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+REPO_ROOT = Path(__file__).resolve().parent
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=__doc__,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+build_app = typer.Typer(
+    no_args_is_help=True, help="Run one stage of the pipeline as a Dagster job."
+)
+services_app = typer.Typer(
+    no_args_is_help=True,
+    help="Kafka, MinIO, Redis and PostgreSQL on loopback (scripts/services/all.sh).",
+)
+app.add_typer(build_app, name="build")
+app.add_typer(importers_app, name="import", help="Real public data into the landing zone.")
+app.add_typer(services_app, name="services")
+app.command("generate", help="A seeded synthetic workload into the landing zone.")(generate_command)
 console = Console()
+_verbose = False
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="libraries' logs on the console too")
+    ] = False,
+) -> None:
+    """Global options."""
+    global _verbose
+    _verbose = verbose
+
+
+@contextmanager
+def quiet(settings: Settings | None = None) -> Iterator[None]:
+    """Libraries' output into the log file (unless -v); the path is printed at the end."""
+    from appconfig import get_settings
+    from appconfig.library_logs import library_output_to, log_path
+
+    if _verbose:
+        yield
+        return
+    from appconfig.library_logs import console_stdout
+    from importers.__main__ import console as importers_console
+
+    path = log_path((settings or get_settings()).data_dir)
+    consoles = (console, importers_console)
+    try:
+        with library_output_to(path):
+            for each in consoles:  # the platform's own output stays on the terminal
+                each.file = console_stdout()
+            try:
+                yield
+            finally:
+                for each in consoles:
+                    each.file = None  # type: ignore[assignment]  # back to sys.stdout
+    finally:
+        console.print(f"[dim]libraries' logs: {path} (-v shows them here)[/]")
 
 
 @app.command()
@@ -25,8 +95,37 @@ def ingest(
     """Ingest a range of landing partitions in one Dagster run (recorded in the instance)."""
     from orchestration.runs import ingest_partition_range
 
-    ok = ingest_partition_range(start, end)
+    with quiet():
+        ok = ingest_partition_range(start, end)
     raise typer.Exit(0 if ok else 1)
+
+
+BUILD_JOBS = {
+    "analytics": ("build_analytics", "dbt build: staging, intermediate, marts, their tests"),
+    "features": ("build_features", "feast apply, online store, point-in-time training set"),
+    "models": ("train_models", "train, evaluate, register and promote every model (MLflow)"),
+    "feeds": ("build_feeds", "every user's candidate home feed (push fan-out)"),
+}
+
+
+def _build_command(stage: str, job: str, what: str) -> None:
+    def command() -> None:
+        from orchestration.runs import run_job
+
+        console.print(f"{what} (Dagster job {job}) ...")
+        with quiet():
+            ok = run_job(job)
+        if not ok:
+            console.print(f"[red]job {job} failed: see the run in the Dagster UI (make ui)[/]")
+            raise typer.Exit(1)
+        console.print(f"[green]{job} succeeded[/]")
+
+    command.__doc__ = f"{what.capitalize()} (job {job})."
+    build_app.command(stage)(command)
+
+
+for _stage, (_job, _what) in BUILD_JOBS.items():
+    _build_command(_stage, _job, _what)
 
 
 @app.command()
@@ -40,6 +139,21 @@ def demo(
     """The whole job on the embedded profile: generate a workload, ingest it, build the marts,
     features, models and home feeds, then start the API and print example calls."""
     from appconfig import get_settings
+
+    settings = get_settings()
+    with quiet(settings):
+        example_user = _demo(settings, users, days, seed, bad_fraction)
+    if not serve:
+        return
+    console.rule("[bold]the API[/] (Ctrl-C stops it)")
+    console.print(f"a user with history to try: [bold]{example_user}[/]")
+    from serving.__main__ import main as serve_api
+
+    serve_api()
+
+
+def _demo(settings: Settings, users: int, days: int, seed: int, bad_fraction: float) -> int:
+    """Generate, ingest and build everything; the user to try the API with."""
     from objectstore import store_from_settings
     from orchestration.runs import (
         build_analytics,
@@ -52,8 +166,6 @@ def demo(
     from workload.generator import generate
     from workload.writer import write_workload
 
-    _quiet_libraries()
-    settings = get_settings()
     console.rule(f"[bold]photo-platform demo[/] ({settings.profile} profile)")
     console.print(
         f"ClickHouse: {settings.clickhouse_url}\nObject store: {settings.object_store_url}"
@@ -130,24 +242,7 @@ def demo(
         f"done in {time.perf_counter() - started:.1f} s. Dagster UI: [bold]make ui[/]; "
         "notebooks: notebooks/"
     )
-    if not serve:
-        return
-    console.rule("[bold]the API[/] (Ctrl-C stops it)")
-    console.print(f"a user with history to try: [bold]{example_user}[/]")
-    from serving.__main__ import main as serve_api
-
-    serve_api()
-
-
-def _quiet_libraries() -> None:
-    """MLflow's per-artifact progress bars and info lines would bury the demo's own output."""
-    import logging
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("mlflow", "py4j", "feast"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    return example_user
 
 
 def _active_user(settings: Settings) -> int:
@@ -190,5 +285,122 @@ def _print_models(settings: Settings) -> None:
     console.print(table)
 
 
+@app.command()
+def serve() -> None:
+    """The API (FastAPI on uvicorn) on the current profile's data."""
+    from serving.__main__ import main as serve_api
+
+    serve_api()
+
+
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(3000),
+) -> None:
+    """The Dagster UI (webserver + daemon); SIGTERM or Ctrl-C stops every process it started."""
+    from orchestration.ui import run
+
+    raise typer.Exit(run(host, port))
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(5000),
+) -> None:
+    """The MLflow UI over the current profile's tracking store and model registry."""
+    from uis import mlflow_ui as start
+
+    raise typer.Exit(start(host, port))
+
+
+@app.command("dbt-docs")
+def dbt_docs(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8080),
+) -> None:
+    """Generate the dbt docs of transformations/ (models, columns, lineage) and serve them."""
+    from uis import dbt_docs as start
+
+    raise typer.Exit(start(host, port))
+
+
+@app.command("feast-ui")
+def feast_ui(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8888),
+) -> None:
+    """The Feast UI over the current profile's registry (feature views, services, entities)."""
+    from uis import feast_ui as start
+
+    raise typer.Exit(start(host, port))
+
+
+def _services(action: str) -> None:
+    script = REPO_ROOT / "scripts" / "services" / "all.sh"
+    raise typer.Exit(subprocess.call(["bash", str(script), action]))
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Install (once) and start the services; a no-op for the ones already running."""
+    _services("up")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the services."""
+    _services("down")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """One line per service; exit status 0 only when all are up."""
+    _services("status")
+
+
+# The embedded benchmarks (figures go to docs/benchmarks.md by hand), with their usual arguments.
+BENCHMARKS: dict[str, list[str]] = {
+    "ingest": [],
+    "generator": [],
+    "dbt_build": ["--events", "1000000"],
+    "media_renditions": [],
+    "ranker_training": [],
+    "als": [],
+}
+SERVICES_BENCHMARKS = ("kafka_ingest", "online_features", "fanout", "serving_feed")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"which: {', '.join([*BENCHMARKS, *SERVICES_BENCHMARKS])} (default: the "
+            "embedded ones); arguments after -- go to each"
+        ),
+    ] = None,
+) -> None:
+    """Benchmarks, each printed beside its same-run baseline (`python -m bench.<name>`)."""
+    known = {*BENCHMARKS, *SERVICES_BENCHMARKS}
+    chosen = names or list(BENCHMARKS)
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown benchmark(s) {unknown}; known: {sorted(known)}")
+    for name in chosen:
+        args = ctx.args or BENCHMARKS.get(name, [])
+        console.rule(f"bench.{name} {' '.join(args)}")
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", *args], cwd=REPO_ROOT)
+        if code:
+            raise typer.Exit(code)
+    if not names:
+        console.print(
+            f"services benchmarks (make services-up first): {', '.join(SERVICES_BENCHMARKS)}"
+        )
+
+
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from appconfig import get_settings
+from importers import movielens_source
 from importers.edge_list import (
     DEFAULT_ID_OFFSET,
     DEFAULT_USERNAME_PREFIX,
@@ -30,11 +31,11 @@ from importers.landing import (
     write_landing,
 )
 from importers.movielens import (
-    DEFAULT_DIRECTORY,
     SOURCE,
     MovieLensFormatError,
     import_movielens,
 )
+from importers.movielens_source import GROUPLENS_MD5, GROUPLENS_URL
 from objectstore import open_store, store_from_settings
 from objectstore.store import ObjectStore
 from workload.generator import LandingRecord
@@ -114,7 +115,20 @@ def _summary(title: str, rows: dict[str, Any], written: LandingWrite, store: Obj
 
 @app.command("movielens")
 def movielens_command(
-    path: Annotated[Path | None, typer.Option(help="folder with ml-100k.{user,item,inter}")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            "--path",
+            help="a folder or zip, RecBole (ml-100k.user/.item/.inter) or GroupLens (u.user, "
+            "u.item, u.data) layout (default: MOVIELENS_DIR, else ../shared/datasets)",
+        ),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="fetch GroupLens' ml-100k.zip, check its MD5")
+    ] = False,
+    url: Annotated[str, typer.Option(help="where --download fetches from")] = GROUPLENS_URL,
+    md5: Annotated[str, typer.Option(help="the MD5 the download must have")] = GROUPLENS_MD5,
     users: Annotated[
         int | None, typer.Option(min=1, help="import only the N users with the smallest ids")
     ] = None,
@@ -127,9 +141,20 @@ def movielens_command(
 ) -> None:
     """MovieLens 100K: users, one post per movie, an impression per rating, a like per >= 4."""
     at = parse_received_at(received_at)
+    cache = get_settings().data_dir / "datasets"
+    try:
+        if download:
+            if path is not None:
+                raise typer.BadParameter("--from and --download exclude each other")
+            console.print(f"downloading {url} ...")
+            path = movielens_source.download(cache, url, md5)
+            console.print(f"MD5 {md5} verified: {path}")
+        directory = movielens_source.resolve(path, cache)
+    except movielens_source.MovieLensSourceError as error:
+        raise typer.BadParameter(str(error)) from None
     try:
         imported = import_movielens(
-            path or DEFAULT_DIRECTORY,
+            directory,
             received_at=at,
             max_users=users,
             follows=follows,

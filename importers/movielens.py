@@ -38,6 +38,7 @@ from typing import Any
 from rich.progress import track
 
 from importers.events import EventLog, build_event
+from importers.movielens_source import default_directory
 
 SOURCE = "movielens-100k"
 PRODUCER = "importer-movielens"
@@ -50,8 +51,8 @@ IMPRESSION_DWELL = timedelta(seconds=10)
 FOLLOW_DELAY = timedelta(seconds=1)
 POSTER_WIDTH, POSTER_HEIGHT, POSTER_NOMINAL_BYTES = 600, 900, 120_000
 
-# The shared datasets folder beside the repository (see the README of ../shared).
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "movielens-100k"
+# MOVIELENS_DIR, else the shared datasets folder beside the repository (../shared/datasets).
+DEFAULT_DIRECTORY = default_directory()
 FILES = {"users": "ml-100k.user", "items": "ml-100k.item", "ratings": "ml-100k.inter"}
 COLUMNS = {
     "users": ("user_id",),

@@ -20,12 +20,13 @@ from orchestration import (
     notifications,
     streaming,
 )
+from orchestration.automation import with_automation
 from orchestration.resources import build_resources
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions.merge(
+    platform = dg.Definitions.merge(
         ingestion.defs(),
         analytics.defs(),
         streaming.defs(),
@@ -38,3 +39,4 @@ def defs() -> dg.Definitions:
         search.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )
+    return with_automation(platform)

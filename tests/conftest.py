@@ -22,6 +22,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def services_required() -> bool:
+    """CI, or `make test` (which starts the services first): a missing service is a failure."""
+    return in_ci() or os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+
+
 @pytest.fixture(scope="session")
 def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
@@ -85,11 +90,12 @@ def services_env() -> dict[str, str]:
 
 
 def require_service(name: str, reachable: bool, detail: str) -> None:
-    """A missing service fails the run in CI (CI=true) and skips the test elsewhere."""
+    """A missing service fails the run in CI and under `make test` (REQUIRE_SERVICES=1, which
+    starts them first), and skips the test in a bare `pytest`."""
     if reachable:
         return
     message = f"{name} is not reachable ({detail}); start it with `make services-up`"
-    if in_ci():
+    if services_required():
         pytest.fail(message)
     pytest.skip(message)
 

@@ -261,3 +261,51 @@ def _text_nodes(html: str) -> set[str]:
     collector = _TextCollector()
     collector.feed(html)
     return collector.texts
+
+
+AUTOMATION_QUERY = """
+query($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+      automationCondition { label expandedLabel }
+      internalFreshnessPolicy {
+        ... on TimeWindowFreshnessPolicy { failWindowSeconds warnWindowSeconds }
+        ... on CronFreshnessPolicy { deadlineCron }
+      }
+    }
+  }
+}
+"""
+
+
+def test_automation_freshness_and_owners_are_shown(request: pytest.FixtureRequest) -> None:
+    """A data engineer sees on the mart's page how it is kept fresh, and who owns it."""
+    chromium = _require_chromium()
+    dagster_ui: DagsterUI = request.getfixturevalue("dagster_ui")
+    _group_asset_keys(dagster_ui)  # the code location has loaded
+    mart = _graphql(dagster_ui.url, AUTOMATION_QUERY, key={"path": ["marts", "dim_users"]})
+    node = mart["assetNodeOrError"]
+    assert node["automationCondition"]["label"] == "after new raw partitions"
+    assert node["internalFreshnessPolicy"] == {
+        "failWindowSeconds": 6 * 3600,
+        "warnWindowSeconds": 2 * 3600,
+    }
+    assert {"team": "analytics-engineering"} in node["owners"]
+    model = _graphql(dagster_ui.url, AUTOMATION_QUERY, key={"path": ["models", "feed_ranker"]})
+    assert model["assetNodeOrError"]["automationCondition"]["label"].startswith("nightly")
+    sensors = _graphql(
+        dagster_ui.url,
+        '{ sensorsOrError(repositorySelector: {repositoryName: "__repository__", '
+        f'repositoryLocationName: "{LOCATION}"}}) {{ ... on Sensors {{ results {{ name '
+        "sensorType sensorState { status } } } } }",
+    )
+    by_name = {s["name"]: s for s in sensors["sensorsOrError"]["results"]}
+    assert by_name["platform_automation"]["sensorType"] == "AUTOMATION"
+    assert by_name["platform_automation"]["sensorState"]["status"] == "RUNNING"
+
+    _graphql(dagster_ui.url, "mutation { setNuxSeen }")
+    dom = _run_chromium(chromium, "--dump-dom", dagster_ui.url + "/assets/marts/dim_users").stdout
+    texts = _text_nodes(dom)
+    assert "after new raw partitions" in texts, sorted(texts)[:80]
+    assert "analytics-engineering" in dom

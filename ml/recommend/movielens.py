@@ -11,6 +11,7 @@ as `user_id:token`):
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,12 @@ from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DEFAULT_DIR = Path("/work/shared/datasets/movielens-100k")
+# MOVIELENS_DIR, else the shared datasets folder beside the repository (../shared/datasets);
+# `photo-platform import movielens --download` fetches the public archive.
+DEFAULT_DIR = Path(
+    os.environ.get("MOVIELENS_DIR")
+    or Path(__file__).resolve().parents[3] / "shared" / "datasets" / "movielens-100k"
+)
 
 # Surprise's benchmark on MovieLens 100K (5-fold CV; surpriselib.com, README "Benchmarks")
 PUBLISHED_RMSE: dict[str, float] = {
