@@ -105,6 +105,23 @@ class Settings(BaseSettings):
     def is_embedded_clickhouse(self) -> bool:
         return self.clickhouse_url.startswith("chdb:")
 
+    # where dbt writes each layer (dbt_project.yml `+schema`): the one place these names are built
+    @property
+    def staging_database(self) -> str:
+        return f"{self.analytics_schema}_staging"
+
+    @property
+    def intermediate_database(self) -> str:
+        return f"{self.analytics_schema}_intermediate"
+
+    @property
+    def marts_database(self) -> str:
+        return f"{self.analytics_schema}_marts"
+
+    @property
+    def features_database(self) -> str:
+        return f"{self.analytics_schema}_features"
+
     @property
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster"
