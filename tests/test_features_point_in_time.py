@@ -330,7 +330,7 @@ def test_pair_keys_that_read_alike_are_refused(marts) -> None:
     # what Feast itself does with them (if this starts failing, Feast fixed it upstream)
     entity_sql = (
         "select viewer_id as user_id, author_id, impressed_at as event_timestamp "
-        f"from {settings.analytics_schema}_marts.fct_training_impressions"
+        f"from {settings.marts_database}.fct_training_impressions"
     )
     frame = store.get_historical_features(
         entity_df=entity_sql, features=["viewer_author_affinity:shares"]

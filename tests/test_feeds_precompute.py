@@ -51,8 +51,8 @@ def snapshot(feed_settings: Settings) -> FeedSnapshot:
 def _expected_feeds(settings: Settings, snapshot: FeedSnapshot) -> dict[int, set[int]]:
     """Followed, visible, non-celebrity authors' non-deleted posts in the window, by SQL."""
     assert snapshot.as_of is not None
-    marts = f"{settings.analytics_schema}_marts"
-    inter = f"{settings.analytics_schema}_intermediate"
+    marts = settings.marts_database
+    inter = settings.intermediate_database
     end = to_ms(snapshot.as_of)
     start = end - settings.feed_window_hours * 3_600_000
     with clickhouse_client(settings.clickhouse_url) as client:
