@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from importers.movielens import DEFAULT_DIRECTORY as MOVIELENS_DIRECTORY
 from ml.recommend.evaluate import Popularity, ranking_metrics, relevant_items, time_holdout
 from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DEFAULT_DIR = Path("/work/shared/datasets/movielens-100k")
+DEFAULT_DIR = MOVIELENS_DIRECTORY  # ../shared/datasets/movielens-100k beside the clone
 
 # Surprise's benchmark on MovieLens 100K (5-fold CV; surpriselib.com, README "Benchmarks")
 PUBLISHED_RMSE: dict[str, float] = {
