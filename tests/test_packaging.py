@@ -62,7 +62,7 @@ def test_the_built_wheel_imports_every_package_in_a_clean_venv(tmp_path: Path) -
         text=True,
     ).stdout.strip()
     (Path(site) / "project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    packages = sorted(_top_level_packages()) + ["cli"]
+    packages = [*sorted(_top_level_packages()), "cli"]
     probe = (
         "import importlib, sys\n"
         f"for name in {packages!r}:\n"
