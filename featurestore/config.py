@@ -70,7 +70,7 @@ class FeastPaths:
 
 def registry_url(settings: Settings) -> str | None:
     """The PostgreSQL URL of the SQL registry, or None for the file registry."""
-    for url in (os.environ.get("FEAST_REGISTRY_URL", ""), settings.metadata_db_url):
+    for url in (settings.feast_registry_url, settings.metadata_db_url):
         if urlparse(url).scheme.startswith("postgresql"):
             return url
     return None

@@ -117,10 +117,6 @@ class RecentPostIndex:
         return len(entries)
 
 
-# the index readers use for celebrities' posts
-CelebrityPostIndex = RecentPostIndex
-
-
 def recent_posts(
     client: Client,
     settings: Settings,

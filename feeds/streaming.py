@@ -6,7 +6,7 @@ mutes keep its in-memory graph current and drop what a user may no longer see). 
 committed only after the feed writes, so a crash re-delivers a batch; pushes are idempotent
 (sorted-set adds of the same member), so re-delivery changes nothing: at-least-once.
 
-Celebrity posts are never pushed; the consumer adds them to a `CelebrityPostIndex` if it is
+Celebrity posts are never pushed; the consumer adds them to a `RecentPostIndex` if it is
 given one (a reader in the same process).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from contracts.timestamps import parse_timestamp
 from feeds.fanout import FanOut, FanOutReport, NewPost
-from feeds.pull import CelebrityPostIndex
+from feeds.pull import RecentPostIndex
 from feeds.store import FeedEntry, to_ms
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def apply_events(
     fanout: FanOut,
     events: Iterable[dict[str, Any]],
     report: StreamReport,
-    pulled: CelebrityPostIndex | None = None,
+    pulled: RecentPostIndex | None = None,
 ) -> None:
     """Apply one batch in order; consecutive new posts are pushed in one store call."""
     pending: list[NewPost] = []
@@ -131,7 +131,7 @@ class FanOutConsumer:
         fanout: FanOut,
         consumer: Any,
         *,
-        pulled: CelebrityPostIndex | None = None,
+        pulled: RecentPostIndex | None = None,
         refresh: Callable[[], None] | None = None,
         refresh_seconds: float | None = None,
     ) -> None:

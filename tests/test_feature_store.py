@@ -171,7 +171,11 @@ def test_feature_store_yaml_follows_the_settings(tmp_path: Path, monkeypatch) ->
         "FEAST_REGISTRY_PASSWORD": "pg-secret",
     }
     monkeypatch.setenv("FEAST_REGISTRY_URL", "postgresql://feast:f@db:5432/feast")
-    config, _ = render_config(services)
+    config, _ = render_config(services)  # settings are read once, when they are built
+    assert config["registry"]["path"].endswith("@127.0.0.1:15432/dagster")
+    config, _ = render_config(
+        services.model_copy(update={"feast_registry_url": "postgresql://feast:f@db:5432/feast"})
+    )
     assert (
         config["registry"]["path"]
         == "postgresql+psycopg://feast:${FEAST_REGISTRY_PASSWORD}@db:5432/feast"
@@ -479,7 +483,7 @@ def query_candidates(online: Online) -> pd.DataFrame:
 # --- orchestration ------------------------------------------------------------------------------
 
 
-def test_feature_assets_sit_downstream_of_the_marts(monkeypatch, tmp_path: Path) -> None:
+def test_feature_assets_sit_downstream_of_the_feature_tables(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
     from orchestration.definitions import defs
@@ -490,9 +494,9 @@ def test_feature_assets_sit_downstream_of_the_marts(monkeypatch, tmp_path: Path)
         assert graph.has(dg.AssetKey(["features", name]))
     online_parents = graph.get(dg.AssetKey(["features", "online_features"])).parent_keys
     assert dg.AssetKey(["features", "feast_registry"]) in online_parents
-    assert dg.AssetKey(["marts", "fct_engagements"]) in online_parents
+    assert dg.AssetKey(["features", "feat_post__engagement"]) in online_parents
     assert (
-        dg.AssetKey(["marts", "fct_engagements"])
+        dg.AssetKey(["features", "feat_viewer_author__affinity"])
         in graph.get(dg.AssetKey(["features", "training_set"])).parent_keys
     )
     assert repo.has_job("build_features")

@@ -19,7 +19,7 @@ from appconfig import Settings, get_settings
 from feeds import FeedStore
 from feeds.fanout import to_ms
 from feeds.precompute import FeedSnapshot, load_snapshot, write_feeds
-from feeds.pull import CelebrityPostIndex, merge_candidates
+from feeds.pull import RecentPostIndex, merge_candidates
 from feeds.redis_store import RedisFeedStore
 from feeds.sqlite_store import SQLiteFeedStore
 from warehouse import clickhouse_client
@@ -152,7 +152,7 @@ def test_celebrity_posts_come_back_through_the_pull_index(
 ) -> None:
     store = make_store(800)
     write_feeds(store, snapshot)
-    index = CelebrityPostIndex()
+    index = RecentPostIndex()
     with clickhouse_client(feed_settings.clickhouse_url) as client:
         indexed = index.refresh(client, feed_settings, snapshot.celebrities, as_of=snapshot.as_of)
     assert indexed > 0 and index.authors <= snapshot.celebrities
