@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from appconfig import Settings, get_settings
 from serving import errors
 from serving.metrics import LatencyMiddleware
-from serving.models import ModelHolder
+from serving.model_loading import ModelHolder
 from serving.routers import (
     discovery,
     features,

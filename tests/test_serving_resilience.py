@@ -29,7 +29,7 @@ from ml.ranking.pyfunc import PIP_REQUIREMENTS, SCORER_ARTIFACT, RankerPyfunc
 from ml.ranking.scorer import RankerScorer
 from ml.registry import PyfuncModel, TrainingLineage, client, log_training_run, register
 from serving.app import create_app
-from serving.models import mlflow_holder
+from serving.model_loading import mlflow_holder
 from serving.settings import ServingSettings
 from warehouse import clickhouse_client
 
