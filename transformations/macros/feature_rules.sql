@@ -3,8 +3,8 @@
 {% macro follower_tier(follower_count) -%}
     {#- a user's tier by follower count (inclusive lower bounds in vars) -#}
     multiIf(
-        {{ follower_count }} >= {{ var('celebrity_min_followers') }}, 'celebrity',
-        {{ follower_count }} >= {{ var('popular_min_followers') }}, 'popular',
+        {{ follower_count }} >= {{ var('tier_celebrity_min_followers') }}, 'celebrity',
+        {{ follower_count }} >= {{ var('tier_popular_min_followers') }}, 'popular',
         'ordinary'
     )
 {%- endmacro %}
