@@ -249,7 +249,7 @@ def _active_user(settings: Settings) -> int:
     """The viewer with the most impressions: a user whose feed shows the ranking at work."""
     from warehouse import clickhouse_client
 
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     with clickhouse_client(settings.clickhouse_url) as client:
         rows = client.query(
             f"SELECT viewer_id FROM {marts}.fct_training_impressions "

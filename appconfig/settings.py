@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     metadata_db_url: str = Field("", alias="METADATA_DB_URL")
+    # the Feast SQL registry (PostgreSQL); empty: METADATA_DB_URL if it is PostgreSQL, else a file
+    feast_registry_url: str = Field("", alias="FEAST_REGISTRY_URL")
 
     ingest_partitions_start: str = Field("2025-01-01-00:00", alias="INGEST_PARTITIONS_START")
     future_tolerance_minutes: int = Field(60, alias="FUTURE_TOLERANCE_MINUTES")
@@ -117,6 +119,23 @@ class Settings(BaseSettings):
     @property
     def is_embedded_clickhouse(self) -> bool:
         return self.clickhouse_url.startswith("chdb:")
+
+    # where dbt writes each layer (dbt_project.yml `+schema`): the one place these names are built
+    @property
+    def staging_database(self) -> str:
+        return f"{self.analytics_schema}_staging"
+
+    @property
+    def intermediate_database(self) -> str:
+        return f"{self.analytics_schema}_intermediate"
+
+    @property
+    def marts_database(self) -> str:
+        return f"{self.analytics_schema}_marts"
+
+    @property
+    def features_database(self) -> str:
+        return f"{self.analytics_schema}_features"
 
     @property
     def dagster_home(self) -> Path:

@@ -234,12 +234,12 @@ def main() -> None:
             base = build_marts(Path(tmp) / "data", args.users, args.days, args.seed)
         with clickhouse_client(base.clickhouse_url) as client:
             candidates = client.query_df(
-                f"select post_id, author_id from {base.analytics_schema}_marts.dim_posts"
+                f"select post_id, author_id from {base.marts_database}.dim_posts"
             )
             users = [
                 int(u)
                 for (u,) in client.query(
-                    f"select user_id from {base.analytics_schema}_marts.dim_users"
+                    f"select user_id from {base.marts_database}.dim_users"
                 ).result_rows
             ]
         stores = [("sqlite", None)] + ([("redis", args.redis_url)] if args.redis_url else [])

@@ -344,7 +344,7 @@ def bench_users(settings: Settings, count: int) -> list[int]:
 
     with clickhouse_client(settings.clickhouse_url) as client:
         rows = client.query(
-            f"select follower_id from {settings.analytics_schema}_intermediate.int_follow_graph"
+            f"select follower_id from {settings.intermediate_database}.int_follow_graph"
             f" group by follower_id order by count() desc limit {count}"
         ).result_rows
     return [int(r[0]) for r in rows]
@@ -360,11 +360,11 @@ def rank_payloads(settings: Settings, user: int, candidates: int) -> tuple[bytes
 
     with clickhouse_client(settings.clickhouse_url) as client:
         posts = client.query_df(
-            f"select post_id, author_id from {settings.analytics_schema}_marts.dim_posts"
+            f"select post_id, author_id from {settings.marts_database}.dim_posts"
             f" where not is_deleted order by created_at desc limit {candidates}"
         )
         now = client.query(
-            f"select max(created_at) from {settings.analytics_schema}_marts.dim_posts"
+            f"select max(created_at) from {settings.marts_database}.dim_posts"
         ).result_rows[0][0]
     readers = FeatureReaders.open(feature_store(settings))
     frame = readers.ranking_frame(

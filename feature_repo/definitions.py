@@ -1,9 +1,12 @@
-"""Entities, sources, feature views, on-demand views and feature services, built for one warehouse.
+"""Entities, sources, feature views, on-demand views and feature services: declarations only.
 
-`build(databases)` returns every Feast object; `repo.py` exposes them at module level for the
-Feast CLI, and `featurestore.registry.apply_definitions` applies them from code. Every feature
-view declares its whole schema, join keys included: Feast then never infers one (inference on
-ClickHouse closes the client Feast caches, see STACK.md).
+Every source is a dbt feature table (`transformations/models/features/feat_<entity>__<what>`,
+one row per entity and `event_timestamp`, the moment its values became true): the SQL and the
+rules live there, once. `build(features_database)` returns every Feast object for the database
+dbt writes the feature tables to (`Settings.features_database`); `repo.py` exposes them at
+module level for the Feast CLI, and `featurestore.registry.apply_definitions` applies them from
+code. Every feature view declares its whole schema, join keys included: Feast then never infers
+one (inference on ClickHouse closes the client Feast caches, see STACK.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, RequestSource, ValueType
 from feast.infra.offline_stores.contrib.clickhouse_offline_store.clickhouse_source import (
@@ -23,8 +25,22 @@ from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 
 from contracts.catalog import MEDIA_TYPES
-from feature_repo import sql
-from feature_repo.sql import Databases
+
+# column names of the feature tables (their SQL is in transformations/models/features/)
+ENGAGEMENT_TYPES = ("like", "comment", "share", "save")
+USER_ACTIVITY_METRICS = (
+    "impressions",
+    "dwell_ms",
+    "engagements",
+    "likes",
+    "comments",
+    "shares",
+    "saves",
+    "posts",
+)
+USER_ACTIVITY_WINDOWS = ("1d", "7d", "28d")
+POST_ENGAGEMENT_METRICS = ("likes", "comments", "shares", "saves", "engagements", "impressions")
+POST_ENGAGEMENT_WINDOWS = ("1h", "24h")
 
 OWNER = "ml-platform@photo-platform.dev"
 TEAM = {"team": "ml-platform", "domain": "feed"}
@@ -61,35 +77,34 @@ def _floats(*names: str) -> list[Field]:
 
 # --- on-demand transformations -----------------------------------------------------------------
 # Feast stores a UDF's source and rebuilds it from that text with only `pd` and `np` in scope:
-# each one imports what else it needs itself.
+# each one imports what else it needs itself. The arithmetic is in feature_repo.request_time,
+# which the bulk online reader calls too: one definition.
 
 
 def post_age(inputs: pd.DataFrame) -> pd.DataFrame:
     """Hours from the post's creation to the request (clipped at 0)."""
-    from feature_repo.sql import as_utc
+    from feature_repo import request_time as rt
 
-    age = (as_utc(inputs["request_at"]) - as_utc(inputs["created_at"])).dt.total_seconds()
-    return pd.DataFrame({"post_age_hours": (age / 3600.0).clip(lower=0.0).astype("float64")})
+    created, missing = rt.nanos(inputs["created_at"])
+    request, _ = rt.nanos(inputs["request_at"])
+    return pd.DataFrame(rt.post_age_arrays(created, missing, request), index=inputs.index)
 
 
 def viewer_author_at_request(inputs: pd.DataFrame) -> pd.DataFrame:
     """Follow state (never followed: 0) and the affinity decayed to request time (none: 0)."""
-    from feature_repo.sql import affinity_half_life_hours, as_utc
+    from feature_repo import request_time as rt
 
-    following = inputs["is_following"].astype("boolean").fillna(False).astype("int64")
-    hours = (
-        (as_utc(inputs["request_at"]) - as_utc(inputs["last_interaction_at"])).dt.total_seconds()
-        / 3600.0
-    ).clip(lower=0.0)
-    score = pd.to_numeric(inputs["affinity_score"], errors="coerce")
-    decayed = (score * np.exp2(-hours / affinity_half_life_hours())).fillna(0.0)
-    return pd.DataFrame(
-        {
-            "follows_author": following,
-            "affinity_now": decayed.astype("float64"),
-            "hours_since_interaction": hours.astype("float64"),
-        }
+    interaction, missing = rt.nanos(inputs["last_interaction_at"])
+    request, _ = rt.nanos(inputs["request_at"])
+    arrays = rt.viewer_author_arrays(
+        rt.numbers(inputs["is_following"]),
+        rt.numbers(inputs["affinity_score"]),
+        rt.numbers(inputs["affinity_half_life_hours"]),
+        interaction,
+        missing,
+        request,
     )
+    return pd.DataFrame(arrays, index=inputs.index)
 
 
 def _fresh(function: Callable) -> Callable:
@@ -107,7 +122,8 @@ def _fresh(function: Callable) -> Callable:
 # --- the repo -----------------------------------------------------------------------------------
 
 
-def build(databases: Databases) -> FeatureRepo:
+def build(features_database: str) -> FeatureRepo:
+    """Every object, reading the feature tables in `features_database`."""
     repo = FeatureRepo()
     user = Entity(
         name="user",
@@ -139,13 +155,13 @@ def build(databases: Databases) -> FeatureRepo:
         name: str,
         entities: list[Entity],
         ttl: timedelta,
-        query: str,
+        table: str,
         features: list[Field],
         description: str,
     ) -> FeatureView:
         source = ClickhouseSource(
             name=f"{name}_source",
-            query=query,
+            table=f"{features_database}.{table}",
             timestamp_field="event_timestamp",
             description=description,
             owner=OWNER,
@@ -167,15 +183,12 @@ def build(databases: Databases) -> FeatureRepo:
         repo.feature_views[name] = fv
         return fv
 
-    db = databases
-    activity_columns = [
-        f"{x}_{w}" for w in sql.USER_ACTIVITY_WINDOWS for x in sql.USER_ACTIVITY_METRICS
-    ]
+    activity_columns = [f"{x}_{w}" for w in USER_ACTIVITY_WINDOWS for x in USER_ACTIVITY_METRICS]
     user_activity = view(
         "user_activity",
         [user],
         timedelta(days=35),
-        sql.user_activity(db),
+        "feat_user__activity",
         [
             *_ints(*activity_columns, "active_days_7d", "active_days_28d"),
             *_floats(
@@ -194,7 +207,7 @@ def build(databases: Databases) -> FeatureRepo:
         "user_content_preferences",
         [user],
         timedelta(days=90),
-        sql.user_content_preferences(db),
+        "feat_user__content_preferences",
         preference_fields,
         "Content-type preferences: impressions, engagements and dwell by media type, so far.",
     )
@@ -202,7 +215,7 @@ def build(databases: Databases) -> FeatureRepo:
         "user_profile",
         [user],
         timedelta(days=3650),
-        sql.user_profile(db),
+        "feat_user__profile",
         [
             Field(name="country", dtype=String),
             Field(name="is_private", dtype=Bool),
@@ -214,7 +227,7 @@ def build(databases: Databases) -> FeatureRepo:
         "user_follows",
         [user],
         timedelta(days=3650),
-        sql.follow_counts(db, "user_id"),
+        "feat_user__follow_counts",
         [*_ints("follower_count", "following_count"), Field(name="tier", dtype=String)],
         "Followers, accounts followed and follower tier, as of each change.",
     )
@@ -222,7 +235,7 @@ def build(databases: Databases) -> FeatureRepo:
         "post_attributes",
         [post],
         timedelta(days=3650),
-        sql.post_attributes(db),
+        "feat_post__attributes",
         [
             Field(name="media_type", dtype=String),
             *_ints("media_count", "first_media_width", "first_media_height"),
@@ -239,7 +252,7 @@ def build(databases: Databases) -> FeatureRepo:
         "post_media_quality",
         [post],
         timedelta(days=3650),
-        sql.post_media_quality(db),
+        "feat_post__media_quality",
         [
             *_ints("processed_media_count"),
             *_floats(
@@ -254,15 +267,13 @@ def build(databases: Databases) -> FeatureRepo:
         "known once the media pipeline has processed it.",
     )
     engagement_columns = [
-        f"{x}_{w}"
-        for w in (*sql.POST_ENGAGEMENT_WINDOWS, "total")
-        for x in sql.POST_ENGAGEMENT_METRICS
+        f"{x}_{w}" for w in (*POST_ENGAGEMENT_WINDOWS, "total") for x in POST_ENGAGEMENT_METRICS
     ]
     post_engagement = view(
         "post_engagement",
         [post],
         timedelta(days=30),
-        sql.post_engagement(db),
+        "feat_post__engagement",
         [
             *_ints(*engagement_columns),
             *_floats("engagements_per_impression_24h", "engagements_per_impression_total"),
@@ -273,7 +284,7 @@ def build(databases: Databases) -> FeatureRepo:
         "post_hashtag_trends",
         [post],
         timedelta(hours=3),
-        sql.post_hashtag_trends(db),
+        "feat_post__hashtag_trends",
         [*_floats("hashtag_trend_score"), *_ints("hashtag_trend_posts")],
         "Trend score of the post's hottest hashtag in the latest hour it was used (3 h ttl).",
     )
@@ -281,12 +292,12 @@ def build(databases: Databases) -> FeatureRepo:
         "author_stats",
         [author],
         timedelta(days=90),
-        sql.author_stats(db),
+        "feat_author__stats",
         [
             *_ints(
                 "posts",
                 "stories",
-                *(f"{t}s_received" for t in sql.ENGAGEMENT_TYPES),
+                *(f"{t}s_received" for t in ENGAGEMENT_TYPES),
                 "impressions",
                 "story_views",
             ),
@@ -298,7 +309,7 @@ def build(databases: Databases) -> FeatureRepo:
         "author_audience",
         [author],
         timedelta(days=3650),
-        sql.follow_counts(db, "author_id"),
+        "feat_author__audience",
         [*_ints("follower_count", "following_count"), Field(name="tier", dtype=String)],
         "The author's followers and tier, as of each change.",
     )
@@ -306,10 +317,10 @@ def build(databases: Databases) -> FeatureRepo:
         "viewer_author_affinity",
         [user, author],
         timedelta(days=90),
-        sql.viewer_author_affinity(db),
+        "feat_viewer_author__affinity",
         [
-            *_floats("affinity_score"),
-            *_ints("interactions", *(f"{t}s" for t in sql.dbt_vars()["affinity_weights"])),
+            *_floats("affinity_score", "affinity_half_life_hours"),
+            *_ints("interactions", *(f"{t}s" for t in ENGAGEMENT_TYPES)),
             Field(name="last_interaction_at", dtype=UnixTimestamp),
         ],
         "The viewer's engagement with the author's posts so far, and its decayed score then.",
@@ -318,7 +329,7 @@ def build(databases: Databases) -> FeatureRepo:
         "viewer_author_follow",
         [user, author],
         timedelta(days=3650),
-        sql.viewer_author_follow(db),
+        "feat_viewer_author__follow",
         [Field(name="is_following", dtype=Bool)],
         "Whether the viewer follows the author, as of each start or end of the follow.",
     )
@@ -344,7 +355,9 @@ def build(databases: Databases) -> FeatureRepo:
         name="viewer_author_request_features",
         sources=[
             viewer_author_follow,
-            viewer_author_affinity[["affinity_score", "last_interaction_at"]],
+            viewer_author_affinity[
+                ["affinity_score", "affinity_half_life_hours", "last_interaction_at"]
+            ],
             feed_request,
         ],
         schema=[

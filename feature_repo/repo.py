@@ -6,7 +6,6 @@ Built for the warehouse the settings name; code applies them with
 
 from appconfig import get_settings
 from feature_repo.definitions import build
-from feature_repo.sql import Databases
 
-_repo = build(Databases.for_schema(get_settings().analytics_schema))
+_repo = build(get_settings().features_database)
 globals().update({obj.name: obj for obj in _repo.objects()})

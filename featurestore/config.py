@@ -68,13 +68,9 @@ class FeastPaths:
         return self.root / "online.db"
 
 
-def marts_database(settings: Settings) -> str:
-    return f"{settings.analytics_schema}_marts"
-
-
 def registry_url(settings: Settings) -> str | None:
     """The PostgreSQL URL of the SQL registry, or None for the file registry."""
-    for url in (os.environ.get("FEAST_REGISTRY_URL", ""), settings.metadata_db_url):
+    for url in (settings.feast_registry_url, settings.metadata_db_url):
         if urlparse(url).scheme.startswith("postgresql"):
             return url
     return None
@@ -88,7 +84,7 @@ def _offline_store(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
             "type": "clickhouse",
             "host": "unused",
             "port": 0,
-            "database": marts_database(settings),
+            "database": settings.marts_database,
             "user": "default",
             "password": "",
             "additional_client_args": {
@@ -103,7 +99,7 @@ def _offline_store(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
             "type": "clickhouse",
             "host": url.hostname or "127.0.0.1",
             "port": url.port or (8443 if url.scheme == "https" else 8123),
-            "database": marts_database(settings),
+            "database": settings.marts_database,
             "user": unquote(url.username or "default"),
             "password": "${FEAST_CLICKHOUSE_PASSWORD}",
             "additional_client_args": {

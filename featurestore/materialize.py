@@ -20,7 +20,6 @@ from feast.infra.offline_stores.contrib.clickhouse_offline_store.clickhouse_sour
 from feast.infra.utils.clickhouse.connection_utils import get_client
 
 from appconfig import Settings
-from featurestore.config import marts_database
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LOOKBACK = timedelta(days=2)
@@ -44,7 +43,7 @@ class Materialization:
 
 def data_watermark(store: FeatureStore, settings: Settings) -> datetime | None:
     """The newest event time in the marts the feature views read (None when they are empty)."""
-    marts = marts_database(settings)
+    marts = settings.marts_database
     query = f"""
         select greatest(
             (select max(impressed_at) from {marts}.fct_training_impressions),

@@ -11,7 +11,6 @@ from feast.repo_operations import apply_total_with_repo_instance
 
 from appconfig import Settings
 from feature_repo.definitions import FeatureRepo, build
-from feature_repo.sql import Databases
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Applied:
 
 
 def definitions(settings: Settings) -> FeatureRepo:
-    return build(Databases.for_schema(settings.analytics_schema))
+    return build(settings.features_database)
 
 
 def apply_definitions(store: FeatureStore, settings: Settings) -> Applied:

@@ -22,7 +22,6 @@ from feast import FeatureService, FeatureStore
 from feast.infra.utils.clickhouse.connection_utils import get_client
 
 from appconfig import Settings
-from featurestore.config import marts_database
 from featurestore.materialize import ch_time
 
 LABEL = "is_engaged"
@@ -71,7 +70,7 @@ def entity_query(settings: Settings, as_of: datetime | None, mature_labels_only:
             toString(surface) as surface,
             position,
             is_engaged
-        from {marts_database(settings)}.fct_training_impressions
+        from {settings.marts_database}.fct_training_impressions
         {"where " + " and ".join(where) if where else ""}
     """
 

@@ -41,7 +41,7 @@ class CelebrityPolicy:
 
     def load(self, client: Client, settings: Settings) -> set[int]:
         """The celebrity authors as of the `dim_users` mart."""
-        marts = f"{settings.analytics_schema}_marts"
+        marts = settings.marts_database
         rows = client.query(
             f"select user_id, tier, ifNull(follower_count, 0) from {marts}.dim_users"
         ).result_rows

@@ -56,7 +56,7 @@ def load_snapshot(
     """Users, celebrities, the visibility graph and the window's posts from the marts."""
     from visibility import VisibilityGraph
 
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     celebrities = CelebrityPolicy.from_settings(settings).load(client, settings)
     graph = VisibilityGraph.from_clickhouse(client, settings)
     users = np.array(

@@ -117,10 +117,6 @@ class RecentPostIndex:
         return len(entries)
 
 
-# the index readers use for celebrities' posts
-CelebrityPostIndex = RecentPostIndex
-
-
 def recent_posts(
     client: Client,
     settings: Settings,
@@ -131,7 +127,7 @@ def recent_posts(
     exclude_authors: Iterable[int] = (),
 ) -> list[FeedEntry]:
     """The newest `per_author` non-deleted posts per author in the window ending at `as_of`."""
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     start = as_of - timedelta(hours=settings.feed_window_hours)
     only = "and author_id in {authors:Array(Int64)}" if authors is not None else ""
     rows = client.query(
@@ -156,7 +152,7 @@ def recent_posts(
 
 
 def newest_post_at(client: Client, settings: Settings) -> datetime | None:
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     rows = client.query(f"select max(created_at), count() from {marts}.dim_posts").result_rows
     if not rows or not rows[0][1]:
         return None

@@ -9,7 +9,7 @@ store is unavailable (Cassandra or its Redis cache down: a tiered store fails un
 writes went through) the same batch is applied again, with a growing pause, until it succeeds;
 only then are its offsets committed.
 
-Celebrity posts are never pushed; the consumer adds them to a `CelebrityPostIndex` if it is
+Celebrity posts are never pushed; the consumer adds them to a `RecentPostIndex` if it is
 given one (a reader in the same process).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from contracts.timestamps import parse_timestamp
 from feeds.fanout import FanOut, FanOutReport, NewPost
-from feeds.pull import CelebrityPostIndex
+from feeds.pull import RecentPostIndex
 from feeds.store import FeedEntry, FeedStoreUnavailable, to_ms
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def apply_events(
     fanout: FanOut,
     events: Iterable[dict[str, Any]],
     report: StreamReport,
-    pulled: CelebrityPostIndex | None = None,
+    pulled: RecentPostIndex | None = None,
 ) -> None:
     """Apply one batch in order; consecutive new posts are pushed in one store call."""
     pending: list[NewPost] = []
@@ -145,7 +145,7 @@ class FanOutConsumer:
         fanout: FanOut,
         consumer: Any,
         *,
-        pulled: CelebrityPostIndex | None = None,
+        pulled: RecentPostIndex | None = None,
         refresh: Callable[[], None] | None = None,
         refresh_seconds: float | None = None,
         retry_seconds: tuple[float, float] = (0.2, 5.0),

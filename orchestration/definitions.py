@@ -15,9 +15,9 @@ from orchestration import (
     ingestion,
     media,
     models,
-    search,
     moderation,
     notifications,
+    search,
     streaming,
 )
 from orchestration.automation import with_automation

@@ -56,7 +56,7 @@ def build_analytics(settings: Settings | None = None) -> bool:
 
 def mart_summary(settings: Settings) -> dict[str, Any]:
     """A few numbers people look at first: tiers, the newest day's activity, trending tags."""
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     with clickhouse_client(settings.clickhouse_url) as client:
         tiers = client.query(
             f"SELECT tier, count() FROM {marts}.dim_users GROUP BY tier ORDER BY 2 DESC"

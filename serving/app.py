@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from appconfig import Settings, get_settings
 from serving import errors, tracing
 from serving.metrics import LatencyMiddleware
-from serving.models import ModelHolder
+from serving.model_loading import ModelHolder
 from serving.routers import (
     discovery,
     features,

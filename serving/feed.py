@@ -20,7 +20,7 @@ import pandas as pd
 from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
 from serving.features import FeatureReaders
-from serving.models import ModelHolder, RecencyPopularityScorer
+from serving.model_loading import ModelHolder, RecencyPopularityScorer
 from serving.privacy import visible_rows
 from serving.rules import first_occurrences, keep_mask, spread_authors
 from serving.scoring import score

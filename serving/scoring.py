@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.models import Scorer
+from serving.model_loading import Scorer
 from serving.stages import stage
 
 

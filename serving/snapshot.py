@@ -129,8 +129,8 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
     from visibility import VisibilityGraph
 
     started = time.perf_counter()
-    marts = f"{settings.analytics_schema}_marts"
-    staging = f"{settings.analytics_schema}_staging"
+    marts = settings.marts_database
+    staging = settings.staging_database
     history_hours = max(serving.fresh_hours, serving.story_hours, 24.0) + 24.0
     with clickhouse_client(settings.clickhouse_url) as client:
         watermark_value = client.query(

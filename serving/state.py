@@ -26,7 +26,7 @@ from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec
 from serving.features import FeatureReaders
 from serving.feed import FeedService
-from serving.models import ModelHolder, mlflow_holder
+from serving.model_loading import ModelHolder, mlflow_holder
 from serving.recommend import Recommenders
 from serving.settings import ServingSettings
 from serving.snapshot import ServingSnapshot, load_snapshot

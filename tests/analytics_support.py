@@ -46,12 +46,12 @@ def load_landing(chdb_path: Path, store: ObjectStore, partitions: list[str]) -> 
             load_records(client, "raw", records)
 
 
-def run_dbt(work: Path, chdb_path: Path, *args: str) -> DbtRun:
+def run_dbt(work: Path, chdb_path: Path, *args: str, schema: str = "analytics") -> DbtRun:
     """`dbt <args>` in a subprocess on the embedded target; artifacts and logs under `work`."""
     env = {
         **os.environ,
         "CHDB_PATH": str(chdb_path),
-        "DBT_SCHEMA": "analytics",
+        "DBT_SCHEMA": schema,
         "RAW_DATABASE": "raw",
         "DBT_TARGET": "embedded",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

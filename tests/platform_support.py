@@ -44,7 +44,7 @@ class BuiltPlatform:
 
     @property
     def marts(self) -> str:
-        return f"{self.settings.analytics_schema}_marts"
+        return self.settings.marts_database
 
 
 def platform_settings(work: Path, **overrides: object) -> Settings:

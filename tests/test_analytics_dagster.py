@@ -47,7 +47,7 @@ def test_dbt_assets_build_downstream_of_ingestion(settings: Settings) -> None:
     from orchestration.analytics.checks import check_marts
     from warehouse import clickhouse_client
 
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     keys = [dg.AssetKey(["marts", "fct_post_engagement"]), dg.AssetKey(["marts", "dim_users"])]
     with clickhouse_client(settings.clickhouse_url) as client:
         client.command(

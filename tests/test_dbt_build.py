@@ -60,12 +60,20 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
     models = {name for name, r in names.items() if r["unique_id"].startswith("model.")}
     assert models == {p.stem for p in (PROJECT_DIR / "models").rglob("*.sql")}
     assert len([m for m in models if m.startswith("stg_raw__")]) == 6
+    features = {m for m in models if m.startswith("feat_")}
+    assert len(features) == 12
+    for model in features:  # each feature table: its own yml, its key tested unique
+        assert (PROJECT_DIR / "models" / "features" / f"{model}.yml").exists(), model
+        assert any(n.startswith(f"unique_combination_{model}_") for n in names), model
     assert kinds["test"] >= 100  # data tests: generic and singular
     assert kinds["unit_test"] >= 15
     for unit_test in (
-        "int_follow_graph_refollow_after_unfollow",
-        "int_follow_graph_block_ends_follows_both_ways",
-        "int_follow_graph_private_approval_flow",
+        "int_follow_transitions_start_and_end_inside_one_day",
+        "int_follow_transitions_block_ends_follows_both_ways",
+        "int_follow_transitions_private_approval_flow",
+        "int_follow_graph_latest_transition_decides",
+        "feat_user__follow_counts_follow_inside_one_day",
+        "feat_viewer_author__affinity_stamped_at_the_engagement_millisecond",
         "int_likes_like_unlike_like",
         "fct_post_engagement_window_edges",
         "fct_training_impressions_label_window_edges",

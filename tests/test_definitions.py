@@ -50,3 +50,25 @@ def test_consecutive_hours_become_one_range() -> None:
         ("2026-11-20-23:00", "2026-11-21-01:00"),
         ("2026-11-21-05:00", "2026-11-21-05:00"),
     ]
+
+
+def test_feature_assets_sit_downstream_of_the_dbt_feature_tables(settings: Settings) -> None:
+    """marts -> feature tables -> online features / training set -> ranker, without gaps; the
+    feature tables' keys come from the dbt manifest, and every feature asset has an owner."""
+    from orchestration.definitions import defs
+
+    graph = (defs() if callable(defs) else defs).get_repository_def().asset_graph
+    training = graph.get(dg.AssetKey(["features", "training_set"]))
+    tables = {k for k in training.parent_keys if k.path[-1].startswith("feat_")}
+    assert dg.AssetKey(["features", "feat_user__follow_counts"]) in tables
+    assert len(tables) == 12
+    follow_counts = graph.get(dg.AssetKey(["features", "feat_user__follow_counts"]))
+    assert dg.AssetKey(["intermediate", "int_follow_transitions"]) in follow_counts.parent_keys
+    stats = graph.get(dg.AssetKey(["features", "feat_author__stats"]))
+    assert dg.AssetKey(["marts", "fct_engagements"]) in stats.parent_keys
+    assert tables <= graph.get(dg.AssetKey(["features", "online_features"])).parent_keys
+    ranker = graph.get(dg.AssetKey(["models", "feed_ranker"]))
+    assert dg.AssetKey(["features", "training_set"]) in ranker.parent_keys
+    for key in ("feast_registry", "online_features", "training_set"):
+        node = graph.get(dg.AssetKey(["features", key]))
+        assert node.owners and node.description, key

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from feeds import FeedEntry, FeedStore
 from feeds.fanout import CelebrityPolicy, FanOut, NewPost
-from feeds.pull import CelebrityPostIndex, merge_candidates
+from feeds.pull import RecentPostIndex, merge_candidates
 from feeds.redis_store import RedisFeedStore
 from feeds.sqlite_store import SQLiteFeedStore
 from feeds.streaming import FanOutConsumer, StreamReport, apply_events, make_consumer
@@ -136,7 +136,7 @@ def test_a_new_follow_is_backfilled_with_the_authors_recent_posts(store: FeedSto
 
 def test_stream_events_apply_in_order(store: FeedStore) -> None:
     fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
-    pulled = CelebrityPostIndex()
+    pulled = RecentPostIndex()
     at = "2026-11-04T10:00:00Z"
     events: list[dict[str, Any]] = [
         {"event_type": "post_created", "user_id": AUTHOR, "post_id": 1, "occurred_at": at},
@@ -160,7 +160,7 @@ def test_stream_events_apply_in_order(store: FeedStore) -> None:
 
 def test_pull_merges_followed_celebrities_and_dedupes() -> None:
     graph = _graph()
-    index = CelebrityPostIndex(per_author=2)
+    index = RecentPostIndex(per_author=2)
     index.replace([FeedEntry(p, CELEBRITY, p * 10) for p in (1, 2, 3)])
 
     pulled = index.for_viewer(FAN, graph, limit=10)

@@ -30,9 +30,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
 from appconfig import Settings, get_settings
-from feature_repo import sql
 from feature_repo.definitions import build
-from feature_repo.sql import Databases
 from featurestore.config import (
     FeastPaths,
     close_offline_client,
@@ -57,6 +55,7 @@ from workload.writer import write_workload
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 MARTS = "analytics_marts"
+FEATURES = "analytics_features"
 # the on-demand views' inputs are timestamps read at one-second precision online
 TIME_TOLERANCE_HOURS = 1.0 / 3600
 
@@ -172,7 +171,11 @@ def test_feature_store_yaml_follows_the_settings(tmp_path: Path, monkeypatch) ->
         "FEAST_REGISTRY_PASSWORD": "pg-secret",
     }
     monkeypatch.setenv("FEAST_REGISTRY_URL", "postgresql://feast:f@db:5432/feast")
-    config, _ = render_config(services)
+    config, _ = render_config(services)  # settings are read once, when they are built
+    assert config["registry"]["path"].endswith("@127.0.0.1:15432/dagster")
+    config, _ = render_config(
+        services.model_copy(update={"feast_registry_url": "postgresql://feast:f@db:5432/feast"})
+    )
     assert (
         config["registry"]["path"]
         == "postgresql+psycopg://feast:${FEAST_REGISTRY_PASSWORD}@db:5432/feast"
@@ -197,7 +200,7 @@ def test_entity_key_codec_matches_feast() -> None:
 
 
 def test_materialization_windows_are_incremental_and_bounded_by_ttl() -> None:
-    views = build(Databases.for_schema("analytics")).feature_views
+    views = build("analytics_features").feature_views
     end = datetime(2026, 11, 20, 12, tzinfo=UTC)
     lookback = timedelta(days=2)
     activity, trends = views["user_activity"], views["post_hashtag_trends"]
@@ -215,42 +218,42 @@ def test_materialization_windows_are_incremental_and_bounded_by_ttl() -> None:
 
 def test_feature_histories_end_at_the_marts(warehouse: Warehouse) -> None:
     """The newest row of each history equals the current-state mart it re-derives."""
-    db = Databases.for_schema("analytics")
 
-    def latest(source: str, keys: str) -> str:
-        return f"select * from ({source}) order by {keys}, event_timestamp desc limit 1 by {keys}"
+    def latest(table: str, keys: str) -> str:
+        source = f"{FEATURES}.{table}"
+        return f"select * from {source} order by {keys}, event_timestamp desc limit 1 by {keys}"
 
     checks = {
         "follower counts and tier (dim_users)": f"""
             select countIf(h.follower_count != u.follower_count
                 or h.following_count != u.following_count or h.tier != u.tier), count()
-            from ({latest(sql.follow_counts(db, "user_id"), "user_id")}) as h
+            from ({latest("feat_user__follow_counts", "user_id")}) as h
             inner join {MARTS}.dim_users as u on h.user_id = u.user_id""",
         "profiles (dim_users)": f"""
             select countIf(h.country != u.country or h.is_private != u.is_private
                 or h.signed_up_at != u.created_at), count()
-            from ({latest(sql.user_profile(db), "user_id")}) as h
+            from ({latest("feat_user__profile", "user_id")}) as h
             inner join {MARTS}.dim_users as u on h.user_id = u.user_id""",
         "post totals (fct_post_engagement)": f"""
             select countIf(h.likes_total != ifNull(p.likes, 0)
                 or h.comments_total != ifNull(p.comments, 0)
                 or h.shares_total != ifNull(p.shares, 0) or h.saves_total != ifNull(p.saves, 0)
                 or h.impressions_total != ifNull(p.impressions, 0)), count()
-            from ({latest(sql.post_engagement(db), "post_id")}) as h
+            from ({latest("feat_post__engagement", "post_id")}) as h
             inner join {MARTS}.fct_post_engagement as p on h.post_id = p.post_id""",
         "creator stats (fct_creator_stats)": f"""
             select countIf(h.posts != ifNull(s.posts, 0) or h.stories != ifNull(s.stories, 0)
                 or h.likes_received != ifNull(s.likes_received, 0)
                 or h.impressions != ifNull(s.impressions, 0)
                 or h.story_views != ifNull(s.story_views, 0)), count()
-            from ({latest(sql.author_stats(db), "author_id")}) as h
+            from ({latest("feat_author__stats", "author_id")}) as h
             inner join {MARTS}.fct_creator_stats as s on h.author_id = s.author_id""",
         "affinity (fct_user_author_affinity, decayed to its as_of_at)": f"""
             select countIf(abs(h.affinity_score
                     * exp2(-dateDiff('millisecond', h.event_timestamp, a.as_of_at)
-                        / {sql.affinity_half_life_hours() * 3_600_000}) - a.affinity_score) > 1e-9
+                        / (h.affinity_half_life_hours * 3_600_000)) - a.affinity_score) > 1e-9
                 or h.interactions != a.interactions), count()
-            from ({latest(sql.viewer_author_affinity(db), "user_id, author_id")}) as h
+            from ({latest("feat_viewer_author__affinity", "user_id, author_id")}) as h
             inner join {MARTS}.fct_user_author_affinity as a
                 on h.user_id = a.viewer_id and h.author_id = a.author_id""",
         "follow state (int_follow_graph)": f"""
@@ -258,7 +261,7 @@ def test_feature_histories_end_at_the_marts(warehouse: Warehouse) -> None:
                 (select count() from analytics_intermediate.int_follow_graph)
                     != countIf(h.is_following),
                 count()
-            from ({latest(sql.viewer_author_follow(db), "user_id, author_id")}) as h
+            from ({latest("feat_viewer_author__follow", "user_id, author_id")}) as h
             left join analytics_intermediate.int_follow_graph as g
                 on h.user_id = g.follower_id and h.author_id = g.followee_id
             where h.is_following""",
@@ -480,7 +483,7 @@ def query_candidates(online: Online) -> pd.DataFrame:
 # --- orchestration ------------------------------------------------------------------------------
 
 
-def test_feature_assets_sit_downstream_of_the_marts(monkeypatch, tmp_path: Path) -> None:
+def test_feature_assets_sit_downstream_of_the_feature_tables(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
     from orchestration.definitions import defs
@@ -491,9 +494,9 @@ def test_feature_assets_sit_downstream_of_the_marts(monkeypatch, tmp_path: Path)
         assert graph.has(dg.AssetKey(["features", name]))
     online_parents = graph.get(dg.AssetKey(["features", "online_features"])).parent_keys
     assert dg.AssetKey(["features", "feast_registry"]) in online_parents
-    assert dg.AssetKey(["marts", "fct_engagements"]) in online_parents
+    assert dg.AssetKey(["features", "feat_post__engagement"]) in online_parents
     assert (
-        dg.AssetKey(["marts", "fct_engagements"])
+        dg.AssetKey(["features", "feat_viewer_author__affinity"])
         in graph.get(dg.AssetKey(["features", "training_set"])).parent_keys
     )
     assert repo.has_job("build_features")

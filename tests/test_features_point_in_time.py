@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from analytics_support import run_dbt
 
 from appconfig import Settings
 from featurestore.config import close_offline_client, feature_store
@@ -128,7 +129,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
-    """`write(rows)` creates hand-built marts in a fresh schema; yields (settings, write)."""
+    """`write(rows)` creates hand-built marts in a fresh schema and builds the dbt feature tables
+    (and the follow transitions they read) over them; yields (settings, write)."""
     schema = f"pit_{uuid.uuid4().hex[:8]}"
     settings = Settings(
         PLATFORM_DATA_DIR=tmp_path / "data",
@@ -150,6 +152,15 @@ def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
                 )
                 if rows.get(table):
                     client.insert_df(target, pd.DataFrame(rows[table]))
+        built = run_dbt(
+            tmp_path,
+            chdb_dir,
+            "run",
+            "--select",
+            "int_follow_transitions path:models/features",
+            schema=schema,
+        )
+        assert built.returncode == 0, built.output[-4000:]
 
     yield settings, write
     close_offline_client()
@@ -319,7 +330,7 @@ def test_pair_keys_that_read_alike_are_refused(marts) -> None:
     # what Feast itself does with them (if this starts failing, Feast fixed it upstream)
     entity_sql = (
         "select viewer_id as user_id, author_id, impressed_at as event_timestamp "
-        f"from {settings.analytics_schema}_marts.fct_training_impressions"
+        f"from {settings.marts_database}.fct_training_impressions"
     )
     frame = store.get_historical_features(
         entity_df=entity_sql, features=["viewer_author_affinity:shares"]

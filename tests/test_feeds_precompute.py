@@ -19,7 +19,7 @@ from appconfig import Settings, get_settings
 from feeds import FeedStore
 from feeds.fanout import to_ms
 from feeds.precompute import FeedSnapshot, load_snapshot, write_feeds
-from feeds.pull import CelebrityPostIndex, merge_candidates
+from feeds.pull import RecentPostIndex, merge_candidates
 from feeds.redis_store import RedisFeedStore
 from feeds.sqlite_store import SQLiteFeedStore
 from warehouse import clickhouse_client
@@ -51,8 +51,8 @@ def snapshot(feed_settings: Settings) -> FeedSnapshot:
 def _expected_feeds(settings: Settings, snapshot: FeedSnapshot) -> dict[int, set[int]]:
     """Followed, visible, non-celebrity authors' non-deleted posts in the window, by SQL."""
     assert snapshot.as_of is not None
-    marts = f"{settings.analytics_schema}_marts"
-    inter = f"{settings.analytics_schema}_intermediate"
+    marts = settings.marts_database
+    inter = settings.intermediate_database
     end = to_ms(snapshot.as_of)
     start = end - settings.feed_window_hours * 3_600_000
     with clickhouse_client(settings.clickhouse_url) as client:
@@ -152,7 +152,7 @@ def test_celebrity_posts_come_back_through_the_pull_index(
 ) -> None:
     store = make_store(800)
     write_feeds(store, snapshot)
-    index = CelebrityPostIndex()
+    index = RecentPostIndex()
     with clickhouse_client(feed_settings.clickhouse_url) as client:
         indexed = index.refresh(client, feed_settings, snapshot.celebrities, as_of=snapshot.as_of)
     assert indexed > 0 and index.authors <= snapshot.celebrities

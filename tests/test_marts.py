@@ -253,9 +253,9 @@ def story_views_in_life(built: Built) -> list[dict[str, Any]]:
 
 
 def tier(followers: int) -> str:
-    if followers >= VARS["celebrity_min_followers"]:
+    if followers >= VARS["tier_celebrity_min_followers"]:
         return "celebrity"
-    if followers >= VARS["popular_min_followers"]:
+    if followers >= VARS["tier_popular_min_followers"]:
         return "popular"
     return "ordinary"
 
@@ -665,7 +665,7 @@ def test_fct_story_views_count_views_and_reach_in_life(built: Built) -> None:
 
 
 def test_fct_notification_digests(built: Built) -> None:
-    window = VARS["notification_window_hours"] * HOUR_MS
+    window = VARS["notification_digest_window_hours"] * HOUR_MS
     kept = {i: p for i, p in posts(built).items() if p["deleted_t"] is None}
     notes: list[tuple[str, int, int | None, int, int]] = []  # kind, recipient, post, actor, t
     for f in engagement_facts(built):

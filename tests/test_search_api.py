@@ -17,7 +17,7 @@ from platform_support import BuiltPlatform, platform_settings
 
 from search.build import build_from_marts
 from serving.app import create_app
-from serving.models import ModelHolder
+from serving.model_loading import ModelHolder
 from serving.settings import ServingSettings
 from serving.state import ServingState
 from visibility import VisibilityGraph

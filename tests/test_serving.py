@@ -27,7 +27,7 @@ from ml.ranking.model import RankerParams, build_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
 from serving.app import create_app
-from serving.models import ModelHolder
+from serving.model_loading import ModelHolder
 from serving.settings import ServingSettings
 from serving.state import ServingState
 from visibility import VisibilityGraph

@@ -29,7 +29,7 @@ from ml.ranking.pyfunc import PIP_REQUIREMENTS, SCORER_ARTIFACT, RankerPyfunc
 from ml.ranking.scorer import RankerScorer
 from ml.registry import PyfuncModel, TrainingLineage, client, log_training_run, register
 from serving.app import create_app
-from serving.models import mlflow_holder
+from serving.model_loading import mlflow_holder
 from serving.settings import ServingSettings
 from warehouse import clickhouse_client
 
@@ -46,7 +46,7 @@ def free_port() -> int:
 def following_users(settings: Settings, count: int) -> list[int]:
     with clickhouse_client(settings.clickhouse_url) as ch:
         rows = ch.query(
-            f"select follower_id from {settings.analytics_schema}_intermediate.int_follow_graph"
+            f"select follower_id from {settings.intermediate_database}.int_follow_graph"
             f" group by follower_id having count() >= 3 order by count() desc limit {count}"
         ).result_rows
     return [int(r[0]) for r in rows]

@@ -161,7 +161,7 @@ def test_unknown_event_type_is_refused() -> None:
 
 def test_marts_match_a_replay_of_the_relationship_events(built_platform: BuiltPlatform) -> None:
     settings_ = built_platform.settings
-    staging = f"{settings_.analytics_schema}_staging"
+    staging = settings_.staging_database
     with clickhouse_client(settings_.clickhouse_url) as client:
         graph = VisibilityGraph.from_clickhouse(client, settings_)
         events = client.query(

@@ -74,8 +74,8 @@ class VisibilityGraph:
     def from_clickhouse(cls, client: Client, settings: Settings) -> VisibilityGraph:
         """Read the current state from the dbt models (`int_follow_graph`, `int_blocks`,
         `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`)."""
-        intermediate = f"{settings.analytics_schema}_intermediate"
-        marts = f"{settings.analytics_schema}_marts"
+        intermediate = settings.intermediate_database
+        marts = settings.marts_database
 
         def pairs(sql: str) -> list[tuple[int, int]]:
             return [(int(a), int(b)) for a, b in client.query(sql).result_rows]

@@ -28,8 +28,8 @@ class Interactions:
 
 
 def load_interactions(client: Client, settings: Settings) -> Interactions:
-    intermediate = f"{settings.analytics_schema}_intermediate"
-    marts = f"{settings.analytics_schema}_marts"
+    intermediate = settings.intermediate_database
+    marts = settings.marts_database
     follows = client.query_df(
         f"select follower_id, followee_id, followed_since from {intermediate}.int_follow_graph"
     )

@@ -11,7 +11,6 @@ as `user_id:token`):
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,18 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from importers.movielens import DEFAULT_DIRECTORY as MOVIELENS_DIRECTORY
 from ml.recommend.evaluate import Popularity, ranking_metrics, relevant_items, time_holdout
 from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# MOVIELENS_DIR, else the shared datasets folder beside the repository (../shared/datasets);
-# `photo-platform import movielens --download` fetches the public archive.
-DEFAULT_DIR = Path(
-    os.environ.get("MOVIELENS_DIR")
-    or Path(__file__).resolve().parents[3] / "shared" / "datasets" / "movielens-100k"
-)
+DEFAULT_DIR = MOVIELENS_DIRECTORY  # MOVIELENS_DIR, else ../shared/datasets/movielens-100k beside the clone
 
 # Surprise's benchmark on MovieLens 100K (5-fold CV; surpriselib.com, README "Benchmarks")
 PUBLISHED_RMSE: dict[str, float] = {

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.analytics.assets import build_dbt_assets
 from orchestration.analytics.checks import build_mart_checks
 from orchestration.analytics.dbt_env import PROJECT_DIR, dbt_executable
+from orchestration.analytics.lineage import dbt_models
 
 
 def defs() -> dg.Definitions:
-    analytics_models = build_dbt_assets()
+    analytics_models = dbt_models()
     mart_keys = sorted((k for k in analytics_models.keys if k.path[0] == "marts"), key=str)
     return dg.Definitions(
         assets=[analytics_models],
@@ -20,7 +20,7 @@ def defs() -> dg.Definitions:
             dg.define_asset_job(
                 "build_analytics",
                 selection=dg.AssetSelection.assets(analytics_models),
-                description="dbt build: staging, intermediate and marts, with their tests.",
+                description="dbt build: staging, intermediate, marts and feature tables, with their tests.",
             )
         ],
         resources={

@@ -196,7 +196,7 @@ def build_mart_checks(mart_keys: Sequence[dg.AssetKey]) -> dg.AssetChecksDefinit
         selected = {(c.asset_key, c.name) for c in context.selected_asset_check_keys}
         with clickhouse.client() as client:
             for result in check_marts(
-                client, f"{settings.analytics_schema}_marts", clickhouse.raw_database, mart_keys
+                client, settings.marts_database, clickhouse.raw_database, mart_keys
             ):
                 if (result.asset_key, result.check_name) in selected:
                     yield result

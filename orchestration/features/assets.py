@@ -1,7 +1,8 @@
 """Feature store assets: the Feast registry, the online store, and point-in-time training sets.
 
-`online_features` and `training_set` read the marts through Feast's ClickHouse offline store, so
-they sit downstream of the dbt models their sources query.
+`online_features` and `training_set` read the dbt feature tables (`feat_*`) through Feast's
+ClickHouse offline store; `orchestration.features.defs` puts them downstream of those models,
+keys taken from the dbt manifest.
 """
 
 from datetime import datetime, timedelta
@@ -16,20 +17,11 @@ from featurestore.training import build_training_set
 from objectstore import store_from_settings
 from orchestration.features.resources import FeatureStoreResource
 
+OWNER = "team:ml-platform"
+
 FEAST_REGISTRY = dg.AssetKey(["features", "feast_registry"])
 ONLINE_FEATURES = dg.AssetKey(["features", "online_features"])
 TRAINING_SET = dg.AssetKey(["features", "training_set"])
-# what the feature sources read (feature_repo/sql.py)
-SOURCE_MODELS = [
-    dg.AssetKey(["marts", "dim_posts"]),
-    dg.AssetKey(["marts", "fct_engagements"]),
-    dg.AssetKey(["marts", "fct_training_impressions"]),
-    dg.AssetKey(["marts", "fct_hashtag_trends"]),
-    dg.AssetKey(["marts", "fct_story_views"]),
-    dg.AssetKey(["staging", "stg_raw__users"]),
-    dg.AssetKey(["staging", "stg_raw__relationships"]),
-    dg.AssetKey(["staging", "stg_media__objects"]),
-]
 TRAINING_PREFIX = "training_sets"
 
 
@@ -51,6 +43,7 @@ def _parse(value: str | None) -> datetime | None:
 @dg.asset(
     key=FEAST_REGISTRY,
     group_name="features",
+    owners=[OWNER],
     kinds={"feast"},
     description="Feast registry: entities, feature views over the marts, on-demand views and "
     "versioned feature services (`feature_repo/`), applied like `feast apply`.",
@@ -73,8 +66,9 @@ def feast_registry(context: dg.AssetExecutionContext, feature_store: FeatureStor
 
 @dg.asset(
     key=ONLINE_FEATURES,
-    deps=[FEAST_REGISTRY, *SOURCE_MODELS],
+    deps=[FEAST_REGISTRY],  # + the dbt feature tables: see orchestration.features.defs
     group_name="features",
+    owners=[OWNER],
     kinds={"feast", "redis", "sqlite"},
     pool="clickhouse",
     description="Latest feature values in the online store (SQLite or Redis), materialized "
@@ -112,8 +106,9 @@ def online_features(
 
 @dg.asset(
     key=TRAINING_SET,
-    deps=[FEAST_REGISTRY, *SOURCE_MODELS],
+    deps=[FEAST_REGISTRY],  # + the dbt feature tables: see orchestration.features.defs
     group_name="features",
+    owners=[OWNER],
     kinds={"feast", "parquet"},
     pool="clickhouse",
     description="Point-in-time training set: every impression of fct_training_impressions with "

@@ -142,7 +142,7 @@ def who_to_follow(
         config.als(), config.fof_weight, config.engagement_weight, config.popularity_weight
     )
     run = who_to_follow_run(spark_session(), interactions, visibility, params, config.k)
-    source = f"{get_settings().analytics_schema}_intermediate.int_follow_graph"
+    source = f"{get_settings().intermediate_database}.int_follow_graph"
     return _publish(context, run, mlflow, source)
 
 
@@ -173,7 +173,7 @@ def explore(
         config.popularity_weight,
     )
     run = explore_run(spark_session(), interactions, visibility, params, config.k)
-    source = f"{get_settings().analytics_schema}_marts.fct_engagements"
+    source = f"{get_settings().marts_database}.fct_engagements"
     return _publish(context, run, mlflow, source)
 
 

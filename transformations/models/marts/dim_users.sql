@@ -43,11 +43,7 @@ select
     profiles.profile_updates as profile_updates,
     follower_counts.follower_count as follower_count,
     following_counts.following_count as following_count,
-    multiIf(
-        follower_counts.follower_count >= {{ var('celebrity_min_followers') }}, 'celebrity',
-        follower_counts.follower_count >= {{ var('popular_min_followers') }}, 'popular',
-        'ordinary'
-    ) as tier
+    {{ follower_tier('follower_counts.follower_count') }} as tier
 from profiles
 left join follower_counts on profiles.user_id = follower_counts.user_id
 left join following_counts on profiles.user_id = following_counts.user_id

@@ -1,9 +1,9 @@
 {{ config(order_by='(recipient_id, window_start_at, kind, digest_id)', partition_by='toYYYYMM(window_start_at)') }}
 
-{%- set window_seconds = var('notification_window_hours') * 3600 -%}
+{%- set window_seconds = var('notification_digest_window_hours') * 3600 -%}
 
 -- one row per recipient, kind (like, comment, follow, mention), post (null for follows) and
--- notification window (notification_window_hours long, aligned to the Unix epoch): one digest
+-- notification window (notification_digest_window_hours long, aligned to the Unix epoch): one digest
 -- such as "X and 3 others liked your post", X being the most recent actor. Likes are standing
 -- likes; likes, comments and mentions of deleted posts are dropped; follows are every follow
 -- start (a follow, or the approval of a request); nobody is notified of their own actions.

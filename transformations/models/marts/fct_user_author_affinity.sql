@@ -1,7 +1,6 @@
 {{ config(order_by='(viewer_id, author_id)') }}
 
 {%- set weights = var('affinity_weights') -%}
-{%- set half_life_ms = var('affinity_half_life_days') * 86400000 -%}
 
 -- one row per viewer x author the viewer has engaged with (standing likes, comments, shares,
 -- saves on the author's posts; never with oneself): affinity_score = sum over the engagements of
@@ -21,12 +20,8 @@ select
     engagements.viewer_id as viewer_id,
     engagements.author_id as author_id,
     sum(
-        multiIf(
-            {%- for engagement_type, weight in weights.items() %}
-            engagements.engagement_type = '{{ engagement_type }}', {{ weight }},
-            {%- endfor %}
-            0
-        ) * pow(0.5, dateDiff('millisecond', engagements.engaged_at, newest_engagement.as_of_at) / {{ half_life_ms }})
+        {{ affinity_weight('engagements.engagement_type') }}
+        * pow(0.5, dateDiff('millisecond', engagements.engaged_at, newest_engagement.as_of_at) / {{ affinity_half_life_ms() }})
     ) as affinity_score,
     count() as interactions,
     {%- for engagement_type in weights %}
