@@ -496,7 +496,7 @@ def test_edge_list_kind_applies_to_the_whole_file_and_skips_signups_for_mutes() 
     assert dict(with_signups.log.counts) == {"user_created": 2, "block": 1}
     with pytest.raises(EdgeListFormatError, match="choose one"):
         import_edge_list(
-            ["a,b,kind", "1,2,mute"], source="m", received_at=RECEIVED_AT, kind="mutes"
+            ["from,to,kind", "1,2,mute"], source="m", received_at=RECEIVED_AT, kind="mutes"
         )
 
 
