@@ -87,6 +87,38 @@ def quiet(settings: Settings | None = None) -> Iterator[None]:
         console.print(f"[dim]libraries' logs: {path} (-v shows them here)[/]")
 
 
+def _import_app() -> typer.Typer:
+    from importers.__main__ import app as importers_app
+
+    return importers_app
+
+
+# `photo-platform import edges FILE` / `import movielens`: the importers' own commands
+app.add_typer(_import_app(), name="import", help="Real data into the landing zone.")
+
+
+@app.command()
+def build(
+    start: str | None = typer.Option(None, help="ingest landing partitions from this one first"),
+    end: str | None = typer.Option(None, help="last partition to ingest (default: start)"),
+) -> None:
+    """Ingest (optional), then marts, features, models and home feeds (Dagster jobs). A stage
+    whose data is missing (no impressions, no posts) is skipped with the reason."""
+    from orchestration.runs import build_everything, ingest_partition_range
+
+    if start is not None and not ingest_partition_range(start, end or start):
+        console.print("[red]ingestion run failed[/]")
+        raise typer.Exit(1)
+    for outcome in build_everything():
+        colour = "green" if outcome.success else "red"
+        console.print(f"[{colour}]{outcome.name}[/]: {len(outcome.built)} built")
+        for asset, reason in outcome.skipped.items():
+            console.print(f"  [yellow]skipped[/] {asset}: {reason}")
+        if not outcome.success:
+            console.print(f"[red]job {outcome.name} failed: see the run in the Dagster UI[/]")
+            raise typer.Exit(1)
+
+
 @app.command()
 def ingest(
     start: str = typer.Option(..., help="first hourly partition, e.g. 2026-11-20-00:00"),

@@ -27,6 +27,10 @@ from featurestore.materialize import ch_time
 LABEL = "is_engaged"
 
 
+class NoTrainingData(LookupError):
+    """Nothing to learn from (no impressions, or none with a final label); says which."""
+
+
 class EntityKeyCollision(ValueError):
     """Two entity rows that Feast's ClickHouse join would mistake for one another."""
 
@@ -114,6 +118,30 @@ def check_entity_keys(store: FeatureStore, service: FeatureService, entity_sql: 
             )
 
 
+def training_data_gap(
+    store: FeatureStore, settings: Settings, as_of: datetime | None, mature_labels_only: bool
+) -> str | None:
+    """Why no training set can be built from the marts (None when it can).
+
+    Checked before Feast runs: with no entity rows Feast fails with an unrelated schema error."""
+    client = get_client(store.config.offline_store)
+    table = f"{marts_database(settings)}.fct_training_impressions"
+    total = int(client.query(f"select count() from {table}").result_rows[0][0])
+    if total == 0:
+        return (
+            "no impressions in fct_training_impressions: the ranker learns from impressions "
+            "and what followed them, and this data has none (e.g. a follow graph alone)"
+        )
+    entity_sql = entity_query(settings, as_of, mature_labels_only)
+    rows = int(client.query(f"select count() from ({entity_sql})").result_rows[0][0])
+    if rows == 0:
+        return (
+            f"none of the {total:,} impressions has a final label as of "
+            f"{as_of.isoformat() if as_of else 'now'} (label_window_ends_at is later)"
+        )
+    return None
+
+
 def build_training_set(
     store: FeatureStore,
     settings: Settings,
@@ -123,6 +151,9 @@ def build_training_set(
     mature_labels_only: bool = True,
 ) -> TrainingSet:
     service = store.get_feature_service(service_name)
+    gap = training_data_gap(store, settings, as_of, mature_labels_only)
+    if gap is not None:
+        raise NoTrainingData(gap)
     entity_sql = entity_query(settings, as_of, mature_labels_only)
     check_entity_keys(store, service, entity_sql)
     job = store.get_historical_features(

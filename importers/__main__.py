@@ -8,6 +8,7 @@ marts (`build_analytics`) as for any other data.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,11 +23,15 @@ from importers.edge_list import (
     DEFAULT_ID_OFFSET,
     DEFAULT_USERNAME_PREFIX,
     SYNTHETIC_START,
+    EdgeListFormatError,
     import_edge_file,
 )
 from importers.landing import (
     DEFAULT_LINES_PER_FILE,
+    ImportNotLanded,
     LandingWrite,
+    import_folder,
+    land_import,
     write_import_report,
     write_landing,
 )
@@ -39,6 +44,19 @@ from importers.movielens_source import GROUPLENS_MD5, GROUPLENS_URL
 from objectstore import open_store, store_from_settings
 from objectstore.store import ObjectStore
 from workload.generator import LandingRecord
+
+
+class Kind(StrEnum):
+    follows = "follows"
+    blocks = "blocks"
+    mutes = "mutes"
+
+
+class NodeIds(StrEnum):
+    integer = "integer"
+    hex = "hex"
+    auto = "auto"
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -95,6 +113,27 @@ def _write(
             batch,
             lines_per_file=lines_per_file,
             on_file=lambda lines: progress.advance(task, lines),
+        )
+
+
+def _land(
+    store: ObjectStore, prefix: str, records: list[LandingRecord], batch: str, **options: Any
+) -> tuple[LandingWrite, str, str | None]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("landing files", total=len(records))
+        return land_import(
+            store,
+            prefix,
+            records,
+            batch,
+            on_file=lambda lines: progress.advance(task, lines),
+            **options,
         )
 
 
@@ -182,7 +221,23 @@ def movielens_command(
 
 @app.command("edges")
 def edges_command(
-    path: Annotated[Path, typer.Argument(help="edge list: follower, followee[, timestamp]")],
+    path: Annotated[
+        Path, typer.Argument(help="edge list: follower, followee[, timestamp][, relation]")
+    ],
+    kind: Annotated[
+        Kind | None,
+        typer.Option(help="what every edge is (default follows; or a relation column per line)"),
+    ] = None,
+    node_ids: Annotated[
+        NodeIds, typer.Option(help="integer node ids, hex keys (mapped to integers) or auto")
+    ] = NodeIds.auto,
+    signups: Annotated[
+        bool | None,
+        typer.Option(
+            "--signups/--no-signups",
+            help="a sign-up per node (default: yes, except for a blocks or mutes file)",
+        ),
+    ] = None,
     source: Annotated[
         str | None, typer.Option(help="dataset name; seeds the event ids (default: edges:<stem>)")
     ] = None,
@@ -204,38 +259,60 @@ def edges_command(
     landing_prefix: LandingPrefix = None,
     lines_per_file: LinesPerFile = DEFAULT_LINES_PER_FILE,
 ) -> None:
-    """A follow-graph edge list: a sign-up per node, a follow per edge, rejects with reasons."""
+    """A graph edge list: a sign-up per node, a follow, block or mute per edge, rejects with
+    reasons. Nothing lands unless all of it does."""
     if not path.is_file():
         raise typer.BadParameter(f"{path}: file not found")
     at = parse_received_at(received_at)
-    imported = import_edge_file(
-        path,
-        **({"source": source} if source else {}),
-        received_at=at,
-        id_offset=id_offset,
-        username_prefix=username_prefix,
-        synthetic_start=parse_received_at(synthetic_start),
-        synthetic_step=timedelta(seconds=synthetic_step_seconds),
-        progress=True,
-    )
+    try:
+        imported = import_edge_file(
+            path,
+            **({"source": source} if source else {}),
+            received_at=at,
+            id_offset=id_offset,
+            username_prefix=username_prefix,
+            synthetic_start=parse_received_at(synthetic_start),
+            synthetic_step=timedelta(seconds=synthetic_step_seconds),
+            kind=kind.value if kind else None,
+            node_ids=node_ids.value,
+            signups=signups,
+            progress=True,
+        )
+    except EdgeListFormatError as error:
+        raise typer.BadParameter(f"{path}: {error}") from None
     name = imported.source.replace(":", "-")
     batch = batch_id or f"{name}-{at:%Y%m%dT%H%M%SZ}"
     store = _store(store_url)
     prefix = landing_prefix or get_settings().landing_prefix
-    written = _write(store, prefix, imported.log.records, batch, lines_per_file)
-    manifest = {**imported.manifest(), "batch_id": batch, "landing_keys": written.keys}
-    manifest_key, rejects_key = write_import_report(
-        store, name, batch, manifest, [r.as_dict() for r in imported.rejects]
-    )
+    extra = {"node_ids.csv": imported.node_id_csv()} if imported.node_ids else {}
+    try:
+        written, manifest_key, rejects_key = _land(
+            store,
+            prefix,
+            imported.log.records,
+            batch,
+            source=name,
+            manifest=imported.manifest(),
+            rejects=[r.as_dict() for r in imported.rejects],
+            extra_files=extra,
+            lines_per_file=lines_per_file,
+        )
+    except ImportNotLanded as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
     rows: dict[str, Any] = {
-        "nodes (sign-ups)": imported.nodes,
-        "edges (follows)": len(imported.edges),
+        "nodes": imported.nodes,
+        **{f"edges ({k})": v for k, v in imported.by_relation().items()},
+        "sign-ups": imported.log.counts.get("user_created", 0),
+        "node ids": imported.node_id_kind,
         "synthesized timestamps": imported.synthesized_timestamps,
         "rejected lines": len(imported.rejects),
         **{f"rejected: {k}": v for k, v in imported.manifest()["rejects_by_reason"].items()},
         "manifest": manifest_key,
         "rejects": rejects_key or "-",
     }
+    if extra:
+        rows["node id mapping"] = f"{import_folder(name, batch)}/node_ids.csv"
     _summary(f"edge list import {batch}", rows, written, store)
     for reject in imported.rejects[:10]:
         console.print(f"[yellow]line {reject.line}[/]: {reject.reason}  [dim]{reject.text!r}[/]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -47,6 +48,55 @@ def run_job(name: str, settings: Settings | None = None) -> bool:
             raise_on_error=False,
         )
     return result.success
+
+
+BUILD_JOBS = ("build_analytics", "build_features", "train_models", "build_feeds")
+
+
+@dataclass
+class JobOutcome:
+    name: str
+    success: bool
+    built: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # asset -> why it had nothing to do
+
+
+def run_job_outcome(name: str, settings: Settings | None = None) -> JobOutcome:
+    """`run_job`, plus which assets were built and which skipped (with the reason)."""
+    from orchestration.definitions import defs
+    from orchestration.skipping import SKIPPED
+
+    settings = settings or get_settings()
+    ensure_dagster_home(settings)
+    job = defs().resolve_job_def(name)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    outcome = JobOutcome(name, result.success)
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        key = materialization.asset_key.to_user_string()
+        reason = materialization.metadata.get(SKIPPED)
+        if reason is not None:
+            outcome.skipped[key] = str(reason.value)
+        else:
+            outcome.built.append(key)
+    return outcome
+
+
+def build_everything(settings: Settings | None = None) -> list[JobOutcome]:
+    """Marts, features, models, feeds: the jobs after ingestion, in order, stopping at the first
+    that fails. Stages whose data is missing (no impressions, no posts) are skipped, not failed."""
+    outcomes = []
+    for name in BUILD_JOBS:
+        outcome = run_job_outcome(name, settings)
+        outcomes.append(outcome)
+        if not outcome.success:
+            break
+    return outcomes
 
 
 def build_analytics(settings: Settings | None = None) -> bool:

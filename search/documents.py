@@ -164,7 +164,7 @@ class MartDocuments:
 
 def load_from_marts(client: Client, settings: Settings) -> MartDocuments:
     """Every post (deleted ones as tombstones), user, hashtag and location of the marts."""
-    marts = f"{settings.analytics_schema}_marts"
+    marts = settings.marts_database
     users = client.query(
         f"select user_id, username, ifNull(bio, ''), is_private, ifNull(follower_count, 0)"
         f" from {marts}.dim_users"

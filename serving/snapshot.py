@@ -124,6 +124,26 @@ def _trending_rows(posts: Posts, hashtags: pd.DataFrame, top: int = 20) -> np.nd
     return np.concatenate([np.flatnonzero(tagged), by_popularity[~tagged[by_popularity]]])
 
 
+def _columns(columns: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """An empty result keeps its columns (query_df returns none): partial data, such as a
+    follow graph without posts, is served as empty tables."""
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=_empty_dtype(c)) for c in columns})
+    return frame
+
+
+def _empty_dtype(column: str) -> str:
+    if column.endswith("_at"):
+        return "datetime64[ns, UTC]"
+    if column.endswith("_id") or column in ("engagements", "impressions", "events", "total_posts"):
+        return "int64"
+    if column in ("follower_count", "is_private"):
+        return "int64" if column == "follower_count" else "bool"
+    if column.endswith("score") or column == "last_posts":
+        return "float64"
+    return "object"
+
+
 def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapshot:
     """Read everything the API serves from ClickHouse, then close the client."""
     from visibility import VisibilityGraph
@@ -143,8 +163,18 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
         if serving.clock == "wall":
             watermark = pd.Timestamp(datetime.now(UTC))
         since = f"toDateTime64('{(watermark - pd.Timedelta(hours=history_hours)):%Y-%m-%d %H:%M:%S}', 3, 'UTC')"
-        posts = client.query_df(
-            f"""
+        posts = _columns(
+            [
+                "post_id",
+                "author_id",
+                "created_at",
+                "media_type",
+                "hashtags",
+                "engagements",
+                "impressions",
+            ],
+            client.query_df(
+                f"""
             select p.post_id as post_id, p.author_id as author_id, p.created_at as created_at,
                    toString(p.media_type) as media_type, p.hashtags as hashtags,
                    ifNull(e.engagements, 0) as engagements, ifNull(e.impressions, 0) as impressions
@@ -152,43 +182,78 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
             left join {marts}.fct_post_engagement as e on p.post_id = e.post_id
             where not p.is_deleted and p.created_at >= {since}
             """
+            ),
         )
         deleted = client.query(
             f"select post_id from {marts}.dim_posts where is_deleted"
         ).result_columns
-        users = client.query_df(
-            f"select user_id, username, is_private, ifNull(follower_count, 0) as follower_count,"
-            f" tier from {marts}.dim_users"
+        users = _columns(
+            ["user_id", "username", "is_private", "follower_count", "tier"],
+            client.query_df(
+                f"select user_id, username, is_private, ifNull(follower_count, 0) as follower_count,"
+                f" tier from {marts}.dim_users"
+            ),
         )
-        seen = client.query_df(
-            f"select distinct viewer_id, assumeNotNull(post_id) as post_id"
-            f" from {staging}.stg_raw__views"
-            f" where event_type = 'impression' and post_id is not null and occurred_at >= {since}"
+        seen = _columns(
+            ["viewer_id", "post_id"],
+            client.query_df(
+                f"select distinct viewer_id, assumeNotNull(post_id) as post_id"
+                f" from {staging}.stg_raw__views"
+                f" where event_type = 'impression' and post_id is not null and occurred_at >= {since}"
+            ),
         )
-        stories = client.query_df(
-            f"select story_id, author_id, created_at, expires_at from {marts}.fct_story_views"
-            f" where expires_at >= {since}"
+        stories = _columns(
+            ["story_id", "author_id", "created_at", "expires_at"],
+            client.query_df(
+                f"select story_id, author_id, created_at, expires_at from {marts}.fct_story_views"
+                f" where expires_at >= {since}"
+            ),
         )
-        seen_stories = client.query_df(
-            f"select distinct viewer_id, assumeNotNull(story_id) as story_id"
-            f" from {staging}.stg_raw__views"
-            f" where event_type = 'story_view' and occurred_at >= {since}"
+        seen_stories = _columns(
+            ["viewer_id", "story_id"],
+            client.query_df(
+                f"select distinct viewer_id, assumeNotNull(story_id) as story_id"
+                f" from {staging}.stg_raw__views"
+                f" where event_type = 'story_view' and occurred_at >= {since}"
+            ),
         )
-        affinity = client.query_df(
-            f"select viewer_id, author_id, affinity_score from {marts}.fct_user_author_affinity"
+        affinity = _columns(
+            ["viewer_id", "author_id", "affinity_score"],
+            client.query_df(
+                f"select viewer_id, author_id, affinity_score from {marts}.fct_user_author_affinity"
+            ),
         )
-        digests = client.query_df(
-            f"select digest_id, recipient_id, toString(kind) as kind, post_id, window_start_at,"
-            f" window_end_at, latest_actor_id, actors, actor_ids, events, last_notified_at, message"
-            f" from {marts}.fct_notification_digests where window_end_at >= {since}"
+        digests = _columns(
+            [
+                "digest_id",
+                "recipient_id",
+                "kind",
+                "post_id",
+                "window_start_at",
+                "window_end_at",
+                "latest_actor_id",
+                "actors",
+                "actor_ids",
+                "events",
+                "last_notified_at",
+                "message",
+            ],
+            client.query_df(
+                f"select digest_id, recipient_id, toString(kind) as kind, post_id, window_start_at,"
+                f" window_end_at, latest_actor_id, actors, actor_ids, events, last_notified_at, message"
+                f" from {marts}.fct_notification_digests where window_end_at >= {since}"
+            ),
         )
-        hashtags = client.query_df(
-            f"""
+        hashtags = _columns(
+            ["hashtag", "trending_score", "last_posts", "last_hour_at", "total_posts"],
+            client.query_df(
+                f"""
             select hashtag, argMax(trending_score, hour_at) as trending_score,
                    argMax(posts, hour_at) as last_posts, max(hour_at) as last_hour_at,
                    sum(posts) as total_posts
             from {marts}.fct_hashtag_trends group by hashtag
             """
+            ),
         )
         visibility = VisibilityGraph.from_clickhouse(client, settings)
 

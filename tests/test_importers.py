@@ -31,6 +31,7 @@ from importers.__main__ import app
 from importers.edge_list import (
     DEFAULT_ID_OFFSET,
     SYNTHETIC_START,
+    EdgeListFormatError,
     import_edge_list,
 )
 from importers.events import IMPORT_NAMESPACE, stable_event_id
@@ -227,7 +228,7 @@ def test_edge_list_counts_rejects_and_synthesized_times() -> None:
         (12, "timestamp"),
     ]
     reasons = {r.line: r.reason for r in imported.rejects}
-    assert reasons[7] == "duplicate: the same edge is on line 2"
+    assert reasons[7] == "duplicate: the same follow edge is on line 2"
     assert "'yesterday' is neither unix seconds nor ISO-8601" in reasons[9]
     assert "after the import" in reasons[12]
     assert imported.rejects[1].text == "x,4"
@@ -293,7 +294,12 @@ _LINE = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(lines=st.lists(_LINE, max_size=40))
 def test_every_edge_list_line_is_an_edge_a_reject_or_skipped_never_lost(lines: list[str]) -> None:
-    imported = import_edge_list(lines, source="edges:prop", received_at=RECEIVED_AT)
+    try:
+        imported = import_edge_list(lines, source="edges:prop", received_at=RECEIVED_AT)
+    except EdgeListFormatError as error:
+        # the only whole-file refusal: a first data line taken for a header of unknown columns
+        assert str(error).startswith("unknown columns")
+        return
     header = 1 if imported.header is not None else 0
     accounted = (
         header
@@ -444,3 +450,122 @@ def test_pipeline_runs_on_imported_movielens_and_edges(movielens_dir: Path, tmp_
     assert len(frame) > 0
     assert set(frame["user_id"]) <= {USER_ID_OFFSET + u for u in range(1, 61)}
     assert set(frame["post_id"]) <= {POST_ID_OFFSET + i for i in range(1, 1683)}
+
+
+# --- relations, hex keys, bad files, all-or-nothing landing ------------------------------------
+
+
+def test_edge_list_relation_column_brings_blocks_and_mutes() -> None:
+    lines = [
+        "src,dst,relation,timestamp",
+        "1,2,follow,1700000000",
+        "1,3,mutes,1700000001",
+        "2,3,block,",
+        "1,2,follow",
+        "1,2,mute",
+        "3,3,block",
+        "4,5,unfriend",
+        "4,5",
+    ]
+    imported = import_edge_list(lines, source="edges:rel", received_at=RECEIVED_AT)
+    assert imported.by_relation() == {"block": 1, "follow": 1, "mute": 2}
+    assert [(r.line, r.reason.split(":")[0]) for r in imported.rejects] == [
+        (5, "duplicate"),
+        (7, "self-block"),
+        (8, "relation"),
+        (9, "fields"),
+    ]
+    assert "'unfriend' is not one of" in imported.rejects[2].reason
+    events = _events(imported.log.records)
+    assert Counter(e["event_type"] for e in events) == {
+        "user_created": 3,
+        "follow": 1,
+        "mute": 2,
+        "block": 1,
+    }
+    for record in imported.log.records:
+        assert validate_line(record.line, now=RECEIVED_AT) == []
+
+
+def test_edge_list_kind_applies_to_the_whole_file_and_skips_signups_for_mutes() -> None:
+    mutes = import_edge_list(["1 2", "2 3"], source="m", received_at=RECEIVED_AT, kind="mutes")
+    assert dict(mutes.log.counts) == {"mute": 2}  # the accounts come with the follows
+    with_signups = import_edge_list(
+        ["1 2"], source="m", received_at=RECEIVED_AT, kind="blocks", signups=True
+    )
+    assert dict(with_signups.log.counts) == {"user_created": 2, "block": 1}
+    with pytest.raises(EdgeListFormatError, match="choose one"):
+        import_edge_list(
+            ["from,to,kind", "1,2,mute"], source="m", received_at=RECEIVED_AT, kind="mutes"
+        )
+
+
+def test_edge_list_unknown_columns_refuse_the_file() -> None:
+    for header, message in (
+        ("follower,followee,weight", r"unknown columns \['weight'\]"),
+        ("from,from", "more than once"),
+        ("follower,timestamp", "no followee column"),
+    ):
+        with pytest.raises(EdgeListFormatError, match=message):
+            import_edge_list([header, "1,2"], source="x", received_at=RECEIVED_AT)
+
+
+def test_edge_list_hex_keys_map_to_integers_the_same_in_every_file() -> None:
+    a, b, c = "9f86d081884c7d65", "0x2C26B46B68FFC68F", "fcde2b2edba56bf4"
+    lines = [f"{a},{b}", f"{b},{c}", f"{a},{a}", "zz-top,1", f"{a[:12]}00,{c}"]
+    imported = import_edge_list(lines, source="h", received_at=RECEIVED_AT, node_ids="auto")
+    assert imported.node_id_kind == "hex" and imported.header is None
+    node = {k: int(k[:12], 16) for k in (a, "2c26b46b68ffc68f", c)}
+    assert imported.node_ids == node
+    assert [(e.follower, e.followee) for e in imported.edges] == [
+        (DEFAULT_ID_OFFSET + node[a], DEFAULT_ID_OFFSET + node["2c26b46b68ffc68f"]),
+        (DEFAULT_ID_OFFSET + node["2c26b46b68ffc68f"], DEFAULT_ID_OFFSET + node[c]),
+    ]
+    reasons = [r.reason for r in imported.rejects]
+    assert reasons[0].startswith("self-follow")
+    assert reasons[1] == "follower: 'zz-top' is not a hex key"
+    assert reasons[2].startswith(f"follower: hex key '{a[:12]}00' maps to node")  # a collision
+    mutes = import_edge_list([f"{c}\t{a}"], source="m", received_at=RECEIVED_AT, node_ids="hex")
+    assert mutes.node_ids == {a: node[a], c: node[c]}  # same keys, same accounts
+    assert imported.node_id_csv().decode().splitlines()[0] == "key,node,user_id"
+    # integer files stay integer under auto; an integer file given as hex is read as keys
+    plain = import_edge_list(["x,2", "3,4"], source="i", received_at=RECEIVED_AT, node_ids="auto")
+    assert plain.node_id_kind == "integer" and plain.rejects[0].reason.startswith("follower")
+
+
+def test_cli_import_never_half_lands(tmp_path: Path, monkeypatch) -> None:
+    """A write failing midway removes what the import had written; a bad file writes nothing."""
+    from importers.landing import ImportNotLanded, land_import
+    from objectstore.store import LocalObjectStore
+
+    class Failing(LocalObjectStore):
+        def __init__(self, root: Path, fail_at: int) -> None:
+            super().__init__(root)
+            self.puts, self.fail_at = 0, fail_at
+
+        def put(self, key: str, data: bytes) -> None:
+            self.puts += 1
+            if self.puts == self.fail_at:
+                raise OSError("disk full")
+            super().put(key, data)
+
+    imported = import_edge_list(EDGES.splitlines(), source="edges:test", received_at=RECEIVED_AT)
+    store = Failing(tmp_path / "objects", fail_at=3)  # rejects, one landing file, then fails
+    with pytest.raises(ImportNotLanded, match="disk full; removed the 2 files"):
+        land_import(
+            store,
+            "landing/events",
+            imported.log.records,
+            "b1",
+            source="edges-test",
+            manifest=imported.manifest(),
+            rejects=[r.as_dict() for r in imported.rejects],
+        )
+    assert list(store.list("")) == []
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("follower,followee,weight\n1,2,0.5\n")
+    url = f"file://{tmp_path / 'cli-objects'}"
+    done = CliRunner().invoke(app, ["edges", str(bad), "--store-url", url])
+    assert done.exit_code != 0 and "unknown columns" in _plain(done.output)
+    assert list(open_store(url).list("")) == []

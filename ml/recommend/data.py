@@ -26,21 +26,48 @@ class Interactions:
     engagements: pd.DataFrame  # viewer_id, post_id, author_id, engagement_type, engaged_at, weight
     posts: pd.DataFrame  # post_id, author_id, created_at, is_deleted
 
+    def explore_gap(self) -> str | None:
+        """Why Explore cannot be trained on this data (None when it can)."""
+        if self.posts.empty:
+            return "no posts in dim_posts: Explore recommends posts and this data has none"
+        if self.engagements.empty:
+            return (
+                f"no engagements in fct_engagements ({len(self.posts):,} posts): Explore learns "
+                "taste from likes, comments, shares and saves and this data has none"
+            )
+        return None
+
+
+def _frame(client: Client, sql: str, columns: list[str]) -> pd.DataFrame:
+    """The query's rows; an empty result keeps its columns (query_df returns none for it), so
+    partial data (a follow graph without engagements) reads as empty tables, not missing ones."""
+    frame = client.query_df(sql)
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    return frame
+
 
 def load_interactions(client: Client, settings: Settings) -> Interactions:
     intermediate = settings.intermediate_database
     marts = settings.marts_database
-    follows = client.query_df(
-        f"select follower_id, followee_id, followed_since from {intermediate}.int_follow_graph"
+    follows = _frame(
+        client,
+        f"select follower_id, followee_id, followed_since from {intermediate}.int_follow_graph",
+        ["follower_id", "followee_id", "followed_since"],
     )
-    engagements = client.query_df(
+    engagements = _frame(
+        client,
         "select viewer_id, post_id, author_id, toString(engagement_type) as engagement_type, "
-        f"engaged_at from {marts}.fct_engagements"
+        f"engaged_at from {marts}.fct_engagements",
+        ["viewer_id", "post_id", "author_id", "engagement_type", "engaged_at"],
     )
-    posts = client.query_df(
-        f"select post_id, author_id, created_at, is_deleted from {marts}.dim_posts"
+    posts = _frame(
+        client,
+        f"select post_id, author_id, created_at, is_deleted from {marts}.dim_posts",
+        ["post_id", "author_id", "created_at", "is_deleted"],
     )
-    engagements["weight"] = engagements["engagement_type"].map(ENGAGEMENT_WEIGHTS).fillna(1.0)
+    weights = engagements["engagement_type"].map(ENGAGEMENT_WEIGHTS)
+    engagements["weight"] = weights.fillna(1.0).astype("float64")
     for frame, column in (
         (follows, "followed_since"),
         (engagements, "engaged_at"),

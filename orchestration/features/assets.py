@@ -13,9 +13,10 @@ from appconfig import get_settings
 from featurestore.config import registry_url
 from featurestore.materialize import data_watermark, materialize_online
 from featurestore.registry import apply_definitions
-from featurestore.training import build_training_set
+from featurestore.training import NoTrainingData, build_training_set
 from objectstore import store_from_settings
 from orchestration.features.resources import FeatureStoreResource
+from orchestration.skipping import skipped
 
 OWNER = "team:ml-platform"
 
@@ -83,8 +84,12 @@ def online_features(
     with feature_store.store() as store:
         end = _parse(config.end_at) or data_watermark(store, settings)
         if end is None:
-            context.log.warning("the marts are empty: nothing to materialize")
-            return dg.MaterializeResult(metadata={"rows": 0})
+            return skipped(
+                context,
+                "no posts, engagements or impressions in the marts: no feature has a value "
+                "to materialize (who to follow reads the follow graph directly)",
+                rows=0,
+            )
         result = materialize_online(store, end, lookback=timedelta(hours=config.lookback_hours))
         online_type = store.config.online_store.type
     windows = {
@@ -122,13 +127,16 @@ def training_set(
     settings = get_settings()
     with feature_store.store() as store:
         as_of = _parse(config.as_of) or data_watermark(store, settings)
-        built = build_training_set(
-            store,
-            settings,
-            config.feature_service,
-            as_of=as_of,
-            mature_labels_only=config.mature_labels_only,
-        )
+        try:
+            built = build_training_set(
+                store,
+                settings,
+                config.feature_service,
+                as_of=as_of,
+                mature_labels_only=config.mature_labels_only,
+            )
+        except NoTrainingData as nothing:
+            return skipped(context, str(nothing), feature_service=config.feature_service, rows=0)
     stamp = as_of.strftime("%Y%m%dT%H%M%SZ") if as_of else "all"
     key = f"{TRAINING_PREFIX}/{built.service}/as_of={stamp}/training_set.parquet"
     objects = store_from_settings(settings)

@@ -23,6 +23,7 @@ from objectstore import ObjectStore
 from orchestration.features.assets import TRAINING_SET
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import ObjectStoreResource
+from orchestration.skipping import skip_reason, skipped
 
 FEED_RANKER = dg.AssetKey(["models", "feed_ranker"])
 GROUND_TRUTH_PREFIX = "ground_truth/"
@@ -39,6 +40,10 @@ class FeedRankerConfig(dg.Config):
 class DriftConfig(dg.Config):
     window_hours: float = 24.0  # the "new partition": the newest rows of the training set
     threshold: float = THRESHOLD
+
+
+class NoTrainingSet(LookupError):
+    """No training set to read: never built, or the newest one was skipped (the reason)."""
 
 
 @dataclass
@@ -66,10 +71,13 @@ def latest_training_set(
             metadata = values
             break
     if metadata is None:
-        raise dg.Failure(
+        raise NoTrainingSet(
             f"no features/training_set for {feature_service} among the last "
             f"{RECENT_TRAINING_SETS} materializations: run the build_features job first"
         )
+    reason = skip_reason(metadata)
+    if reason is not None:
+        raise NoTrainingSet(f"the newest features/training_set was skipped: {reason}")
     key = str(metadata.get("object_key", ""))
     if not key or not store.exists(key):
         raise dg.Failure(f"the training set object {key!r} is not in the object store")
@@ -103,6 +111,22 @@ def _table(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+MIN_TRAINING_ROWS = 100
+
+
+def _unlearnable(frame: pd.DataFrame) -> str | None:
+    """Why a training set cannot train a ranker (too small, or one label only), else None."""
+    if len(frame) < MIN_TRAINING_ROWS:
+        return f"the training set has {len(frame)} impressions (< {MIN_TRAINING_ROWS})"
+    positives = int(frame["is_engaged"].sum())
+    if positives == 0 or positives == len(frame):
+        return (
+            f"every one of the {len(frame):,} impressions has the same label "
+            f"({'engaged' if positives else 'not engaged'}): nothing to rank by"
+        )
+    return None
+
+
 @dg.asset(
     key=FEED_RANKER,
     deps=[TRAINING_SET],
@@ -126,7 +150,13 @@ def feed_ranker(
     from ml.registry import TrainingLineage
 
     store = object_store.store()
-    training = latest_training_set(context.instance, store, config.feature_service)
+    try:
+        training = latest_training_set(context.instance, store, config.feature_service)
+    except NoTrainingSet as missing:
+        return skipped(context, str(missing))
+    gap = _unlearnable(training.frame)
+    if gap is not None:
+        return skipped(context, gap, training_set=dg.MetadataValue.path(training.uri))
     truth = ground_truth_impressions(store)
     context.log.info(
         f"training on {len(training.frame)} impressions from {training.object_key}"
@@ -195,7 +225,10 @@ def feature_drift_vs_champion(
         return dg.AssetCheckResult(
             passed=True, metadata={"note": "no feed-ranker champion yet: nothing to compare"}
         )
-    training = latest_training_set(context.instance, object_store.store())
+    try:
+        training = latest_training_set(context.instance, object_store.store())
+    except NoTrainingSet as missing:
+        return dg.AssetCheckResult(passed=True, metadata={"note": str(missing)})
     frame = training.frame
     times = pd.to_datetime(frame["event_timestamp"], utc=True)
     newest = frame[times > times.max() - pd.Timedelta(hours=config.window_hours)]

@@ -12,7 +12,7 @@ import base64
 import dagster as dg
 
 from appconfig import get_settings
-from ml.recommend.data import load_interactions
+from ml.recommend.data import Interactions, load_interactions
 from ml.recommend.explore import Explore, ExploreParams
 from ml.recommend.factors import AlsParams
 from ml.recommend.pipeline import RecommenderRun, explore_run, who_to_follow_run
@@ -22,6 +22,7 @@ from ml.registry import TrainingLineage
 from ml.spark import spark_session
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import ClickHouseResource
+from orchestration.skipping import skipped
 from visibility import VisibilityGraph
 
 WHO_TO_FOLLOW_KEY = dg.AssetKey(["models", "who_to_follow"])
@@ -70,9 +71,22 @@ def _read_marts(clickhouse: ClickHouseResource) -> tuple:
     with clickhouse.client() as client:
         interactions = load_interactions(client, settings)
         visibility = VisibilityGraph.from_clickhouse(client, settings)
-    if interactions.follows.empty:
-        raise dg.Failure("int_follow_graph is empty: build the marts (build_analytics) first")
     return interactions, visibility
+
+
+def _who_to_follow_gap(interactions: Interactions) -> str | None:
+    """Why who to follow cannot be trained (None when it can): it needs some follows to hold
+    out, i.e. users following at least three accounts (`time_holdout`)."""
+    follows = interactions.follows
+    if follows.empty:
+        return "int_follow_graph is empty: no follows to learn from (run build_analytics first)"
+    per_user = follows.groupby("follower_id").size()
+    if int((per_user >= 3).sum()) == 0:
+        return (
+            f"no user follows three accounts or more among {len(follows):,} follows: nothing "
+            "to hold out and evaluate against popularity"
+        )
+    return None
 
 
 def _publish(
@@ -137,7 +151,13 @@ def who_to_follow(
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
     interactions, visibility = _read_marts(clickhouse)
-    context.log.info(f"training on {len(interactions.follows)} follows; {visibility!r}")
+    gap = _who_to_follow_gap(interactions)
+    if gap is not None:
+        return skipped(context, gap)
+    context.log.info(
+        f"training on {len(interactions.follows)} follows and "
+        f"{len(interactions.engagements)} engagements; {visibility!r}"
+    )
     params = WhoToFollowParams(
         config.als(), config.fof_weight, config.engagement_weight, config.popularity_weight
     )
@@ -163,6 +183,9 @@ def explore(
     mlflow: MlflowResource,
 ) -> dg.MaterializeResult:
     interactions, visibility = _read_marts(clickhouse)
+    gap = interactions.explore_gap()
+    if gap is not None:
+        return skipped(context, gap)
     context.log.info(f"training on {len(interactions.engagements)} engagements; {visibility!r}")
     params = ExploreParams(
         config.als(),
