@@ -35,7 +35,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 build_app = typer.Typer(
-    no_args_is_help=True, help="Run one stage of the pipeline as a Dagster job."
+    help="Every stage (no argument) or one stage of the pipeline, as Dagster jobs."
 )
 services_app = typer.Typer(
     no_args_is_help=True,
@@ -87,23 +87,16 @@ def quiet(settings: Settings | None = None) -> Iterator[None]:
         console.print(f"[dim]libraries' logs: {path} (-v shows them here)[/]")
 
 
-def _import_app() -> typer.Typer:
-    from importers.__main__ import app as importers_app
-
-    return importers_app
-
-
-# `photo-platform import edges FILE` / `import movielens`: the importers' own commands
-app.add_typer(_import_app(), name="import", help="Real data into the landing zone.")
-
-
-@app.command()
+@build_app.callback(invoke_without_command=True)
 def build(
+    ctx: typer.Context,
     start: str | None = typer.Option(None, help="ingest landing partitions from this one first"),
     end: str | None = typer.Option(None, help="last partition to ingest (default: start)"),
 ) -> None:
-    """Ingest (optional), then marts, features, models and home feeds (Dagster jobs). A stage
-    whose data is missing (no impressions, no posts) is skipped with the reason."""
+    """Without a stage: ingest (optional), then marts, features, models and home feeds (Dagster
+    jobs). A stage whose data is missing (no impressions, no posts) is skipped with the reason."""
+    if ctx.invoked_subcommand is not None:
+        return
     from orchestration.runs import build_everything, ingest_partition_range
 
     if start is not None and not ingest_partition_range(start, end or start):

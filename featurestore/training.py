@@ -125,7 +125,7 @@ def training_data_gap(
 
     Checked before Feast runs: with no entity rows Feast fails with an unrelated schema error."""
     client = get_client(store.config.offline_store)
-    table = f"{marts_database(settings)}.fct_training_impressions"
+    table = f"{settings.marts_database}.fct_training_impressions"
     total = int(client.query(f"select count() from {table}").result_rows[0][0])
     if total == 0:
         return (

@@ -122,6 +122,7 @@ class VisibilityGraph:
 
     def has_muted(self, muter: int, muted: int) -> bool:
         return muted in self._muted.get(muter, _EMPTY)
+
     def blocked_by_user(self, user: int) -> frozenset[int]:
         """Accounts `user` has blocked."""
         return frozenset(self._blocked.get(user, _EMPTY))

@@ -25,7 +25,9 @@ from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-DEFAULT_DIR = MOVIELENS_DIRECTORY  # MOVIELENS_DIR, else ../shared/datasets/movielens-100k beside the clone
+DEFAULT_DIR = (
+    MOVIELENS_DIRECTORY  # MOVIELENS_DIR, else ../shared/datasets/movielens-100k beside the clone
+)
 
 # Surprise's benchmark on MovieLens 100K (5-fold CV; surpriselib.com, README "Benchmarks")
 PUBLISHED_RMSE: dict[str, float] = {
