@@ -40,7 +40,7 @@ AFTER_MODELS = (
     (
         dg.AutomationCondition.any_deps_updated()
         | dg.AutomationCondition.cron_tick_passed(FEEDS_CRON)
-    ).since_last_handled()
+    ).since_last_handled()  # type: ignore[misc]
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~(dg.AutomationCondition.in_progress())
 )

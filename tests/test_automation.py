@@ -44,8 +44,11 @@ def test_every_layer_has_its_condition_freshness_and_owner(
             assert node.freshness_policy is not None, key
         if layer in ("staging", "intermediate", "marts", "models", "feeds"):
             assert node.automation_condition is not None, key
-    assert graph.get(MART).automation_condition.get_label() == "after new raw partitions"
-    assert graph.get(RANKER).automation_condition.get_label().startswith("nightly")
+    mart_condition = graph.get(MART).automation_condition
+    ranker_condition = graph.get(RANKER).automation_condition
+    assert mart_condition is not None and ranker_condition is not None
+    assert mart_condition.get_label() == "after new raw partitions"
+    assert (ranker_condition.get_label() or "").startswith("nightly")
     assert RANKER in graph.get(FEEDS).parent_keys
     repo = definitions.get_repository_def()
     assert repo.has_sensor_def(AUTOMATION_SENSOR)
@@ -65,7 +68,8 @@ class _Daemon:
     """Ticks of the automation sensor at chosen times, with the materializations in between."""
 
     def __init__(self, definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
-        self.definitions, self.instance, self.cursor = definitions, instance, None
+        self.definitions, self.instance = definitions, instance
+        self.cursor: dg.AssetDaemonCursor | None = None
 
     def tick(self, at: datetime) -> set[dg.AssetKey]:
         with freeze_time(at):

@@ -272,7 +272,7 @@ def test_kill_9_mid_stream_loses_nothing_and_sends_nothing_twice(
     delivered: dict[str, int] = {c["key"]: c["actor_count"] for c in likes}
     assert sum(delivered.values()) == 4 * fans
     # a key delivered twice only from a crash between a provider call and its mark
-    first_call = {}
+    first_call: dict[str, int] = {}
     for c in calls:
         first_call.setdefault(c["key"], c["called_ms"])
     resent_calls = {first_call[k] for k, n in per_key.items() if n > 1}
