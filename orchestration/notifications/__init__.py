@@ -33,18 +33,28 @@ def _health() -> dict[str, int] | None:
     return worker_health(url, os.environ.get("NOTIFICATIONS_PREFIX", "notify"))
 
 
-@dg.observable_source_asset(
-    key=WORKER,
-    group_name="notifications",
-    description="The streaming notification worker (`python -m notifications.worker`): consumer "
-    "lag, outbox, pending batches and dead letters as it last reported them.",
+# an observable asset built from a spec (not a SourceAsset), so the code location's automation
+# mapping, which works on specs, applies to it like every other asset
+@dg.multi_observable_source_asset(
+    specs=[
+        dg.AssetSpec(
+            WORKER,
+            group_name="notifications",
+            description="The streaming notification worker (`python -m notifications.worker`): "
+            "consumer lag, outbox, pending batches and dead letters as it last reported them.",
+        )
+    ],
 )
 def notifications_worker() -> dg.ObserveResult:
     health = _health()
     if health is None:
-        return dg.ObserveResult(metadata={"status": "REDIS_URL is not set: no worker to observe"})
+        return dg.ObserveResult(
+            asset_key=WORKER, metadata={"status": "REDIS_URL is not set: no worker to observe"}
+        )
     age = (time.time() * 1000 - health.get("at_ms", 0)) / 1000
-    return dg.ObserveResult(metadata={**health, "report_age_seconds": round(age, 1)})
+    return dg.ObserveResult(
+        asset_key=WORKER, metadata={**health, "report_age_seconds": round(age, 1)}
+    )
 
 
 @dg.asset_check(
