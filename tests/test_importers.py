@@ -365,7 +365,7 @@ def test_cli_imports_a_movielens_subset(movielens_dir: Path, tmp_path: Path, mon
         done = runner.invoke(app, [*args, "--store-url", url, "--lines-per-file", "100"])
         assert done.exit_code == 0, done.output
         broken = runner.invoke(app, ["movielens", "--path", str(tmp_path), "--store-url", url])
-        assert broken.exit_code != 0 and "file not found" in _plain(broken.output)
+        assert broken.exit_code != 0 and "has neither ml-100k.user" in _plain(broken.output)
     finally:
         get_settings.cache_clear()
     store = open_store(url)

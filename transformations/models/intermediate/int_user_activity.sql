@@ -2,7 +2,7 @@
 
 -- one row per user and UTC day on which the user acted: every event the user is the actor of
 -- (sign-up, profile updates, posts, stories, engagements, impressions and story views seen,
--- relationship changes they made)
+-- relationship changes they made, story replies sent, lives started, settings changed)
 with actor_events as (
     select user_id, occurred_at from {{ ref('stg_raw__users') }}
     union all
@@ -15,6 +15,12 @@ with actor_events as (
     select viewer_id as user_id, occurred_at from {{ ref('stg_raw__views') }}
     union all
     select actor_user_id as user_id, occurred_at from {{ ref('stg_raw__relationships') }}
+    union all
+    select sender_id as user_id, occurred_at from {{ ref('stg_raw__messages') }}
+    union all
+    select broadcaster_id as user_id, occurred_at from {{ ref('stg_raw__live') }}
+    union all
+    select user_id, occurred_at from {{ ref('stg_raw__settings') }}
 )
 
 select
