@@ -15,7 +15,6 @@ given one (a reader in the same process).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from contracts.timestamps import parse_timestamp
 from feeds.fanout import FanOut, FanOutReport, NewPost
 from feeds.pull import RecentPostIndex
 from feeds.store import FeedEntry, FeedStoreUnavailable, to_ms
+from ingestion import event_stream
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,6 @@ def apply_events(
     flush()
 
 
-def decode(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        event = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return event if isinstance(event, dict) else None
-
-
 def make_consumer(
     bootstrap_servers: str,
     topics: Sequence[str] = (POSTS_TOPIC, RELATIONSHIPS_TOPIC),
@@ -120,21 +112,14 @@ def make_consumer(
     group_id: str = CONSUMER_GROUP,
     **overrides: Any,
 ) -> Any:
-    from kafka import KafkaConsumer
-
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers.split(","),
-        "group_id": group_id,
-        "enable_auto_commit": False,
+    options: dict[str, Any] = {
         "auto_offset_reset": "latest",  # feeds are rebuilt from the marts; only new posts matter
         "max_poll_records": 5_000,
         "fetch_max_wait_ms": 100,  # latency over batching: a post should appear within seconds
-        "isolation_level": "read_committed",
     }
-    config.update(overrides)
-    consumer = KafkaConsumer(**config)
-    consumer.subscribe(topics=list(topics))
-    return consumer
+    return event_stream.make_consumer(
+        bootstrap_servers, topics, group_id=group_id, **(options | overrides)
+    )
 
 
 class FanOutConsumer:
@@ -165,18 +150,12 @@ class FanOutConsumer:
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         """One micro-batch: returns the number of messages applied and committed."""
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
-        if not self.ready.is_set() and self.consumer.assignment():
-            self.ready.set()
-        messages = sorted(
-            (m for batch in polled.values() for m in batch),
-            key=lambda m: (m.timestamp, m.topic, m.partition, m.offset),
-        )
+        messages = event_stream.poll_in_order(self.consumer, self.ready, timeout_ms)
         if not messages:
             return 0
         events = []
         for message in messages:
-            event = decode(message.value)
+            event = event_stream.decode(message.value)
             if event is None:
                 self.report.skipped += 1
             else:

@@ -16,6 +16,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from contracts.catalog import CONTRACTS_BY_TYPE, FAMILIES
+from ingestion import event_stream
 from ingestion.landing import partition_key_of
 from ingestion.loader import LoadReport, SourceRecord, load_records
 
@@ -65,22 +66,14 @@ class ConsumeReport:
 def make_consumer(
     bootstrap_servers: str, *, group_id: str = CONSUMER_GROUP, **overrides: Any
 ) -> Any:
-    from kafka import KafkaConsumer
-
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers.split(","),
-        "group_id": group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
+    options: dict[str, Any] = {
         "max_poll_records": 20_000,
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 16 * 1024 * 1024,
-        "isolation_level": "read_committed",
     }
-    config.update(overrides)
-    consumer = KafkaConsumer(**config)
-    consumer.subscribe(topics=list(TOPICS))
-    return consumer
+    return event_stream.make_consumer(
+        bootstrap_servers, TOPICS, group_id=group_id, **(options | overrides)
+    )
 
 
 def consume_batch(

@@ -12,7 +12,6 @@ go to the dead-letter list (`<prefix>:dead_letters`) with their reasons.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -21,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ingestion import event_stream
 from moderation.comments import CommentChecker, CommentVerdict
 from notifications.metrics import WorkerMetrics
 from notifications.provider import PushProvider, RecordingProvider
@@ -47,14 +47,6 @@ LAG_EVERY_SECONDS = 5.0
 
 def _priority(topic: str) -> int:
     return TOPIC_ORDER.get(topic.rsplit(".", 1)[-1], 9)
-
-
-def decode(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        event = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return event if isinstance(event, dict) else None
 
 
 class NotificationWorker:
@@ -106,7 +98,7 @@ class NotificationWorker:
         fresh = [m for m in messages if m.offset > done]
         if not fresh:
             return 0
-        events = [decode(m.value) for m in fresh]
+        events = [event_stream.decode(m.value) for m in fresh]
         comments = [
             i
             for i, e in enumerate(events)
@@ -191,21 +183,12 @@ class NotificationWorker:
 
 
 def make_consumer(bootstrap: str, topics: Sequence[str], group_id: str, **overrides: Any) -> Any:
-    from kafka import KafkaConsumer
-
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap.split(","),
-        "group_id": group_id,
-        "enable_auto_commit": False,
+    options: dict[str, Any] = {
         "auto_offset_reset": "latest",
         "max_poll_records": 5_000,
         "fetch_max_wait_ms": 50,
-        "isolation_level": "read_committed",
     }
-    config.update(overrides)
-    consumer = KafkaConsumer(**config)
-    consumer.subscribe(topics=list(topics))
-    return consumer
+    return event_stream.make_consumer(bootstrap, topics, group_id=group_id, **(options | overrides))
 
 
 def main(argv: list[str] | None = None) -> int:

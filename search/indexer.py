@@ -19,7 +19,6 @@ counted (raw ingestion keeps them as dead letters with their reasons).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from contracts.validation import validate_event
+from ingestion import event_stream
 from search.autocomplete import Completion, RedisAutocomplete
 from search.documents import (
     Doc,
@@ -189,14 +189,6 @@ def apply_events(
     return written
 
 
-def decode(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        event = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return event if isinstance(event, dict) else None
-
-
 def make_consumer(
     bootstrap_servers: str,
     topics: Sequence[str] = (POSTS_TOPIC, USERS_TOPIC),
@@ -204,23 +196,16 @@ def make_consumer(
     group_id: str = CONSUMER_GROUP,
     **overrides: Any,
 ) -> Any:
-    from kafka import KafkaConsumer
-
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers.split(","),
-        "group_id": group_id,
-        "enable_auto_commit": False,
+    options: dict[str, Any] = {
         # a new group reads the topics from the start: upserts make the replay harmless, and
         # nothing published between the last batch build and the indexer's start is missed
         "auto_offset_reset": "earliest",
         "max_poll_records": 2_000,
         "fetch_max_wait_ms": 100,  # latency over batching: searchable within seconds
-        "isolation_level": "read_committed",
     }
-    config.update(overrides)
-    consumer = KafkaConsumer(**config)
-    consumer.subscribe(topics=list(topics))
-    return consumer
+    return event_stream.make_consumer(
+        bootstrap_servers, topics, group_id=group_id, **(options | overrides)
+    )
 
 
 class IndexerConsumer:
@@ -243,18 +228,12 @@ class IndexerConsumer:
         self._stop.set()
 
     def poll_once(self, timeout_ms: int = 200) -> int:
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
-        if not self.ready.is_set() and self.consumer.assignment():
-            self.ready.set()
-        messages = sorted(
-            (m for batch in polled.values() for m in batch),
-            key=lambda m: (m.timestamp, m.topic, m.partition, m.offset),
-        )
+        messages = event_stream.poll_in_order(self.consumer, self.ready, timeout_ms)
         if not messages:
             return 0
         events = []
         for message in messages:
-            event = decode(message.value)
+            event = event_stream.decode(message.value)
             if event is None:
                 self.report.skipped += 1
             else:
