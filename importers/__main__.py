@@ -95,16 +95,20 @@ def _store(store_url: str | None) -> ObjectStore:
     return open_store(store_url) if store_url else store_from_settings(get_settings())
 
 
-def _write(
-    store: ObjectStore, prefix: str, records: list[LandingRecord], batch: str, lines_per_file: int
-) -> LandingWrite:
+def _landing_progress() -> Progress:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    return Progress(*columns, console=console)
+
+
+def _write(
+    store: ObjectStore, prefix: str, records: list[LandingRecord], batch: str, lines_per_file: int
+) -> LandingWrite:
+    with _landing_progress() as progress:
         task = progress.add_task("landing files", total=len(records))
         return write_landing(
             store,
@@ -119,13 +123,7 @@ def _write(
 def _land(
     store: ObjectStore, prefix: str, records: list[LandingRecord], batch: str, **options: Any
 ) -> tuple[LandingWrite, str, str | None]:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    with _landing_progress() as progress:
         task = progress.add_task("landing files", total=len(records))
         return land_import(
             store,
