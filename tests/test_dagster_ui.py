@@ -38,9 +38,9 @@ GROUP = "ingestion"
 GROUP_PATH = f"/locations/{LOCATION}/asset-groups/{GROUP}"
 STARTUP_TIMEOUT_S = 120
 # Dagster fits the graph to the viewport's width only (never above 100 %), so a tall group is cut
-# off, and nodes outside the viewport are not rendered at all. A 2880x1800 CSS viewport at scale
-# 5/9 shows the whole group and still yields a 1600x1000 PNG.
-VIEWPORT = (2880, 1800)
+# off, and nodes outside the viewport are not rendered at all. A 2880x2880 CSS viewport at scale
+# 5/9 shows the whole group (nine raw tables and their staging models) in a 1600x1600 PNG.
+VIEWPORT = (2880, 2880)
 SCALE = 1600 / 2880
 # Virtual time runs only while the page is idle (no pending fetches), so this is quick.
 VIRTUAL_TIME_BUDGET_MS = 15_000
@@ -136,7 +136,7 @@ def test_asset_graph_shows_the_ingestion_assets(request: pytest.FixtureRequest) 
     assert SCREENSHOT.is_file(), "Chromium wrote no screenshot"
     assert SCREENSHOT.stat().st_size > 20_000, f"screenshot is only {SCREENSHOT.stat().st_size} B"
     with Image.open(SCREENSHOT) as image:
-        assert image.size == (1600, 1000)
+        assert image.size == (round(VIEWPORT[0] * SCALE), round(VIEWPORT[1] * SCALE))
         colors = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
     assert len(colors) > 50, f"screenshot has only {len(colors)} colours (blank page?)"
 
@@ -301,7 +301,8 @@ def test_automation_freshness_and_owners_are_shown(request: pytest.FixtureReques
         "sensorType sensorState { status } } } } }",
     )
     by_name = {s["name"]: s for s in sensors["sensorsOrError"]["results"]}
-    assert by_name["platform_automation"]["sensorType"] == "AUTOMATION"
+    # evaluated by the daemon (not the code server): Dagster names that type AUTO_MATERIALIZE
+    assert by_name["platform_automation"]["sensorType"] == "AUTO_MATERIALIZE"
     assert by_name["platform_automation"]["sensorState"]["status"] == "RUNNING"
 
     _graphql(dagster_ui.url, "mutation { setNuxSeen }")
