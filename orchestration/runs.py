@@ -13,6 +13,10 @@ from orchestration.instance import ensure_dagster_home
 from warehouse import RAW_TABLES, clickhouse_client
 from warehouse.raw_tables import DEAD_LETTER_TABLE
 
+# Dagster's run log at INFO: the CLI points stderr at `<data dir>/logs/platform.log` (the console
+# shows only the platform's progress), so the file has every step of every run
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 def ingest_partition_range(start: str, end: str, settings: Settings | None = None) -> bool:
     """One run of the ingestion asset over [start, end], recorded in the persistent instance."""
@@ -27,7 +31,7 @@ def ingest_partition_range(start: str, end: str, settings: Settings | None = Non
             resources=build_resources(),
             instance=instance,
             tags={RANGE_START: start, RANGE_END: end},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=RUN_CONFIG,
             raise_on_error=False,
         )
     return result.success
@@ -44,7 +48,7 @@ def run_job(name: str, settings: Settings | None = None) -> bool:
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=RUN_CONFIG,
             raise_on_error=False,
         )
     return result.success
@@ -72,7 +76,7 @@ def run_job_outcome(name: str, settings: Settings | None = None) -> JobOutcome:
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=RUN_CONFIG,
             raise_on_error=False,
         )
     outcome = JobOutcome(name, result.success)
