@@ -67,6 +67,9 @@ OWNERS: dict[str, list[str]] = {
     "features": ["team:ml-platform"],
     "models": ["team:ml"],
     "feeds": ["team:feeds"],
+    "search": ["team:discovery"],
+    "notifications": ["team:notifications"],
+    "moderation": ["team:trust-and-safety"],
 }
 
 # Feeds are rebuilt after the models too: the champion ranker and the recommenders they are
