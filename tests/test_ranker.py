@@ -198,13 +198,15 @@ def test_champion_moves_only_for_a_better_ranker(
     weak = publish_ranker(
         untrained(report, 1), tracking_uri, lineage, name=name, artifact_location=where
     )
-    assert weak.decision.promoted and weak.decision.champion is None  # the first version
+    # the first version, but worse than the logistic regression: the gate refuses it
+    assert not weak.decision.promoted and weak.decision.serving == "baseline"
+    assert registry.champion_version(tracking_uri, name) is None
 
     good = publish_ranker(report, tracking_uri, lineage, name=name, artifact_location=where)
     assert good.decision.promoted, good.decision.reason
-    assert good.decision.champion_version == weak.version
+    assert good.decision.champion_version is None
     assert good.decision.candidate == pytest.approx(report.ranker.auc)
-    assert good.decision.champion is not None and good.decision.champion < good.decision.candidate
+    assert good.decision.baseline == pytest.approx(report.evaluations["logistic_regression"].auc)
 
     worse = publish_ranker(
         untrained(report, 2), tracking_uri, lineage, name=name, artifact_location=where

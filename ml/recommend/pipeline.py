@@ -27,6 +27,7 @@ class RecommenderRun:
     metrics: dict[str, float]
     params: dict[str, Any]
     holdout_ndcg: Callable[[Any], float]  # NDCG@k of any recommender of this kind
+    baseline_ndcg: float  # popularity's NDCG@k on the same holdout: the promotion gate's floor
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,6 +59,7 @@ def who_to_follow_run(
             "holdout_follows": len(holdout.test),
         },
         lambda recommender: holdout.score(recommender, k).ndcg,
+        evaluation.popularity.ndcg,
         evaluation.as_json(),
     )
 
@@ -86,6 +88,7 @@ def explore_run(
             "pool_posts": len(holdout.pool),
         },
         lambda recommender: holdout.score(recommender, k).ndcg,
+        evaluation.metrics()[f"popularity_ndcg_at_{k}"],
         {"cutoff": str(holdout.cutoff), "relevant_users": len(holdout.relevant)},
     )
 
