@@ -36,7 +36,7 @@ def who_to_follow_run(
     interactions: Interactions,
     visibility: VisibilityGraph,
     params: WhoToFollowParams | None = None,
-    k: int = 10,
+    k: int = 20,
 ) -> RecommenderRun:
     params = params or WhoToFollowParams()
     evaluation, model, holdout = evaluate_who_to_follow(
@@ -46,6 +46,7 @@ def who_to_follow_run(
         engagements=interactions.engagements,
         k=k,
         base=visibility,
+        users=interactions.users,
     )
     model.visibility = visibility
     return RecommenderRun(

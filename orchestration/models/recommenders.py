@@ -52,6 +52,7 @@ class AlsConfig(dg.Config):
 
 
 class WhoToFollowConfig(AlsConfig):
+    k: int = 20  # Recall@20 / NDCG@20, as issue 14 measures who to follow
     fof_weight: float = 0.5
     engagement_weight: float = 0.1
     popularity_weight: float = 1.0
@@ -105,6 +106,7 @@ def _publish(
         evaluate=run.holdout_ndcg,
         lineage=TrainingLineage("dbt-marts", settings.analytics_schema, source),
         baseline=run.baseline_ndcg,
+        metric_name=f"holdout_ndcg_at_{run.params['k']}",
         artifact_location=mlflow.artifact_location(run.name),
         run_name=f"{run.name} {context.run.run_id[:8]}",
         json_artifacts={"evaluation/details.json": run.details},
