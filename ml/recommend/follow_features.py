@@ -8,7 +8,8 @@ interests are used when the users have them, else those features are 0 for every
   common neighbours (u's follows that follow c), Adamic-Adar (the same, each weighted
   1/log(2 + out-degree)), Jaccard of u's follows and c's followers, follows-back (c follows u),
   mutual follows (accounts both follow), the ALS score, popularity (log followers), shared
-  country, shared interests.
+  country, shared interests, and the share of all accounts that follow the candidate (linear, so
+  a linear ranker can single out the accounts nearly everyone follows).
 Every figure is a count or a ratio of the graph, not an id, so a ranker over them transfers
 from the generated graph to a real one.
 """
@@ -38,6 +39,7 @@ FEATURES = (
     "popularity",
     "same_country",
     "shared_interests",
+    "follower_share",
 )
 FOF_CANDIDATES = 200
 ALS_CANDIDATES = 100
@@ -135,7 +137,9 @@ def features(
         out[i, 7] = float(country is not None and attributes.country.get(candidate) == country)
         out[i, 8] = float(len(interests & attributes.interests.get(candidate, frozenset())))
     out[:, 5] = als
-    out[:, 6] = np.log1p(popularity.reindex(ids).fillna(0.0).to_numpy())
+    followers = popularity.reindex(ids).fillna(0.0).to_numpy()
+    out[:, 6] = np.log1p(followers)
+    out[:, 9] = followers / max(len(popularity), 1)
     return out
 
 
