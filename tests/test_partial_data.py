@@ -140,7 +140,7 @@ def test_a_follow_graph_alone_gets_who_to_follow_served(
     assert "no posts" in built[EXPLORE_KEY][SKIPPED]
     wtf = built[WHO_TO_FOLLOW_KEY]
     assert SKIPPED not in wtf and wtf["promoted"] is True, wtf
-    assert wtf["ndcg_at_10"] > wtf["popularity_ndcg_at_10"], wtf
+    assert wtf["ndcg_at_20"] > wtf["popularity_ndcg_at_20"], wtf
 
     # what the API may never suggest, from the files (not from the platform)
     following: dict[int, set[int]] = {}

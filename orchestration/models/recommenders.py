@@ -53,6 +53,7 @@ class AlsConfig(dg.Config):
 
 class WhoToFollowConfig(AlsConfig):
     k: int = 20  # Recall@20 / NDCG@20, as issue 14 measures who to follow
+    learned: bool = True  # the logistic regression over graph features (else the blend below)
     fof_weight: float = 0.5
     engagement_weight: float = 0.1
     popularity_weight: float = 1.0
@@ -163,7 +164,11 @@ def who_to_follow(
         f"{len(interactions.engagements)} engagements; {visibility!r}"
     )
     params = WhoToFollowParams(
-        config.als(), config.fof_weight, config.engagement_weight, config.popularity_weight
+        config.als(),
+        config.fof_weight,
+        config.engagement_weight,
+        config.popularity_weight,
+        learned=config.learned,
     )
     run = who_to_follow_run(spark_session(), interactions, visibility, params, config.k)
     source = f"{get_settings().intermediate_database}.int_follow_graph"
