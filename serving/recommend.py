@@ -116,7 +116,8 @@ def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
         if loader is None:
             raise LookupError("ml.recommend has no load_champion")
         model = loader(uri, name)
-        return model, str(getattr(model, "version", f"{name}/champion"))
+        # named like the baselines (`<model>/<version>`), so model_version says which served
+        return model, f"{name}/{getattr(model, 'version', '') or 'champion'}"
 
     return load
 
