@@ -136,6 +136,8 @@ def _publish(
     }
     if decision.champion is not None:
         metadata["champion_holdout_ndcg"] = round(decision.champion, 4)
+    if decision.baseline is not None:
+        metadata["baseline_holdout_ndcg"] = round(decision.baseline, 4)
     return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
 
 
