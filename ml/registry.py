@@ -8,10 +8,13 @@ Generic over models (the feed ranker, who-to-follow, explore):
     decision = promote_if_better(uri, "feed-ranker", version, evaluate=auc_on_holdout,
                                  metric_name="holdout_auc")
 
-The alias `champion` moves only when the candidate beats the current champion evaluated by the
-SAME `evaluate` (the same holdout rows); the first version becomes champion. Each decision is
-recorded on the candidate's run (tags, both figures as metrics, `promotion/decision.json`) and
-on the model version (tags), so it can be audited later.
+The gate: the alias `champion` moves only when the candidate beats BOTH the current champion
+(evaluated by the SAME `evaluate`, the same holdout rows) and its own baseline measured on that
+holdout (popularity for the recommenders, logistic regression for the ranker), each by
+`PROMOTION_MARGIN` (relative). A champion that no longer beats the baseline on the new holdout
+loses the alias, so serving falls back to the baseline (and names it in `model_version`) rather
+than a model worse than it. Each decision is recorded on the candidate's run (tags, the figures
+as metrics, `promotion/decision.json`) and on the model version (tags), so it can be audited.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 CHAMPION = "champion"
+# a candidate must beat the champion and the baseline by 1% of their figure: a smaller gain is
+# within the noise of a holdout of a few hundred users, and not worth a model swap
+PROMOTION_MARGIN = 0.01
 
 
 @dataclass
@@ -76,6 +82,11 @@ class PromotionDecision:
     metric_name: str = ""
     candidate_version: str = ""
     champion_version: str | None = None
+    baseline: float | None = None
+    baseline_name: str = ""
+    margin: float = 0.0
+    serving: str = ""  # what serves after the decision: "candidate", "champion" or "baseline"
+    demoted: bool = False  # the previous champion lost the alias (worse than the baseline)
 
 
 def client(tracking_uri: str) -> MlflowClient:
@@ -167,14 +178,32 @@ def register(
 
 
 def champion_version(tracking_uri: str, name: str) -> str | None:
+    return alias_version(tracking_uri, name, CHAMPION)
+
+
+def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
     try:
-        return str(client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
+        return str(client(tracking_uri).get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    client(tracking_uri).set_registered_model_alias(name, alias, version)
+
+
 def version_uri(name: str, version: str) -> str:
     return f"models:/{name}/{version}"
+
+
+def beats(value: float, other: float, margin: float, higher_is_better: bool = True) -> bool:
+    """`value` better than `other` by a relative `margin` (of `other`'s size)."""
+    if not _finite(value):
+        return False
+    if not _finite(other):
+        return True
+    slack = abs(other) * margin
+    return value > other + slack if higher_is_better else value < other - slack
 
 
 def promote_if_better(
@@ -185,12 +214,18 @@ def promote_if_better(
     metric_name: str,
     evaluate: Callable[[str], float] | None = None,
     scores: Mapping[str, float] | None = None,
+    baseline: float | None = None,
+    baseline_name: str = "baseline",
+    margin: float = PROMOTION_MARGIN,
     higher_is_better: bool = True,
 ) -> PromotionDecision:
-    """Move `champion` to the candidate only if it beats the champion on the same holdout.
+    """Move `champion` to the candidate only if it beats the champion AND `baseline` (the
+    baseline's figure on the same holdout) by `margin`.
 
     Give either `evaluate(model_uri) -> figure` (called for both versions, so both are measured
-    the same way) or `scores` precomputed by version. A tie keeps the champion."""
+    the same way) or `scores` precomputed by version. A tie keeps the champion. When the
+    candidate fails and the champion does not beat the baseline on this holdout either, the
+    champion alias is removed: the baseline serves."""
     if (evaluate is None) == (scores is None):
         raise ValueError("give exactly one of evaluate= or scores=")
 
@@ -202,34 +237,82 @@ def promote_if_better(
         assert evaluate is not None
         return float(evaluate(version_uri(name, version)))
 
+    def better(value: float, other: float) -> bool:
+        return beats(value, other, margin, higher_is_better)
+
     mlflow_client = client(tracking_uri)
     current = champion_version(tracking_uri, name)
     candidate = figure(candidate_version)
+    direction = "higher" if higher_is_better else "lower"
+    margin_text = f"by {margin:.0%} ({direction} is better)"
+    incumbent: float | None = None
+    reasons: list[str] = []
     if not _finite(candidate):
-        decision = PromotionDecision(
-            False, candidate, None, f"candidate {metric_name} is not a number", metric_name
+        reasons.append(f"candidate {metric_name} is not a number")
+    if baseline is not None and _finite(candidate) and not better(candidate, baseline):
+        reasons.append(
+            f"candidate {metric_name} {candidate:.5f} does not beat the {baseline_name} "
+            f"baseline {baseline:.5f} {margin_text}"
         )
-    elif current is None:
-        decision = PromotionDecision(True, candidate, None, "first version: no champion yet")
-    elif current == candidate_version:
-        decision = PromotionDecision(False, candidate, candidate, "already the champion")
-    else:
+    if current == candidate_version:
+        reasons.append("already the champion")
+        incumbent = candidate
+    elif current is not None:
         incumbent = figure(current)
-        better = candidate > incumbent if higher_is_better else candidate < incumbent
-        direction = "higher" if higher_is_better else "lower"
-        verdict = "beats" if better else "does not beat"
-        decision = PromotionDecision(
-            better,
-            candidate,
-            incumbent,
-            f"candidate {metric_name} {candidate:.5f} {verdict} champion v{current} "
-            f"{incumbent:.5f} ({direction} is better)",
-        )
-    decision.metric_name = metric_name
-    decision.candidate_version = candidate_version
-    decision.champion_version = current
-    if decision.promoted:
+        if _finite(candidate) and not better(candidate, incumbent):
+            reasons.append(
+                f"candidate {metric_name} {candidate:.5f} does not beat champion v{current} "
+                f"{incumbent:.5f} {margin_text}"
+            )
+    promoted = not reasons
+    if promoted:
+        against = [f"champion v{current} {incumbent:.5f}" if current else "no champion yet"]
+        if baseline is not None:
+            against.append(f"the {baseline_name} baseline {baseline:.5f}")
+        reason = f"candidate {metric_name} {candidate:.5f} beats " + " and ".join(against)
+        if current is None:
+            reason = "first version: no champion yet; " + reason
+        if baseline is not None:
+            reason += f" {margin_text}"
+    else:
+        reason = "; ".join(reasons)
+    decision = PromotionDecision(
+        promoted,
+        candidate,
+        incumbent,
+        reason,
+        metric_name,
+        candidate_version,
+        current,
+        baseline,
+        baseline_name if baseline is not None else "",
+        margin,
+    )
+    if promoted:
         mlflow_client.set_registered_model_alias(name, CHAMPION, candidate_version)
+        decision.serving = "candidate"
+    elif current is None:
+        decision.serving = "baseline"
+    elif (
+        baseline is not None
+        and incumbent is not None
+        and current != candidate_version
+        and not better(incumbent, baseline)
+    ):
+        # the champion is no better than the baseline on today's holdout: stop serving it
+        mlflow_client.delete_registered_model_alias(name, CHAMPION)
+        mlflow_client.set_model_version_tag(
+            name,
+            current,
+            "promotion.demoted",
+            f"{metric_name} {incumbent:.5f} does not beat the {baseline_name} baseline "
+            f"{baseline:.5f} {margin_text} on the holdout of v{candidate_version}",
+        )
+        decision.demoted = True
+        decision.serving = "baseline"
+        decision.reason += f"; champion v{current} demoted, the {baseline_name} baseline serves"
+    else:
+        decision.serving = "champion"
     _record(mlflow_client, name, decision)
     return decision
 
@@ -242,6 +325,9 @@ def _record(mlflow_client: MlflowClient, name: str, decision: PromotionDecision)
         "promotion.reason": decision.reason,
         "promotion.metric": decision.metric_name,
         "promotion.champion_version": decision.champion_version or "",
+        "promotion.baseline": decision.baseline_name,
+        "promotion.margin": str(decision.margin),
+        "promotion.serving": decision.serving,
     }
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, decision.candidate_version, key, value)
@@ -255,6 +341,10 @@ def _record(mlflow_client: MlflowClient, name: str, decision: PromotionDecision)
     if decision.champion is not None:
         mlflow_client.log_metric(
             version.run_id, f"promotion_champion_{decision.metric_name}", decision.champion
+        )
+    if decision.baseline is not None and _finite(decision.baseline):
+        mlflow_client.log_metric(
+            version.run_id, f"promotion_baseline_{decision.metric_name}", decision.baseline
         )
     mlflow_client.log_dict(
         version.run_id, {"model": name, **asdict(decision)}, "promotion/decision.json"

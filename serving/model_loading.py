@@ -2,8 +2,10 @@
 
 `ModelHolder` keeps the last good scorer. `refresh()` asks the registry which version the alias
 points at (one cheap call) and loads it only when it changed; any failure (registry down,
-broken artifacts) is recorded and the current scorer stays. Until a champion exists the holder
-serves `RecencyPopularityScorer`, which says so in its version.
+broken artifacts) is recorded and the current scorer stays. Without a champion (none yet, or the
+promotion gate found none better than the logistic regression baseline) the holder serves that
+baseline (alias `baseline`, version `baseline/logistic-regression@<name>/<v>`); with neither,
+`RecencyPopularityScorer`, which says so in its version.
 """
 
 import logging
@@ -126,23 +128,38 @@ class ModelHolder:
 
 
 def mlflow_holder(tracking_uri: str, name: str, alias: str) -> ModelHolder:
-    """A holder following `models:/<name>@<alias>` in an MLflow registry."""
+    """A holder following `models:/<name>@<alias>` in an MLflow registry, else the baseline the
+    promotion gate measured (`models:/<name>@baseline`)."""
 
-    def resolve() -> str | None:
-        from mlflow import MlflowClient
+    def lookup(client: Any, wanted: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         try:
-            found = client.get_model_version_by_alias(name, alias)
+            return str(client.get_model_version_by_alias(name, wanted).version)
         except MlflowException as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc):
                 return None  # nothing registered yet: the fallback scorer is expected
             raise
-        return f"{name}/{found.version}"
+
+    def resolve() -> str | None:
+        from mlflow import MlflowClient
+
+        from ml.ranking import BASELINE_ALIAS, baseline_version
+
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        found = lookup(client, alias)
+        if found is not None:
+            return f"{name}/{found}"
+        baseline = lookup(client, BASELINE_ALIAS)
+        return baseline_version(name, baseline) if baseline is not None else None
 
     def load(version: str) -> Any:
         from ml.ranking.scorer import load_champion
+
+        if version.startswith("baseline/"):
+            from ml.ranking.publish import load_baseline
+
+            return load_baseline(tracking_uri, name)
 
         scorer = load_champion(tracking_uri, name)
         if scorer.version != version:  # the alias moved between the two calls: fine, newer

@@ -1,12 +1,14 @@
-"""Who-to-follow and Explore for the API: the registered models when they load, else simple
-graph and popularity baselines, always behind the visibility rules (applied by the routers).
+"""Who-to-follow and Explore for the API: the registered champions when they load, else the
+popularity baselines the promotion gate measured them against (most followed accounts; most
+engaged recent posts), named `<model>/baseline-popularity` in `model_version`; always behind
+the visibility rules (applied by the routers). No champion means none beat popularity on its
+holdout (or none was trained), so serving popularity is the better choice, not a degradation.
 
 A model's answer is over-fetched (models do not know this minute's blocks and mutes) and the
 routers filter it; the baselines need nothing but the serving snapshot.
 """
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,8 @@ from appconfig import Settings
 from serving.snapshot import ServingSnapshot
 
 log = logging.getLogger(__name__)
-BASELINE = "baseline"
+WHO_TO_FOLLOW_BASELINE = "who-to-follow/baseline-popularity"
+EXPLORE_BASELINE = "explore/baseline-popularity"
 
 
 def _ids(answer: Any) -> list[tuple[int, float]]:
@@ -46,8 +49,8 @@ def _ids(answer: Any) -> list[tuple[int, float]]:
 class Recommenders:
     who_to_follow: Any = None
     explore: Any = None
-    who_to_follow_version: str = BASELINE
-    explore_version: str = BASELINE
+    who_to_follow_version: str = WHO_TO_FOLLOW_BASELINE
+    explore_version: str = EXPLORE_BASELINE
 
     @classmethod
     def load(cls, settings: Settings) -> "Recommenders":
@@ -84,7 +87,7 @@ class Recommenders:
                 return _ids(self.who_to_follow.recommend(user_id, k * 3, snapshot.visibility))
             except Exception as exc:
                 log.warning("who-to-follow model failed, using the baseline: %s", exc)
-        return friends_of_friends(snapshot, user_id, k * 3)
+        return popular_accounts(snapshot, user_id, k * 3)
 
     # --- explore ---
 
@@ -113,25 +116,23 @@ def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
         if loader is None:
             raise LookupError("ml.recommend has no load_champion")
         model = loader(uri, name)
-        return model, str(getattr(model, "version", f"{name}/champion"))
+        # named like the baselines (`<model>/<version>`), so model_version says which served
+        return model, f"{name}/{getattr(model, 'version', '') or 'champion'}"
 
     return load
 
 
-def friends_of_friends(snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:
-    """Accounts followed by the accounts the user follows, by how many of them follow each;
-    popular accounts fill up when the graph gives too few (a new user)."""
+def popular_accounts(snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:
+    """The most followed accounts the user may be suggested: who-to-follow's baseline."""
     graph = snapshot.visibility
-    following = graph.follows(user_id)
-    counts: Counter[int] = Counter()
-    for followee in following:
-        counts.update(graph.follows(followee))
-    ranked = [(u, float(n)) for u, n in counts.most_common() if u not in following]
-    if len(ranked) < k:
-        popular = snapshot.users["follower_count"].sort_values(ascending=False)
-        seen = {u for u, _ in ranked}
-        ranked += [(int(u), 0.0) for u in popular.index[: k * 2] if int(u) not in seen]
-    return ranked[: k * 2]
+    popular = snapshot.users["follower_count"].sort_values(ascending=False, kind="stable")
+    ranked: list[tuple[int, float]] = []
+    for candidate, followers in popular.items():
+        if graph.can_suggest(user_id, int(candidate)):
+            ranked.append((int(candidate), float(followers)))
+            if len(ranked) >= k:
+                break
+    return ranked
 
 
 def popular_outside(snapshot: ServingSnapshot, user_id: int, k: int) -> list[tuple[int, float]]:

@@ -65,5 +65,16 @@ class SuggestionsResponse(BaseModel):
     items: list[UserSuggestion]
 
 
+class HashtagSuggestion(BaseModel):
+    hashtag: str
+    score: float
+
+
+class HashtagSuggestionsResponse(BaseModel):
+    user_id: int
+    model_version: str = Field(description="hashtags/taste, or the popularity baseline")
+    items: list[HashtagSuggestion]
+
+
 class ExploreResponse(Ranked):
     items: list[RankedPost]

@@ -74,14 +74,17 @@ def test_who_to_follow_asset_trains_registers_and_promotes_only_when_better(
     assert first["check_suggestions_respect_visibility_items"] > 1000
     assert first["promoted"] is True and first["model"] == f"{WHO_TO_FOLLOW}/1"
     assert first["evaluated_users"] > 100
-    assert first["recall_at_10"] > 0 and first["popularity_recall_at_10"] > 0
+    assert first["recall_at_20"] > 0 and first["popularity_recall_at_20"] > 0
+    # the gate: champion only above popularity on the same holdout
+    assert first["recall_at_20"] > first["popularity_recall_at_20"]
     assert "data:image/png;base64," in first["plot_recall_ndcg_vs_popularity"]
 
-    # a model that cannot rank: rank-1 factors, one iteration, no friends-of-friends, no prior
+    # a model that cannot rank: the blend of rank-1 factors, one iteration, no
+    # friends-of-friends, no prior (no learned ranker)
     worse = materialize(
         who_to_follow,
         platform_env,
-        {"rank": 1, "max_iter": 1, "fof_weight": 0.0, "popularity_weight": 0.0},
+        {"rank": 1, "max_iter": 1, "fof_weight": 0.0, "popularity_weight": 0.0, "learned": False},
     )
     assert worse["promoted"] is False, worse["promotion_reason"]
     assert worse["candidate_holdout_ndcg"] < worse["champion_holdout_ndcg"]

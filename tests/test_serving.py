@@ -289,6 +289,10 @@ def test_suggestions_stories_notifications_trending_search(served: Served) -> No
     explore = served.client.get(f"/v1/users/{user}/explore", headers=AUTH).json()
     assert explore["items"] and not {i["author_id"] for i in explore["items"]} & following
 
+    tags = served.client.get(f"/v1/users/{user}/suggested-hashtags", headers=AUTH)
+    assert tags.status_code == 200 and tags.json()["items"], tags.text
+    assert tags.json()["model_version"].startswith("hashtags/")
+
     now = snapshot.clock.now().timestamp()
     stories = served.client.get(
         f"/v1/users/{user}/stories", params={"limit": 100}, headers=AUTH

@@ -54,6 +54,13 @@ class WorkloadConfig:
     follows_sigma: float = 0.9
     popularity_alpha: float = 1.3  # ordinary popularity ~ 1 + Pareto(alpha)
     celebrity_follow_share: float = 0.3  # share of follow draws that go to celebrities
+    # the graph's structure (workload.graph; calibrated with `python -m workload.graph_stats`)
+    same_country_boost: float = 4.0  # a same-country account is this many times likelier
+    same_city_boost: float = 30.0  # and a same-city one this many times more again
+    shared_interest_boost: float = 1.5  # each shared interest adds this to the weight factor
+    closure_sharpness: float = 3.0  # a friend-of-friend's weight ~ (friends following it)^this
+    triadic_fraction: float = 0.6  # share of a user's follows found among friends-of-friends
+    follow_back_probability: float = 0.32  # a followed non-celebrity follows back
     approval_probability: float = 0.85
     approval_median_hours: float = 2.0
     unfollow_probability: float = 0.04

@@ -1,8 +1,15 @@
-"""Users and a power-law follower graph, with the relationship events that build it.
+"""Users and a follower graph with the structure of real ones, with the events that build it.
 
-Popularity is Pareto-distributed and a few celebrities take a fixed share of all follow draws;
-each user follows k ~ lognormal accounts chosen with probability proportional to popularity, so
-in-degrees are heavy-tailed. Following a private account is a request that is usually approved
+Popularity is Pareto-distributed and a few celebrities take a fixed share of all follow draws,
+so in-degrees are heavy-tailed. Each user follows k ~ lognormal accounts in three ways, because a
+graph drawn by popularity alone gives a recommender nothing but popularity to learn:
+- communities: a first share is drawn by popularity times an affinity (same country
+  `same_country_boost` times likelier, each shared interest adds `shared_interest_boost`);
+- triadic closure: the rest (`triadic_fraction`) among friends-of-friends, weighted by how many
+  friends follow them (times the square root of popularity), later in the window;
+- reciprocity: a followed ordinary account follows back with `follow_back_probability`, a few
+  hours later (k is scaled down so the number of follows stays about what it was).
+`python -m workload.graph_stats` compares the result with statistics of a real follow graph. Following a private account is a request that is usually approved
 after a delay. Some follows end (unfollow, sometimes re-followed), some pairs mute or block.
 
 A block ends every follow between the pair in both directions without unfollow events (as the app
@@ -23,7 +30,7 @@ import pandas as pd
 from workload.config import WorkloadConfig
 from workload.events import EventBatch
 from workload.sampling import HOUR_MS, NEVER, diurnal_times, server_delay
-from workload.vocab import BIOS, COUNTRIES, FIRST_NAMES, WORDS
+from workload.vocab import BIOS, CITIES, CITY_COUNTRIES, COUNTRIES, FIRST_NAMES, TOPICS, WORDS
 
 MINUTE_MS = 60_000
 SERVER_MARGIN_MS = MINUTE_MS  # server-side events stop this long before the window ends
@@ -46,7 +53,8 @@ class Graph:
     """Users (row = user index) and who sees whom when.
 
     users: user_id, created_ms, username, is_private, country, tz, popularity, is_celebrity,
-        platform (the producer of the user's device events)
+        platform (the producer of the user's device events), city (home city name), lat, lon
+        (home coordinates), interests (list of TOPICS ids)
     feed_edges: viewer, author (user indexes), from_ms, to_ms, affinity: the viewer sees the
         author's posts and stories at t when from_ms < t < to_ms
     affinity: viewer, author (indexes), affinity for every pair that ever followed or requested
@@ -163,7 +171,8 @@ def _users(config: WorkloadConfig, rng: np.random.Generator) -> pd.DataFrame:
     popularity = np.minimum(1.0 + rng.pareto(config.popularity_alpha, n), POPULARITY_CAP)
     popularity[is_celebrity] = 0.0
     share = config.celebrity_follow_share
-    celeb_weight = rng.uniform(0.6, 1.4, int(is_celebrity.sum()))
+    # Zipf among celebrities: one account most of the sample follows, as in real graphs
+    celeb_weight = 1.0 / rng.permutation(np.arange(1, int(is_celebrity.sum()) + 1))
     celeb_weight = celeb_weight / celeb_weight.sum() * popularity.sum() * share / (1 - share)
     celeb_weight = np.maximum(celeb_weight, 2.0 * POPULARITY_CAP)
     popularity[is_celebrity] = celeb_weight
@@ -180,8 +189,53 @@ def _users(config: WorkloadConfig, rng: np.random.Generator) -> pd.DataFrame:
             "popularity": popularity,
             "is_celebrity": is_celebrity,
             "platform": [PLATFORMS[p][0] for p in platform],
+            **_homes_and_interests(
+                np.random.default_rng((config.seed, HOMES_STREAM)), country, codes
+            ),
         }
     )
+
+
+HOMES_STREAM = 0x4C0C  # a separate random stream, keyed by the seed
+HOME_SPREAD_KM = 25.0  # users live around their city's centre, about this far out
+MAX_INTERESTS = 3
+
+
+def _homes_and_interests(
+    rng: np.random.Generator, country: np.ndarray, codes: list[str]
+) -> dict[str, object]:
+    """Each user's home city, coordinates and topic interests (columns city, lat, lon, interests).
+
+    The home is a listed city of the user's country (the nearest listed one, by index order, for a
+    country without one), the coordinates scatter around it. Interests are 1-3 distinct TOPICS
+    ids. Drawn from their own stream (seed, HOMES_STREAM), so these columns change no other draw.
+    """
+    n = len(country)
+    by_country: dict[str, list[int]] = {}
+    for index, code in enumerate(CITY_COUNTRIES):
+        by_country.setdefault(code, []).append(index)
+    fallback = {"CA": [0], "PL": [10]}  # Toronto -> New York, Warsaw -> Berlin
+    picks = rng.random(n)
+    city = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        options = by_country.get(codes[country[i]]) or fallback.get(codes[country[i]], [0])
+        city[i] = options[int(picks[i] * len(options))]
+    radius_deg = HOME_SPREAD_KM / 111.0 * np.sqrt(rng.random(n))
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    lat = np.array([CITIES[c][2] for c in city]) + radius_deg * np.sin(angle)
+    lon = np.array([CITIES[c][3] for c in city]) + radius_deg * np.cos(angle) / np.cos(
+        np.radians(np.array([CITIES[c][2] for c in city]))
+    )
+    counts = rng.integers(1, MAX_INTERESTS + 1, n)
+    interests = [
+        sorted(rng.choice(len(TOPICS), int(k), replace=False).tolist()) for k in counts.tolist()
+    ]
+    return {
+        "city": [CITIES[c][1] for c in city],
+        "lat": lat,
+        "lon": lon,
+        "interests": interests,
+    }
 
 
 def _usernames(rng: np.random.Generator, n: int, is_celebrity: np.ndarray) -> list[str]:
@@ -208,45 +262,139 @@ def _usernames(rng: np.random.Generator, n: int, is_celebrity: np.ndarray) -> li
 def _follow_draws(
     config: WorkloadConfig, users: pd.DataFrame, rng: np.random.Generator, cutoff: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Who follows whom (distinct pairs, popularity-weighted) and when the first attempt is."""
+    """Who follows whom (distinct pairs: community draws, triadic closure, follow-backs) and when
+    the first attempt is."""
     n = len(users)
     created = users["created_ms"].to_numpy()
+    back = config.follow_back_probability
+    # follow-backs add about back * (1 - celebrity share) follows per drawn follow
+    scale = 1.0 / (1.0 + back * (1.0 - config.celebrity_follow_share))
     k = np.clip(
-        np.rint(config.follows_median * np.exp(config.follows_sigma * rng.standard_normal(n))),
+        np.rint(
+            scale * config.follows_median * np.exp(config.follows_sigma * rng.standard_normal(n))
+        ),
         1,
         n - 1,
     ).astype(np.int64)
+    k_closure = rng.binomial(k, config.triadic_fraction)
+    k_community = np.maximum(k - k_closure, 1)
+    follower, followee = _community_draws(config, users, rng, k_community)
+    closer, closed = _triadic_closure(
+        users, rng, follower, followee, k_closure, config.closure_sharpness
+    )
+
+    def first_attempt(who: np.ndarray, whom: np.ndarray, onboarding_share: float) -> np.ndarray:
+        m = len(who)
+        onboarding = rng.random(m) < onboarding_share
+        t = np.where(
+            onboarding,
+            created[who] + MINUTE_MS + rng.exponential(20 * MINUTE_MS, m).astype(np.int64),
+            created[who] + (rng.random(m) * (cutoff - created[who])).astype(np.int64),
+        )
+        too_early = t <= created[whom] + MINUTE_MS
+        return np.where(
+            too_early,
+            created[whom] + MINUTE_MS + rng.exponential(2 * HOUR_MS, m).astype(np.int64),
+            t,
+        )
+
+    # community follows mostly at onboarding; friends-of-friends are found over time
+    t = np.concatenate([first_attempt(follower, followee, 0.6), first_attempt(closer, closed, 0.1)])
+    follower, followee = np.concatenate([follower, closer]), np.concatenate([followee, closed])
+
+    codes = follower * n + followee
+    celebrity = users["is_celebrity"].to_numpy()
+    answer = (rng.random(len(codes)) < back) & ~celebrity[followee] & ~celebrity[follower]
+    answer &= ~np.isin(followee * n + follower, codes)
+    back_t = np.maximum(t[answer], created[follower[answer]] + MINUTE_MS) + rng.exponential(
+        4 * HOUR_MS, int(answer.sum())
+    ).astype(np.int64)
+    follower, followee, t = (
+        np.concatenate([follower, followee[answer]]),
+        np.concatenate([followee, follower[answer]]),
+        np.concatenate([t, back_t]),
+    )
+    keep = t < cutoff
+    return follower[keep], followee[keep], t[keep]
+
+
+def _community_draws(
+    config: WorkloadConfig, users: pd.DataFrame, rng: np.random.Generator, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """k[i] distinct accounts per user i, by popularity times the community affinity."""
+    n = len(users)
     popularity = users["popularity"].to_numpy()
+    country = pd.factorize(users["country"])[0]
+    city = pd.factorize(users["city"])[0]
+    interests = np.zeros((n, len(TOPICS)), dtype=np.float32)
+    for row, topics in enumerate(users["interests"]):
+        interests[row, list(topics)] = 1.0
+    celebrity = users["is_celebrity"].to_numpy()
     followers: list[np.ndarray] = []
     followees: list[np.ndarray] = []
     chunk = max(1, 4_000_000 // n)
     for lo in range(0, n, chunk):
         rows = np.arange(lo, min(n, lo + chunk))
-        # weighted sampling without replacement: the k smallest Exp(1) / popularity keys
-        keys = rng.exponential(size=(len(rows), n)) / popularity
+        affinity = 1.0 + (config.same_country_boost - 1.0) * (
+            country[rows, None] == country[None, :]
+        )
+        affinity = affinity * (1.0 + (config.same_city_boost - 1.0) * (city[rows, None] == city))
+        affinity = affinity * (1.0 + config.shared_interest_boost * (interests[rows] @ interests.T))
+        # communities change WHICH ordinary accounts a user follows, not how many follows go to
+        # celebrities (followed across communities): each row's ordinary weights keep their sum
+        ordinary = popularity * ~celebrity
+        affinity *= (ordinary.sum() / ((affinity * ordinary).sum(axis=1)))[:, None]
+        affinity[:, celebrity] = 1.0
+        # weighted sampling without replacement: the k smallest Exp(1) / weight keys
+        keys = rng.exponential(size=(len(rows), n)) / (popularity * affinity)
         keys[np.arange(len(rows)), rows] = np.inf  # nobody follows themselves
         want = k[rows]
         top = np.argpartition(keys, int(want.max()) - 1, axis=1)[:, : int(want.max())]
         top = np.take_along_axis(top, np.argsort(np.take_along_axis(keys, top, 1), 1), 1)
         followers.append(np.repeat(rows, want))
         followees.append(top[np.arange(top.shape[1])[None, :] < want[:, None]])
-    follower, followee = np.concatenate(followers), np.concatenate(followees)
+    return np.concatenate(followers), np.concatenate(followees)
 
-    m = len(follower)
-    onboarding = rng.random(m) < 0.6
-    t = np.where(
-        onboarding,
-        created[follower] + MINUTE_MS + rng.exponential(20 * MINUTE_MS, m).astype(np.int64),
-        created[follower] + (rng.random(m) * (cutoff - created[follower])).astype(np.int64),
-    )
-    too_early = t <= created[followee] + MINUTE_MS
-    t = np.where(
-        too_early,
-        created[followee] + MINUTE_MS + rng.exponential(2 * HOUR_MS, m).astype(np.int64),
-        t,
-    )
-    keep = t < cutoff
-    return follower[keep], followee[keep], t[keep]
+
+def _triadic_closure(
+    users: pd.DataFrame,
+    rng: np.random.Generator,
+    follower: np.ndarray,
+    followee: np.ndarray,
+    k: np.ndarray,
+    sharpness: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """k[i] more accounts per user i among the accounts their follows follow, weighted by how
+    many of them do (to the power `sharpness`, times sqrt popularity); users in random order, each seeing the closures
+    already made (closure compounds, as it does over time)."""
+    n = len(users)
+    weight_of = np.sqrt(users["popularity"].to_numpy())
+    following: list[set[int]] = [set() for _ in range(n)]
+    for a, b in zip(follower.tolist(), followee.tolist(), strict=True):
+        following[a].add(b)
+    out_a: list[int] = []
+    out_b: list[int] = []
+    for user in rng.permutation(n).tolist():
+        want = int(k[user])
+        mine = following[user]
+        if want <= 0 or not mine:
+            continue
+        paths = np.fromiter((c for friend in mine for c in following[friend]), dtype=np.int64)
+        if len(paths) == 0:
+            continue
+        candidates, counts = np.unique(paths, return_counts=True)
+        fresh = ~np.isin(candidates, np.fromiter(mine, dtype=np.int64)) & (candidates != user)
+        candidates, counts = candidates[fresh], counts[fresh]
+        if len(candidates) == 0:
+            continue
+        keys = rng.exponential(size=len(candidates)) / (
+            counts.astype(np.float64) ** sharpness * weight_of[candidates]
+        )
+        chosen = candidates[np.argsort(keys)[:want]]
+        mine.update(chosen.tolist())
+        out_a.extend([user] * len(chosen))
+        out_b.extend(chosen.tolist())
+    return np.array(out_a, dtype=np.int64), np.array(out_b, dtype=np.int64)
 
 
 @dataclass

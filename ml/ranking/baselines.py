@@ -12,7 +12,9 @@ comparison.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -104,3 +106,74 @@ class LogisticBaseline:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self._model.predict_proba(self.design(frame))[:, 1])
+
+
+LOGISTIC_VERSION = "baseline/logistic-regression"
+LOGISTIC_FILE = "logistic.json"
+
+
+class LogisticScorer:
+    """The fitted logistic regression as a serving scorer (serving's `Scorer` protocol): what the
+    API ranks with when no ranker beats it on the holdout (the promotion gate). Saved as JSON
+    (coefficients, intercept, the preprocessing), so loading needs neither Keras nor pickle."""
+
+    def __init__(
+        self, spec: Preprocessing, coef: np.ndarray, intercept: float, version: str = ""
+    ) -> None:
+        self.preprocessing = spec
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.version = version or LOGISTIC_VERSION
+        self.feature_names: list[str] = spec.feature_names
+
+    @classmethod
+    def of(cls, baseline: LogisticBaseline) -> LogisticScorer:
+        return cls(baseline.spec, baseline._model.coef_[0], float(baseline._model.intercept_[0]))
+
+    def _design(self, frame: pd.DataFrame) -> np.ndarray:
+        return LogisticBaseline(self.preprocessing).design(frame).astype(np.float64)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        logits = self._design(frame) @ self.coef + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+
+    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to the logit: the linear terms minus those of the training
+        baseline row, grouped like the ranker's (`Preprocessing.feature_slots`)."""
+        spec = self.preprocessing
+        terms = self._design(frame) * self.coef
+        base = spec.baseline()
+        width = spec.numeric_width
+        base_terms = np.zeros_like(self.coef)
+        base_terms[:width] = base["numeric"][0] * self.coef[:width]
+        for slot in base["categorical"][0]:
+            base_terms[width + int(slot)] = self.coef[width + int(slot)]
+        contributions = {}
+        for name, (numeric, categorical) in zip(
+            self.feature_names, spec.feature_slots(), strict=True
+        ):
+            columns = list(numeric)
+            for j in categorical:  # the one-hot block of categorical column j
+                start = width + spec.category_offsets()[j]
+                columns.extend(range(start, start + spec.categorical[j].size))
+            contributions[name] = terms[:, columns].sum(axis=1) - base_terms[columns].sum()
+        return pd.DataFrame(contributions, index=frame.index, columns=self.feature_names)
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / LOGISTIC_FILE).write_text(
+            json.dumps(
+                {
+                    "coef": self.coef.tolist(),
+                    "intercept": self.intercept,
+                    "preprocessing": self.preprocessing.to_json(),
+                }
+            )
+        )
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, version: str = "") -> LogisticScorer:
+        meta = json.loads((directory / LOGISTIC_FILE).read_text())
+        spec = Preprocessing.from_json(meta["preprocessing"])
+        return cls(spec, np.asarray(meta["coef"]), meta["intercept"], version)

@@ -3,7 +3,11 @@
 The run carries the params, every model's holdout metrics, the ROC / calibration / activity
 plots, the quality table, the drift reference of its training split and the feature service
 lineage; the model is a pyfunc around the saved scorer. Promotion compares the candidate and the
-champion on THIS report's holdout (both loaded back from the registry and scored the same way).
+champion on THIS report's holdout (both loaded back from the registry and scored the same way),
+and the candidate must also beat the logistic regression fitted on the same train split. That
+logistic regression travels with every version (artifact `baseline`, alias `baseline` on the
+newest), so serving can rank with it, named `baseline/logistic-regression@<name>/<version>`,
+when no champion is left.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 
 from ml import registry
 from ml.drift import DriftReference, reference_from
-from ml.ranking import MODEL_NAME, plots
+from ml.ranking import BASELINE_ALIAS, MODEL_NAME, baseline_version, plots
+from ml.ranking.baselines import LogisticScorer
 from ml.ranking.dataset import labels
 from ml.ranking.evaluate import safe_auc
 from ml.ranking.pyfunc import PIP_REQUIREMENTS, SCORER_ARTIFACT, RankerPyfunc, input_example
@@ -27,6 +32,8 @@ from ml.ranking.train import RankerReport
 EXPERIMENT = "feed-ranker"
 PROMOTION_METRIC = "holdout_auc"
 DRIFT_REFERENCE = "drift/reference.json"
+BASELINE_ARTIFACT = "baseline"
+BASELINE_NAME = "logistic_regression"
 
 
 @dataclass
@@ -74,6 +81,10 @@ def publish_ranker(
         work = Path(scratch)
         scorer_dir = work / SCORER_ARTIFACT
         report.scorer.save(scorer_dir)
+        artifacts = {SCORER_ARTIFACT: str(scorer_dir)}
+        if report.logistic is not None:
+            baseline_dir = LogisticScorer.of(report.logistic).save(work / BASELINE_ARTIFACT)
+            artifacts[BASELINE_ARTIFACT] = str(baseline_dir)
         pngs = write_plots(report, work / "plots")
         reference = reference_from(report.splits.train, report.scorer.feature_names)
         example = input_example(report.splits.holdout, report.scorer.preprocessing)
@@ -83,7 +94,7 @@ def publish_ranker(
             run_name,
             model=registry.PyfuncModel(
                 python_model=RankerPyfunc(report.scorer),
-                artifacts={SCORER_ARTIFACT: str(scorer_dir)},
+                artifacts=artifacts,
                 input_example=example,
                 pip_requirements=PIP_REQUIREMENTS,
             ),
@@ -110,12 +121,17 @@ def publish_ranker(
     version = registry.register(
         tracking_uri, name, logged, tags={"feature_service": lineage.feature_service}
     )
+    baseline = report.evaluations.get(BASELINE_NAME)
+    if report.logistic is not None:
+        registry.set_alias(tracking_uri, name, BASELINE_ALIAS, version)
     decision = registry.promote_if_better(
         tracking_uri,
         name,
         version,
         metric_name=PROMOTION_METRIC,
         evaluate=holdout_auc_of(report, tracking_uri, name),
+        baseline=baseline.auc if baseline is not None else None,
+        baseline_name=BASELINE_NAME,
     )
     return PublishedRanker(logged, version, decision, images)
 
@@ -138,3 +154,12 @@ def champion_drift_reference(tracking_uri: str, name: str = MODEL_NAME) -> Drift
         tracking_uri=tracking_uri,
     )
     return DriftReference.from_dict(json.loads(Path(local).read_text()))
+
+
+def load_baseline(tracking_uri: str, name: str = MODEL_NAME) -> LogisticScorer:
+    """The logistic regression of the version aliased `baseline`, its version naming it."""
+    version = registry.alias_version(tracking_uri, name, BASELINE_ALIAS)
+    if version is None:
+        raise LookupError(f"no version of {name!r} has the alias {BASELINE_ALIAS!r}")
+    directory = registry.download_version_artifacts(tracking_uri, name, version, BASELINE_ARTIFACT)
+    return LogisticScorer.load(directory, baseline_version(name, version))

@@ -42,6 +42,9 @@ class RankerReport:
     history: dict[str, list[float]]
     seconds: dict[str, float] = field(default_factory=dict)  # fit time per model
     notes: list[str] = field(default_factory=list)  # e.g. why there is no oracle
+    # the fitted logistic regression: the ranker's baseline in the promotion gate, and what
+    # serving ranks with when the ranker does not beat it
+    logistic: LogisticBaseline | None = None
 
     @property
     def ranker(self) -> Evaluation:
@@ -125,11 +128,8 @@ def train_ranker(
         bar.update(task, completed=params.epochs)
         scorer = RankerScorer(spec, model, metadata={"params": params.as_dict()})
         scores[RANKER] = scorer.predict(splits.holdout)
-        baselines: list[Baseline] = [
-            recency_baseline(),
-            popularity_baseline(),
-            LogisticBaseline(spec),
-        ]
+        logistic = LogisticBaseline(spec)
+        baselines: list[Baseline] = [recency_baseline(), popularity_baseline(), logistic]
         base_task = bar.add_task("baselines", total=len(baselines))
         for baseline in baselines:
             started = time.perf_counter()
@@ -153,4 +153,6 @@ def train_ranker(
         else:
             evaluations[ORACLE] = oracle_evaluation(splits.holdout, y_hold, truth_impressions)
             scores[ORACLE] = truth
-    return RankerReport(scorer, splits, params, evaluations, scores, history, seconds, notes)
+    return RankerReport(
+        scorer, splits, params, evaluations, scores, history, seconds, notes, logistic
+    )

@@ -25,6 +25,7 @@ class Interactions:
     follows: pd.DataFrame  # follower_id, followee_id, followed_since
     engagements: pd.DataFrame  # viewer_id, post_id, author_id, engagement_type, engaged_at, weight
     posts: pd.DataFrame  # post_id, author_id, created_at, is_deleted
+    users: pd.DataFrame | None = None  # user_id, country (when dim_users has them)
 
     def explore_gap(self) -> str | None:
         """Why Explore cannot be trained on this data (None when it can)."""
@@ -66,6 +67,14 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
         f"select post_id, author_id, created_at, is_deleted from {marts}.dim_posts",
         ["post_id", "author_id", "created_at", "is_deleted"],
     )
+    try:  # a follow-only import may have no profiles: who to follow then works without country
+        users = _frame(
+            client,
+            f"select user_id, country from {marts}.dim_users where country != ''",
+            ["user_id", "country"],
+        ).astype({"user_id": "int64"})
+    except Exception:
+        users = None
     weights = engagements["engagement_type"].map(ENGAGEMENT_WEIGHTS)
     engagements["weight"] = weights.fillna(1.0).astype("float64")
     for frame, column in (
@@ -78,4 +87,5 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
         follows.astype({"follower_id": "int64", "followee_id": "int64"}),
         engagements.astype({"viewer_id": "int64", "post_id": "int64", "author_id": "int64"}),
         posts.astype({"post_id": "int64", "author_id": "int64", "is_deleted": "bool"}),
+        users,
     )

@@ -5,7 +5,9 @@ has few engagements, an author's audience is stable). A candidate post scores by
 - taste: the viewer's factor times its author's factor (works for a post nobody has seen yet),
 - neighbours: the engagements it got from the viewer's nearest users in factor space,
 - popularity: its engagements so far (log-scaled),
-and the pool keeps only posts the viewer may see (`VisibilityGraph.visible_posts_mask`), from
+A viewer with no engagements (no ALS row: cold start) borrows from the accounts they follow: their
+mean factor as the taste vector, their engagements as the neighbour votes; a viewer with neither
+gets the popular posts. The pool keeps only posts the viewer may see (`VisibilityGraph.visible_posts_mask`), from
 authors the viewer does not follow, not their own, not deleted, not already engaged with.
 """
 
@@ -148,6 +150,8 @@ class Explore:
         row = self.factors.user_row(user_id)
         if row is not None:
             scores = scores + self._taste(row) + self._neighbour_votes(row)
+        else:
+            scores = scores + self._from_follows(graph.follows(user_id))
         mask = graph.visible_posts_mask(user_id, self._post_ids, self._authors)
         excluded = np.fromiter(graph.follows(user_id) | {user_id}, dtype=np.int64)
         mask &= ~np.isin(self._authors, excluded)
@@ -156,12 +160,29 @@ class Explore:
         scores = np.where(mask, scores, -np.inf)
         return [(int(self._post_ids[i]), float(scores[i])) for i in top_k(scores, k)]
 
-    def _taste(self, row: int) -> np.ndarray:
+    def _from_follows(self, followed: set[int]) -> np.ndarray:
+        """Cold start: taste and votes of the accounts the viewer follows (0 if none known)."""
+        rows = pd.Index(self.factors.user_ids).get_indexer(
+            np.fromiter(followed, dtype=np.int64, count=len(followed))
+        )
+        rows = rows[rows >= 0]
+        if len(rows) == 0:
+            return np.zeros(len(self._post_ids))
+        taste = self._taste(vector=self._unit_users[rows].mean(axis=0))
+        votes = np.zeros(len(self._post_ids))
+        by_follow = np.isin(self._engaged_users, self.factors.user_ids[rows])
+        valid = by_follow & (self._engaged_rows >= 0)
+        np.add.at(votes, self._engaged_rows[valid], 1.0)
+        scale = float(votes.max()) or 1.0
+        return taste + self.params.neighbour_weight * votes / scale
+
+    def _taste(self, row: int | None = None, vector: np.ndarray | None = None) -> np.ndarray:
+        if vector is None:
+            assert row is not None
+            vector = self.factors.user_factors[row]
         known = self._author_rows >= 0
         taste = np.zeros(len(self._post_ids))
-        taste[known] = (
-            self.factors.item_factors[self._author_rows[known]] @ (self.factors.user_factors[row])
-        )
+        taste[known] = self.factors.item_factors[self._author_rows[known]] @ vector
         scale = float(np.max(np.abs(taste))) or 1.0
         return self.params.taste_weight * taste / scale
 

@@ -27,6 +27,7 @@ class RecommenderRun:
     metrics: dict[str, float]
     params: dict[str, Any]
     holdout_ndcg: Callable[[Any], float]  # NDCG@k of any recommender of this kind
+    baseline_ndcg: float  # popularity's NDCG@k on the same holdout: the promotion gate's floor
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -35,7 +36,7 @@ def who_to_follow_run(
     interactions: Interactions,
     visibility: VisibilityGraph,
     params: WhoToFollowParams | None = None,
-    k: int = 10,
+    k: int = 20,
 ) -> RecommenderRun:
     params = params or WhoToFollowParams()
     evaluation, model, holdout = evaluate_who_to_follow(
@@ -45,6 +46,7 @@ def who_to_follow_run(
         engagements=interactions.engagements,
         k=k,
         base=visibility,
+        users=interactions.users,
     )
     model.visibility = visibility
     return RecommenderRun(
@@ -58,6 +60,7 @@ def who_to_follow_run(
             "holdout_follows": len(holdout.test),
         },
         lambda recommender: holdout.score(recommender, k).ndcg,
+        evaluation.popularity.ndcg,
         evaluation.as_json(),
     )
 
@@ -86,6 +89,7 @@ def explore_run(
             "pool_posts": len(holdout.pool),
         },
         lambda recommender: holdout.score(recommender, k).ndcg,
+        evaluation.metrics()[f"popularity_ndcg_at_{k}"],
         {"cutoff": str(holdout.cutoff), "relevant_users": len(holdout.relevant)},
     )
 

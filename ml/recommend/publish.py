@@ -9,6 +9,11 @@ because filtering needs the current graph, which no frozen artifact has.
 A copy of each registered version is kept under `<data_dir>/models/<name>/v<version>/` and
 `<data_dir>/models/<name>/champion.json` names the champion's, so the API server can start
 without reaching the registry.
+
+The promotion gate: a candidate becomes champion only if its holdout NDCG@10 beats the
+champion's AND popularity's on the same holdout, each by `registry.PROMOTION_MARGIN`. When no
+champion is left, `champion.json` is removed and serving uses its popularity baseline, named
+`<name>/baseline-popularity` in `model_version`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ WHO_TO_FOLLOW = "who-to-follow"
 EXPLORE = "explore"
 ARTIFACT = "recommender"
 PROMOTION_METRIC = "holdout_ndcg_at_10"
+BASELINE_NAME = "popularity"
 PIP_REQUIREMENTS = [f"mlflow=={mlflow.__version__}", "pandas", "numpy", "pyarrow"]
 
 Recommender = WhoToFollow | Explore
@@ -95,13 +101,16 @@ def publish_recommender(
     params: dict[str, Any],
     evaluate: Callable[[Recommender], float],
     lineage: registry.TrainingLineage,
+    baseline: float | None,
+    metric_name: str = PROMOTION_METRIC,
     artifact_location: str | None = None,
     run_name: str | None = None,
     json_artifacts: dict[str, Any] | None = None,
 ) -> PublishedRecommender:
     """Log the run (params, metrics, Recall/NDCG-vs-popularity plot, the model), register a
     version and move `champion` only if `evaluate` (the same holdout for both) says it is
-    better. `evaluate(recommender) -> NDCG@10` is applied to the candidate and the champion."""
+    better and it beats `baseline` (popularity's NDCG@10 on that holdout). `evaluate(recommender)
+    -> NDCG@10` is applied to the candidate and the champion."""
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as scratch:
         work = Path(scratch)
         saved = model.save(work / ARTIFACT)
@@ -147,12 +156,21 @@ def publish_recommender(
         return float(evaluate(load_recommender(name, directory, None)))
 
     decision = registry.promote_if_better(
-        tracking_uri, name, version, metric_name=PROMOTION_METRIC, evaluate=figure
+        tracking_uri,
+        name,
+        version,
+        metric_name=metric_name,
+        evaluate=figure,
+        baseline=baseline,
+        baseline_name=BASELINE_NAME,
     )
+    pointer = models_dir / name / "champion.json"
     if decision.promoted:
-        (models_dir / name / "champion.json").write_text(
+        pointer.write_text(
             json.dumps({"version": version, "path": str(local), "run_id": logged.run_id})
         )
+    elif decision.serving == "baseline":
+        pointer.unlink(missing_ok=True)
     return PublishedRecommender(name, logged, version, decision, local, plot_png)
 
 

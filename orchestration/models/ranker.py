@@ -185,6 +185,7 @@ def feed_ranker(
         "model": f"{config.model_name}/{published.version}",
         "promoted": decision.promoted,
         "promotion_reason": decision.reason,
+        "serving": decision.serving,
         "champion_version_before": decision.champion_version or "",
         "candidate_holdout_auc": round(decision.candidate, 4),
         "quality": _table(report.table()),
@@ -200,6 +201,8 @@ def feed_ranker(
         metadata[f"auc_{name}"] = round(evaluation.auc, 4)
     if decision.champion is not None:
         metadata["champion_holdout_auc"] = round(decision.champion, 4)
+    if decision.baseline is not None:
+        metadata["baseline_holdout_auc"] = round(decision.baseline, 4)
     for name, png in published.plots.items():
         metadata[f"plot_{name.removesuffix('.png')}"] = _image(name, png)
     return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]

@@ -52,6 +52,8 @@ class AlsConfig(dg.Config):
 
 
 class WhoToFollowConfig(AlsConfig):
+    k: int = 20  # Recall@20 / NDCG@20, as issue 14 measures who to follow
+    learned: bool = True  # the logistic regression over graph features (else the blend below)
     fof_weight: float = 0.5
     engagement_weight: float = 0.1
     popularity_weight: float = 1.0
@@ -104,6 +106,8 @@ def _publish(
         params=run.params,
         evaluate=run.holdout_ndcg,
         lineage=TrainingLineage("dbt-marts", settings.analytics_schema, source),
+        baseline=run.baseline_ndcg,
+        metric_name=f"holdout_ndcg_at_{run.params['k']}",
         artifact_location=mlflow.artifact_location(run.name),
         run_name=f"{run.name} {context.run.run_id[:8]}",
         json_artifacts={"evaluation/details.json": run.details},
@@ -115,6 +119,7 @@ def _publish(
         "model": f"{run.name}/{published.version}",
         "promoted": decision.promoted,
         "promotion_reason": decision.reason,
+        "serving": decision.serving,
         "champion_version_before": decision.champion_version or "",
         "candidate_holdout_ndcg": round(decision.candidate, 4),
         "mlflow_run_id": published.run.run_id,
@@ -131,6 +136,8 @@ def _publish(
     }
     if decision.champion is not None:
         metadata["champion_holdout_ndcg"] = round(decision.champion, 4)
+    if decision.baseline is not None:
+        metadata["baseline_holdout_ndcg"] = round(decision.baseline, 4)
     return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
 
 
@@ -159,7 +166,11 @@ def who_to_follow(
         f"{len(interactions.engagements)} engagements; {visibility!r}"
     )
     params = WhoToFollowParams(
-        config.als(), config.fof_weight, config.engagement_weight, config.popularity_weight
+        config.als(),
+        config.fof_weight,
+        config.engagement_weight,
+        config.popularity_weight,
+        learned=config.learned,
     )
     run = who_to_follow_run(spark_session(), interactions, visibility, params, config.k)
     source = f"{get_settings().intermediate_database}.int_follow_graph"

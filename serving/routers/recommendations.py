@@ -10,7 +10,16 @@ import numpy as np
 from fastapi import APIRouter, Query
 
 from serving.dependencies import Config, Snapshot, State, UserId, check_limit, known_viewer, require
-from serving.schemas import ExploreResponse, RankedPost, SuggestionsResponse, UserSuggestion, iso
+from serving.hashtags import suggest_hashtags
+from serving.schemas import (
+    ExploreResponse,
+    HashtagSuggestion,
+    HashtagSuggestionsResponse,
+    RankedPost,
+    SuggestionsResponse,
+    UserSuggestion,
+    iso,
+)
 
 router = APIRouter(
     prefix="/v1/users", tags=["recommendations"], dependencies=[require("recommendations")]
@@ -83,3 +92,18 @@ def explore(
         for i, r in enumerate(rows.tolist())
     ]
     return ExploreResponse(user_id=user_id, model_version=recommenders.explore_version, items=items)
+
+
+@router.get("/{user_id}/suggested-hashtags", response_model=HashtagSuggestionsResponse)
+def suggested_hashtags(
+    user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
+) -> HashtagSuggestionsResponse:
+    """Hashtags from posts the viewer may see only (`serving.hashtags`)."""
+    k = check_limit(limit, config.suggestions_default_limit, config.max_list_limit)
+    known_viewer(state, snapshot, user_id)
+    version, ranked = suggest_hashtags(snapshot, user_id, k)
+    return HashtagSuggestionsResponse(
+        user_id=user_id,
+        model_version=version,
+        items=[HashtagSuggestion(hashtag=t, score=s) for t, s in ranked],
+    )

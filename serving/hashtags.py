@@ -1,0 +1,58 @@
+"""Hashtag suggestions (`GET /v1/users/{id}/suggested-hashtags`), privacy-filtered.
+
+Only posts the viewer may see count, so no tag is ever known from content they could not open
+(a private account's post, a blocked author's, a deleted one); trending figures computed over
+every post are deliberately not used for that reason.
+- model (`hashtags/taste`): tags of the posts the viewer has seen, of accounts they follow and
+  of their own, each post weighted by recency (half-life HALF_LIFE_HOURS), seen posts and their
+  own counting double; popular visible tags fill the rest;
+- baseline (`hashtags/baseline-popularity`): the tags of the most visible posts, by how many
+  visible posts use them (what a user with no history gets).
+Not evaluated against popularity on held-out tag use yet (issue 14 leaves that open).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+MODEL_VERSION = "hashtags/taste"
+BASELINE_VERSION = "hashtags/baseline-popularity"
+HALF_LIFE_HOURS = 48.0
+
+
+def _tags(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(t).lower().lstrip("#") for t in value if str(t).strip()]
+
+
+def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tuple[str, float]]]:
+    """(model_version, [(hashtag, score)] best first) for the viewer."""
+    posts = snapshot.posts
+    graph = snapshot.visibility
+    visible = graph.visible_posts_mask(user_id, posts.post_ids, posts.author_ids)
+    hashtags = posts.frame["hashtags"].to_numpy()
+    popular: Counter[str] = Counter()
+    for row in np.flatnonzero(visible).tolist():
+        popular.update(set(_tags(hashtags[row])))
+    following = np.fromiter(snapshot.follows(user_id) | {user_id}, dtype=np.int64)
+    seen = np.fromiter(snapshot.seen_posts.get(user_id, frozenset()), dtype=np.int64)
+    close = visible & np.isin(posts.author_ids, following)
+    viewed = visible & np.isin(posts.post_ids, seen)
+    newest = float(posts.created_ts.max()) if len(posts.created_ts) else 0.0
+    decay = 0.5 ** ((newest - posts.created_ts) / (HALF_LIFE_HOURS * 3600.0))
+    weight = np.where(close, decay, 0.0) + np.where(viewed, 2.0 * decay, 0.0)
+    weight = np.where(posts.author_ids == user_id, weight + decay, weight)
+    taste: dict[str, float] = {}
+    for row in np.flatnonzero(weight > 0).tolist():
+        for tag in set(_tags(hashtags[row])):
+            taste[tag] = taste.get(tag, 0.0) + float(weight[row])
+    if not taste:
+        return BASELINE_VERSION, [(t, float(n)) for t, n in popular.most_common(k)]
+    ranked = sorted(taste.items(), key=lambda item: (-item[1], item[0]))[:k]
+    chosen = {t for t, _ in ranked}
+    ranked += [(t, 0.0) for t, _ in popular.most_common(k + len(chosen)) if t not in chosen]
+    return MODEL_VERSION, ranked[:k]
