@@ -23,7 +23,7 @@ import pandas as pd
 from workload.config import WorkloadConfig
 from workload.events import EventBatch
 from workload.sampling import HOUR_MS, NEVER, diurnal_times, server_delay
-from workload.vocab import BIOS, COUNTRIES, FIRST_NAMES, WORDS
+from workload.vocab import BIOS, CITIES, CITY_COUNTRIES, COUNTRIES, FIRST_NAMES, TOPICS, WORDS
 
 MINUTE_MS = 60_000
 SERVER_MARGIN_MS = MINUTE_MS  # server-side events stop this long before the window ends
@@ -46,7 +46,8 @@ class Graph:
     """Users (row = user index) and who sees whom when.
 
     users: user_id, created_ms, username, is_private, country, tz, popularity, is_celebrity,
-        platform (the producer of the user's device events)
+        platform (the producer of the user's device events), city (home city name), lat, lon
+        (home coordinates), interests (list of TOPICS ids)
     feed_edges: viewer, author (user indexes), from_ms, to_ms, affinity: the viewer sees the
         author's posts and stories at t when from_ms < t < to_ms
     affinity: viewer, author (indexes), affinity for every pair that ever followed or requested
@@ -180,8 +181,53 @@ def _users(config: WorkloadConfig, rng: np.random.Generator) -> pd.DataFrame:
             "popularity": popularity,
             "is_celebrity": is_celebrity,
             "platform": [PLATFORMS[p][0] for p in platform],
+            **_homes_and_interests(
+                np.random.default_rng((config.seed, HOMES_STREAM)), country, codes
+            ),
         }
     )
+
+
+HOMES_STREAM = 0x4C0C  # a separate random stream, keyed by the seed
+HOME_SPREAD_KM = 25.0  # users live around their city's centre, about this far out
+MAX_INTERESTS = 3
+
+
+def _homes_and_interests(
+    rng: np.random.Generator, country: np.ndarray, codes: list[str]
+) -> dict[str, object]:
+    """Each user's home city, coordinates and topic interests (columns city, lat, lon, interests).
+
+    The home is a listed city of the user's country (the nearest listed one, by index order, for a
+    country without one), the coordinates scatter around it. Interests are 1-3 distinct TOPICS
+    ids. Drawn from their own stream (seed, HOMES_STREAM), so these columns change no other draw.
+    """
+    n = len(country)
+    by_country: dict[str, list[int]] = {}
+    for index, code in enumerate(CITY_COUNTRIES):
+        by_country.setdefault(code, []).append(index)
+    fallback = {"CA": [0], "PL": [10]}  # Toronto -> New York, Warsaw -> Berlin
+    picks = rng.random(n)
+    city = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        options = by_country.get(codes[country[i]]) or fallback.get(codes[country[i]], [0])
+        city[i] = options[int(picks[i] * len(options))]
+    radius_deg = HOME_SPREAD_KM / 111.0 * np.sqrt(rng.random(n))
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    lat = np.array([CITIES[c][2] for c in city]) + radius_deg * np.sin(angle)
+    lon = np.array([CITIES[c][3] for c in city]) + radius_deg * np.cos(angle) / np.cos(
+        np.radians(np.array([CITIES[c][2] for c in city]))
+    )
+    counts = rng.integers(1, MAX_INTERESTS + 1, n)
+    interests = [
+        sorted(rng.choice(len(TOPICS), int(k), replace=False).tolist()) for k in counts.tolist()
+    ]
+    return {
+        "city": [CITIES[c][1] for c in city],
+        "lat": lat,
+        "lon": lon,
+        "interests": interests,
+    }
 
 
 def _usernames(rng: np.random.Generator, n: int, is_celebrity: np.ndarray) -> list[str]:

@@ -50,6 +50,46 @@ CITIES: tuple[tuple[int, str, float, float], ...] = (
     (213472232, "Rio de Janeiro, Brazil", -22.9068, -43.1729),
 )
 
+# the ISO country of each entry of CITIES, in the same order
+CITY_COUNTRIES: tuple[str, ...] = (
+    "US",
+    "GB",
+    "FR",
+    "US",
+    "JP",
+    "BR",
+    "IN",
+    "TR",
+    "ID",
+    "MX",
+    "DE",
+    "ES",
+    "IT",
+    "KR",
+    "AU",
+    "AR",
+    "NG",
+    "EG",
+    "PH",
+    "BR",
+)
+
+# topic id, name: what users are interested in and what hashtags are about
+TOPICS: tuple[tuple[int, str], ...] = (
+    (0, "travel"),
+    (1, "food"),
+    (2, "fitness"),
+    (3, "fashion"),
+    (4, "pets"),
+    (5, "music"),
+    (6, "art"),
+    (7, "sports"),
+    (8, "tech"),
+    (9, "nature"),
+    (10, "family"),
+    (11, "cars"),
+)
+
 FIRST_NAMES: tuple[str, ...] = tuple(
     [
         "ana",
