@@ -22,6 +22,7 @@ from rich.progress import Progress
 from ml.ranking.baselines import Baseline, LogisticBaseline, popularity_baseline, recency_baseline
 from ml.ranking.dataset import Splits, labels, time_split
 from ml.ranking.evaluate import Evaluation, evaluate_scores, oracle_evaluation, true_probabilities
+from ml.ranking.ladder import Ladder, build_ladder
 from ml.ranking.model import RankerParams, fit_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
@@ -42,6 +43,7 @@ class RankerReport:
     history: dict[str, list[float]]
     seconds: dict[str, float] = field(default_factory=dict)  # fit time per model
     notes: list[str] = field(default_factory=list)  # e.g. why there is no oracle
+    ladder: Ladder | None = None  # the ablation ladder (ml.ranking.ladder)
 
     @property
     def ranker(self) -> Evaluation:
@@ -71,6 +73,8 @@ class RankerReport:
             flat["gap_to_oracle_auc"] = self.oracle.auc - self.ranker.auc
         flat["epochs"] = float(len(self.history.get("loss", [])))
         flat["train_examples_per_second"] = self.examples_per_second()
+        if self.ladder is not None:
+            flat.update(self.ladder.metrics())
         return flat
 
     def table(self) -> list[dict[str, Any]]:
@@ -99,6 +103,7 @@ def train_ranker(
     validation: float = 0.15,
     holdout: float = 0.15,
     progress: bool = True,
+    ladder_enabled: bool = True,
 ) -> RankerReport:
     params = params or RankerParams()
     splits = time_split(frame, validation=validation, holdout=holdout)
@@ -153,4 +158,13 @@ def train_ranker(
         else:
             evaluations[ORACLE] = oracle_evaluation(splits.holdout, y_hold, truth_impressions)
             scores[ORACLE] = truth
-    return RankerReport(scorer, splits, params, evaluations, scores, history, seconds, notes)
+    ladder = None
+    if ladder_enabled:
+        ladder = build_ladder(
+            splits,
+            {name: e.auc for name, e in evaluations.items()},
+            truth_impressions if ORACLE in evaluations else None,
+        )
+    return RankerReport(
+        scorer, splits, params, evaluations, scores, history, seconds, notes, ladder
+    )
