@@ -241,6 +241,7 @@ def build(features_database: str) -> FeatureRepo:
             *_ints("media_count", "first_media_width", "first_media_height"),
             *_floats("aspect_ratio"),
             *_ints("first_media_pixels"),
+            *_floats("first_media_log_bytes_per_pixel"),
             Field(name="has_video", dtype=Bool),
             *_ints("total_duration_ms", "hashtag_count", "mention_count", "caption_length"),
             Field(name="has_location", dtype=Bool),
@@ -333,6 +334,14 @@ def build(features_database: str) -> FeatureRepo:
         [Field(name="is_following", dtype=Bool)],
         "Whether the viewer follows the author, as of each start or end of the follow.",
     )
+    viewer_author_followed_back = view(
+        "viewer_author_followed_back",
+        [user, author],
+        timedelta(days=3650),
+        "feat_viewer_author__followed_back",
+        [Field(name="is_followed_back", dtype=Bool)],
+        "Whether the author follows the viewer, as of each start or end of that follow.",
+    )
 
     feed_request = RequestSource(
         name="feed_request",
@@ -402,6 +411,7 @@ def build(features_database: str) -> FeatureRepo:
                     viewer_author_affinity[
                         ["interactions", "likes", "comments", "shares", "saves"]
                     ],
+                    viewer_author_followed_back,
                     post_request_features,
                     viewer_author_request_features,
                 ],

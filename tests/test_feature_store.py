@@ -368,7 +368,7 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
         ),
         "pair": (
             pd.concat([pairs, pd.DataFrame({"user_id": [1], "author_id": [2]})]),
-            ["viewer_author_affinity", "viewer_author_follow"],
+            ["viewer_author_affinity", "viewer_author_follow", "viewer_author_followed_back"],
             ["viewer_author_request_features"],
         ),
     }
