@@ -61,7 +61,7 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
     assert models == {p.stem for p in (PROJECT_DIR / "models").rglob("*.sql")}
     assert len([m for m in models if m.startswith("stg_raw__")]) == 6
     features = {m for m in models if m.startswith("feat_")}
-    assert len(features) == 13
+    assert len(features) == 15
     for model in features:  # each feature table: its own yml, its key tested unique
         assert (PROJECT_DIR / "models" / "features" / f"{model}.yml").exists(), model
         assert any(n.startswith(f"unique_combination_{model}_") for n in names), model

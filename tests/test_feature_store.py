@@ -353,12 +353,24 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
     groups = {
         "user": (
             pd.concat([users, pd.DataFrame({"user_id": [1]})]),
-            ["user_activity", "user_content_preferences", "user_profile", "user_follows"],
+            [
+                "user_activity",
+                "user_content_preferences",
+                "user_profile",
+                "user_follows",
+                "user_hashtag_engagement",
+            ],
             [],
         ),
         "post": (
             pd.concat([posts, pd.DataFrame({"post_id": [1]})]),
-            ["post_attributes", "post_media_quality", "post_engagement", "post_hashtag_trends"],
+            [
+                "post_attributes",
+                "post_media_quality",
+                "post_engagement",
+                "post_hashtag_trends",
+                "post_hashtag_buckets",
+            ],
             ["post_request_features"],
         ),
         "author": (
