@@ -459,8 +459,14 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
     unknown = reader.read(user_id=1, post_ids=[1, 2], author_ids=[3, 4], request_at=end)
     assert all(v is None for k, v in unknown.user.items() if not k.endswith("__follows_author"))
     features = unknown.candidates.drop(columns=["post_id", "author_id"])
-    odfv = [c for c in features.columns if c.startswith(("post_request", "viewer_author_request"))]
+    odfv = [
+        c
+        for c in features.columns
+        if c.startswith(("post_request", "viewer_author_request", "viewer_hashtag"))
+    ]
     assert features.drop(columns=odfv).isna().all().all()
+    # no history, no hashtags: the viewer x hashtag affinity scores 0, not null, not an error
+    assert (unknown.candidates["viewer_hashtag_features__hashtag_affinity"] == 0).all()
     assert list(unknown.candidates["viewer_author_request_features__follows_author"]) == [0, 0]
     reader.close()
 
