@@ -76,6 +76,24 @@ def main() -> None:
             f"| {row['model']} | {row['auc']:.4f} | {row['log_loss']:.4f} | {row['ndcg_at_20']:.4f} |"
         )
 
+    if report.ladder is not None:
+        print("\n| ablation ladder (holdout AUC) | AUC |\n| --- | --- |")
+        for name, auc in report.ladder.rungs.items():
+            print(f"| {name} | {auc:.4f} |")
+        for name, auc in report.ladder.drop_feature_group.items():
+            print(f"| LR on the ranker's inputs without {name} | {auc:.4f} |")
+        for name, auc in report.ladder.drop_true_factor.items():
+            print(f"| LR on the true factors without {name} | {auc:.4f} |")
+    oracle = report.oracle
+    if oracle is not None:
+        best = max(report.baselines[n].ndcg_at_20 for n in ("recency", "popularity"))
+        lr = report.baselines["logistic_regression"].auc
+        print(
+            f"\ntargets: ranker / oracle AUC {report.ranker.auc / oracle.auc:.3f} (>= 0.95); "
+            f"ranker - LR AUC {report.ranker.auc - lr:+.4f} (>= +0.02); NDCG@20 ranker / best of "
+            f"recency, popularity {report.ranker.ndcg_at_20 / best:.3f} (>= 1.2)"
+        )
+
     candidates = report.splits.holdout.sample(1000, replace=True, random_state=0)
     report.scorer.predict(candidates)  # trace once
     times = []

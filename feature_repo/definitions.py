@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, RequestSource, ValueType
 from feast.infra.offline_stores.contrib.clickhouse_offline_store.clickhouse_source import (
@@ -25,6 +26,7 @@ from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 
 from contracts.catalog import MEDIA_TYPES
+from feature_repo.request_time import HASHTAG_BUCKETS
 
 # column names of the feature tables (their SQL is in transformations/models/features/)
 ENGAGEMENT_TYPES = ("like", "comment", "share", "save")
@@ -103,6 +105,19 @@ def viewer_author_at_request(inputs: pd.DataFrame) -> pd.DataFrame:
         interaction,
         missing,
         request,
+    )
+    return pd.DataFrame(arrays, index=inputs.index)
+
+
+def viewer_hashtag_affinity(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The viewer's affinity to the post's hashtags (no history or no hashtags: 0)."""
+    from feature_repo import request_time as rt
+
+    buckets = range(rt.HASHTAG_BUCKETS)
+    arrays = rt.hashtag_affinity_arrays(
+        np.column_stack([rt.numbers(inputs[f"engaged_tags_{b}"]) for b in buckets]),
+        rt.numbers(inputs["engaged_tags_total"]),
+        np.column_stack([rt.numbers(inputs[f"tags_{b}"]) for b in buckets]),
     )
     return pd.DataFrame(arrays, index=inputs.index)
 
@@ -241,6 +256,7 @@ def build(features_database: str) -> FeatureRepo:
             *_ints("media_count", "first_media_width", "first_media_height"),
             *_floats("aspect_ratio"),
             *_ints("first_media_pixels"),
+            *_floats("first_media_log_bytes_per_pixel"),
             Field(name="has_video", dtype=Bool),
             *_ints("total_duration_ms", "hashtag_count", "mention_count", "caption_length"),
             Field(name="has_location", dtype=Bool),
@@ -333,6 +349,30 @@ def build(features_database: str) -> FeatureRepo:
         [Field(name="is_following", dtype=Bool)],
         "Whether the viewer follows the author, as of each start or end of the follow.",
     )
+    user_hashtag_engagement = view(
+        "user_hashtag_engagement",
+        [user],
+        timedelta(days=90),
+        "feat_user__hashtag_engagement",
+        _ints(*(f"engaged_tags_{b}" for b in range(HASHTAG_BUCKETS)), "engaged_tags_total"),
+        "The viewer's engaged hashtags so far, per hashtag bucket and in total.",
+    )
+    post_hashtag_buckets = view(
+        "post_hashtag_buckets",
+        [post],
+        timedelta(days=3650),
+        "feat_post__hashtag_buckets",
+        _ints(*(f"tags_{b}" for b in range(HASHTAG_BUCKETS))),
+        "The post's hashtags per hashtag bucket, known from its creation.",
+    )
+    viewer_author_followed_back = view(
+        "viewer_author_followed_back",
+        [user, author],
+        timedelta(days=3650),
+        "feat_viewer_author__followed_back",
+        [Field(name="is_followed_back", dtype=Bool)],
+        "Whether the author follows the viewer, as of each start or end of that follow.",
+    )
 
     feed_request = RequestSource(
         name="feed_request",
@@ -370,8 +410,18 @@ def build(features_database: str) -> FeatureRepo:
         owner=OWNER,
         tags=TEAM,
     )(_fresh(viewer_author_at_request))
+    viewer_hashtag_features = on_demand_feature_view(
+        name="viewer_hashtag_features",
+        sources=[user_hashtag_engagement, post_hashtag_buckets],
+        schema=_floats("hashtag_affinity", "hashtag_matched_share"),
+        mode="pandas",
+        description="The viewer's affinity to the post's hashtags.",
+        owner=OWNER,
+        tags=TEAM,
+    )(_fresh(viewer_hashtag_affinity))
     repo.on_demand_feature_views = {
-        v.name: v for v in (post_request_features, viewer_author_request_features)
+        v.name: v
+        for v in (post_request_features, viewer_author_request_features, viewer_hashtag_features)
     }
 
     def service(name: str, features: list, description: str) -> FeatureService:
@@ -402,7 +452,9 @@ def build(features_database: str) -> FeatureRepo:
                     viewer_author_affinity[
                         ["interactions", "likes", "comments", "shares", "saves"]
                     ],
+                    viewer_author_followed_back,
                     post_request_features,
+                    viewer_hashtag_features,
                     viewer_author_request_features,
                 ],
                 "Features of the feed ranker v1: viewer, candidate post, its author, the pair.",

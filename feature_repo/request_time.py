@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 NANOS = 1_000_000_000
+HASHTAG_BUCKETS = 32  # dbt var hashtag_buckets: hashtags hashed into this many buckets
+HASHTAG_PRIOR = 4.0  # pseudo-engagements that keep a viewer with 1 tagged engagement modest
 
 
 def hours_since(start_nanos: np.ndarray, missing: np.ndarray, request_nanos) -> np.ndarray:
@@ -50,6 +52,27 @@ def viewer_author_arrays(
         "follows_author": (is_following == 1.0).astype("int64"),
         "affinity_now": np.where(np.isnan(decayed), 0.0, decayed),
         "hours_since_interaction": hours,
+    }
+
+
+def hashtag_affinity_arrays(
+    viewer_tags: np.ndarray, viewer_total: np.ndarray, post_tags: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The viewer x hashtag affinity of each candidate, from bucket counts ([rows, buckets];
+    NaN = no row: no history, or a post without hashtags, which score 0 rather than fail).
+
+    - hashtag_affinity: the mean, over the post's hashtags, of the viewer's share of engaged tags
+      in that tag's bucket (shares smoothed by HASHTAG_PRIOR pseudo-engagements);
+    - hashtag_matched_share: the share of the post's hashtags in buckets the viewer engaged with.
+    """
+    viewer = np.nan_to_num(viewer_tags, nan=0.0)
+    total = np.nan_to_num(viewer_total, nan=0.0)
+    post = np.nan_to_num(post_tags, nan=0.0)
+    n_tags = np.maximum(post.sum(axis=1), 1.0)
+    share = viewer / (total + HASHTAG_PRIOR)[:, None]
+    return {
+        "hashtag_affinity": (post * share).sum(axis=1) / n_tags,
+        "hashtag_matched_share": (post * (viewer > 0)).sum(axis=1) / n_tags,
     }
 
 

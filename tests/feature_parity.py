@@ -9,8 +9,8 @@ returns, as DataFrames:
   watermark.
 
 `tests/data/features_before_move/` holds what the code before issue 12 (feature SQL in
-`feature_repo/sql.py`) returned; `tests/test_feature_parity.py` checks the dbt feature tables
-give the same rows. Re-capture with `python tests/feature_parity.py OUT_DIR`.
+`feature_repo/sql.py`) returned, recaptured in issue 13 when the workload changed (see
+`tests/test_feature_parity.py`); the test checks the dbt feature tables give the same rows. Re-capture with `python tests/feature_parity.py OUT_DIR`.
 """
 
 from __future__ import annotations

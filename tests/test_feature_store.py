@@ -353,12 +353,24 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
     groups = {
         "user": (
             pd.concat([users, pd.DataFrame({"user_id": [1]})]),
-            ["user_activity", "user_content_preferences", "user_profile", "user_follows"],
+            [
+                "user_activity",
+                "user_content_preferences",
+                "user_profile",
+                "user_follows",
+                "user_hashtag_engagement",
+            ],
             [],
         ),
         "post": (
             pd.concat([posts, pd.DataFrame({"post_id": [1]})]),
-            ["post_attributes", "post_media_quality", "post_engagement", "post_hashtag_trends"],
+            [
+                "post_attributes",
+                "post_media_quality",
+                "post_engagement",
+                "post_hashtag_trends",
+                "post_hashtag_buckets",
+            ],
             ["post_request_features"],
         ),
         "author": (
@@ -368,7 +380,7 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
         ),
         "pair": (
             pd.concat([pairs, pd.DataFrame({"user_id": [1], "author_id": [2]})]),
-            ["viewer_author_affinity", "viewer_author_follow"],
+            ["viewer_author_affinity", "viewer_author_follow", "viewer_author_followed_back"],
             ["viewer_author_request_features"],
         ),
     }
@@ -447,8 +459,14 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
     unknown = reader.read(user_id=1, post_ids=[1, 2], author_ids=[3, 4], request_at=end)
     assert all(v is None for k, v in unknown.user.items() if not k.endswith("__follows_author"))
     features = unknown.candidates.drop(columns=["post_id", "author_id"])
-    odfv = [c for c in features.columns if c.startswith(("post_request", "viewer_author_request"))]
+    odfv = [
+        c
+        for c in features.columns
+        if c.startswith(("post_request", "viewer_author_request", "viewer_hashtag"))
+    ]
     assert features.drop(columns=odfv).isna().all().all()
+    # no history, no hashtags: the viewer x hashtag affinity scores 0, not null, not an error
+    assert (unknown.candidates["viewer_hashtag_features__hashtag_affinity"] == 0).all()
     assert list(unknown.candidates["viewer_author_request_features__follows_author"]) == [0, 0]
     reader.close()
 

@@ -39,7 +39,7 @@ TABLES = {
     "viewer_id Int64, post_id Int64, author_id Int64, engaged_at DateTime64(3, 'UTC')",
     "marts.dim_posts": "post_id Int64, author_id Int64, created_at DateTime64(3, 'UTC'), "
     "media_type LowCardinality(String), media_count UInt64, first_media_width Int64, "
-    "first_media_height Int64, has_video Bool, total_duration_ms Int64, hashtags Array(String), "
+    "first_media_height Int64, first_media_size_bytes Nullable(Int64), has_video Bool, total_duration_ms Int64, hashtags Array(String), "
     "hashtag_count UInt64, mentioned_user_ids Array(Int64), location_id Nullable(Int64), "
     "caption_length UInt64",
     "marts.fct_hashtag_trends": "hashtag String, hour_at DateTime64(3, 'UTC'), posts UInt64, "
@@ -91,6 +91,7 @@ def post(post_id: int, author: int, when: datetime, hashtags: tuple[str, ...] = 
         "media_count": 1,
         "first_media_width": 1080,
         "first_media_height": 1350,
+        "first_media_size_bytes": 400_000,
         "has_video": False,
         "total_duration_ms": 0,
         "hashtags": list(hashtags),

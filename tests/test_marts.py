@@ -375,6 +375,7 @@ def test_dim_posts_summarise_the_post_events(built: Built) -> None:
                 "media_count": len(media),
                 "first_media_width": media[0]["width"],
                 "first_media_height": media[0]["height"],
+                "first_media_size_bytes": media[0]["size_bytes"],
                 "has_video": any(m["mime_type"].startswith("video/") for m in media),
                 "total_duration_ms": sum(m.get("duration_ms") or 0 for m in media),
                 "hashtag_count": len(p.get("hashtags", [])),

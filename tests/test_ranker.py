@@ -6,20 +6,19 @@ quality assertions compare their holdout figures with each other and with the OR
 generator's true probabilities of the same holdout impressions).
 
 Margins, measured on this platform (300 users x 4 days, seed 11; holdout 2,790 impressions with
-188 engagements):
-- recency AUC about 0.62, popularity about 0.52, logistic regression 0.6715, the ranker about
-  0.683 (0.6822, 0.6837, 0.6826 for model seeds 7, 8, 9: at least 0.0107 ahead of the logistic
-  regression), the oracle about 0.81.
+about 190 engagements), with the issue-13 truth (interest, location, velocity, visible quality):
+- recency AUC 0.658, popularity 0.542, logistic regression on the ranker's inputs 0.723, the
+  ranker 0.721, the oracle 0.819 and a logistic regression on the oracle's own factors 0.820.
 - The truth is a logistic model (`workload.ground_truth.TruthModel`), so a logistic regression on
-  the same inputs (and the same derived features) is a strong baseline; the ranker's lead over it
-  on this seed comes from its regularisation (a small network, dropout 0.5, L2 1e-2, stopping on
-  validation log loss), not from interactions the truth does not have. On another data seed (23)
-  the two tie (0.701 vs 0.701; docs/benchmarks.md), so LOGISTIC_MARGIN (0.005) is a statement
-  about this fixed seed: about half the lead measured across three model seeds.
-- The oracle knows each viewer-author affinity (sd 0.7), post quality (sd 0.6) and content
-  preference (sd 0.5); four days of history reveal them only partly, and the logistic regression
-  on the same features is nearly as far from the oracle as the ranker. ORACLE_MARGIN is the
-  measured gap (about 0.13) plus room for seed noise.
+  the same inputs is the model to match, not to beat: on this seed the network ties it (-0.002,
+  within the noise of 190 positives). LOGISTIC_TOLERANCE says the network is no worse than it
+  beyond that noise; docs/benchmarks.md says why it does not pull ahead.
+- The oracle knows each viewer-author affinity (sd 0.7, the largest term: the truth regression
+  loses 0.063 without it), the latent part of post quality and each content preference; four days
+  of history reveal them only partly, so the ranker and the logistic regression stay about 0.10
+  below it. ORACLE_MARGIN is that gap plus room for seed noise.
+- The truth regression must sit at the oracle (TRUTH_MARGIN): if it does not, a term of the
+  formula is missing from the recorded factors.
 """
 
 from __future__ import annotations
@@ -47,7 +46,8 @@ from ml.ranking.scorer import RankerScorer, load_champion
 from ml.ranking.train import RankerReport, train_ranker
 
 BASELINE_MARGIN = 0.03  # over recency and popularity
-LOGISTIC_MARGIN = 0.005  # over the logistic regression, on this fixed seed (see above)
+LOGISTIC_TOLERANCE = 0.01  # the ranker may trail the logistic regression by noise only
+TRUTH_MARGIN = 0.01  # the regression on the recorded true factors vs the oracle
 ORACLE_MARGIN = 0.15
 
 
@@ -74,13 +74,19 @@ def test_ranker_beats_baselines_and_is_near_the_oracle(report: RankerReport) -> 
     baselines = report.baselines
     assert set(baselines) == {"recency", "popularity", "logistic_regression"}
     print(report.table())
+    print(report.ladder.as_dict() if report.ladder else None)
     assert ranker.auc > baselines["recency"].auc + BASELINE_MARGIN
     assert ranker.auc > baselines["popularity"].auc + BASELINE_MARGIN
-    assert ranker.auc > baselines["logistic_regression"].auc + LOGISTIC_MARGIN
+    assert ranker.auc > baselines["logistic_regression"].auc - LOGISTIC_TOLERANCE
     assert ranker.log_loss < min(b.log_loss for b in baselines.values()) + 0.002
     assert oracle.auc > ranker.auc  # the truth bounds what a model can learn
     assert ranker.auc >= oracle.auc - ORACLE_MARGIN
     assert ranker.ndcg_at_20 > baselines["popularity"].ndcg_at_20
+    ladder = report.ladder
+    assert ladder is not None
+    assert ladder.rungs["truth_logistic_regression"] >= oracle.auc - TRUTH_MARGIN
+    assert ladder.drop_true_factor["affinity"] < ladder.rungs["truth_logistic_regression"] - 0.02
+    assert set(ladder.drop_feature_group) >= {"post_attributes", "viewer_author_followed_back"}
 
 
 def test_evaluation_covers_the_holdout_and_is_calibrated(report: RankerReport) -> None:

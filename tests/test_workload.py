@@ -325,16 +325,34 @@ def test_ground_truth_formula_reproduces_probabilities(workload: Workload) -> No
         .merge(gt.post_quality, on="post_id")
     )
     assert len(frame) == len(gt.impressions)
-    assert frame["affinity"].notna().all()
+    assert frame["affinity_y"].notna().all()
+    # the recorded factors are the hidden tables' values
+    np.testing.assert_allclose(frame["affinity_x"], frame["affinity_y"])
+    np.testing.assert_allclose(frame["content_pref"], frame["preference"])
+    np.testing.assert_allclose(frame["quality_x"], frame["quality_y"])
+    located = frame["distance_km"].notna()
     logit = (
         params["b0"]
-        + frame["affinity"]
+        + frame["affinity_y"]
         + frame["preference"]
-        + frame["quality"]
+        + frame["quality_y"]
+        + params["interest"] * frame["interest_match"]
+        + params["location_city"] * frame["same_city"]
+        + params["location_country"] * frame["same_country"]
+        - params["location_distance"] * np.log1p(frame["distance_km"].fillna(0.0) / 100)
+        + params["velocity"] * np.log1p(frame["engagements_before"])
         - params["recency"] * np.log1p(frame["age_hours"])
         - params["position"] * np.log1p(frame["position"])
     )
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), frame["true_probability"], rtol=1e-9)
+    # every term varies, so each can be learned; a post without a location adds nothing
+    for name in ("interest_match", "same_city", "same_country", "engagements_before"):
+        assert frame[name].nunique() > 1, name
+    assert 0 < located.mean() < 1
+    assert (frame.loc[~located, ["same_city", "same_country"]] == 0).all().all()
+    # posts engage more when the viewer shares their topics: the interest term is real
+    matched = frame["interest_match"] > 0
+    assert frame.loc[matched, "engaged"].mean() > frame.loc[~matched, "engaged"].mean()
 
 
 # --- validity and bad events -------------------------------------------------------------------

@@ -27,7 +27,7 @@ from workload.sampling import (
     server_delay,
     snowflake_ids,
 )
-from workload.vocab import CAPTIONS, CITIES, EMOJI, SUFFIXES, WORDS
+from workload.vocab import CAPTIONS, CITIES, EMOJI, SUFFIXES, TOPICS, WORDS
 
 STORY_LIFETIME_MS = DAY_MS
 PHOTO_SIZES = ((1080, 1080), (1080, 1350), (1080, 566), (1440, 1800), (750, 750))
@@ -53,9 +53,12 @@ class Content:
     """Posts (row = post index) and stories, with the batches that announce them.
 
     posts: post_id, author (user index), created_ms, deleted_ms (NEVER if kept), media (0 photo,
-        1 video, 2 carousel, as MEDIA_TYPES), quality (hidden), public (author not private)
+        1 video, 2 carousel, as MEDIA_TYPES), quality (hidden), visible_quality (the part the
+        first media item shows), topic (TOPICS id), location (CITIES index, -1: none),
+        public (author not private)
     stories: story_id, author, created_ms, expires_ms
-    post_tags: the hashtag indexes of each post; hashtags: the vocabulary
+    post_tags: the hashtag indexes of each post; hashtags: the vocabulary (the tag of rank r is
+        about topic r % len(TOPICS): see `tag_topic`)
     """
 
     posts: pd.DataFrame
@@ -79,7 +82,7 @@ def build_content(config: WorkloadConfig, graph: Graph, rng: np.random.Generator
     posts["post_id"] = snowflake_ids(rng, posts["created_ms"].to_numpy())
     posts["media"] = rng.choice(3, n_posts, p=list(config.media_mix))
     truth = config.truth
-    posts["quality"] = truth.quality_sd * rng.standard_normal(n_posts) + (
+    latent = truth.quality_sd * rng.standard_normal(n_posts) + (
         truth.celebrity_quality_bonus * users["is_celebrity"].to_numpy()[posts["author"]]
     )
     posts["public"] = ~users["is_private"].to_numpy()[posts["author"]]
@@ -87,14 +90,20 @@ def build_content(config: WorkloadConfig, graph: Graph, rng: np.random.Generator
     deleted += rng.exponential(8 * HOUR_MS, n_posts).astype(np.int64)
     doomed = (rng.random(n_posts) < config.post_delete_probability) & (deleted < cutoff)
     posts["deleted_ms"] = np.where(doomed, deleted, NEVER)
-    post_tags = _post_tags(config, rng, posts["created_ms"].to_numpy(), weights, trends)
-
+    posts["topic"] = _post_topics(config, rng, users, posts["author"].to_numpy())
+    posts["location"] = _post_locations(config, rng, users, posts["author"].to_numpy())
+    post_tags = _post_tags(
+        config, rng, posts["created_ms"].to_numpy(), posts["topic"].to_numpy(), weights, trends
+    )
     stories = _schedule(rng, users, config.stories_per_day * np.sqrt(activity), 0.6, cutoff)
     stories["story_id"] = snowflake_ids(rng, stories["created_ms"].to_numpy())
     stories["expires_ms"] = stories["created_ms"] + STORY_LIFETIME_MS
 
+    created, visible = _post_created(config, rng, graph, posts, post_tags, hashtags)
+    posts["visible_quality"] = visible
+    posts["quality"] = truth.visible_quality_sd * visible + latent
     batches = [
-        _post_created(config, rng, graph, posts, post_tags, hashtags),
+        created,
         _post_deleted(rng, users, posts, doomed),
         _story_created(rng, users, stories),
     ]
@@ -142,14 +151,51 @@ def _trends(config: WorkloadConfig, rng: np.random.Generator, hashtags: list[str
     return trends
 
 
+def tag_topic(tag: int) -> int:
+    """The TOPICS id a hashtag (by vocabulary rank) is about."""
+    return tag % len(TOPICS)
+
+
+def _post_topics(
+    config: WorkloadConfig, rng: np.random.Generator, users: pd.DataFrame, author: np.ndarray
+) -> np.ndarray:
+    """One of the author's interests with probability topical_share, else any topic."""
+    interests = users["interests"].tolist()
+    own = np.array(
+        [
+            interests[a][int(u * len(interests[a]))]
+            for a, u in zip(author, rng.random(len(author)), strict=True)
+        ]
+    )
+    other = rng.integers(0, len(TOPICS), len(author))
+    return np.where(rng.random(len(author)) < config.truth.topical_share, own, other)
+
+
+def _post_locations(
+    config: WorkloadConfig, rng: np.random.Generator, users: pd.DataFrame, author: np.ndarray
+) -> np.ndarray:
+    """CITIES index of each post's tagged location (-1: none): mostly the author's home city."""
+    n = len(author)
+    index_of = {city[1]: i for i, city in enumerate(CITIES)}
+    home = np.array([index_of[c] for c in users["city"].tolist()], dtype=np.int64)[author]
+    truth = config.truth
+    place = np.where(
+        rng.random(n) < truth.home_location_share, home, rng.integers(0, len(CITIES), n)
+    )
+    return np.where(rng.random(n) < truth.location_probability, place, -1)
+
+
 def _post_tags(
     config: WorkloadConfig,
     rng: np.random.Generator,
     created: np.ndarray,
+    topic: np.ndarray,
     weights: np.ndarray,
     trends: list[Trend],
 ) -> list[list[int]]:
+    """Tags by Zipf rank, `topic_tag_boost` times likelier for the post's topic, trends boosted."""
     n = len(created)
+    on_topic = np.array([tag_topic(t) for t in range(len(weights))])
     counts = np.where(rng.random(n) < 0.25, 0, 1 + rng.poisson(2.0, n))
     counts = counts.clip(0, min(30, len(weights)))
     cdfs: dict[tuple[int, ...], np.ndarray] = {}
@@ -163,12 +209,13 @@ def _post_tags(
             continue
         at = int(created[i])
         active = tuple(t.tag for t in trends if t.start_ms <= at < t.end_ms)
-        cdf = cdfs.get(active)
+        key = (int(topic[i]), *active)
+        cdf = cdfs.get(key)
         if cdf is None:
-            w = weights.copy()
+            w = weights * np.where(on_topic == topic[i], config.truth.topic_tag_boost, 1.0)
             for tag in active:
                 w[tag] *= config.trending_boost
-            cdf = cdfs[active] = np.cumsum(w) / w.sum()
+            cdf = cdfs[key] = np.cumsum(w) / w.sum()
         tags: list[int] = []
         while len(tags) < k:
             if cursor >= len(uniforms):
@@ -215,7 +262,9 @@ def _post_created(
     posts: pd.DataFrame,
     post_tags: list[list[int]],
     hashtags: list[str],
-) -> EventBatch:
+) -> tuple[EventBatch, np.ndarray]:
+    """The post_created batch, and each post's visible quality: the standardised log bytes per
+    pixel of its first media item (per kind, photo or video), what a media pipeline can see."""
     users = graph.users
     user_ids = users["user_id"].to_numpy()
     created_users = users["created_ms"].to_numpy()
@@ -228,6 +277,9 @@ def _post_created(
     draws = rng.random((n, 8))
     item_draws = rng.random((n, 10, 5))
     payloads: list[dict[str, Any]] = []
+    bytes_per_pixel = np.zeros(n)
+    first_kind = np.zeros(n, dtype=np.int64)
+    locations = posts["location"].tolist()
     rows = zip(
         posts["author"].tolist(),
         posts["post_id"].tolist(),
@@ -252,6 +304,9 @@ def _post_created(
                 for j, kind in enumerate(kinds)
             ],
         }
+        first = payload["media"][0]
+        bytes_per_pixel[i] = np.log(first["size_bytes"] / (first["width"] * first["height"]))
+        first_kind[i] = kinds[0]
         tags = [hashtags[t] for t in post_tags[i]]
         if d[0] < 0.85 or tags:
             caption = CAPTIONS[int(d[1] * len(CAPTIONS))] + EMOJI[int(d[2] * len(EMOJI))]
@@ -265,18 +320,25 @@ def _post_created(
             if known:
                 picks = rng.choice(len(known), min(len(known), 1 + int(d[4] < 0.3)), replace=False)
                 payload["mentions"] = [int(user_ids[known[p]]) for p in picks]
-        if d[5] < 0.3:
-            location_id, name, lat, lon = CITIES[int(d[6] * len(CITIES))]
+        if locations[i] >= 0:
+            location_id, name, lat, lon = CITIES[locations[i]]
             payload.update(location_id=location_id, location_name=name, latitude=lat, longitude=lon)
         payloads.append(payload)
     occurred = posts["created_ms"].to_numpy()
-    return EventBatch(
+    visible = np.zeros(n)
+    for kind in (0, 1):
+        rows_of_kind = first_kind == kind
+        if rows_of_kind.sum() > 1:
+            values = bytes_per_pixel[rows_of_kind]
+            visible[rows_of_kind] = (values - values.mean()) / max(values.std(), 1e-9)
+    batch = EventBatch(
         "post_created",
         occurred,
         occurred + server_delay(rng, n),
         ["media-service"] * n,
         payloads,
     )
+    return batch, visible
 
 
 def _post_deleted(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from workload.config import WorkloadConfig
-from workload.content import STORY_LIFETIME_MS, Content
+from workload.content import STORY_LIFETIME_MS, Content, tag_topic
 from workload.events import EventBatch, random_uuids
 from workload.graph import MINUTE_MS, Graph
 from workload.ground_truth import MEDIA_TYPES
@@ -30,7 +30,7 @@ from workload.sampling import (
     snowflake_ids,
 )
 from workload.spam import is_spam_comment, spam_text
-from workload.vocab import COMMENTS
+from workload.vocab import CITIES, CITY_COUNTRIES, COMMENTS, TOPICS
 
 SPAN_MS = 30 * MINUTE_MS  # what a session shows stays visible at least this long after it starts
 SESSION_CAP_MS = 20 * MINUTE_MS  # nothing is shown later than this into a session
@@ -40,6 +40,18 @@ SLACK = 4  # extra candidates per page, to refill what the viewer has already se
 ACTION_PROBABILITY = {"like": 0.85, "comment": 0.12, "save": 0.07, "share": 0.04}
 SHARE_CHANNELS = (("direct", 0.6), ("story", 0.3), ("external", 0.1))
 REPLY_PROBABILITY = 0.3
+EARTH_RADIUS_KM = 6371.0
+VELOCITY_BLOCK_MS = HOUR_MS  # engagement counts reach later impressions a block at a time
+FACTORS = (
+    "affinity",
+    "content_pref",
+    "quality",
+    "interest_match",
+    "same_city",
+    "same_country",
+    "distance_km",
+    "engagements_before",
+)  # TruthModel's per-impression factors, as recorded in the ground truth
 
 
 @dataclass
@@ -81,15 +93,37 @@ def simulate_engagement(
     viewer = shown["viewer"].to_numpy()
     media = posts["media"].to_numpy()[pidx]
     age_hours = (shown["t"].to_numpy() - posts["created_ms"].to_numpy()[pidx]) / HOUR_MS
-    probability = truth.probability(
-        affinity,
-        preference[viewer, media],
-        posts["quality"].to_numpy()[pidx],
+    factors = {
+        "affinity": affinity,
+        "content_pref": preference[viewer, media],
+        "quality": posts["quality"].to_numpy()[pidx],
+        **_interest_and_location(graph, content, viewer, pidx),
+    }
+    base_logit = truth.logit(
+        factors["affinity"],
+        factors["content_pref"],
+        factors["quality"],
         age_hours,
         shown["position"].to_numpy(),
+        factors["interest_match"],
+        factors["same_city"],
+        factors["same_country"],
+        factors["distance_km"],
     )
-    engaged = rng.random(len(shown)) < probability
-    shown = shown.assign(media=media, age_hours=age_hours, probability=probability, engaged=engaged)
+    engaged, before = _draw_with_velocity(
+        truth.velocity, base_logit, pidx, shown["t"].to_numpy(), rng.random(len(shown))
+    )
+    factors["engagements_before"] = before
+    logit = base_logit + truth.velocity * np.log1p(before)
+    probability = 1.0 / (1.0 + np.exp(-logit))
+    shown = shown.assign(
+        media=media,
+        age_hours=age_hours,
+        true_logit=logit,
+        probability=probability,
+        engaged=engaged,
+        **{f"factor_{name}": values for name, values in factors.items()},
+    )
 
     stories = _story_views(sessions, edges, content)
     shown, stories = _timeline(sessions, shown, stories, rng)
@@ -119,6 +153,8 @@ def simulate_engagement(
             "position": shown["position"].to_numpy(),
             "media_type": np.array(MEDIA_TYPES)[shown["media"].to_numpy()],
             "age_hours": shown["age_hours"].to_numpy(),
+            **{name: shown[f"factor_{name}"].to_numpy() for name in FACTORS},
+            "true_logit": shown["true_logit"].to_numpy(),
             "true_probability": shown["probability"].to_numpy(),
             "engaged": shown["engaged"].to_numpy(),
         }
@@ -138,6 +174,81 @@ def simulate_engagement(
         }
     )
     return Engagement(batches, ground_truth, affinity_out, content_preference)
+
+
+def haversine_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
+    """Great-circle distance in km between points given in degrees."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
+    h = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+
+
+def _interest_and_location(
+    graph: Graph, content: Content, viewer: np.ndarray, pidx: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per impression: the share of the post's tags on the viewer's topics, and the post's tagged
+    location against the viewer's home (same city, same country, km; 0, 0, NaN without one)."""
+    users = graph.users
+    interested = np.zeros((graph.n, len(TOPICS)), dtype=bool)
+    for user, topics in enumerate(users["interests"].tolist()):
+        interested[user, topics] = True
+    tags = content.post_tags
+    lengths = np.array([len(t) for t in tags], dtype=np.int64)
+    flat = np.array([tag_topic(t) for post in tags for t in post], dtype=np.int64)
+    row_post = np.repeat(pidx, lengths[pidx])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    offsets = np.arange(len(row_post)) - np.repeat(
+        np.cumsum(lengths[pidx]) - lengths[pidx], lengths[pidx]
+    )
+    row_topic = flat[starts[row_post] + offsets]
+    row_of = np.repeat(np.arange(len(pidx)), lengths[pidx])
+    hits = np.bincount(row_of, weights=interested[viewer[row_of], row_topic], minlength=len(pidx))
+    interest_match = np.where(lengths[pidx] > 0, hits / np.maximum(lengths[pidx], 1), 0.0)
+
+    location = content.posts["location"].to_numpy()[pidx]
+    located = location >= 0
+    place = np.where(located, location, 0)
+    city_lat = np.array([c[2] for c in CITIES])[place]
+    city_lon = np.array([c[3] for c in CITIES])[place]
+    city_name = np.array([c[1] for c in CITIES], dtype=object)[place]
+    city_country = np.array(CITY_COUNTRIES, dtype=object)[place]
+    distance = haversine_km(
+        users["lat"].to_numpy()[viewer], users["lon"].to_numpy()[viewer], city_lat, city_lon
+    )
+    return {
+        "interest_match": interest_match,
+        "same_city": (located & (users["city"].to_numpy()[viewer] == city_name)).astype(float),
+        "same_country": (located & (users["country"].to_numpy()[viewer] == city_country)).astype(
+            float
+        ),
+        "distance_km": np.where(located, distance, np.nan),
+    }
+
+
+def _draw_with_velocity(
+    velocity: float, base_logit: np.ndarray, pidx: np.ndarray, t: np.ndarray, uniforms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Engagement draws in which a post's earlier engagements raise its later probability.
+
+    Impressions are taken in blocks of VELOCITY_BLOCK_MS by session start; each sees the post's
+    engagements from earlier blocks (engagements_before). Returns (engaged, engagements_before).
+    """
+    n_posts = int(pidx.max()) + 1 if len(pidx) else 0
+    counts = np.zeros(n_posts)
+    engaged = np.zeros(len(pidx), dtype=bool)
+    before = np.zeros(len(pidx))
+    block = t // VELOCITY_BLOCK_MS
+    order = np.argsort(block, kind="stable")
+    bounds = np.flatnonzero(np.diff(block[order])) + 1
+    for rows in np.split(order, bounds):
+        before[rows] = counts[pidx[rows]]
+        logit = base_logit[rows] + velocity * np.log1p(before[rows])
+        engaged[rows] = uniforms[rows] < 1.0 / (1.0 + np.exp(-logit))
+        counts += np.bincount(pidx[rows], weights=engaged[rows], minlength=n_posts)
+    return engaged, before
 
 
 def _sessions(config: WorkloadConfig, graph: Graph, rng: np.random.Generator) -> pd.DataFrame:

@@ -119,7 +119,11 @@ def generate(config: WorkloadConfig, *, progress: bool = False) -> Workload:
         affinity=engagement.affinity,
         content_preference=engagement.content_preference,
         post_quality=pd.DataFrame(
-            {"post_id": content.posts["post_id"], "quality": content.posts["quality"]}
+            {
+                "post_id": content.posts["post_id"],
+                "quality": content.posts["quality"],
+                "visible_quality": content.posts["visible_quality"],
+            }
         ),
         parameters=_parameters(config, graph.users, content.trends),
     )
@@ -159,7 +163,10 @@ def _parameters(config: WorkloadConfig, users: pd.DataFrame, trends: list[Any]) 
         "truth_model": asdict(config.truth),
         "formula": (
             "p = sigmoid(b0 + affinity[viewer, author] + content_pref[viewer, media_type]"
-            " + quality[post] - recency * log1p(age_hours) - position * log1p(position))"
+            " + quality[post] + interest * interest_match + location_city * same_city"
+            " + location_country * same_country - location_distance * log1p(distance_km / 100)"
+            " + velocity * log1p(engagements_before)"
+            " - recency * log1p(age_hours) - position * log1p(position))"
         ),
         "celebrities": users.loc[users["is_celebrity"], "user_id"].astype(int).tolist(),
         "private_users": users.loc[users["is_private"], "user_id"].astype(int).tolist(),

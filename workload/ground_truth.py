@@ -23,17 +23,33 @@ class TruthModel:
     `pos` (0-based, within its surface), requested `age` hours after the post was created:
 
         logit = b0 + affinity[v, a] + content_pref[v, m] + quality[q]
+                + interest * interest_match[v, q]
+                + location_city * same_city[v, q] + location_country * same_country[v, q]
+                - location_distance * log1p(distance_km[v, q] / 100)
+                + velocity * log1p(engagements_before[q])
                 - recency * log1p(age) - position * log1p(pos)
         p     = sigmoid(logit)
 
-    and the viewer engages (likes, comments, saves or shares) with probability p. The other
-    fields say how the hidden factors are drawn: the affinity of a follower to a followee
+    and the viewer engages (likes, comments, saves or shares) with probability p.
+
+    - interest_match: the share of the post's hashtags whose topic is one of the viewer's
+      interests (0 for a post without hashtags);
+    - same_city / same_country / distance_km: the post's tagged location against the viewer's
+      home (all three terms 0 for a post without a location);
+    - engagements_before: the post's engagements from sessions in earlier hours (velocity: posts
+      that collect engagement early keep collecting it);
+    - quality = visible_quality_sd * visible[q] + quality_sd * latent[q] (+ celebrity bonus),
+      where visible[q] ~ N(0, 1) is what the media shows (the first item's bytes per pixel, a
+      resolution and compression proxy) and latent[q] ~ N(0, 1) stays hidden.
+
+    The other fields say how the hidden factors are drawn: the affinity of a follower to a followee
     ~ N(follow_affinity_mean, follow_affinity_sd) (+ mutual_affinity_bonus when they follow each
     other), of anyone else ~ N(stranger_affinity_mean, stranger_affinity_sd); content preference
-    ~ N(pref_mean_<m>, pref_sd); post quality ~ N(0, quality_sd) (+ celebrity_quality_bonus).
+    ~ N(pref_mean_<m>, pref_sd); a post is about one of its author's interests with probability
+    topical_share, and its hashtags come mostly from that topic.
     """
 
-    b0: float = -2.9
+    b0: float = -3.1
     recency: float = 0.30
     position: float = 0.15
     follow_affinity_mean: float = 0.5
@@ -45,8 +61,18 @@ class TruthModel:
     pref_mean_video: float = 0.15
     pref_mean_carousel: float = 0.05
     pref_sd: float = 0.5
-    quality_sd: float = 0.6
+    quality_sd: float = 0.4
+    visible_quality_sd: float = 0.4
     celebrity_quality_bonus: float = 0.3
+    interest: float = 1.2
+    topical_share: float = 0.8
+    topic_tag_boost: float = 40.0
+    location_probability: float = 0.45
+    home_location_share: float = 0.7
+    location_city: float = 0.8
+    location_country: float = 0.5
+    location_distance: float = 0.08
+    velocity: float = 0.2
 
     def pref_means(self) -> np.ndarray:
         """Mean preference per media type, in MEDIA_TYPES order."""
@@ -59,25 +85,31 @@ class TruthModel:
         quality: np.ndarray,
         age_hours: np.ndarray,
         position: np.ndarray,
+        interest_match: np.ndarray | float = 0.0,
+        same_city: np.ndarray | float = 0.0,
+        same_country: np.ndarray | float = 0.0,
+        distance_km: np.ndarray | float = np.nan,
+        engagements_before: np.ndarray | float = 0.0,
     ) -> np.ndarray:
-        return (
+        """The logit of the docstring's formula; a NaN distance (no location) adds nothing."""
+        distance = np.log1p(np.nan_to_num(np.asarray(distance_km, dtype=np.float64), nan=0.0) / 100)
+        return np.asarray(
             self.b0
             + affinity
             + content_pref
             + quality
+            + self.interest * np.asarray(interest_match, dtype=np.float64)
+            + self.location_city * np.asarray(same_city, dtype=np.float64)
+            + self.location_country * np.asarray(same_country, dtype=np.float64)
+            - self.location_distance * distance
+            + self.velocity * np.log1p(np.asarray(engagements_before, dtype=np.float64))
             - self.recency * np.log1p(np.maximum(age_hours, 0.0))
             - self.position * np.log1p(position)
         )
 
-    def probability(
-        self,
-        affinity: np.ndarray,
-        content_pref: np.ndarray,
-        quality: np.ndarray,
-        age_hours: np.ndarray,
-        position: np.ndarray,
-    ) -> np.ndarray:
-        logit = self.logit(affinity, content_pref, quality, age_hours, position)
+    def probability(self, *args: np.ndarray, **kwargs: np.ndarray) -> np.ndarray:
+        """sigmoid(logit(...)), with logit's arguments."""
+        logit = self.logit(*args, **kwargs)
         return np.asarray(1.0 / (1.0 + np.exp(-logit)))
 
 
@@ -86,10 +118,12 @@ class GroundTruth:
     """The hidden factors and every impression's true engagement probability.
 
     impressions: event_id (of the impression event), viewer, post_id, author, shown_at (UTC),
-        surface, position, media_type, age_hours, true_probability, engaged (bool)
+        surface, position, media_type, age_hours, and every factor of the formula: affinity,
+        content_pref, quality, interest_match, same_city, same_country, distance_km (NaN: the
+        post has no location), engagements_before; then true_logit, true_probability, engaged
     affinity: viewer, author, affinity  (every follow pair, and every other pair ever shown)
     content_preference: user, media_type, preference
-    post_quality: post_id, quality
+    post_quality: post_id, quality, visible_quality (the part the media shows)
     parameters: the TruthModel coefficients, the celebrities, the trending hashtag windows
     """
 

@@ -114,6 +114,7 @@ def publish_ranker(
                 "evaluation/quality_table.json": report.table(),
                 "evaluation/details.json": {k: e.as_dict() for k, e in report.evaluations.items()},
                 "evaluation/history.json": report.history,
+                "evaluation/ladder.json": report.ladder.as_dict() if report.ladder else {},
             },
             artifact_location=artifact_location,
         )

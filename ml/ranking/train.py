@@ -22,6 +22,7 @@ from rich.progress import Progress
 from ml.ranking.baselines import Baseline, LogisticBaseline, popularity_baseline, recency_baseline
 from ml.ranking.dataset import Splits, labels, time_split
 from ml.ranking.evaluate import Evaluation, evaluate_scores, oracle_evaluation, true_probabilities
+from ml.ranking.ladder import Ladder, build_ladder
 from ml.ranking.model import RankerParams, fit_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
@@ -45,6 +46,7 @@ class RankerReport:
     # the fitted logistic regression: the ranker's baseline in the promotion gate, and what
     # serving ranks with when the ranker does not beat it
     logistic: LogisticBaseline | None = None
+    ladder: Ladder | None = None  # the ablation ladder (ml.ranking.ladder)
 
     @property
     def ranker(self) -> Evaluation:
@@ -74,6 +76,8 @@ class RankerReport:
             flat["gap_to_oracle_auc"] = self.oracle.auc - self.ranker.auc
         flat["epochs"] = float(len(self.history.get("loss", [])))
         flat["train_examples_per_second"] = self.examples_per_second()
+        if self.ladder is not None:
+            flat.update(self.ladder.metrics())
         return flat
 
     def table(self) -> list[dict[str, Any]]:
@@ -102,6 +106,7 @@ def train_ranker(
     validation: float = 0.15,
     holdout: float = 0.15,
     progress: bool = True,
+    ladder_enabled: bool = True,
 ) -> RankerReport:
     params = params or RankerParams()
     splits = time_split(frame, validation=validation, holdout=holdout)
@@ -153,6 +158,13 @@ def train_ranker(
         else:
             evaluations[ORACLE] = oracle_evaluation(splits.holdout, y_hold, truth_impressions)
             scores[ORACLE] = truth
+    ladder = None
+    if ladder_enabled:
+        ladder = build_ladder(
+            splits,
+            {name: e.auc for name, e in evaluations.items()},
+            truth_impressions if ORACLE in evaluations else None,
+        )
     return RankerReport(
-        scorer, splits, params, evaluations, scores, history, seconds, notes, logistic
+        scorer, splits, params, evaluations, scores, history, seconds, notes, logistic, ladder
     )

@@ -11,6 +11,13 @@ select
     toInt64(first_media_height) as first_media_height,
     {{ safe_rate('first_media_width', 'first_media_height') }} as aspect_ratio,
     toInt64(first_media_width) * toInt64(first_media_height) as first_media_pixels,
+    -- bytes per pixel of the first item (log): how much detail the encoder kept, a resolution
+    -- and compression proxy; null without a size or dimensions
+    if(
+        first_media_size_bytes > 0 and first_media_width > 0 and first_media_height > 0,
+        log(toFloat64(first_media_size_bytes) / (toFloat64(first_media_width) * first_media_height)),
+        null
+    ) as first_media_log_bytes_per_pixel,
     has_video,
     toInt64(total_duration_ms) as total_duration_ms,
     toInt64(hashtag_count) as hashtag_count,

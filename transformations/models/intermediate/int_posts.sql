@@ -27,6 +27,7 @@ select
     post_creations.media_widths as media_widths,
     post_creations.media_heights as media_heights,
     post_creations.media_durations_ms as media_durations_ms,
+    post_creations.media_sizes_bytes as media_sizes_bytes,
     post_creations.caption as caption,
     post_creations.hashtags as hashtags,
     post_creations.mentioned_user_ids as mentioned_user_ids,

@@ -27,6 +27,7 @@ select
     length(media_widths) as media_count,
     media_widths[1] as first_media_width,
     media_heights[1] as first_media_height,
+    media_sizes_bytes[1] as first_media_size_bytes,
     toBool(arrayExists(mime_type -> startsWith(mime_type, 'video/'), media_mime_types)) as has_video,
     arraySum(arrayMap(duration_ms -> ifNull(duration_ms, 0), media_durations_ms)) as total_duration_ms,
     hashtags,

@@ -1,0 +1,3 @@
+{% macro hashtag_bucket(tag) -%}
+    toUInt8(cityHash64(lower({{ tag }})) % {{ var('hashtag_buckets') }})
+{%- endmacro %}
