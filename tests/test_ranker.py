@@ -319,26 +319,36 @@ def test_train_models_job_materializes_on_the_built_platform(
         return {k: v.value for k, v in events[0].materialization.metadata.items()}
 
     trained, retrained = ranker_metadata(first), ranker_metadata(second)
-    assert trained["promoted"] is True and trained["model"] == f"{MODEL_NAME}/1"
+    # the first version has no champion to beat, only the logistic regression (by the margin):
+    # on this workload the network and the regression are close, so either outcome is possible,
+    # and the one taken must agree with the figures and with what serving uses
+    first_wins = registry.beats(
+        trained["candidate_holdout_auc"], trained["baseline_holdout_auc"], registry.PROMOTION_MARGIN
+    )
+    assert trained["promoted"] is first_wins, trained["promotion_reason"]
+    assert trained["serving"] == ("candidate" if first_wins else "baseline")
+    assert trained["model"] == f"{MODEL_NAME}/1"
     assert trained["auc_ranker"] > trained["auc_popularity"]
     assert trained["auc_oracle"] > trained["auc_ranker"]  # ground truth found in the store
     assert "data:image/png;base64" in str(trained["plot_roc"])
     assert retrained["model"] == f"{MODEL_NAME}/2"
-    assert retrained["champion_version_before"] == "1"
+    assert retrained["champion_version_before"] == ("1" if first_wins else "")
     # the gate: above the champion AND the logistic regression, each by the margin (the figures
     # are rounded to 4 digits in the metadata: a tie within 1e-4 of a threshold could disagree)
     candidate = retrained["candidate_holdout_auc"]
-    expected = registry.beats(
-        candidate, retrained["champion_holdout_auc"], registry.PROMOTION_MARGIN
-    ) and registry.beats(candidate, retrained["baseline_holdout_auc"], registry.PROMOTION_MARGIN)
+    champion_auc = retrained.get("champion_holdout_auc", float("-inf"))  # none if v1 lost
+    expected = registry.beats(candidate, champion_auc, registry.PROMOTION_MARGIN) and (
+        registry.beats(candidate, retrained["baseline_holdout_auc"], registry.PROMOTION_MARGIN)
+    )
     assert retrained["promoted"] is expected, retrained["promotion_reason"]
-    assert trained["serving"] == "candidate" and trained["baseline_holdout_auc"] > 0
+    assert trained["baseline_holdout_auc"] > 0.5
     checks = second.get_asset_check_evaluations()
     [drift] = [c for c in checks if c.check_name == "feature_drift_vs_champion"]
-    assert drift.severity == dg.AssetCheckSeverity.WARN
     psi_metadata: dict[str, Any] = {k: v.value for k, v in drift.metadata.items()}
-    assert psi_metadata["rows_compared"] > 0
-    assert drift.passed == (psi_metadata["drifting_count"] == 0)
+    assert drift.passed or drift.severity == dg.AssetCheckSeverity.WARN  # drift only warns
+    # compared with the champion's training data when there is a champion (v1 won), else a note
+    assert (psi_metadata.get("rows_compared", 0) > 0) is first_wins, psi_metadata
+    assert drift.passed == (psi_metadata.get("drifting_count", 0) == 0)
 
 
 def test_no_oracle_when_the_ground_truth_misses_holdout_rows(built_platform: BuiltPlatform) -> None:
