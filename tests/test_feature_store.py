@@ -524,7 +524,14 @@ def test_feature_assets_sit_downstream_of_the_feature_tables(monkeypatch, tmp_pa
 def test_build_features_job_writes_the_training_set(
     warehouse: Warehouse, tmp_path: Path, monkeypatch
 ) -> None:
-    for name in ("REDIS_URL", "METADATA_DB_URL", "OBJECT_STORE_URL", "FEAST_REGISTRY_URL"):
+    # its own MLflow store too: another test's feed-ranker champion must not be compared with
+    for name in (
+        "REDIS_URL",
+        "METADATA_DB_URL",
+        "OBJECT_STORE_URL",
+        "FEAST_REGISTRY_URL",
+        "MLFLOW_TRACKING_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLICKHOUSE_URL", warehouse.url)

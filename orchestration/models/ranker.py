@@ -220,10 +220,19 @@ def feature_drift_vs_champion(
     mlflow: MlflowResource,
     object_store: ObjectStoreResource,
 ) -> dg.AssetCheckResult:
+    from mlflow.exceptions import MlflowException
+
     from ml.ranking import plots
     from ml.ranking.publish import champion_drift_reference
 
-    reference = champion_drift_reference(mlflow.uri())
+    try:
+        reference = champion_drift_reference(mlflow.uri())
+    except MlflowException as unreadable:  # e.g. a champion registered without its reference
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"note": f"the champion's drift reference cannot be read: {unreadable}"},
+        )
     if reference is None:
         return dg.AssetCheckResult(
             passed=True, metadata={"note": "no feed-ranker champion yet: nothing to compare"}
