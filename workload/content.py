@@ -193,7 +193,8 @@ def _post_tags(
     weights: np.ndarray,
     trends: list[Trend],
 ) -> list[list[int]]:
-    """Tags by Zipf rank, `topic_tag_boost` times likelier for the post's topic, trends boosted."""
+    """Tags by Zipf rank, `topic_tag_boost` times likelier for the post's topic; a trending tag
+    is boosted for every post, whatever its topic."""
     n = len(created)
     on_topic = np.array([tag_topic(t) for t in range(len(weights))])
     counts = np.where(rng.random(n) < 0.25, 0, 1 + rng.poisson(2.0, n))
@@ -213,8 +214,8 @@ def _post_tags(
         cdf = cdfs.get(key)
         if cdf is None:
             w = weights * np.where(on_topic == topic[i], config.truth.topic_tag_boost, 1.0)
-            for tag in active:
-                w[tag] *= config.trending_boost
+            for tag in active:  # a trend crosses topics: boosted as if on every post's topic
+                w[tag] = weights[tag] * config.truth.topic_tag_boost * config.trending_boost
             cdf = cdfs[key] = np.cumsum(w) / w.sum()
         tags: list[int] = []
         while len(tags) < k:
