@@ -29,15 +29,14 @@ def _tags(value: Any) -> list[str]:
     return [str(t).lower().lstrip("#") for t in value if str(t).strip()]
 
 
-def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tuple[str, float]]]:
-    """(model_version, [(hashtag, score)] best first) for the viewer."""
+def taste_weights(snapshot: Any, user_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(visible, weight) per snapshot post row for the viewer: `visible` is what they may see
+    (not private-to-them, blocked either way, muted or deleted); `weight` is the recency-decayed
+    weight of the visible posts they follow, saw (counting double) or wrote. Shared by hashtag and
+    location suggestions (`serving.locations`) so both read the same taste and the same privacy
+    filter."""
     posts = snapshot.posts
-    graph = snapshot.visibility
-    visible = graph.visible_posts_mask(user_id, posts.post_ids, posts.author_ids)
-    hashtags = posts.frame["hashtags"].to_numpy()
-    popular: Counter[str] = Counter()
-    for row in np.flatnonzero(visible).tolist():
-        popular.update(set(_tags(hashtags[row])))
+    visible = snapshot.visibility.visible_posts_mask(user_id, posts.post_ids, posts.author_ids)
     following = np.fromiter(snapshot.follows(user_id) | {user_id}, dtype=np.int64)
     seen = np.fromiter(snapshot.seen_posts.get(user_id, frozenset()), dtype=np.int64)
     close = visible & np.isin(posts.author_ids, following)
@@ -45,7 +44,17 @@ def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tup
     newest = float(posts.created_ts.max()) if len(posts.created_ts) else 0.0
     decay = 0.5 ** ((newest - posts.created_ts) / (HALF_LIFE_HOURS * 3600.0))
     weight = np.where(close, decay, 0.0) + np.where(viewed, 2.0 * decay, 0.0)
-    weight = np.where(posts.author_ids == user_id, weight + decay, weight)
+    weight = np.where(visible & (posts.author_ids == user_id), weight + decay, weight)
+    return visible, weight
+
+
+def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tuple[str, float]]]:
+    """(model_version, [(hashtag, score)] best first) for the viewer."""
+    visible, weight = taste_weights(snapshot, user_id)
+    hashtags = snapshot.posts.frame["hashtags"].to_numpy()
+    popular: Counter[str] = Counter()
+    for row in np.flatnonzero(visible).tolist():
+        popular.update(set(_tags(hashtags[row])))
     taste: dict[str, float] = {}
     for row in np.flatnonzero(weight > 0).tolist():
         for tag in set(_tags(hashtags[row])):
