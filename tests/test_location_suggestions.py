@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +92,13 @@ def test_hidden_posts_reveal_no_place(
     _, ranked = suggest_locations(snapshot(graph, seen), VIEWER, k)
     assert len(ranked) <= k
     assert not HIDDEN_PLACES & {p for p, _, _ in ranked}
+
+
+def test_offline_evaluation_runs_on_a_small_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench.suggestions_quality` (docs/benchmarks.md) still runs end to end on the serving
+    code; its figures are reported there, not asserted here."""
+    from bench.suggestions_quality import main
+
+    main(["--users", "150", "--days", "1", "--max-users", "30"])
+    out = capsys.readouterr().out
+    assert "| hashtags |" in out and "| locations |" in out
