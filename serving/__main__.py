@@ -35,6 +35,8 @@ def main() -> None:
         "/v1/users/<user_id>/feed?limit=10&explain=true",
         "/v1/users/<user_id>/suggestions",
         "/v1/users/<user_id>/explore",
+        "/v1/users/<user_id>/suggested-hashtags",
+        "/v1/users/<user_id>/suggested-locations",
         "/v1/users/<user_id>/stories",
         "/v1/users/<user_id>/notifications",
         "/v1/trending/hashtags",

@@ -76,5 +76,17 @@ class HashtagSuggestionsResponse(BaseModel):
     items: list[HashtagSuggestion]
 
 
+class LocationSuggestion(BaseModel):
+    location_id: int
+    name: str
+    score: float
+
+
+class LocationSuggestionsResponse(BaseModel):
+    user_id: int
+    model_version: str = Field(description="locations/taste, or the popularity baseline")
+    items: list[LocationSuggestion]
+
+
 class ExploreResponse(Ranked):
     items: list[RankedPost]

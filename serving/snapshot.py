@@ -40,7 +40,8 @@ class Clock:
 class Posts:
     """Recent, undeleted posts as parallel arrays, with lookups by id and by author."""
 
-    frame: pd.DataFrame  # post_id, author_id, created_ts, media_type, hashtags, popularity
+    frame: pd.DataFrame  # post_id, author_id, created_ts, media_type, hashtags, popularity,
+    # optionally location_id (0: none) and location_name (the tagged place, dim_posts)
     deleted: frozenset[int]
     index: dict[int, int] = field(default_factory=dict)
     by_author: dict[int, np.ndarray] = field(default_factory=dict)  # rows, newest first
@@ -51,6 +52,13 @@ class Posts:
         self.author_ids = self.frame["author_id"].to_numpy("int64")
         self.created_ts = self.frame["created_ts"].to_numpy("float64")
         self.popularity = self.frame["popularity"].to_numpy("float64")
+        n = len(self.frame)
+        if "location_id" in self.frame:
+            self.location_ids = self.frame["location_id"].fillna(0).to_numpy("int64")
+            self.location_names = self.frame["location_name"].fillna("").astype(str).tolist()
+        else:
+            self.location_ids = np.zeros(n, dtype="int64")
+            self.location_names = [""] * n
         self.index = {int(p): i for i, p in enumerate(self.post_ids)}
         groups: dict[int, list[int]] = defaultdict(list)
         for row, author in enumerate(self.author_ids):
@@ -170,6 +178,8 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
                 "created_at",
                 "media_type",
                 "hashtags",
+                "location_id",
+                "location_name",
                 "engagements",
                 "impressions",
             ],
@@ -177,6 +187,8 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
                 f"""
             select p.post_id as post_id, p.author_id as author_id, p.created_at as created_at,
                    toString(p.media_type) as media_type, p.hashtags as hashtags,
+                   ifNull(p.location_id, 0) as location_id,
+                   ifNull(p.location_name, '') as location_name,
                    ifNull(e.engagements, 0) as engagements, ifNull(e.impressions, 0) as impressions
             from {marts}.dim_posts as p
             left join {marts}.fct_post_engagement as e on p.post_id = e.post_id
@@ -268,7 +280,18 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
     stories["expires_ts"] = _ts(stories["expires_at"])
     digests["window_end_ts"] = _ts(digests["window_end_at"])
     post_table = Posts(
-        posts[["post_id", "author_id", "created_ts", "media_type", "hashtags", "popularity"]],
+        posts[
+            [
+                "post_id",
+                "author_id",
+                "created_ts",
+                "media_type",
+                "hashtags",
+                "popularity",
+                "location_id",
+                "location_name",
+            ]
+        ],
         deleted=frozenset(int(p) for p in (deleted[0] if deleted else [])),
     )
     return ServingSnapshot(

@@ -293,6 +293,15 @@ def test_suggestions_stories_notifications_trending_search(served: Served) -> No
     assert tags.status_code == 200 and tags.json()["items"], tags.text
     assert tags.json()["model_version"].startswith("hashtags/")
 
+    places = served.client.get(f"/v1/users/{user}/suggested-locations", headers=AUTH)
+    assert places.status_code == 200 and places.json()["items"], places.text
+    assert places.json()["model_version"].startswith("locations/")
+    known = dict(
+        zip(snapshot.posts.location_ids.tolist(), snapshot.posts.location_names, strict=True)
+    )
+    for item in places.json()["items"]:
+        assert item["location_id"] > 0 and known[item["location_id"]] == item["name"]
+
     now = snapshot.clock.now().timestamp()
     stories = served.client.get(
         f"/v1/users/{user}/stories", params={"limit": 100}, headers=AUTH

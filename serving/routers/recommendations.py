@@ -1,4 +1,5 @@
-"""`GET /v1/users/{id}/suggestions` (who to follow) and `GET /v1/users/{id}/explore`.
+"""`GET /v1/users/{id}/suggestions` (who to follow), `.../explore`, `.../suggested-hashtags` and
+`.../suggested-locations` (all under the `recommendations` scope).
 
 Whatever the model proposes passes the visibility rules here: never oneself, someone followed,
 blocked, blocking or muted; never a post the viewer may not see, or by an author they follow.
@@ -11,10 +12,13 @@ from fastapi import APIRouter, Query
 
 from serving.dependencies import Config, Snapshot, State, UserId, check_limit, known_viewer, require
 from serving.hashtags import suggest_hashtags
+from serving.locations import suggest_locations
 from serving.schemas import (
     ExploreResponse,
     HashtagSuggestion,
     HashtagSuggestionsResponse,
+    LocationSuggestion,
+    LocationSuggestionsResponse,
     RankedPost,
     SuggestionsResponse,
     UserSuggestion,
@@ -106,4 +110,19 @@ def suggested_hashtags(
         user_id=user_id,
         model_version=version,
         items=[HashtagSuggestion(hashtag=t, score=s) for t, s in ranked],
+    )
+
+
+@router.get("/{user_id}/suggested-locations", response_model=LocationSuggestionsResponse)
+def suggested_locations(
+    user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
+) -> LocationSuggestionsResponse:
+    """Places from posts the viewer may see only (`serving.locations`)."""
+    k = check_limit(limit, config.suggestions_default_limit, config.max_list_limit)
+    known_viewer(state, snapshot, user_id)
+    version, ranked = suggest_locations(snapshot, user_id, k)
+    return LocationSuggestionsResponse(
+        user_id=user_id,
+        model_version=version,
+        items=[LocationSuggestion(location_id=p, name=n, score=s) for p, n, s in ranked],
     )
