@@ -25,6 +25,8 @@ from importers.__main__ import app as importers_app
 from workload.__main__ import generate_command
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from appconfig import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -185,7 +187,7 @@ def _demo(settings: Settings, users: int, days: int, seed: int, bad_fraction: fl
         ingest_partition_range,
         mart_summary,
         raw_table_summary,
-        run_job,
+        run_job_outcome,
     )
     from workload.config import WorkloadConfig
     from workload.generator import generate
@@ -258,7 +260,10 @@ def _demo(settings: Settings, users: int, days: int, seed: int, bad_fraction: fl
         ("build_search", "search: tantivy indexes of posts, users, hashtags and locations"),
     ):
         console.print(f"{what} ...")
-        if not run_job(job):
+        outcome = run_job_outcome(job)
+        for asset, reason in outcome.skipped.items():
+            console.print(f"  [yellow]skipped[/] {asset}: {reason}")
+        if not outcome.success:
             console.print(f"[red]job {job} failed: see the run in the Dagster UI (make ui)[/]")
             raise typer.Exit(1)
     _print_models(settings)
@@ -284,30 +289,47 @@ def _active_user(settings: Settings) -> int:
 
 
 def _print_models(settings: Settings) -> None:
-    """The champions in the registry with their headline holdout metrics."""
+    """What serves each model and why: the champion, or the baseline when no version beat it,
+    with the newest version's promotion decision (its figure beside the baseline's)."""
     from mlflow import MlflowClient
 
     from ml.tracking import tracking_uri
 
     client = MlflowClient(tracking_uri(settings))
-    table = Table(title="models in the MLflow registry (alias champion)")
-    for column in ("model", "version", "metrics (holdout)"):
+    table = Table(title="models in the MLflow registry: what serves, and the newest decision")
+    for column in ("model", "champion", "serving", "newest version: holdout figure vs baseline"):
         table.add_column(column)
     for name in ("feed-ranker", "who-to-follow", "explore"):
-        try:
-            version = client.get_model_version_by_alias(name, "champion")
-        except Exception:  # no champion yet: say so rather than fail the demo
-            table.add_row(name, "-", "no champion")
-            continue
-        metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-        shown = {
-            k: v
-            for k, v in sorted(metrics.items())
-            if k.endswith(("_auc", "ndcg_at_10", "recall_at_10", "_ndcg@10", "_recall@10"))
-        }
-        text = ", ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:8])
-        table.add_row(name, str(version.version), text)
+        table.add_row(name, *_model_row(client, name))
     console.print(table)
+
+
+def _model_row(client: MlflowClient, name: str) -> tuple[str, str, str]:
+    """(champion version, what serves, the newest version's figure beside its baseline)."""
+    versions = list(client.search_model_versions(f"name='{name}'"))
+    if not versions:
+        return "-", "nothing registered (training skipped: see above)", ""
+    newest = max(versions, key=lambda version: int(version.version))
+    tags = dict(newest.tags or {})
+    try:
+        champion = str(client.get_model_version_by_alias(name, "champion").version)
+    except Exception:  # no champion alias: the baseline serves
+        champion = "-"
+    baseline = tags.get("promotion.baseline", "") or "baseline"
+    serving = f"v{champion}" if champion != "-" else f"{baseline} (baseline)"
+    metric = tags.get("promotion.metric", "")
+    figures = client.get_run(newest.run_id).data.metrics if newest.run_id and metric else {}
+    candidate = figures.get(f"promotion_candidate_{metric}")
+    against = figures.get(f"promotion_baseline_{metric}")
+    text = f"v{newest.version}"
+    if candidate is not None:
+        text += f" {metric} {candidate:.3f}"
+    if against is not None:
+        text += f" vs {baseline} {against:.3f}"
+    promoted = tags.get("promotion.promoted")
+    if promoted is not None:
+        text += ": promoted" if promoted == "true" else ": not promoted"
+    return champion, serving, text
 
 
 @app.command()

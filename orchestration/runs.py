@@ -40,18 +40,7 @@ def ingest_partition_range(start: str, end: str, settings: Settings | None = Non
 def run_job(name: str, settings: Settings | None = None) -> bool:
     """One run of a job of the code location, in process, recorded in the persistent instance
     (so it shows in the UI like any other run)."""
-    from orchestration.definitions import defs
-
-    settings = settings or get_settings()
-    ensure_dagster_home(settings)
-    job = defs().resolve_job_def(name)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            run_config=RUN_CONFIG,
-            raise_on_error=False,
-        )
-    return result.success
+    return run_job_outcome(name, settings).success
 
 
 BUILD_JOBS = ("build_analytics", "build_features", "train_models", "build_feeds")
@@ -66,7 +55,9 @@ class JobOutcome:
 
 
 def run_job_outcome(name: str, settings: Settings | None = None) -> JobOutcome:
-    """`run_job`, plus which assets were built and which skipped (with the reason)."""
+    """One run of a job, in process and recorded in the persistent instance (so it shows in the
+    UI like any other run): whether it succeeded, which assets it built and which it skipped
+    (with the reason)."""
     from orchestration.definitions import defs
     from orchestration.skipping import SKIPPED
 

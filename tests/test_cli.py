@@ -69,7 +69,10 @@ def test_demo_console_is_quiet_and_the_libraries_log_to_a_file(tmp_path: Path) -
     log_text = log.read_text(errors="replace") if log.exists() else ""
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "raw tables after ingestion" in result.stdout
-    assert "models in the MLflow registry" in result.stdout
+    assert "models in the MLflow registry: what serves" in result.stdout
+    for model in ("feed-ranker", "who-to-follow", "explore"):  # each row says what serves it
+        row = next(line for line in result.stdout.splitlines() if f" {model} " in line)
+        assert re.search(r"\bv\d+ |\(baseline\)|nothing registered", row), row
     assert f"libraries' logs: {log}" in result.stdout
     for stream, text in (("stderr", result.stderr), ("stdout", result.stdout)):
         noise = [line for line in text.splitlines() if LIBRARY_NOISE.search(line)]
