@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     landing_prefix: str = Field("landing/events", alias="LANDING_PREFIX")
 
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    # static group membership of one consumer process (KIP-345): a member restarted with the same
+    # id (e.g. after kill -9) takes its partitions back at once instead of waiting for the dead
+    # member's session to expire; give every member of a group its own id. Empty: dynamic.
+    kafka_group_instance_id: str = Field("", alias="KAFKA_GROUP_INSTANCE_ID")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     metadata_db_url: str = Field("", alias="METADATA_DB_URL")
     # the Feast SQL registry (PostgreSQL); empty: METADATA_DB_URL if it is PostgreSQL, else a file

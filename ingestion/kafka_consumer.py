@@ -3,6 +3,10 @@
 It loads micro-batches until the topics are drained (or a limit is reached) and exits, so it can
 run from a Dagster job, a cron, or a test that kills it with SIGKILL mid-batch. Offsets are
 committed only after each batch is in ClickHouse.
+
+Run N of them with one `--group-id` to share the partitions (a consumer group). Give each its
+own `--instance-id` (static membership): a member restarted after a crash with the same id gets
+its partitions back at once, where a dynamic member waits out the dead one's session (45 s).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def drain(
     idle_polls: int = 3,
     batch_size: int = 20_000,
     group_id: str | None = None,
+    instance_id: str | None = None,
     join_timeout_seconds: float = 120.0,
 ) -> tuple[LoadReport, int, dict[str, int]]:
     """Consume until `idle_polls` empty polls in a row (or a limit); returns the load, the
@@ -32,7 +37,10 @@ def drain(
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: there is no broker to consume from")
-    overrides = {"group_id": group_id} if group_id else {}
+    overrides: dict[str, str] = {"group_id": group_id} if group_id else {}
+    instance_id = instance_id or settings.kafka_group_instance_id
+    if instance_id:
+        overrides["group_instance_id"] = instance_id
     consumer = make_consumer(settings.kafka_bootstrap_servers, **overrides)
     total, batches, idle = LoadReport(), 0, 0
     started = time.monotonic()
@@ -70,13 +78,22 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int)
     parser.add_argument("--max-seconds", type=float)
     parser.add_argument("--batch-size", type=int, default=20_000)
+    parser.add_argument(
+        "--idle-polls", type=int, default=3, help="stop after this many empty 1 s polls in a row"
+    )
     parser.add_argument("--group-id")
+    parser.add_argument(
+        "--instance-id",
+        help="static member id in the group (default $KAFKA_GROUP_INSTANCE_ID; empty: dynamic)",
+    )
     args = parser.parse_args()
     report, batches, lag = drain(
         max_batches=args.max_batches,
         max_seconds=args.max_seconds,
         batch_size=args.batch_size,
+        idle_polls=args.idle_polls,
         group_id=args.group_id,
+        instance_id=args.instance_id,
     )
     json.dump(
         {
