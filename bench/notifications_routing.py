@@ -3,9 +3,13 @@
 `bench.notifications` needs Kafka and Redis (`make services-up`). This one times what the worker
 does between a poll and the Redis script, on the same workload shape (2,000 sign-ups, 5,000
 posts, then likes and comments 9:1) in polls of `--poll` messages: decode, the comment checks
-(one batched model call per poll), routing, the script's ops and their JSON. It prints CPU
-msg/s, the commands the apply scripts would run per event, and `json.loads` alone as the floor
-any consumer pays. `--hot-posts N` sends the likes to N posts only (a viral post's burst).
+(one batched model call per poll), routing, the script's ops and their JSON. Beside it, in the
+same run, the bare consume loop's in-process floor: kafka-python 3.0 decoding the same values
+from v2 record batches of producer size (16 KiB) with CRC checks, as its fetcher does. It
+prints CPU msg/s of both, the ratio floor / (floor + routing) (an upper bound of the worker's
+throughput ratio on a CPU-bound machine: it leaves out the Redis script's own CPU and the
+network), and the commands the apply scripts would run per event. `--hot-posts N` sends the
+likes to N posts only (a viral post's burst).
 
     uv run python -m bench.notifications_routing [--events 30000] [--poll 5000] [--hot-posts 0]
 
@@ -81,6 +85,47 @@ def route_all(messages: list[Message], poll: int) -> tuple[float, int]:
     return time.process_time() - started, commands
 
 
+def record_batches(messages: list[Message], batch_size: int = 16_384) -> list[bytes]:
+    """The values as the broker stores them: v2 record batches, uncompressed."""
+    from kafka.record.memory_records import MemoryRecordsBuilder
+
+    out, builder = [], None
+    for m in messages:
+        if builder is None:
+            builder = MemoryRecordsBuilder(2, 0, batch_size, offset=m.offset)
+        if builder.append(m.timestamp, None, m.value) is None:  # full: start the next batch
+            builder.close()
+            out.append(bytes(builder.buffer()))
+            builder = MemoryRecordsBuilder(2, 0, batch_size, offset=m.offset)
+            builder.append(m.timestamp, None, m.value)
+    if builder is not None:
+        builder.close()
+        out.append(bytes(builder.buffer()))
+    return out
+
+
+def decode_batches(buffers: list[bytes]) -> int:
+    """What kafka-python's fetcher does per record once the bytes arrived (CRC checks on)."""
+    from kafka.consumer.fetcher import ConsumerRecord
+    from kafka.record.memory_records import MemoryRecords
+
+    n = 0
+    for buffer in buffers:
+        records = MemoryRecords(buffer)
+        batch = records.next_batch()
+        while batch is not None:
+            if not batch.validate_crc():
+                raise ValueError("corrupt batch")
+            for r in batch:
+                ConsumerRecord(
+                    "events.engagements", 0, 0, r.offset, r.timestamp, r.timestamp_type,
+                    r.key, r.value, r.headers, r.checksum, -1, len(r.value), -1,
+                )  # fmt: skip
+                n += 1
+            batch = records.next_batch()
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
@@ -91,12 +136,17 @@ def main() -> None:
     messages = workload(args.events, args.hot_posts)
     print(f"load average: {os.getloadavg()}")
     floor = min(_timed(lambda: [json.loads(m.value) for m in messages]) for _ in range(args.repeat))
+    buffers = record_batches(messages)
+    assert decode_batches(buffers) == len(messages)
+    bare = min(_timed(lambda: decode_batches(buffers)) for _ in range(args.repeat))
     runs = [route_all(messages, args.poll) for _ in range(args.repeat)]
     cpu, commands = min(r[0] for r in runs), runs[0][1]
     n = len(messages)
     print(f"events {n}, poll {args.poll}, hot posts {args.hot_posts or 'none'}")
     print(f"json.loads alone:  {n / floor:,.0f} msg/s CPU")
+    print(f"kafka-python record decoding (bare loop floor): {n / bare:,.0f} msg/s CPU")
     print(f"worker routing:    {n / cpu:,.0f} msg/s CPU ({cpu / n * 1e6:.1f} us/event)")
+    print(f"in-process ratio floor / (floor + routing): {bare / (bare + cpu):.2f}x")
     print(f"apply-script commands: {commands:,} ({commands / n:.2f} per event)")
 
 
