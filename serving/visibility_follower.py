@@ -8,7 +8,8 @@ is replayed onto the next snapshot (the marts lag the stream). Bad events (unkno
 block of oneself, an unblock with no block, malformed JSON) become dead letters with their
 reason; nothing an event carries can stop the follower.
 
-Two sources feed it, each in a daemon thread:
+Two sources feed it, each in a daemon thread (plus a `LandingFollower` on the moderation
+decisions' prefix in both profiles, `moderation.decisions`):
 - `KafkaFollower` (services profile): every partition of the relationship, user and post
   topics, assigned (no rebalance wait), from the end, under a group id unique to this process
   so every replica sees every change;
@@ -33,14 +34,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
+from moderation.decisions import EVENT_TYPE as DECISION_EVENT
 
 log = logging.getLogger(__name__)
 
 RELATIONSHIP_EVENTS = frozenset(EVENT_TYPES_BY_FAMILY["relationships"])
-# `post_moderated` is a moderation decision ({"post_id", "user_id": the author, "is_hidden":
-# true to hide, false to restore}); the snapshot reads the same state from
+# a moderation decision ({"post_id", "user_id": the author, "is_hidden": true to hide, false to
+# restore}; moderation/decisions.py writes them); the snapshot reads the same state from
 # `dim_posts.is_moderation_hidden`, this carries it in seconds
-MODERATION_EVENT = "post_moderated"
+MODERATION_EVENT = DECISION_EVENT
 FOLLOWED_TYPES = RELATIONSHIP_EVENTS | {
     "user_created",
     "profile_updated",

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from platform_support import BuiltPlatform, platform_settings
 from feeds import open_feed_store
 from feeds.precompute import load_snapshot as load_feed_snapshot
 from feeds.precompute import write_feeds
-from ingestion.landing import file_key
+from moderation.decisions import decision_events, publish
 from objectstore.store import LocalObjectStore
 from search.build import build_from_marts
 from serving.app import create_app
@@ -234,27 +232,24 @@ def test_bad_moderation_decisions_are_dead_letters(served: Served) -> None:
     assert not served.snapshot.visibility.is_moderated(5)
 
 
-def test_a_moderation_decision_in_a_landing_file_hides_the_post_in_seconds(
+def test_a_decision_published_by_the_media_pipeline_hides_the_post_in_seconds(
     served: Served, tmp_path: Path
 ) -> None:
+    """The media pipeline's path: `decision_events` of its rows, `publish`ed as a file under
+    the decisions' prefix, read by the follower the API starts on that prefix."""
     restore(served)
     viewer = busy_viewer(served)
     post = get(served, f"/v1/users/{viewer}/feed", limit=10)["items"][0]["post_id"]
     store = LocalObjectStore(tmp_path / "objects")
-    follower = LandingFollower(served.changes, store, "landing/events", poll_seconds=0.05)
+    prefix = platform_settings(tmp_path).moderation_decisions_prefix
+    follower = LandingFollower(served.changes, store, prefix, poll_seconds=0.05)
     follower.start()
     try:
-        event = {
-            "event_id": str(uuid.uuid4()),
-            "event_type": "post_moderated",
-            "user_id": author_of(served, post),
-            "post_id": post,
-            "is_hidden": True,
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
-        key = file_key("landing/events", datetime.now(UTC), "post_moderated", uuid.uuid4().hex[:8])
-        store.put(key, (json.dumps(event) + "\n").encode())
+        row = {"post_id": post, "user_id": author_of(served, post), "nsfw_score": 0.93}
+        events = decision_events([row, {**row, "nsfw_score": 0.7}])
+        assert [(e["post_id"], e["reason"]) for e in events] == [(post, "nsfw_score 0.93 >= 0.6")]
         started = time.perf_counter()
+        assert publish(store, prefix, events) is not None
         while time.perf_counter() - started < 10:
             items = get(served, f"/v1/users/{viewer}/feed", limit=10)["items"]
             if post not in {i["post_id"] for i in items}:
@@ -264,6 +259,18 @@ def test_a_moderation_decision_in_a_landing_file_hides_the_post_in_seconds(
     finally:
         follower.stop()
         restore(served)
+
+
+def test_only_posts_at_or_above_the_threshold_are_decided() -> None:
+    rows: list[dict[str, Any]] = [
+        {"post_id": 1, "user_id": 7, "nsfw_score": 0.6},
+        {"post_id": 2, "user_id": 7, "nsfw_score": 0.59},
+        {"post_id": None, "story_id": 3, "user_id": 7, "nsfw_score": 0.99},  # a story's media
+        {"post_id": 4, "user_id": 8, "nsfw_score": None},  # a video: no score
+    ]
+    assert [e["post_id"] for e in decision_events(rows)] == [1]
+    assert decision_events(rows, threshold=0.5)[1]["post_id"] == 2
+    assert publish(LocalObjectStore(Path("/nonexistent")), "p", []) is None
 
 
 def test_the_graph_loads_moderated_posts_and_withholds_them() -> None:
