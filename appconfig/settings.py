@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr | None = Field(None, alias="S3_SECRET_KEY")
     s3_region: str = Field("us-east-1", alias="S3_REGION")
     landing_prefix: str = Field("landing/events", alias="LANDING_PREFIX")
+    # moderation decisions for the API's change follower (moderation/decisions.py); not ingested
+    moderation_decisions_prefix: str = Field(
+        "moderation/decisions", alias="MODERATION_DECISIONS_PREFIX"
+    )
 
     kafka_bootstrap_servers: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
     # static group membership of one consumer process (KIP-345): a member restarted with the same

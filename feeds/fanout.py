@@ -117,7 +117,7 @@ class FanOut:
         groups: list[tuple[int, int, int, list[int]]] = []
         for post in posts:
             report.posts += 1
-            if self.graph.is_deleted(post.post_id):
+            if self.graph.is_withheld(post.post_id):
                 continue
             if self.is_celebrity(post.author_id):
                 report.celebrity_posts += 1
@@ -167,7 +167,7 @@ class FanOut:
         posts = [
             e
             for e in self.recent.recent([author], self.recent.per_author)
-            if not self.graph.is_deleted(e.post_id)
+            if not self.graph.is_withheld(e.post_id)
         ]
         return self.store.push_many(
             Push(follower, e.post_id, e.author_id, e.created_ms) for e in posts

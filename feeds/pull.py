@@ -91,7 +91,7 @@ class RecentPostIndex:
         return [
             e
             for e in self.recent(visible, limit + 50, max_created_ms)
-            if not graph.is_deleted(e.post_id)
+            if not graph.is_withheld(e.post_id)
         ][:limit]
 
     def refresh(

@@ -14,15 +14,22 @@ from moderation.comments import CommentChecker
 TABLE = "comment_checks"
 
 
-def ensure_table(client: Any, database: str) -> None:
-    client.command(f"create database if not exists {database}")
-    client.command(
+def table_ddl(database: str) -> list[str]:
+    """The database and table (dbt's on-run-start hook runs the same statements, so
+    `stg_moderation__comment_checks` builds before any comment has been checked)."""
+    return [
+        f"create database if not exists {database}",
         f"create table if not exists {database}.{TABLE} ("
         "comment_id Int64, post_id Int64, user_id Int64, text String, profane Bool, "
         "spam_score Float64, flagged Bool, reasons Array(String), "
         "checked_at DateTime64(3, 'UTC')"
-        ") engine = ReplacingMergeTree(checked_at) order by comment_id"
-    )
+        ") engine = ReplacingMergeTree(checked_at) order by comment_id",
+    ]
+
+
+def ensure_table(client: Any, database: str) -> None:
+    for statement in table_ddl(database):
+        client.command(statement)
 
 
 def record_comment_checks(

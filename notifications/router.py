@@ -41,7 +41,8 @@ class Pending:
 
     @property
     def batch_id(self) -> str:
-        return f"{self.recipient}:{self.kind}:{self.post_id}"
+        # `.value`: formatting a StrEnum member goes through Enum.__format__ (~10 us here)
+        return f"{self.recipient}:{self.kind.value}:{self.post_id}"
 
 
 @dataclass
@@ -166,9 +167,9 @@ class Router:
         elif kind in URGENT:
             out.now.append(
                 Notification(
-                    key=f"{kind}:{recipient}:{event['event_id']}",
+                    key=f"{kind.value}:{recipient}:{event['event_id']}",
                     recipient=recipient,
-                    kind=str(kind),
+                    kind=kind.value,
                     text=summary(kind, [s.name(actor)], 1),
                     actors=[actor],
                     post_id=post or None,

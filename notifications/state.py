@@ -25,7 +25,9 @@ class Keys:
     def __getattr__(self, name: str) -> str:
         if name.startswith("__"):
             raise AttributeError(name)
-        return f"{self.prefix}:{name}"
+        key = f"{self.prefix}:{name}"
+        object.__setattr__(self, name, key)  # cached: the next lookup is a plain attribute
+        return key
 
     def batch(self, batch_id: str) -> str:
         return f"{self.prefix}:batch:{batch_id}"

@@ -3,7 +3,14 @@
 Reads the event topics, routes each event (`notifications.router`), applies each partition's
 batch atomically in Redis with its offset (`notifications.store`), then flushes due batches and
 digests and sends the outbox through the push provider. Kafka offsets are committed after the
-Redis step; a re-delivery after a crash is skipped by the offsets recorded in Redis.
+Redis step, at most every `commit_every_seconds` (1 s; 0: after every poll): the offsets
+recorded in Redis, not Kafka's, are what makes a re-delivery after a crash harmless (it is
+skipped), so a synchronous commit round trip per poll bought nothing but time.
+
+One worker per consumer group. `--group-id` and `--prefix` are configurable, but a second
+worker in the same group is not supported yet: the routing state (users, posts, follows) is
+built from the events each worker consumes, so it would miss the state events of partitions
+assigned to the other; and `send` reads the outbox head without a lock (docs/benchmarks.md).
 
 Bad input never stops it: undecodable messages, contract violations, unknown users and posts
 go to the dead-letter list (`<prefix>:dead_letters`) with their reasons.
@@ -43,6 +50,7 @@ TOPICS = (
 # state-bearing topics first within one poll: a sign-up before that user's first like
 TOPIC_ORDER = {"users": 0, "settings": 1, "posts": 2, "relationships": 3}
 LAG_EVERY_SECONDS = 5.0
+COMMIT_EVERY_SECONDS = 1.0  # Kafka offsets; Redis holds the ones exactly-once relies on
 
 
 def _priority(topic: str) -> int:
@@ -62,8 +70,12 @@ class NotificationWorker:
         timing: Timing,
         checker: CommentChecker,
         metrics: WorkerMetrics | None = None,
+        commit_every_seconds: float = COMMIT_EVERY_SECONDS,
     ) -> None:
         self.consumer = consumer
+        self.commit_every_seconds = commit_every_seconds
+        self._last_commit = 0.0
+        self._uncommitted = False
         self.redis = redis
         self.provider = provider
         self.keys = keys
@@ -85,9 +97,8 @@ class NotificationWorker:
         for tp in sorted(polled, key=lambda tp: (_priority(tp.topic), tp.topic, tp.partition)):
             consumed += self._partition_batch(tp.topic, tp.partition, polled[tp])
         if polled:
-            from ingestion.kafka_source import commit
-
-            commit(self.consumer)
+            self._uncommitted = True
+        self._commit()
         self._deliver()
         self._report_lag()
         return consumed
@@ -125,6 +136,17 @@ class NotificationWorker:
             self.metrics.dead_letters.inc(len(out.dead_letters))
         self.applied[field] = last
         return len(fresh)
+
+    def _commit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._uncommitted or (
+            not force and now - self._last_commit < self.commit_every_seconds
+        ):
+            return
+        from ingestion.kafka_source import commit
+
+        commit(self.consumer)
+        self._last_commit, self._uncommitted = now, False
 
     def _deliver(self) -> None:
         counts = self.store.flush_due(self.state)
@@ -179,6 +201,10 @@ class NotificationWorker:
                 break
 
     def close(self) -> None:
+        try:
+            self._commit(force=True)
+        except Exception as error:  # closing after a broker loss: Redis offsets still guard
+            log.warning("final commit failed: %s", error)
         self.consumer.close()
 
 
@@ -202,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digest-window-seconds", type=int, default=3600)
     parser.add_argument(
         "--record-key", default=None, help="RecordingProvider list (default <prefix>:pushed)"
+    )
+    parser.add_argument(
+        "--commit-every-seconds",
+        type=float,
+        default=COMMIT_EVERY_SECONDS,
+        help="commit Kafka offsets at most this often (0: after every poll)",
     )
     parser.add_argument("--metrics-port", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None)
@@ -228,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         **({"auto_offset_reset": "earliest"} if args.from_beginning else {}),
     )
     worker = NotificationWorker(
-        consumer, redis, provider, keys=keys, timing=timing, checker=CommentChecker.trained()
+        consumer,
+        redis,
+        provider,
+        keys=keys,
+        timing=timing,
+        checker=CommentChecker.trained(),
+        commit_every_seconds=args.commit_every_seconds,
     )
     if args.metrics_port is not None:
         from prometheus_client import start_http_server

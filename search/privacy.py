@@ -1,11 +1,11 @@
 """Who may find what: the visibility rules applied to search results.
 
 The rules are `visibility.VisibilityGraph`'s (blocks either way, mutes, private accounts,
-deleted posts), asked of the graph the caller holds; the index adds what the stream has told it
+deleted posts, posts hidden by moderation), asked of the graph the caller holds; the index adds what the stream has told it
 sooner than the graph knows (a tombstone, a private switch). Where the two disagree the stricter
 wins: a post is hidden if either says it is deleted or its author private (and not followed).
 
-- posts: never deleted, never by an author hidden from the viewer either way (blocked, blocking,
+- posts: never deleted or hidden by moderation (`graph.is_withheld`), never by an author hidden from the viewer either way (blocked, blocking,
   muted), never by a private author the viewer does not follow (unless it is the viewer's own);
 - users: never an account that blocked the viewer or that the viewer blocked (a private account
   can be found, as in the app: its posts cannot);
@@ -36,7 +36,7 @@ def visible(graph: Any, viewer: int | None, match: Match) -> bool:
 
 
 def _post_visible(graph: Any, viewer: int | None, doc: PostDoc) -> bool:
-    if doc.deleted or graph.is_deleted(doc.post_id):
+    if doc.deleted or graph.is_withheld(doc.post_id):
         return False
     private = doc.author_private or graph.is_private(doc.author_id)
     if viewer is None:

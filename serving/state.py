@@ -33,6 +33,7 @@ from serving.snapshot import ServingSnapshot, load_snapshot
 from serving.visibility_follower import KafkaFollower, LandingFollower, VisibilityChanges
 
 log = logging.getLogger(__name__)
+MODERATION_POLL_SECONDS = 0.5  # listing the decisions' prefix when nothing new came
 
 
 @contextmanager
@@ -192,6 +193,21 @@ class ServingState:
             return
         follower.start()
         self.followers.append(follower)
+        try:  # moderation decisions: files in the object store in both profiles
+            from objectstore.store import store_from_settings
+
+            decisions = LandingFollower(
+                self.changes,
+                store_from_settings(self.settings),
+                self.settings.moderation_decisions_prefix,
+                poll_seconds=MODERATION_POLL_SECONDS,
+            )
+        except Exception as exc:
+            self.errors["moderation_follower"] = type(exc).__name__
+            log.error("moderation decision follower did not start: %s", exc)
+            return
+        decisions.start()
+        self.followers.append(decisions)
 
     def start_background(self) -> None:
         if self.serving.follow_changes:

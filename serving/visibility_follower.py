@@ -1,13 +1,15 @@
 """Visibility changes reach the API in seconds, not at the next snapshot reload.
 
 `VisibilityChanges` applies one event (block, unblock, mute, unmute, follow, unfollow,
-follow_approved, a profile turning private or public, a new user, a deleted post) to the
+follow_approved, a profile turning private or public, a new user, a deleted post, a moderation
+decision on a post) to the
 snapshot's `VisibilityGraph`, drops the affected users' cached feeds, and keeps a journal that
 is replayed onto the next snapshot (the marts lag the stream). Bad events (unknown users, a
 block of oneself, an unblock with no block, malformed JSON) become dead letters with their
 reason; nothing an event carries can stop the follower.
 
-Two sources feed it, each in a daemon thread:
+Two sources feed it, each in a daemon thread (plus a `LandingFollower` on the moderation
+decisions' prefix in both profiles, `moderation.decisions`):
 - `KafkaFollower` (services profile): every partition of the relationship, user and post
   topics, assigned (no rebalance wait), from the end, under a group id unique to this process
   so every replica sees every change;
@@ -32,11 +34,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
+from moderation.decisions import EVENT_TYPE as DECISION_EVENT
 
 log = logging.getLogger(__name__)
 
 RELATIONSHIP_EVENTS = frozenset(EVENT_TYPES_BY_FAMILY["relationships"])
-FOLLOWED_TYPES = RELATIONSHIP_EVENTS | {"user_created", "profile_updated", "post_deleted"}
+# a moderation decision ({"post_id", "user_id": the author, "is_hidden": true to hide, false to
+# restore}; moderation/decisions.py writes them); the snapshot reads the same state from
+# `dim_posts.is_moderation_hidden`, this carries it in seconds
+MODERATION_EVENT = DECISION_EVENT
+FOLLOWED_TYPES = RELATIONSHIP_EVENTS | {
+    "user_created",
+    "profile_updated",
+    "post_deleted",
+    MODERATION_EVENT,
+}
 TOPICS = ("events.relationships", "events.users", "events.posts")
 MAX_DEAD_LETTERS = 1_000
 
@@ -202,6 +214,15 @@ def check_and_apply(
             return "post_id: missing or not a positive integer", set()
         graph.delete_post(post)
         return None, set()  # pages re-check every post: no cache to drop
+    if kind == MODERATION_EVENT:
+        post = _positive_int(event.get("post_id"))
+        if post is None:
+            return "post_id: missing or not a positive integer", set()
+        hidden = event.get("is_hidden", True)
+        if not isinstance(hidden, bool):
+            return "is_hidden: must be a boolean", set()
+        graph.moderate_post(post, hidden)
+        return None, set()  # as a deletion: every page re-checks every post
     target = _positive_int(event.get("target_user_id"))
     if target is None:
         return "target_user_id: missing or not a positive integer", set()

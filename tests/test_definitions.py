@@ -29,6 +29,9 @@ def test_definitions_load_with_expected_assets_checks_and_sensor(settings: Setti
     checks = {(k.asset_key.to_user_string(), k.name) for k in repo.asset_graph.asset_check_keys}
     assert ("raw/engagements", "matches_contract") in checks
     assert ("raw/dead_letters", "every_row_has_a_reason") in checks
+    assert ("marts/fct_flagged_comments", "every_flagged_comment_listed") in checks
+    staged = repo.asset_graph.get(dg.AssetKey(["staging", "stg_moderation__comment_checks"]))
+    assert dg.AssetKey(["moderation", "comment_checks"]) in staged.parent_keys
     assert repo.has_sensor_def("landing_files_sensor")
     assert repo.has_job("ingest_landing")
     raw_users = repo.asset_graph.get(dg.AssetKey(["raw", "users"]))

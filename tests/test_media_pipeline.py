@@ -39,6 +39,7 @@ from mediapipeline.pipeline import (
     rendition_key,
 )
 from mediapipeline.videos import process_video
+from moderation.comment_rows import table_ddl as comment_checks_ddl
 from objectstore import open_store, store_from_settings
 from orchestration.media.assets import media_objects
 from orchestration.resources import build_resources
@@ -153,12 +154,18 @@ def test_corrupt_and_unsupported_files_are_results_with_reasons(tmp_path: Path) 
 def test_dbt_hook_creates_the_same_table_as_the_pipeline() -> None:
     project = yaml.safe_load((PROJECT / "transformations" / "dbt_project.yml").read_text())
     database = "{{ env_var('MEDIA_DATABASE', 'media') }}"
+    moderation = "{{ env_var('MODERATION_DATABASE', 'moderation') }}"
 
     def normal(statement: str) -> str:
         return re.sub(r"\s+", " ", statement).strip()
 
     assert [normal(s) for s in project["on-run-start"]] == [
-        normal(s) for s in [*objects_table_ddl(database), *moderation_migrations(database)]
+        normal(s)
+        for s in [
+            *objects_table_ddl(database),
+            *moderation_migrations(database),
+            *comment_checks_ddl(moderation),
+        ]
     ]
 
 

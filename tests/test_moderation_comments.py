@@ -63,3 +63,28 @@ def test_comment_checks_land_in_clickhouse_once(clickhouse: Any, settings: Any) 
         f"select comment_id, flagged, reasons from {database}.comment_checks order by comment_id"
     ).result_rows
     assert rows == [(100, False, []), (101, True, ["spam"]), (102, True, ["profanity"])]
+
+
+def test_the_flagged_comment_check_compares_the_mart_with_the_checks(
+    clickhouse: Any, settings: Any
+) -> None:
+    from moderation.comment_rows import record_comment_checks
+    from orchestration.moderation import flagged_counts
+
+    raw = settings.clickhouse_raw_database
+    texts = ["nice", "follow me for a free gift 🎁", "what the fuck"]
+    clickhouse.insert(
+        f"{raw}.engagements",
+        [[str(uuid.uuid4()), "comment", i + 1, 7, 200 + i, t] for i, t in enumerate(texts)],
+        column_names=["event_id", "event_type", "user_id", "post_id", "comment_id", "text"],
+    )
+    database, marts = f"moderation_{raw}", f"marts_{raw}"
+    record_comment_checks(clickhouse, raw, database, default_checker())
+    clickhouse.command(f"create database if not exists {marts}")
+    clickhouse.command(
+        f"create table {marts}.fct_flagged_comments (comment_id Int64) engine = Memory"
+    )
+    clickhouse.command(f"insert into {marts}.fct_flagged_comments values (201)")
+    assert flagged_counts(clickhouse, database, marts) == (2, 1)  # one missing: the check fails
+    clickhouse.command(f"insert into {marts}.fct_flagged_comments values (202)")
+    assert flagged_counts(clickhouse, database, marts) == (2, 2)

@@ -8,6 +8,9 @@ The rules:
 - a viewer never sees an author they blocked, who blocked them, or whom they muted;
 - a private author's content is seen only by approved followers (and the author);
 - deleted posts are seen by no one;
+- posts hidden by moderation (`dim_posts.is_moderation_hidden`, or a streamed `post_moderated`
+  decision) are seen by no one either, their author included: every surface asks
+  `can_see_post` / `post_checker` / `visible_posts_mask` / `is_withheld`, so none can forget it;
 - a suggestion is never the viewer, someone they follow, or someone hidden either way.
 """
 
@@ -39,6 +42,7 @@ class VisibilityGraph:
         self._muted: defaultdict[int, set[int]] = defaultdict(set)  # muter -> muted
         self._private: set[int] = set()
         self._deleted_posts: set[int] = set()
+        self._moderated_posts: set[int] = set()  # hidden by a moderation decision
 
     # --- construction --------------------------------------------------------------------
 
@@ -51,6 +55,7 @@ class VisibilityGraph:
         mutes: Iterable[tuple[int, int]] = (),
         private_users: Iterable[int] = (),
         deleted_posts: Iterable[int] = (),
+        moderated_posts: Iterable[int] = (),
     ) -> VisibilityGraph:
         """From (follower, followee), (blocker, blocked) and (muter, muted) pairs.
 
@@ -68,12 +73,13 @@ class VisibilityGraph:
             graph._muted[int(muter)].add(int(muted))
         graph._private.update(int(user) for user in private_users)
         graph._deleted_posts.update(int(post) for post in deleted_posts)
+        graph._moderated_posts.update(int(post) for post in moderated_posts)
         return graph
 
     @classmethod
     def from_clickhouse(cls, client: Client, settings: Settings) -> VisibilityGraph:
         """Read the current state from the dbt models (`int_follow_graph`, `int_blocks`,
-        `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`)."""
+        `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`, `dim_posts.is_moderation_hidden`)."""
         intermediate = settings.intermediate_database
         marts = settings.marts_database
 
@@ -89,6 +95,9 @@ class VisibilityGraph:
             mutes=pairs(f"select muter_id, muted_id from {intermediate}.int_mutes"),
             private_users=ids(f"select user_id from {marts}.dim_users where is_private"),
             deleted_posts=ids(f"select post_id from {marts}.dim_posts where is_deleted"),
+            moderated_posts=ids(
+                f"select post_id from {marts}.dim_posts where is_moderation_hidden"
+            ),
         )
 
     # --- questions -------------------------------------------------------------------------
@@ -108,6 +117,14 @@ class VisibilityGraph:
 
     def is_deleted(self, post_id: int) -> bool:
         return post_id in self._deleted_posts
+
+    def is_moderated(self, post_id: int) -> bool:
+        """Hidden by a moderation decision (NSFW media, a reviewer)."""
+        return post_id in self._moderated_posts
+
+    def is_withheld(self, post_id: int) -> bool:
+        """Seen by no one: deleted by its author or hidden by moderation."""
+        return post_id in self._deleted_posts or post_id in self._moderated_posts
 
     def hidden_authors(self, viewer: int) -> set[int]:
         """Blocked by the viewer, blocking the viewer, or muted by the viewer."""
@@ -146,17 +163,17 @@ class VisibilityGraph:
         return author not in self._private or self.is_following(viewer, author)
 
     def can_see_post(self, viewer: int, post_id: int, author: int) -> bool:
-        return post_id not in self._deleted_posts and self.can_see_author(viewer, author)
+        return not self.is_withheld(post_id) and self.can_see_author(viewer, author)
 
     def post_checker(self, viewer: int) -> Callable[[int, int], bool]:
         """`can_see_post` for one viewer as a closure over their sets, looked up once: the
         per-item check of a served page (a few set lookups per item)."""
         hidden = self.hidden_authors(viewer)
         following = self._following.get(viewer, _EMPTY)
-        private, deleted = self._private, self._deleted_posts
+        private, deleted, moderated = self._private, self._deleted_posts, self._moderated_posts
 
         def visible(post_id: int, author: int) -> bool:
-            if post_id in deleted:
+            if post_id in deleted or post_id in moderated:
                 return False
             if author == viewer:
                 return True
@@ -183,11 +200,14 @@ class VisibilityGraph:
     def visible_posts_mask(
         self, viewer: int, post_ids: np.ndarray, authors: np.ndarray
     ) -> np.ndarray:
-        """Posts the viewer may see: author visible and post not deleted."""
+        """Posts the viewer may see: author visible, post neither deleted nor hidden by
+        moderation."""
         post_ids = np.asarray(post_ids, dtype=np.int64)
-        deleted = self._deleted_posts
+        deleted, moderated = self._deleted_posts, self._moderated_posts
         alive = np.fromiter(
-            (post not in deleted for post in post_ids.tolist()), dtype=bool, count=len(post_ids)
+            (post not in deleted and post not in moderated for post in post_ids.tolist()),
+            dtype=bool,
+            count=len(post_ids),
         )
         return self.visible_mask(viewer, authors) & alive
 
@@ -245,6 +265,16 @@ class VisibilityGraph:
     def delete_post(self, post_id: int) -> None:
         self._deleted_posts.add(post_id)
 
+    def moderate_post(self, post_id: int, hidden: bool = True) -> None:
+        """A moderation decision: hide the post from everyone (or restore it)."""
+        if hidden:
+            self._moderated_posts.add(post_id)
+        else:
+            self._moderated_posts.discard(post_id)
+
+    def moderated_posts(self) -> frozenset[int]:
+        return frozenset(self._moderated_posts)
+
     def apply_relationship(self, event_type: str, actor: int, target: int) -> None:
         """Apply one relationship event as the contracts name it (follow, unfollow, ...).
 
@@ -297,5 +327,5 @@ class VisibilityGraph:
         return (
             f"VisibilityGraph(follows={edges}, blocks={sum(map(len, self._blocked.values()))}, "
             f"mutes={sum(map(len, self._muted.values()))}, private={len(self._private)}, "
-            f"deleted_posts={len(self._deleted_posts)})"
+            f"deleted_posts={len(self._deleted_posts)}, moderated_posts={len(self._moderated_posts)})"
         )

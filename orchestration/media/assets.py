@@ -13,7 +13,10 @@ import functools
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
+from appconfig import get_settings
 from mediapipeline.pipeline import QUEUE_TABLE, MediaJob, ensure_objects_table, process_media
+from moderation.decisions import decision_events
+from moderation.decisions import publish as publish_decisions
 from moderation.media import NSFW_THRESHOLD
 from objectstore import open_store
 from orchestration.resources import ClickHouseResource, ObjectStoreResource
@@ -113,6 +116,9 @@ def media_objects(
         )
         total = client.query(f"select count() from {config.database}.objects final").result_rows
         queue = moderation_queue_size(client, config.database)
+    # the API hides these posts in seconds, before dbt rebuilds dim_posts (moderation.decisions)
+    decisions = decision_events(report.rows)
+    publish_decisions(store_factory(), get_settings().moderation_decisions_prefix, decisions)
     failed = report.by_status.get("corrupt", 0) + report.by_status.get("unsupported", 0)
     context.log.info(
         f"{len(jobs)} pending media objects: {report.processed} processed "
@@ -149,6 +155,7 @@ def media_objects(
             ),
             "faces_found": sum(r.get("face_count") or 0 for r in report.rows),
             "moderation_queue": queue,
+            "moderation_decisions_published": len(decisions),
             "reasons": dg.MetadataValue.json(reasons),
         }
     )

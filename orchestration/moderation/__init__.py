@@ -1,10 +1,16 @@
-"""Comment checks in Dagster: every loaded comment gets a moderation row in ClickHouse."""
+"""Comment checks in Dagster: every loaded comment gets a moderation row in ClickHouse, and
+the flagged-comment mart (`fct_flagged_comments`, what the moderation queue and analysts read)
+is checked to list every comment the checks flagged."""
+
+from typing import Any
 
 import dagster as dg
 
+from appconfig import get_settings
 from orchestration.resources import ClickHouseResource
 
 COMMENT_CHECKS = dg.AssetKey(["moderation", "comment_checks"])
+FLAGGED_COMMENTS = dg.AssetKey(["marts", "fct_flagged_comments"])
 
 
 class CommentChecksConfig(dg.Config):
@@ -38,5 +44,33 @@ def comment_checks(
     )
 
 
+def flagged_counts(client: Any, database: str, marts_database: str) -> tuple[int, int]:
+    """(comments the checks flagged, rows of the mart): equal when the mart is complete."""
+    from moderation.comment_rows import TABLE
+
+    flagged, listed = client.query(
+        f"select (select countIf(flagged) from {database}.{TABLE} final),"
+        f" (select count() from {marts_database}.fct_flagged_comments)"
+    ).result_rows[0]
+    return int(flagged), int(listed)
+
+
+@dg.asset_check(
+    asset=FLAGGED_COMMENTS,
+    name="every_flagged_comment_listed",
+    additional_deps=[COMMENT_CHECKS],
+    description="fct_flagged_comments has one row per comment flagged in moderation.comment_checks "
+    "(fails when a flagged comment would be missing from the moderation queue, or listed twice).",
+)
+def every_flagged_comment_listed(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
+    with clickhouse.client() as client:
+        flagged, listed = flagged_counts(
+            client, CommentChecksConfig().database, get_settings().marts_database
+        )
+    return dg.AssetCheckResult(
+        passed=flagged == listed, metadata={"flagged": flagged, "listed": listed}
+    )
+
+
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[comment_checks])
+    return dg.Definitions(assets=[comment_checks], asset_checks=[every_flagged_comment_listed])

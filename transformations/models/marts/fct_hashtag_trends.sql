@@ -4,8 +4,10 @@
 -- velocity against the previous hour (volume - volume of the hour before, 0 when unused), the
 -- baseline (posts per hour over the up to 24 hours of data before: fewer at the start of the
 -- data, 0 in its first hour) and trending_score = (volume - baseline) / sqrt(baseline + 1).
--- Public trending: only undeleted posts of accounts that are public now count, so a tag used
--- only in private or deleted content never trends (nor reaches autocomplete through this table).
+-- Public trending: only undeleted posts of accounts that are public now count, and never a post
+-- hidden by moderation (dim_posts.is_moderation_hidden, the one home of that rule), so a tag used
+-- only in private, deleted or moderated content never trends (nor reaches autocomplete through
+-- this table).
 with post_hashtags as (
     select distinct
         posts.post_id as post_id,
@@ -16,6 +18,9 @@ with post_hashtags as (
     array join posts.hashtags as hashtag
     where not posts.is_deleted
         and posts.author_id not in (select user_id from {{ ref('dim_users') }} where is_private)
+        and posts.post_id not in (
+            select post_id from {{ ref('dim_posts') }} where is_moderation_hidden
+        )
 ),
 
 hourly_volumes as (
