@@ -4,10 +4,11 @@ decoding of a message's JSON, and a poll that hands back one micro-batch in even
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 
 def make_consumer(
@@ -37,7 +38,7 @@ def make_consumer(
 def decode(value: bytes | None) -> dict[str, Any] | None:
     """The event of a message, or None when it is not a JSON object (the caller counts it)."""
     try:
-        event = json.loads(value or b"")
+        event = orjson.loads(value or b"")  # ~3x json.loads; its errors are ValueErrors
     except (ValueError, UnicodeDecodeError):
         return None
     return event if isinstance(event, dict) else None

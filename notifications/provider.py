@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -26,23 +26,23 @@ class Notification:
     source_ms: int = 0  # Kafka timestamp of the (first) event behind it
     digest: bool = False
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         # the fields by hand: `dataclasses.asdict` deep-copies recursively and was a tenth of
         # the worker's routing CPU (tests/test_notification_hot_path.py keeps the two equal)
-        return json.dumps(
-            {
-                "key": self.key,
-                "recipient": self.recipient,
-                "kind": self.kind,
-                "text": self.text,
-                "actors": list(self.actors),
-                "actor_count": self.actor_count,
-                "post_id": self.post_id,
-                "source_ms": self.source_ms,
-                "digest": self.digest,
-            },
-            separators=(",", ":"),
-        )
+        return {
+            "key": self.key,
+            "recipient": self.recipient,
+            "kind": self.kind,
+            "text": self.text,
+            "actors": list(self.actors),
+            "actor_count": self.actor_count,
+            "post_id": self.post_id,
+            "source_ms": self.source_ms,
+            "digest": self.digest,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Notification:
@@ -69,7 +69,7 @@ class RecordingProvider:
         self.redis.rpush(
             self.key,
             *(
-                json.dumps({**asdict(n), "called_ms": called_ms}, separators=(",", ":"))
+                json.dumps({**n.to_dict(), "called_ms": called_ms}, separators=(",", ":"))
                 for n in notifications
             ),
         )

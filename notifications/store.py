@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from notifications.kinds import Kind, summary
 from notifications.provider import Notification, PushProvider
 from notifications.router import Outcome, Pending
@@ -170,7 +172,7 @@ class NotificationStore:
         """Apply a partition's batch once; False if that offset was already applied."""
         done, _, _ = self._apply(
             keys=[self.keys.offsets, self.keys.outbox],
-            args=[f"{topic}:{partition}", str(last_offset), json.dumps(ops)],
+            args=[f"{topic}:{partition}", str(last_offset), orjson.dumps(ops)],
         )
         return bool(done)
 
