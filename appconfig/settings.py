@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     feed_max_length: int = Field(800, alias="FEED_MAX_LENGTH", ge=1)
     # authors of this dim_users tier are never pushed (pulled at read time instead) ...
     feed_celebrity_tier: str = Field("celebrity", alias="FEED_CELEBRITY_TIER")
-    # ... unless a follower threshold is given, which then decides instead of the tier
-    celebrity_min_followers: int | None = Field(None, alias="CELEBRITY_MIN_FOLLOWERS", ge=1)
+    # ... unless a follower threshold is given, which then decides instead of the tier (not
+    # dbt's tier_celebrity_min_followers, which draws the tier itself)
+    feed_pull_min_followers: int | None = Field(None, alias="FEED_PULL_MIN_FOLLOWERS", ge=1)
     feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
     # --- end feeds -------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
         "FEAST_REGISTRY_URL",
         "FEED_STORE_URL",
         "S3_ENDPOINT_URL",
-        "CELEBRITY_MIN_FOLLOWERS",
+        "FEED_PULL_MIN_FOLLOWERS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLATFORM_PROFILE", "embedded")
