@@ -2,8 +2,8 @@
 
 -- one row per viewpoint (as_of), hashtag (lower-cased) and UTC hour in which public posts used
 -- it: the trend rule, written once for both viewpoints. Public: the post was not deleted and
--- its author's account was not private (int_account_privacy; authors without a privacy record
--- count as public) at the instant the trend is seen:
+-- its author's account was not private (int_account_privacy; authors without a record count
+-- as public) at the instant the trend is seen:
 --   as_of = 'hour_end': at the end of the hour, so a feature row stamped then (point in time)
 --     counts a post deleted later and not one deleted before;
 --   as_of = 'latest': today's state, for what is shown as trending now (fct_hashtag_trends).
@@ -42,6 +42,14 @@ evaluations as (
     array join ['hour_end', 'latest'] as as_of
 ),
 
+-- privacy as of seen_at: the period in effect then (ASOF: the latest that began at or before);
+-- empty periods (two settings at one instant) are skipped so the later one decides
+privacy_periods as (
+    select user_id, is_private, valid_from
+    from {{ ref('int_account_privacy') }}
+    where valid_until is null or valid_until > valid_from
+),
+
 public_evaluations as (
     select
         evaluations.as_of as as_of,
@@ -50,18 +58,11 @@ public_evaluations as (
         evaluations.hours_before as hours_before,
         evaluations.author_id as author_id,
         (evaluations.deleted_at is null or evaluations.deleted_at > evaluations.seen_at)
-        and countIf(
-            privacy.is_private
-            and privacy.valid_from <= evaluations.seen_at
-            and (privacy.valid_until is null or privacy.valid_until > evaluations.seen_at)
-        ) = 0 as is_public
+        and not ifNull(privacy_periods.is_private, false) as is_public
     from evaluations
-    left join {{ ref('int_account_privacy') }} as privacy
-        on evaluations.author_id = privacy.user_id
-    group by
-        evaluations.as_of, evaluations.hashtag, evaluations.evaluated_hour_at,
-        evaluations.hours_before, evaluations.post_id, evaluations.author_id,
-        evaluations.deleted_at, evaluations.seen_at
+    asof left join privacy_periods
+        on evaluations.author_id = privacy_periods.user_id
+        and evaluations.seen_at >= privacy_periods.valid_from
 ),
 
 hourly_counts as (
