@@ -449,5 +449,5 @@ def bench(
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    os.environ["PYTHONUNBUFFERED"] = "1"
     app()

@@ -7,6 +7,7 @@ The services profile points the same code at real servers through environment va
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -69,8 +70,9 @@ class Settings(BaseSettings):
     feed_max_length: int = Field(800, alias="FEED_MAX_LENGTH", ge=1)
     # authors of this dim_users tier are never pushed (pulled at read time instead) ...
     feed_celebrity_tier: str = Field("celebrity", alias="FEED_CELEBRITY_TIER")
-    # ... unless a follower threshold is given, which then decides instead of the tier
-    celebrity_min_followers: int | None = Field(None, alias="CELEBRITY_MIN_FOLLOWERS", ge=1)
+    # ... unless a follower threshold is given, which then decides instead of the tier (not
+    # dbt's tier_celebrity_min_followers, which draws the tier itself)
+    feed_pull_min_followers: int | None = Field(None, alias="FEED_PULL_MIN_FOLLOWERS", ge=1)
     feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
     # --- end feeds -------------------------------------------------------------------------------
 
@@ -78,7 +80,20 @@ class Settings(BaseSettings):
     # SPARK_MASTER: local[N] here; a cluster's master URL (spark://host:7077) runs the same code
     spark_master: str = Field("local[2]", alias="SPARK_MASTER")
     spark_driver_memory: str = Field("2g", alias="SPARK_DRIVER_MEMORY")
+    # the address Spark binds (loopback unless a cluster must reach the driver) and the Python
+    # its workers run (default: this interpreter; ml/spark.py)
+    spark_local_ip: str = Field("127.0.0.1", alias="SPARK_LOCAL_IP")
+    pyspark_python: str | None = Field(None, alias="PYSPARK_PYTHON")
     # --- end recommenders ------------------------------------------------------------------
+
+    # --- key prefixes, homes and datasets --------------------------------------------------
+    # Redis key prefixes of the autocomplete sets and of the notifications worker's state
+    search_redis_prefix: str = Field("search:", alias="SEARCH_REDIS_PREFIX")
+    notifications_prefix: str = Field("notify", alias="NOTIFICATIONS_PREFIX")
+    # Dagster's instance directory (default: <data dir>/dagster)
+    dagster_home_dir: Path | None = Field(None, alias="DAGSTER_HOME")
+    # MovieLens 100K (default: ../shared/datasets/movielens-100k beside the clone)
+    movielens_dir: Path | None = Field(None, alias="MOVIELENS_DIR")
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -147,7 +162,19 @@ class Settings(BaseSettings):
 
     @property
     def dagster_home(self) -> Path:
-        return self.data_dir / "dagster"
+        return self.dagster_home_dir or self.data_dir / "dagster"
+
+
+def path_with(directory: Path | str) -> str:
+    """This process's PATH with `directory` first: for child processes that must find the
+    venv's tools (dbt, uvicorn) by name."""
+    return f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def is_set_in_environment(name: str) -> bool:
+    """Whether the variable is set (non-empty) in this process's environment: Dagster resources
+    then read it through `EnvVar`, so the UI shows where the value comes from."""
+    return bool(os.environ.get(name))
 
 
 @lru_cache(maxsize=1)

@@ -53,8 +53,9 @@ def load_events(ch_url: str, tmp: Path, target: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--tmp-dir", type=Path, help="scratch space (default: the system's)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp_name:
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp_name:
         tmp = Path(tmp_name)
         ch_path = tmp / "ch"
         events = load_events(f"chdb://{ch_path}", tmp, args.events)

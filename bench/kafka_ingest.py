@@ -42,8 +42,9 @@ SERVICES_ENV = Path(__file__).resolve().parent.parent / ".services" / "services.
 
 
 def default_bootstrap() -> str:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    configured = get_settings().kafka_bootstrap_servers
+    if configured:
+        return configured
     if SERVICES_ENV.exists():
         for line in SERVICES_ENV.read_text().splitlines():
             if line.startswith("KAFKA_BOOTSTRAP_SERVERS="):

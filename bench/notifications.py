@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from appconfig import get_settings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from notification_support import (
@@ -37,10 +39,6 @@ from notification_support import (
     topics_for,
     user,
 )
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
 
 
 def _produce_workload(p: Producer, events: int, users: int = 2_000, posts: int = 5_000) -> int:
@@ -168,8 +166,9 @@ def main() -> None:
     args = parser.parse_args()
     from redis import Redis
 
-    bootstrap = _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
-    redis = Redis.from_url(_env("REDIS_URL", "redis://127.0.0.1:16379/0"))
+    settings = get_settings()  # else the ports of scripts/services
+    bootstrap = settings.kafka_bootstrap_servers or "127.0.0.1:19092"
+    redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:16379/0")
     run = uuid.uuid4().hex[:8]
     topics = topics_for(f"bench-{run}")
     create_topics(bootstrap, list(topics.values()))

@@ -39,7 +39,7 @@ import pandas as pd
 import requests
 from feast import FeatureStore
 
-from appconfig import Settings
+from appconfig import Settings, get_settings
 from featurestore.config import close_offline_client, feature_store, render_config, write_repo
 from featurestore.materialize import data_watermark, materialize_online
 from featurestore.online import OnlineFeatureReader
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--data-dir", type=Path, help="reuse built marts (a PLATFORM_DATA_DIR)")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    parser.add_argument("--redis-url", default=get_settings().redis_url)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--no-serve", action="store_true", help="skip `feast serve`")
     args = parser.parse_args()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from appconfig import Settings
+from appconfig import Settings, path_with
 
 TOKEN = "bench-token"
 
@@ -214,7 +214,7 @@ def mlflow_server(settings: Settings, version: str) -> Server:
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri(settings),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": path_with(bin_dir),
     }
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     argv = [mlflow, "models", "serve", "-m", f"models:/feed-ranker/{version}", "-p", str(port)]

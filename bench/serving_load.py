@@ -149,9 +149,8 @@ def wait_for_workers(server: Server, workers: int, timeout: float = 300) -> None
 
 def trivial_server(size: int) -> Server:
     port = free_port()
-    env = {**os.environ, "TRIVIAL_JSON_BYTES": str(size)}
-    argv = [sys.executable, "-m", "uvicorn", "bench.trivial_json:app", "--port", str(port)]
-    argv += ["--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"]
+    env = {**os.environ}
+    argv = [sys.executable, "-m", "bench.trivial_json", "--bytes", str(size), "--port", str(port)]
     return Server(argv, env, port, "/readyz")
 
 

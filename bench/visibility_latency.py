@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from appconfig import get_settings
 from bench.serving_feed import TOKEN, bench_users, one_request, platform, prepare, serving_server
 
 
 def bootstrap() -> str:
-    value = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    value = get_settings().kafka_bootstrap_servers
     env_file = Path(__file__).resolve().parent.parent / ".services" / "services.env"
     if not value and env_file.exists():
         for line in env_file.read_text().splitlines():

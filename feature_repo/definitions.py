@@ -382,43 +382,51 @@ def build(features_database: str) -> FeatureRepo:
         tags=TEAM,
     )
     repo.sources[feed_request.name] = feed_request
-    post_request_features = on_demand_feature_view(
-        name="post_request_features",
-        sources=[post_attributes[["created_at"]], feed_request],
-        schema=[Field(name="post_age_hours", dtype=Float64)],
-        mode="pandas",
-        description="The post's age at request time.",
-        owner=OWNER,
-        tags=TEAM,
-    )(_fresh(post_age))
-    viewer_author_request_features = on_demand_feature_view(
-        name="viewer_author_request_features",
-        sources=[
+
+    def request_view(
+        name: str, sources: list, schema: list[Field], udf: Callable, description: str
+    ) -> OnDemandFeatureView:
+        """An on-demand view: `udf` (arithmetic in feature_repo.request_time) over `sources`."""
+        return on_demand_feature_view(
+            name=name,
+            sources=sources,
+            schema=schema,
+            mode="pandas",
+            description=description,
+            owner=OWNER,
+            tags=TEAM,
+        )(_fresh(udf))
+
+    post_request_features = request_view(
+        "post_request_features",
+        [post_attributes[["created_at"]], feed_request],
+        [Field(name="post_age_hours", dtype=Float64)],
+        post_age,
+        "The post's age at request time.",
+    )
+    viewer_author_request_features = request_view(
+        "viewer_author_request_features",
+        [
             viewer_author_follow,
             viewer_author_affinity[
                 ["affinity_score", "affinity_half_life_hours", "last_interaction_at"]
             ],
             feed_request,
         ],
-        schema=[
+        [
             Field(name="follows_author", dtype=Int64),
-            Field(name="affinity_now", dtype=Float64),
-            Field(name="hours_since_interaction", dtype=Float64),
+            *_floats("affinity_now", "hours_since_interaction"),
         ],
-        mode="pandas",
-        description="Follow state and affinity at request time.",
-        owner=OWNER,
-        tags=TEAM,
-    )(_fresh(viewer_author_at_request))
-    viewer_hashtag_features = on_demand_feature_view(
-        name="viewer_hashtag_features",
-        sources=[user_hashtag_engagement, post_hashtag_buckets],
-        schema=_floats("hashtag_affinity", "hashtag_matched_share"),
-        mode="pandas",
-        description="The viewer's affinity to the post's hashtags.",
-        owner=OWNER,
-        tags=TEAM,
-    )(_fresh(viewer_hashtag_affinity))
+        viewer_author_at_request,
+        "Follow state and affinity at request time.",
+    )
+    viewer_hashtag_features = request_view(
+        "viewer_hashtag_features",
+        [user_hashtag_engagement, post_hashtag_buckets],
+        _floats("hashtag_affinity", "hashtag_matched_share"),
+        viewer_hashtag_affinity,
+        "The viewer's affinity to the post's hashtags.",
+    )
     repo.on_demand_feature_views = {
         v.name: v
         for v in (post_request_features, viewer_author_request_features, viewer_hashtag_features)

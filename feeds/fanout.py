@@ -32,7 +32,7 @@ class CelebrityPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CelebrityPolicy:
-        return cls(settings.feed_celebrity_tier, settings.celebrity_min_followers)
+        return cls(settings.feed_celebrity_tier, settings.feed_pull_min_followers)
 
     def is_celebrity(self, tier: str | None, follower_count: int) -> bool:
         if self.min_followers is not None:

@@ -10,12 +10,13 @@ against the MD5 GroupLens publishes beside it (`ml-100k.zip.md5`) before anythin
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from appconfig import get_settings
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_MD5 = "0e33842e24a9c977be4e0107933c0723"  # files.grouplens.org/.../ml-100k.zip.md5
@@ -52,9 +53,9 @@ class MovieLensSourceError(ValueError):
 
 def default_directory() -> Path:
     """`MOVIELENS_DIR`, else the shared datasets folder beside the repository."""
-    configured = os.environ.get("MOVIELENS_DIR")
+    configured = get_settings().movielens_dir
     if configured:
-        return Path(configured)
+        return configured
     return Path(__file__).resolve().parents[2] / "shared" / "datasets" / "movielens-100k"
 
 

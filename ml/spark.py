@@ -27,8 +27,9 @@ def spark_session(settings: Settings | None = None) -> SparkSession:
         if _session is not None and _session.sparkContext._jsc is not None:
             return _session
         settings = settings or get_settings()
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", _python())
+        # read by Spark's launcher and workers, so set in the environment (from settings)
+        os.environ["SPARK_LOCAL_IP"] = settings.spark_local_ip
+        os.environ["PYSPARK_PYTHON"] = settings.pyspark_python or _python()
         from pyspark.sql import SparkSession
 
         scratch = settings.data_dir / "spark"

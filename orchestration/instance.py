@@ -36,7 +36,7 @@ def instance_config(settings: Settings) -> dict:
                 }
             }
         }
-        os.environ.setdefault("DAGSTER_PG_PASSWORD", url.password or "")
+        os.environ["DAGSTER_PG_PASSWORD"] = url.password or ""  # read by dagster.yaml's `env`
     else:
         config["storage"] = {"sqlite": {"base_dir": str(settings.dagster_home / "storage")}}
     return config
@@ -44,7 +44,7 @@ def instance_config(settings: Settings) -> dict:
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Write dagster.yaml for these settings and point DAGSTER_HOME at it."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(settings), sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(home)

@@ -6,14 +6,13 @@ one process per data directory).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 from clickhouse_connect.driver.client import Client
 
-from appconfig import get_settings
+from appconfig import get_settings, is_set_in_environment
 from objectstore import ObjectStore, open_store
 from warehouse import clickhouse_client, ensure_raw_tables
 
@@ -59,7 +58,7 @@ class KafkaResource(dg.ConfigurableResource):
 def env_or(name: str, default: str | None) -> dg.EnvVar | str | None:
     """An `EnvVar` where the variable is set (so the UI shows where the value comes from), else
     the settings' embedded default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+    return dg.EnvVar(name) if is_set_in_environment(name) else default
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from appconfig import get_settings
+from appconfig import get_settings, path_with
 from orchestration.instance import ensure_dagster_home
 from uis.supervise import run_supervised
 
@@ -33,7 +33,7 @@ def run(host: str = "127.0.0.1", port: int = 3000) -> int:
     """Run `dagster dev` until it exits or this process is told to stop; its exit code."""
     home = ensure_dagster_home(get_settings())
     bin_dir = Path(sys.executable).parent  # the venv's; its tools (dbt) must be on PATH too
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": path_with(bin_dir)}
     dagster = str(bin_dir / "dagster")
     print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home})", flush=True)
     code = run_supervised(

@@ -13,10 +13,11 @@ streaming indexer can both write. The embedded profile keeps the in-memory
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from appconfig import get_settings
 
 MAX_PREFIX = 12
 KEEP = 100
@@ -25,7 +26,7 @@ DEFAULT_PREFIX = "search:"
 
 def key_prefix() -> str:
     """`SEARCH_REDIS_PREFIX`, else `search:` (tests and benchmarks use their own)."""
-    return os.environ.get("SEARCH_REDIS_PREFIX") or DEFAULT_PREFIX
+    return get_settings().search_redis_prefix or DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ class ServingSettings(BaseSettings):
     feed_store_prefix: str = "feeds:"  # the key prefix the feed precompute writes under
     feed_store_retry_seconds: float = Field(5.0, ge=0)  # after a failure, fall back this long
     story_hours: float = Field(24.0, gt=0)
-    notification_window_hours: float = Field(72.0, gt=0)
+    # how far back GET /notifications lists (not dbt's notification_digest_window_hours, which
+    # groups events into one digest)
+    notifications_lookback_hours: float = Field(72.0, gt=0)
     suggestions_default_limit: int = Field(10, ge=1)
     max_list_limit: int = Field(100, ge=1)
 

@@ -25,9 +25,9 @@ from feeds import FeedStore, open_feed_store
 from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec
 from serving.features import FeatureReaders
-from serving.feed import FeedService
+from serving.home_feed import FeedService
 from serving.model_loading import ModelHolder, mlflow_holder
-from serving.recommend import Recommenders
+from serving.recommenders import Recommenders
 from serving.settings import ServingSettings
 from serving.snapshot import ServingSnapshot, load_snapshot
 from serving.visibility_follower import KafkaFollower, LandingFollower, VisibilityChanges

@@ -80,6 +80,8 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
         "fct_post_engagement_window_edges",
         "fct_training_impressions_label_window_edges",
         "int_posts_deleted_posts",
+        "int_account_privacy_periods",
+        "int_hashtag_trends_deleted_or_private_after_the_hour_still_counts_then",
     ):
         assert names[unit_test]["status"] == "pass"
 

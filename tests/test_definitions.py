@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -80,3 +81,39 @@ def test_feature_assets_sit_downstream_of_the_dbt_feature_tables(settings: Setti
     for key in ("feast_registry", "online_features", "training_set"):
         node = graph.get(dg.AssetKey(["features", key]))
         assert node.owners and node.description, key
+
+
+def test_every_asset_has_an_owner_and_a_description(settings: Settings) -> None:
+    from orchestration.definitions import defs
+
+    graph = (defs() if callable(defs) else defs).get_repository_def().asset_graph
+    keys = graph.get_all_asset_keys()
+    assert len(keys) > 50  # the dbt models are among them
+    for key in keys:
+        node = graph.get(key)
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert (node.description or "").strip(), f"{key.to_user_string()} has no description"
+
+
+def test_assets_downstream_of_dbt_take_the_model_keys_from_the_manifest(settings: Settings) -> None:
+    """Feeds, search and the recommenders sit below the dbt models they read (keys looked up in
+    the manifest by model name), and no module types a dbt model's asset key by hand."""
+    from orchestration.analytics.lineage import model_keys
+    from orchestration.definitions import defs
+    from orchestration.feeds.assets import SOURCE_MODELS as FEED_MODELS
+    from orchestration.models.recommenders import SOURCE_MODELS as RECOMMENDER_MODELS
+    from orchestration.search.assets import SOURCE_MODELS as SEARCH_MODELS
+
+    graph = (defs() if callable(defs) else defs).get_repository_def().asset_graph
+    for asset, names in (
+        ("feeds/home_feeds", FEED_MODELS),
+        ("search/indexes", SEARCH_MODELS),
+        ("models/who_to_follow", RECOMMENDER_MODELS),
+        ("models/explore", RECOMMENDER_MODELS),
+    ):
+        parents = graph.get(dg.AssetKey.from_user_string(asset)).parent_keys
+        assert set(model_keys(*names)) <= parents, asset
+    typed = re.compile(r"AssetKey\(\[\s*[\"']\w+[\"'],\s*[\"'](stg|int|fct|dim|feat)_")
+    root = Path(__file__).parents[1] / "orchestration"
+    offenders = [str(p) for p in root.rglob("*.py") if typed.search(p.read_text())]
+    assert not offenders, f"dbt asset keys typed by hand in {offenders}"

@@ -27,8 +27,10 @@ from feature_parity import FIXTURE, snapshot
 HOURS = ("post_age_hours", "hours_since_interaction")
 # columns whose rule changed on purpose after the capture, with the change that did it
 CHANGED_ON_PURPOSE = {
-    "hashtag_trend_score": "issue 15: trends count only public, non-deleted posts",
-    "hashtag_trend_posts": "issue 15: trends count only public, non-deleted posts",
+    "hashtag_trend_score": "issue 15: trends count only public, non-deleted posts; issue 12: "
+    "public as of the row's hour end, not today",
+    "hashtag_trend_posts": "issue 15: trends count only public, non-deleted posts; issue 12: "
+    "public as of the row's hour end, not today",
 }
 
 

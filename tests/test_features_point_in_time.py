@@ -42,8 +42,8 @@ TABLES = {
     "first_media_height Int64, first_media_size_bytes Nullable(Int64), has_video Bool, total_duration_ms Int64, hashtags Array(String), "
     "hashtag_count UInt64, mentioned_user_ids Array(Int64), location_id Nullable(Int64), "
     "caption_length UInt64",
-    "marts.fct_hashtag_trends": "hashtag String, hour_at DateTime64(3, 'UTC'), posts UInt64, "
-    "trending_score Float64",
+    "intermediate.int_hashtag_trends": "as_of String, hashtag String, "
+    "hour_at DateTime64(3, 'UTC'), posts UInt64, trending_score Float64",
     "marts.fct_story_views": "story_id Int64, author_id Int64, created_at DateTime64(3, 'UTC'), "
     "expires_at DateTime64(3, 'UTC'), views Nullable(UInt64)",
     "staging.stg_raw__users": "event_id UUID, event_type String, user_id Int64, "
@@ -143,7 +143,7 @@ def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
 
     def write(rows: dict[str, list[dict]]) -> None:
         with clickhouse_client(settings.clickhouse_url) as client:
-            for layer in ("marts", "staging"):
+            for layer in ("marts", "intermediate", "staging"):
                 client.command(f"create database if not exists {schema}_{layer}")
             for name, columns in TABLES.items():
                 layer, table = name.split(".")
@@ -276,8 +276,22 @@ def test_ttl_windows_and_follow_state(marts) -> None:
     write(
         {
             "dim_posts": [post(100, 12, at(0), ("sun",)), post(101, 13, at(0))],
-            "fct_hashtag_trends": [
-                {"hashtag": "sun", "hour_at": at(0), "posts": 3, "trending_score": 2.5}
+            "int_hashtag_trends": [
+                {
+                    "as_of": "hour_end",
+                    "hashtag": "sun",
+                    "hour_at": at(0),
+                    "posts": 3,
+                    "trending_score": 2.5,
+                },
+                # today's view of the same hour (the post was deleted since): not for training
+                {
+                    "as_of": "latest",
+                    "hashtag": "sun",
+                    "hour_at": at(1),
+                    "posts": 9,
+                    "trending_score": 7.0,
+                },
             ],
             "fct_training_impressions": [
                 impression(1, 100, 12, at(0.5)),  # the trend hour is not over yet

@@ -39,7 +39,7 @@ def _celebrity_threshold(platform: BuiltPlatform) -> int:
 @pytest.fixture(scope="module")
 def feed_settings(built_platform: BuiltPlatform) -> Settings:
     threshold = _celebrity_threshold(built_platform)
-    return built_platform.settings.model_copy(update={"celebrity_min_followers": threshold})
+    return built_platform.settings.model_copy(update={"feed_pull_min_followers": threshold})
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_home_feeds_asset_materializes_with_metadata(
         "PLATFORM_DATA_DIR": str(feed_settings.data_dir),
         "CLICKHOUSE_URL": feed_settings.clickhouse_url,
         "CLICKHOUSE_RAW_DATABASE": feed_settings.clickhouse_raw_database,
-        "CELEBRITY_MIN_FOLLOWERS": str(feed_settings.celebrity_min_followers),
+        "FEED_PULL_MIN_FOLLOWERS": str(feed_settings.feed_pull_min_followers),
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("REDIS_URL", "FEED_STORE_URL", "KAFKA_BOOTSTRAP_SERVERS", "PLATFORM_PROFILE"):

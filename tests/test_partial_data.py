@@ -33,7 +33,7 @@ from orchestration.models.recommenders import EXPLORE_KEY, WHO_TO_FOLLOW_KEY
 from orchestration.runs import ingest_partition_range, run_job
 from orchestration.skipping import SKIPPED
 from serving.app import create_app
-from serving.recommend import WHO_TO_FOLLOW_BASELINE
+from serving.recommenders import WHO_TO_FOLLOW_BASELINE
 from serving.settings import ServingSettings
 
 RECEIVED_AT = datetime(2026, 11, 24, 5, 30, tzinfo=UTC)
@@ -54,7 +54,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Se
         "FEAST_REGISTRY_URL",
         "FEED_STORE_URL",
         "S3_ENDPOINT_URL",
-        "CELEBRITY_MIN_FOLLOWERS",
+        "FEED_PULL_MIN_FOLLOWERS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLATFORM_PROFILE", "embedded")

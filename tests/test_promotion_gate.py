@@ -33,7 +33,7 @@ from ml.recommend.factors import Factors
 from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, publish_recommender
 from ml.recommend.who_to_follow import WhoToFollow, WhoToFollowParams
 from serving.model_loading import mlflow_holder
-from serving.recommend import EXPLORE_BASELINE, WHO_TO_FOLLOW_BASELINE, Recommenders
+from serving.recommenders import EXPLORE_BASELINE, WHO_TO_FOLLOW_BASELINE, Recommenders
 
 LINEAGE = registry.TrainingLineage("test", "v1", "file:///nowhere.parquet")
 

@@ -54,7 +54,7 @@ class Served:
     client: TestClient
     state: ServingState
     built: BuiltPlatform
-    celebrity_min_followers: int
+    feed_pull_min_followers: int
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def served(
     settings = platform_settings(
         built_platform.work,
         FEED_STORE_URL=f"sqlite:///{work / 'feeds.sqlite'}",
-        CELEBRITY_MIN_FOLLOWERS=threshold,
+        FEED_PULL_MIN_FOLLOWERS=threshold,
         MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
     )
     with clickhouse_client(settings.clickhouse_url) as client:
@@ -147,7 +147,7 @@ def test_home_feed_is_ranked_from_followed_and_celebrity_posts(served: Served) -
         scores.update(round(i["score"], 9) for i in items)
     assert checked > 0
     assert len(scores) > 1, "the ranker gave every post the same score"
-    assert saw_pulled, f"no celebrity post (>= {served.celebrity_min_followers} followers) pulled"
+    assert saw_pulled, f"no celebrity post (>= {served.feed_pull_min_followers} followers) pulled"
 
 
 def test_feed_explain_names_the_model_features(served: Served) -> None:

@@ -7,6 +7,7 @@ importing this module does no work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import dagster as dg
@@ -25,6 +26,17 @@ def model_keys(*names: str) -> list[dg.AssetKey]:
     """The asset key of each named dbt model (raises if the manifest has no such model)."""
     models = dbt_models()
     return [get_asset_key_for_model([models], name) for name in names]
+
+
+def reading_models(
+    asset: dg.AssetsDefinition, *names: str, also: Sequence[dg.AssetKey] = ()
+) -> dg.AssetsDefinition:
+    """`asset` placed downstream of the named dbt models (the models it reads) and of `also`.
+
+    All added at once: Dagster 1.13 fails to add deps to an op-backed asset a second time
+    (`map_asset_specs` keeps the first call's new inputs out of its input map)."""
+    keys = [*model_keys(*names), *also]
+    return asset.map_asset_specs(lambda spec: spec.merge_attributes(deps=keys))
 
 
 def layer_keys(layer: str) -> list[dg.AssetKey]:

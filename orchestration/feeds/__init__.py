@@ -8,7 +8,9 @@ from __future__ import annotations
 import dagster as dg
 
 from appconfig import get_settings
-from orchestration.feeds.assets import home_feeds
+from orchestration.analytics.lineage import reading_models
+from orchestration.automation import FEEDS_AFTER
+from orchestration.feeds.assets import SOURCE_MODELS, home_feeds
 from orchestration.feeds.resources import FeedStoreResource
 from orchestration.resources import env_or
 
@@ -16,7 +18,7 @@ from orchestration.resources import env_or
 def defs() -> dg.Definitions:
     settings = get_settings()
     return dg.Definitions(
-        assets=[home_feeds],
+        assets=[reading_models(home_feeds, *SOURCE_MODELS, also=FEEDS_AFTER)],
         jobs=[
             dg.define_asset_job(
                 "build_feeds",

@@ -13,7 +13,7 @@ GROUP = "models"
 
 
 def defs() -> dg.Definitions:
-    assets = [*ranker.ASSETS, *recommenders.ASSETS]
+    assets = [*ranker.ASSETS, *recommenders.assets()]
     checks = [*ranker.CHECKS, *recommenders.CHECKS]
     return dg.Definitions(
         assets=assets,

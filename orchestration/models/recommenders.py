@@ -20,6 +20,7 @@ from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_
 from ml.recommend.who_to_follow import WhoToFollowParams
 from ml.registry import TrainingLineage
 from ml.spark import spark_session
+from orchestration.analytics.lineage import reading_models
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import ClickHouseResource
 from orchestration.skipping import skipped
@@ -27,16 +28,16 @@ from visibility import VisibilityGraph
 
 WHO_TO_FOLLOW_KEY = dg.AssetKey(["models", "who_to_follow"])
 EXPLORE_KEY = dg.AssetKey(["models", "explore"])
-GRAPH_MODELS = [
-    dg.AssetKey(["intermediate", "int_follow_graph"]),
-    dg.AssetKey(["intermediate", "int_blocks"]),
-    dg.AssetKey(["intermediate", "int_mutes"]),
-    dg.AssetKey(["marts", "dim_users"]),
-]
-ENGAGEMENT_MODELS = [
-    dg.AssetKey(["marts", "fct_engagements"]),
-    dg.AssetKey(["marts", "dim_posts"]),
-]
+# the dbt models both recommenders read (_read_marts): their asset keys come from the manifest
+# when the domain's definitions are built (`assets()`)
+SOURCE_MODELS = (
+    "int_follow_graph",
+    "int_blocks",
+    "int_mutes",
+    "dim_users",
+    "fct_engagements",
+    "dim_posts",
+)
 
 
 class AlsConfig(dg.Config):
@@ -143,7 +144,6 @@ def _publish(
 
 @dg.asset(
     key=WHO_TO_FOLLOW_KEY,
-    deps=[*GRAPH_MODELS, *ENGAGEMENT_MODELS],
     group_name="models",
     kinds={"spark", "mlflow"},
     pool="clickhouse",
@@ -179,7 +179,6 @@ def who_to_follow(
 
 @dg.asset(
     key=EXPLORE_KEY,
-    deps=[*GRAPH_MODELS, *ENGAGEMENT_MODELS],
     group_name="models",
     kinds={"spark", "mlflow"},
     pool="clickhouse",
@@ -310,6 +309,10 @@ def explore_respects_visibility(
     return _privacy_check(EXPLORE, clickhouse, config)
 
 
-ASSETS = [who_to_follow, explore]
+def assets() -> list[dg.AssetsDefinition]:
+    """Both recommenders, downstream of the dbt models they read."""
+    return [reading_models(asset, *SOURCE_MODELS) for asset in (who_to_follow, explore)]
+
+
 CHECKS = [suggestions_respect_visibility, explore_respects_visibility]
-__all__ = ["ASSETS", "CHECKS", "EXPLORE", "WHO_TO_FOLLOW"]
+__all__ = ["CHECKS", "EXPLORE", "WHO_TO_FOLLOW", "assets"]

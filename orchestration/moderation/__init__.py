@@ -10,7 +10,6 @@ from appconfig import get_settings
 from orchestration.resources import ClickHouseResource
 
 COMMENT_CHECKS = dg.AssetKey(["moderation", "comment_checks"])
-FLAGGED_COMMENTS = dg.AssetKey(["marts", "fct_flagged_comments"])
 
 
 class CommentChecksConfig(dg.Config):
@@ -55,22 +54,32 @@ def flagged_counts(client: Any, database: str, marts_database: str) -> tuple[int
     return int(flagged), int(listed)
 
 
-@dg.asset_check(
-    asset=FLAGGED_COMMENTS,
-    name="every_flagged_comment_listed",
-    additional_deps=[COMMENT_CHECKS],
-    description="fct_flagged_comments has one row per comment flagged in moderation.comment_checks "
-    "(fails when a flagged comment would be missing from the moderation queue, or listed twice).",
-)
-def every_flagged_comment_listed(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
-    with clickhouse.client() as client:
-        flagged, listed = flagged_counts(
-            client, CommentChecksConfig().database, get_settings().marts_database
-        )
-    return dg.AssetCheckResult(
-        passed=flagged == listed, metadata={"flagged": flagged, "listed": listed}
+def every_flagged_comment_listed_check() -> dg.AssetChecksDefinition:
+    """The check on the mart, keyed by the dbt manifest's key for fct_flagged_comments (built
+    when the definitions load, not at import)."""
+    from orchestration.analytics.lineage import model_keys
+
+    @dg.asset_check(
+        asset=model_keys("fct_flagged_comments")[0],
+        name="every_flagged_comment_listed",
+        additional_deps=[COMMENT_CHECKS],
+        description="fct_flagged_comments has one row per comment flagged in "
+        "moderation.comment_checks (fails when a flagged comment would be missing from the "
+        "moderation queue, or listed twice).",
     )
+    def every_flagged_comment_listed(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
+        with clickhouse.client() as client:
+            flagged, listed = flagged_counts(
+                client, CommentChecksConfig().database, get_settings().marts_database
+            )
+        return dg.AssetCheckResult(
+            passed=flagged == listed, metadata={"flagged": flagged, "listed": listed}
+        )
+
+    return every_flagged_comment_listed
 
 
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[comment_checks], asset_checks=[every_flagged_comment_listed])
+    return dg.Definitions(
+        assets=[comment_checks], asset_checks=[every_flagged_comment_listed_check()]
+    )

@@ -3,7 +3,6 @@ from Redis, where the worker writes it every few seconds (`<prefix>:health`)."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
@@ -27,10 +26,10 @@ def worker_health(redis_url: str, prefix: str) -> dict[str, int]:
 
 
 def _health() -> dict[str, int] | None:
-    url = get_settings().redis_url
-    if not url:
+    settings = get_settings()
+    if not settings.redis_url:
         return None
-    return worker_health(url, os.environ.get("NOTIFICATIONS_PREFIX", "notify"))
+    return worker_health(settings.redis_url, settings.notifications_prefix)
 
 
 # an observable asset built from a spec (not a SourceAsset), so the code location's automation

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.search.assets import search_indexes
+from orchestration.analytics.lineage import reading_models
+from orchestration.search.assets import SOURCE_MODELS, search_indexes
 
 
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[search_indexes],
+        assets=[reading_models(search_indexes, *SOURCE_MODELS)],
         jobs=[
             dg.define_asset_job(
                 "build_search",

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from feeds import FeedStoreUnavailable
 from serving.cursor import InvalidCursor
 from serving.dependencies import Authorized, UserId, check_limit, get_snapshot, known_viewer
-from serving.feed import CursorExpired, FeedPage, FeedService, RankedFeed
+from serving.home_feed import CursorExpired, FeedPage, FeedService, RankedFeed
 from serving.metrics import FEED_REQUESTS
 from serving.schemas import FeedResponse, iso
 from serving.stages import stage

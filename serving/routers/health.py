@@ -10,7 +10,7 @@ from feeds import FeedStoreUnavailable
 from serving.dependencies import Admin, State
 from serving.errors import DependencyUnavailable
 from serving.metrics import exposition
-from serving.recommend import Recommenders
+from serving.recommenders import Recommenders
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

@@ -90,7 +90,7 @@ def notifications(
 ) -> NotificationsResponse:
     k = check_limit(limit, config.feed_default_limit, config.max_list_limit)
     known_viewer(state, snapshot, user_id)
-    hours = window_hours or config.notification_window_hours
+    hours = window_hours or config.notifications_lookback_hours
     since = snapshot.clock.now().timestamp() - hours * 3600
     table = snapshot.digests
     mine = table[(table["recipient_id"] == user_id) & (table["window_end_ts"] > since)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
 from serving.dependencies import Snapshot, State, known_viewer, require
-from serving.feed import RECENCY
+from serving.home_feed import RECENCY
 from serving.schemas import Excluded, RankedPost, RankRequest, RankResponse, iso
 from serving.scoring import score
 from serving.snapshot import ServingSnapshot

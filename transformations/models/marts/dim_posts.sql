@@ -50,7 +50,6 @@ select
     post_media_quality.max_media_nsfw_score as max_media_nsfw_score,
     post_media_quality.max_media_face_count as max_media_face_count,
     -- kept out of Explore and search: media at or above the NSFW threshold (moderation queue)
-    toBool(ifNull(post_media_quality.max_media_nsfw_score, 0) >= {{ var('nsfw_threshold') }})
-        as is_moderation_hidden
+    {{ is_moderation_hidden('post_media_quality.max_media_nsfw_score') }} as is_moderation_hidden
 from {{ ref('int_posts') }} as int_posts
 left join post_media_quality on int_posts.post_id = post_media_quality.post_id
