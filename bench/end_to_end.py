@@ -244,11 +244,10 @@ def run_scale(users: int, days: int, seed: int) -> ScaleResult:
 
 
 def _child_env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(SERVICE_PREFIXES) and k not in SERVICE_NAMES
-    }
+    """The environment handed on, minus what would point the child at the services."""
+    env = {**os.environ}
+    for name in [k for k in env if k.startswith(SERVICE_PREFIXES) or k in SERVICE_NAMES]:
+        del env[name]
     env.update(PLATFORM_DATA_DIR=str(data_dir), DAGSTER_HOME=str(data_dir / "dagster"))
     return env
 
