@@ -68,3 +68,29 @@ def test_a_sample_ratio_mismatch_voids_the_test() -> None:
     result = analyse(pd.DataFrame(kept), {"control": 0.5, "treatment": 0.5})
     assert result.srm_p_value < 0.001
     assert result.decision.startswith("invalid: sample ratio mismatch")
+
+
+def test_the_dagster_asset_compares_the_configs_first_two_arms() -> None:
+    from experiments import parse_experiment
+    from orchestration.experiments.assets import markdown, result_of
+
+    experiment = parse_experiment(
+        {
+            "name": "e",
+            "surface": "home_feed",
+            "start": "2026-01-01T00:00:00Z",
+            "end": "2027-01-01T00:00:00Z",
+            "arms": [
+                {"name": "champion", "model": "m@champion", "traffic": [0.0, 0.5]},
+                {"name": "oracle", "model": "m/2", "traffic": [0.5, 1.0]},
+            ],
+        }
+    )
+    rng = np.random.default_rng(4)
+    impressions = ab_impressions(
+        WORLD, draw_sessions(WORLD, 3000, rng), {"champion": 3.0, "oracle": 0.0}, "e", rng
+    )
+    result = result_of(experiment, impressions)
+    assert result is not None and result.decision == "ship oracle"
+    assert "| engagement_rate |" in markdown(result)
+    assert result_of(experiment, impressions.iloc[:0]) is None
