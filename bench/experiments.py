@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     world = World()
     aa(world, args.aa_runs, args.aa_sessions, args.noise[0])
-    for noise in args.noise:
+    for noise in args.noise if args.runs > 0 else []:
         ab_vs_interleaving(world, args.runs, args.max_sessions, noise)
 
 
