@@ -117,6 +117,16 @@ def test_each_viewer_is_ranked_by_the_model_of_their_arm(online: Online) -> None
             ).json()
             assert page["arm"] == arm.name
     assert seen == {"control", "treatment"}
+    # POST /v1/rank ranks with the same arm's model
+    user = users(online)[0]
+    feed = online.client.get(f"/v1/users/{user}/feed", headers=AUTH).json()
+    posts = [item["post_id"] for item in feed["items"]]
+    if posts:
+        ranked = online.client.post(
+            "/v1/rank", json={"user_id": user, "post_ids": posts}, headers=AUTH
+        ).json()
+        assert (ranked["experiment"], ranked["arm"]) == (feed["experiment"], feed["arm"])
+        assert ranked["degraded"] or ranked["model_version"] == assign(experiment, user).model
 
 
 def test_an_experiment_stops_without_a_restart(online: Online) -> None:
