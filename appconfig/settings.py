@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     ingest_partitions_start: str = Field("2025-01-01-00:00", alias="INGEST_PARTITIONS_START")
     future_tolerance_minutes: int = Field(60, alias="FUTURE_TOLERANCE_MINUTES")
 
+    # online experiments (experiments/): one JSON file each; empty -> <data_dir>/experiments
+    experiments_dir: str = Field("", alias="EXPERIMENTS_DIR")
+
     # --- models (ml/): MLflow tracking + registry; empty = SQLite under <data_dir>/mlflow ---
     mlflow_tracking_uri: str = Field("", alias="MLFLOW_TRACKING_URI")
 
@@ -103,6 +106,8 @@ class Settings(BaseSettings):
             self.clickhouse_url = f"chdb://{data_dir / 'clickhouse'}"
         if not self.object_store_url:
             self.object_store_url = f"file://{data_dir / 'objects'}"
+        if not self.experiments_dir:
+            self.experiments_dir = str(data_dir / "experiments")
         if not self.metadata_db_url:
             self.metadata_db_url = f"sqlite:///{data_dir / 'metadata.db'}"
         if not self.feed_store_url:  # feeds

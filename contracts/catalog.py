@@ -136,6 +136,13 @@ NOT_SELF = Rule(
 )
 
 
+EXPERIMENT_AND_ARM = Rule(
+    "experiment, arm: both or neither",
+    lambda p: (p.get("experiment") is None) != (p.get("arm") is None),
+    "(m['experiment'] = '' OR m['experiment'] = 'null') != (m['arm'] = '' OR m['arm'] = 'null')",
+)
+
+
 def _relationship(event_type: str, doc: str) -> EventContract:
     return EventContract(
         event_type, "relationships", 1, (USER_ID, TARGET_USER_ID), rules=(NOT_SELF,), doc=doc
@@ -249,7 +256,24 @@ CONTRACTS: tuple[EventContract, ...] = (
             FieldSpec(
                 "request_id", Kind.UUID, required=False, doc="the feed request that served it"
             ),
+            FieldSpec(
+                "experiment",
+                Kind.STRING,
+                required=False,
+                min_length=1,
+                max_length=64,
+                doc="the online experiment whose arm served it (experiments/)",
+            ),
+            FieldSpec(
+                "arm",
+                Kind.STRING,
+                required=False,
+                min_length=1,
+                max_length=64,
+                doc="the experiment's arm the viewer was assigned to",
+            ),
         ),
+        rules=(EXPERIMENT_AND_ARM,),
         doc="a post was on screen",
     ),
     EventContract(

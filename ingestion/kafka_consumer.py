@@ -15,8 +15,10 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from appconfig import get_settings
+from experiments import ExperimentRegistry
 from ingestion.kafka_source import consume_batch, consumer_lag, make_consumer
 from ingestion.loader import LoadReport
 from warehouse import clickhouse_client, ensure_raw_tables
@@ -42,6 +44,7 @@ def drain(
     if instance_id:
         overrides["group_instance_id"] = instance_id
     consumer = make_consumer(settings.kafka_bootstrap_servers, **overrides)
+    registry = ExperimentRegistry(Path(settings.experiments_dir))
     total, batches, idle = LoadReport(), 0, 0
     started = time.monotonic()
     try:
@@ -52,8 +55,13 @@ def drain(
                     break
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     break
+                registry.refresh()
                 report = consume_batch(
-                    client, settings.clickhouse_raw_database, consumer, max_records=batch_size
+                    client,
+                    settings.clickhouse_raw_database,
+                    consumer,
+                    max_records=batch_size,
+                    known_arm=registry.knows_arm,
                 )
                 if report is None:
                     if not consumer.assignment():  # still joining the group: not idle yet

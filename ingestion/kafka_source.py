@@ -8,7 +8,7 @@ partition, offset) and skips it, so nothing is loaded twice and nothing is lost.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,13 +83,14 @@ def consume_batch(
     *,
     timeout_ms: int = 1000,
     max_records: int = 20_000,
+    known_arm: Callable[[str, str], bool] | None = None,
 ) -> LoadReport | None:
     """Poll one micro-batch, load it, then commit its offsets. None when nothing arrived."""
     polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     messages = [m for batch in polled.values() for m in batch]
     if not messages:
         return None
-    report = load_records(client, database, to_records(messages))
+    report = load_records(client, database, to_records(messages), known_arm=known_arm)
     commit(consumer)  # only after every row of the batch is in ClickHouse
     return report
 

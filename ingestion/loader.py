@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,10 +76,13 @@ def load_records(
     *,
     partition_key: str = "",
     tolerance: timedelta = timedelta(hours=1),
+    known_arm: Callable[[str, str], bool] | None = None,
 ) -> LoadReport:
     """Validate, de-duplicate and insert one batch; safe to call again with the same records.
 
     Each row records its partition: the record's own `partition_key`, else the argument.
+    `known_arm(experiment, arm)` (an `ExperimentRegistry.knows_arm`) sends impressions of an
+    arm no experiment config declares to the dead letters: their analysis would be meaningless.
     """
     report = LoadReport(
         records=len(records), partitions={r.partition_key or partition_key for r in records}
@@ -91,6 +94,8 @@ def load_records(
         payload, reasons = parse_and_validate(
             record.line, now=record.received_at, tolerance=tolerance
         )
+        if not reasons and payload is not None and known_arm is not None:
+            reasons = experiment_reasons(payload, known_arm)
         if reasons or payload is None:
             dead.append(_DeadLetter(record, reasons, payload))
         else:
@@ -127,6 +132,14 @@ def load_records(
     for d in fresh:
         report.reasons.update(d.reasons)
     return report
+
+
+def experiment_reasons(payload: dict[str, Any], known_arm: Callable[[str, str], bool]) -> list[str]:
+    """Why an otherwise valid event's experiment and arm are refused (empty: they are fine)."""
+    experiment, arm = payload.get("experiment"), payload.get("arm")
+    if experiment is None or arm is None or known_arm(experiment, arm):
+        return []
+    return [f"arm: unknown arm {arm!r} of experiment {experiment!r}"]
 
 
 def _loaded_addresses(

@@ -10,6 +10,7 @@ import dagster as dg
 
 from orchestration import (
     analytics,
+    experiments,
     features,
     feeds,
     ingestion,
@@ -37,6 +38,7 @@ def defs() -> dg.Definitions:
         feeds.defs(),
         models.defs(),
         search.defs(),
+        experiments.defs(),
         dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
     )
     return with_automation(platform)

@@ -7,7 +7,7 @@ health); OpenAPI docs at /docs. Every endpoint but health, metrics and docs need
 """
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ from serving.metrics import LatencyMiddleware
 from serving.model_loading import ModelHolder
 from serving.routers import (
     discovery,
+    experiments,
     features,
     feed,
     health,
@@ -39,10 +40,14 @@ def create_app(
     *,
     models: ModelHolder | None = None,
     background: bool = True,
+    arm_models: Mapping[str, ModelHolder] | None = None,
 ) -> FastAPI:
-    """The app; `models` replaces the registry-backed holder (tests), `background=False` turns
-    off the reload loops (tests call refresh themselves)."""
-    state = ServingState.create(settings or get_settings(), serving or ServingSettings(), models)
+    """The app; `models` and `arm_models` (experiment arms' models by reference) replace the
+    registry-backed holders (tests), `background=False` turns off the reload loops (tests call
+    refresh themselves)."""
+    state = ServingState.create(
+        settings or get_settings(), serving or ServingSettings(), models, arm_models
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +76,7 @@ def create_app(
     tracing.install(app, state.serving.tracing)
     for module in (
         health,
+        experiments,
         feed,
         rank,
         features,

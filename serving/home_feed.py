@@ -19,6 +19,7 @@ import pandas as pd
 
 from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
+from serving.experiment_routing import Routed
 from serving.features import FeatureReaders
 from serving.model_loading import ModelHolder, RecencyPopularityScorer
 from serving.privacy import visible_rows
@@ -54,6 +55,8 @@ class RankedFeed:
     ranked: int = 0  # scored after the filters
     # the rows of `frame` in ranked order (reordering the whole frame per build cost ~2 ms)
     frame_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
+    experiment: str | None = None  # the online experiment and arm that chose the ranker
+    arm: str | None = None
 
 
 @dataclass
@@ -123,14 +126,19 @@ class FeedService:
 
     # --- caching -------------------------------------------------------------------------------
 
-    def cached(self, user_id: int, feed_version: int | None) -> RankedFeed | None:
+    def cached(
+        self, user_id: int, feed_version: int | None, routed: Routed | None = None
+    ) -> RankedFeed | None:
         feed = self.latest.get(user_id)
         if feed is None or time.monotonic() - feed.built_at > self.cache_ttl:
             return None
         if feed.degraded or feed.feed_version != feed_version:
             return None
-        if feed.model_version != self.models.version and feed.frame is not None:
+        models = routed.models if routed is not None else self.models
+        if feed.model_version != models.version and feed.frame is not None:
             return None  # a new champion re-ranks on the next request
+        if routed is not None and (feed.experiment, feed.arm) != (routed.experiment, routed.arm):
+            return None  # an experiment started or stopped: rank with the model now assigned
         return feed
 
     def invalidate(self) -> None:
@@ -166,7 +174,10 @@ class FeedService:
 
     # --- building -------------------------------------------------------------------------------
 
-    def build(self, snapshot: ServingSnapshot, user_id: int) -> RankedFeed:
+    def build(
+        self, snapshot: ServingSnapshot, user_id: int, routed: Routed | None = None
+    ) -> RankedFeed:
+        """Rank the user's feed with the champion, or with `routed`'s arm model."""
         now = snapshot.clock.now()
         now_ts = now.timestamp()
         with stage("feed", "candidates"):
@@ -175,7 +186,7 @@ class FeedService:
         with stage("feed", "visibility"):
             kept = self.filter(snapshot, user_id, found, now_ts)
         reasons = list(found.reasons)
-        scorer = self.models.scorer
+        scorer = (routed.models if routed is not None else self.models).scorer
         frame: pd.DataFrame | None = None
         degraded = found.degraded
         if len(kept) and self.features is not None and not degraded:
@@ -213,6 +224,8 @@ class FeedService:
             reasons=reasons,
             candidates=total,
             ranked=len(kept),
+            experiment=routed.experiment if routed is not None else None,
+            arm=routed.arm if routed is not None else None,
         )
         self.latest.put(user_id, feed)
         self.snapshots.put(feed.snapshot_id, feed)

@@ -26,6 +26,10 @@ class Ranked(BaseModel):
     model_version: str = Field(description="the ranker that ordered the items")
     degraded: bool = False
     reason: str | None = None
+    experiment: str | None = Field(
+        None, description="the online experiment this viewer is in (copy it into impressions)"
+    )
+    arm: str | None = Field(None, description="the viewer's arm, whose model ranked the items")
 
 
 class FeedResponse(Ranked):

@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from appconfig import Settings
 from feeds import FeedStore, open_feed_store
 from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec
+from serving.experiment_routing import ExperimentRouter, mlflow_model_lookup
 from serving.features import FeatureReaders
 from serving.home_feed import FeedService
 from serving.model_loading import ModelHolder, mlflow_holder
@@ -68,22 +69,39 @@ class ServingState:
     changes: VisibilityChanges | None = None
     followers: list[Any] = field(default_factory=list)  # the change sources' threads
     snapshot_error: str | None = None
+    experiments: ExperimentRouter | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(
-        cls, settings: Settings, serving: ServingSettings, models: ModelHolder | None = None
+        cls,
+        settings: Settings,
+        serving: ServingSettings,
+        models: ModelHolder | None = None,
+        arm_models: Mapping[str, ModelHolder] | None = None,
     ) -> "ServingState":
+        """`models` and `arm_models` (experiment arms' models by reference) replace the MLflow
+        registry (tests)."""
         serving = serving.with_tokens_for(settings.profile)
-        if models is None:
+        if models is None or arm_models is None:
             from ml.tracking import tracking_uri
 
-            models = mlflow_holder(
-                tracking_uri(settings), serving.ranker_model_name, serving.ranker_alias
-            )
+            uri = tracking_uri(settings)
+            if models is None:
+                models = mlflow_holder(uri, serving.ranker_model_name, serving.ranker_alias)
+        holder_for: Callable[[str], ModelHolder]
+        known: Callable[[str], bool]
+        if arm_models is not None:
+            table = dict(arm_models)
+            holder_for, known = table.__getitem__, lambda model: model in table
+        else:
+            holder_for, known = mlflow_model_lookup(uri)
         state = cls(settings, serving, models, tokens=serving.token_scopes())
         state.changes = VisibilityChanges(state)
+        state.experiments = ExperimentRouter(
+            Path(settings.experiments_dir), models, holder_for, known
+        )
         return state
 
     def knows_user(self, user_id: int) -> bool:
@@ -132,6 +150,12 @@ class ServingState:
             max_users=serving.max_cached_users,
             max_candidates=serving.feed_candidates,
         )
+
+    def refresh_models(self) -> None:
+        """The champion's alias, then every experiment arm's."""
+        self.models.refresh()
+        if self.experiments is not None:
+            self.experiments.refresh_models()
 
     def cursor_key(self) -> bytes:
         """SERVING_CURSOR_SECRET when set (shared by workers), else a key of this process."""
@@ -213,7 +237,7 @@ class ServingState:
         if self.serving.follow_changes:
             self.start_followers()
         self._tasks.append(
-            asyncio.create_task(self._every(self.serving.model_reload_seconds, self.models.refresh))
+            asyncio.create_task(self._every(self.serving.model_reload_seconds, self.refresh_models))
         )
         if self.serving.snapshot_refresh_seconds > 0:
             self._tasks.append(

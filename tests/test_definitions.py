@@ -35,6 +35,8 @@ def test_definitions_load_with_expected_assets_checks_and_sensor(settings: Setti
     assert dg.AssetKey(["moderation", "comment_checks"]) in staged.parent_keys
     assert repo.has_sensor_def("landing_files_sensor")
     assert repo.has_job("ingest_landing")
+    results = repo.asset_graph.get(dg.AssetKey(["experiments", "results"]))
+    assert dg.AssetKey(["marts", "fct_experiment_arms"]) in results.parent_keys
     raw_users = repo.asset_graph.get(dg.AssetKey(["raw", "users"]))
     assert raw_users.partitions_def is not None
     assert dg.AssetKey(["landing", "events"]) in raw_users.parent_keys

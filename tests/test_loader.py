@@ -127,3 +127,70 @@ def test_typed_columns_follow_the_contract(clickhouse: Client, settings: Setting
     assert row[2] == [None, 500]
     assert row[3] == "carousel"
     assert row[4] is None
+
+
+def impression(n: int, **changes: object) -> bytes:
+    payload = {
+        "event_id": f"00000000-0000-4000-9000-{n:012d}",
+        "event_type": "impression",
+        "schema_version": 1,
+        "occurred_at": "2026-11-20T10:00:00.000Z",
+        "producer": "test",
+        "user_id": n,
+        "post_id": 1,
+        "surface": "home_feed",
+        "position": 0,
+        "dwell_ms": 900,
+    }
+    payload.update(changes)
+    return orjson.dumps(payload)
+
+
+def test_impressions_of_unknown_arms_go_to_the_dead_letters(
+    clickhouse: Client, settings: Settings
+) -> None:
+    db = settings.clickhouse_raw_database
+    arms = {("ranker-v3", "control"), ("ranker-v3", "treatment")}
+    batch = records(
+        "f-exp",
+        [
+            impression(1, experiment="ranker-v3", arm="treatment"),
+            impression(2),  # outside any experiment
+            impression(3, experiment="ranker-v3", arm="oracle"),
+            impression(4, experiment="gone", arm="control"),
+            impression(5, experiment="ranker-v3"),  # an experiment without its arm
+        ],
+    )
+    report = load_records(
+        clickhouse, db, batch, known_arm=lambda experiment, arm: (experiment, arm) in arms
+    )
+    assert report.loaded_by_family == {"views": 2}
+    loaded = clickhouse.query(
+        f"SELECT user_id, experiment, arm FROM {db}.views ORDER BY user_id"
+    ).result_rows
+    assert loaded == [(1, "ranker-v3", "treatment"), (2, None, None)]
+    rows = clickhouse.query(
+        f"SELECT _position, reasons FROM {db}.dead_letters ORDER BY _position"
+    ).result_rows
+    assert [(r[0], list(r[1])) for r in rows] == [
+        (3, ["arm: unknown arm 'oracle' of experiment 'ranker-v3'"]),
+        (4, ["arm: unknown arm 'control' of experiment 'gone'"]),
+        (5, ["experiment, arm: both or neither"]),
+    ]
+
+
+def test_a_table_created_before_a_contract_change_gains_its_new_columns(
+    clickhouse: Client, settings: Settings
+) -> None:
+    from warehouse import ensure_raw_tables
+
+    db = settings.clickhouse_raw_database
+    clickhouse.command(f"ALTER TABLE {db}.views DROP COLUMN experiment, DROP COLUMN arm")
+    ensure_raw_tables(clickhouse, db)
+    load_records(
+        clickhouse,
+        db,
+        records("f-new", [impression(7, experiment="e", arm="a")]),
+        known_arm=lambda e, a: True,
+    )
+    assert clickhouse.query(f"SELECT experiment, arm FROM {db}.views").result_rows == [("e", "a")]

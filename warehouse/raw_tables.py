@@ -93,3 +93,26 @@ def ensure_raw_tables(client: Client, database: str) -> None:
     for table in RAW_TABLES.values():
         client.command(table.ddl(database))
     client.command(dead_letter_ddl(database))
+    add_new_columns(client, database)
+
+
+def add_new_columns(client: Client, database: str) -> None:
+    """Optional fields a contract gained since a table was created (e.g. an impression's
+    `experiment` and `arm`) become columns of the existing table: `CREATE TABLE IF NOT EXISTS`
+    alone would leave an old table without them and every insert failing."""
+    existing = {
+        (table, name)
+        for table, name in client.query(
+            "SELECT table, name FROM system.columns WHERE database = %(db)s",
+            parameters={"db": database},
+        ).result_rows
+    }
+    for table in RAW_TABLES.values():
+        previous = None
+        for name, column_type in table.columns():
+            if (table.name, name) not in existing and previous is not None:
+                client.command(
+                    f"ALTER TABLE {database}.{table.name} ADD COLUMN IF NOT EXISTS "
+                    f"`{name}` {column_type} AFTER `{previous}`"
+                )
+            previous = name

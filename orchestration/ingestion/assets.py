@@ -6,11 +6,14 @@ partitions (backfills launch one run), and re-running a partition changes nothin
 """
 
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 from rich.progress import Progress
 
+from appconfig import get_settings
 from contracts.catalog import FAMILIES
+from experiments import ExperimentRegistry
 from ingestion.landing_source import landing_batches
 from ingestion.loader import LoadReport, load_records
 from orchestration.ingestion.checks import raw_table_check_specs, run_raw_table_checks
@@ -79,13 +82,18 @@ def raw_events(
     total = LoadReport()
     files = 0
     partition_keys = context.partition_keys
+    experiments = ExperimentRegistry(Path(get_settings().experiments_dir))
     with clickhouse.client() as client, Progress(transient=True) as progress:
         task = progress.add_task("ingesting landing files", total=None)
         for batch_files, records in landing_batches(
             store, object_store.landing_prefix, partition_keys
         ):
             files += len(batch_files)
-            total.merge(load_records(client, clickhouse.raw_database, records))
+            total.merge(
+                load_records(
+                    client, clickhouse.raw_database, records, known_arm=experiments.knows_arm
+                )
+            )
             progress.update(task, advance=len(records), description=f"{files} files loaded")
         context.log.info(
             f"{len(partition_keys)} partitions, {files} files, {total.records} records: "

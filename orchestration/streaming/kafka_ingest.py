@@ -6,10 +6,13 @@ as materializations of the raw tables, partitioned by the hour the records were 
 """
 
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 
+from appconfig import get_settings
 from contracts.catalog import FAMILIES
+from experiments import ExperimentRegistry
 from ingestion.kafka_source import TOPICS, consume_batch, consumer_lag, make_consumer
 from ingestion.loader import LoadReport
 from orchestration.ingestion.assets import KAFKA_EVENTS
@@ -46,11 +49,17 @@ def consume_event_topics(
     consumer = make_consumer(kafka.bootstrap_servers, group_id=kafka.group_id)
     total, batches, idle = LoadReport(), 0, 0
     started = time.monotonic()
+    experiments = ExperimentRegistry(Path(get_settings().experiments_dir))
     try:
         with clickhouse.client() as client:
             while idle < 3 and time.monotonic() - started < config.max_seconds:
+                experiments.refresh()
                 report = consume_batch(
-                    client, clickhouse.raw_database, consumer, max_records=config.batch_size
+                    client,
+                    clickhouse.raw_database,
+                    consumer,
+                    max_records=config.batch_size,
+                    known_arm=experiments.knows_arm,
                 )
                 if report is None:
                     idle += 0 if not consumer.assignment() else 1  # joining the group is not idle

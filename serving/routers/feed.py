@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from feeds import FeedStoreUnavailable
 from serving.cursor import InvalidCursor
 from serving.dependencies import Authorized, UserId, check_limit, get_snapshot, known_viewer
+from serving.experiment_routing import Routed
 from serving.home_feed import CursorExpired, FeedPage, FeedService, RankedFeed
 from serving.metrics import FEED_REQUESTS
 from serving.schemas import FeedResponse, iso
@@ -45,16 +46,18 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
         "cached": page.cached,
         "candidates": feed.candidates,
         "ranked": feed.ranked,
+        "experiment": feed.experiment,
+        "arm": feed.arm,
     }
 
 
-def _cached_feed(feeds: FeedService, user_id: int) -> RankedFeed | None:
+def _cached_feed(feeds: FeedService, user_id: int, routed: Routed) -> RankedFeed | None:
     """The reusable ranked snapshot, if the user's feed has not changed since it was built."""
     try:
         version = feeds.sources.feed_version(user_id)
     except FeedStoreUnavailable:
         return None  # rebuilt on the degraded path, which says why
-    return feeds.cached(user_id, version)
+    return feeds.cached(user_id, version, routed)
 
 
 @router.get("/{user_id}/feed", response_model=FeedResponse)
@@ -84,12 +87,14 @@ async def home_feed(
         page = feeds.page(feed, position.offset, size, cached=True, snapshot=snapshot)
         FEED_REQUESTS.labels("cursor").inc()
     else:
-        found = _cached_feed(feeds, user_id)
+        assert state.experiments is not None
+        routed = state.experiments.route("home_feed", user_id)
+        found = _cached_feed(feeds, user_id, routed)
         if found is not None:
             page = feeds.page(found, 0, size, cached=True, snapshot=snapshot)
             FEED_REQUESTS.labels("cached").inc()
         else:
-            built = await run_in_threadpool(feeds.build, snapshot, user_id)
+            built = await run_in_threadpool(feeds.build, snapshot, user_id, routed)
             page = feeds.page(built, 0, size, cached=False, snapshot=snapshot)
             FEED_REQUESTS.labels("degraded" if built.degraded else "ranked").inc()
     contributions = None

@@ -50,7 +50,9 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     feeds = state.feeds
     assert feeds is not None
     now = snapshot.clock.now()
-    scorer, reason = feeds.models.scorer, None
+    assert state.experiments is not None  # the viewer's arm ranks, as on the home feed
+    routed = state.experiments.route("home_feed", user)
+    scorer, reason = routed.models.scorer, None
     frame = None
     if len(post_ids) and state.features is not None:
         try:
@@ -94,6 +96,8 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
         reason=reason,
         items=items,
         excluded=excluded,
+        experiment=routed.experiment,
+        arm=routed.arm,
     )
 
 

@@ -9,6 +9,8 @@ select
     position,
     dwell_ms,
     request_id,
+    experiment,
+    arm,
     occurred_at,
     _received_at as received_at,
     _ingested_at as ingested_at

@@ -1,0 +1,148 @@
+"""The closed loop against one API worker: simulated sessions per second, with an experiment
+routing half the users to a challenger and, as the same-run baseline, with it stopped.
+
+Builds (or reuses, `--data-dir`) the platform `bench.serving_feed` builds (marts, Feast, feeds,
+a registered `feed-ranker@champion`), registers a second version as `@challenger`, writes an
+experiment config (control: champion, treatment: challenger, 50/50) and starts
+`python -m serving` (one uvicorn worker, access log off). Then `workload.loop` runs
+`--sessions` sessions over HTTP (keep-alive httpx client, one at a time), stops the experiment
+through `POST /admin/experiments/{name}/stop` and runs as many again on the champion alone.
+
+    uv run python -m bench.closed_loop [--users 300 --days 2 --sessions 1000] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+
+EXPERIMENT = "bench-challenger"
+
+
+def prepare(data_dir: Path, users: int, days: int, seed: int) -> None:
+    from bench.serving_feed import platform, prepare, register_ranker
+    from featurestore.config import close_offline_client, feature_store
+    from featurestore.materialize import data_watermark
+    from featurestore.training import build_training_set
+    from ml.registry import client
+    from ml.tracking import tracking_uri
+
+    marker = data_dir / "closed-loop-ready"
+    if marker.exists():
+        return
+    settings = prepare(data_dir, users, days, seed)
+    store = feature_store(settings)
+    try:
+        watermark = data_watermark(store, settings)
+        training = build_training_set(store, settings, as_of=watermark)
+    finally:
+        close_offline_client()
+    version = register_ranker(platform(data_dir), training.frame, data_dir / "challenger")
+    uri = tracking_uri(settings)
+    champion = client(uri).get_model_version_by_alias("feed-ranker", "champion").version
+    if str(champion) == str(version):  # register_ranker moved champion: point it back
+        client(uri).set_registered_model_alias("feed-ranker", "champion", str(int(version) - 1))
+    client(uri).set_registered_model_alias("feed-ranker", "challenger", version)
+    marker.write_text("ok")
+
+
+def write_experiment(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "name": EXPERIMENT,
+        "salt": "bench-challenger-1",
+        "surface": "home_feed",
+        "start": "2020-01-01T00:00:00Z",
+        "end": "2100-01-01T00:00:00Z",
+        "arms": [
+            {"name": "control", "model": "feed-ranker@champion", "traffic": [0.0, 0.5]},
+            {"name": "treatment", "model": "feed-ranker@challenger", "traffic": [0.5, 1.0]},
+        ],
+    }
+    (folder / f"{EXPERIMENT}.json").write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
+
+
+def main() -> None:
+    from objectstore import store_from_settings
+    from workload.config import WorkloadConfig, default_start
+    from workload.generator import generate
+    from workload.loop import LoopConfig, run_loop, start_api
+    from workload.truth_oracle import TruthOracle
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args()
+    data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="closed-loop-"))).resolve()
+    started = time.perf_counter()
+    prepare(data_dir, args.users, args.days, args.seed)
+    print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}")
+    write_experiment(data_dir / "experiments")
+
+    for name in (
+        "REDIS_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "FEED_STORE_URL",
+        "CLICKHOUSE_URL",
+        "MLFLOW_TRACKING_URI",
+        "OBJECT_STORE_URL",
+        "EXPERIMENTS_DIR",
+        "CASSANDRA_HOSTS",
+    ):
+        os.environ.pop(name, None)
+    os.environ.update(PLATFORM_PROFILE="embedded", PLATFORM_DATA_DIR=str(data_dir))
+    admin = secrets.token_urlsafe(16)
+    os.environ["SERVING_ADMIN_TOKENS"] = admin
+    os.environ["SERVING_FOLLOW_CHANGES"] = "false"
+    from bench.serving_feed import platform
+
+    settings = platform(data_dir)
+    workload = generate(WorkloadConfig(users=args.users, days=args.days, seed=args.seed))
+    oracle = TruthOracle.of(workload)
+    start = default_start(args.days) + timedelta(days=args.days)
+    token = secrets.token_urlsafe(16)
+    process, base = start_api(token)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+            store = store_from_settings(settings)
+            runs = {}
+            for label, seed in (("experiment on", 1), ("experiment stopped", 2)):
+                if label == "experiment stopped":
+                    stopped = http.post(
+                        f"/admin/experiments/{EXPERIMENT}/stop",
+                        headers={"Authorization": f"Bearer {admin}"},
+                    )
+                    stopped.raise_for_status()
+                config = LoopConfig(sessions=args.sessions, seed=seed, batch_id=f"bench-{seed}")
+                runs[label] = report = run_loop(
+                    http, oracle, store, settings.landing_prefix, start, config
+                )
+                print(
+                    f"{label}: {report.sessions} sessions in {report.seconds:.1f} s = "
+                    f"{report.sessions_per_second:.1f} sessions/s, {report.impressions} "
+                    f"impressions, HTTP errors {dict(report.http_errors)}"
+                )
+                for (experiment, arm), t in sorted(report.arms.items(), key=str):
+                    print(
+                        f"  {experiment or '-'}/{arm or '-'}: {t.sessions} sessions, "
+                        f"engagement/impression {t.engagements / max(t.impressions, 1):.4f} "
+                        f"(true expected {t.expected_engagements / max(t.impressions, 1):.4f})"
+                    )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

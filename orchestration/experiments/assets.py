@@ -1,0 +1,95 @@
+"""`experiments/results`: per experiment of EXPERIMENTS_DIR, the analysis of
+`experiments.analysis` (delta-method CIs of each metric, sample-ratio check, decision) over the
+impressions its arms served, read from the marts. Two arms are compared, the config's first
+(control) against its second."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from appconfig import Settings, get_settings
+from experiments import Experiment, ExperimentRegistry
+from experiments.analysis import Result, analyse
+from orchestration.resources import ClickHouseResource
+
+EXPERIMENT_RESULTS = dg.AssetKey(["experiments", "results"])
+SOURCE_MODELS = [
+    dg.AssetKey(["marts", "fct_experiment_arms"]),
+    dg.AssetKey(["marts", "fct_training_impressions"]),
+]
+
+
+def experiment_impressions(client: Client, settings: Settings, name: str) -> pd.DataFrame:
+    """One row per impression of the experiment: arm, user_id, session_id, position, engaged
+    (the label of fct_training_impressions, as in fct_experiment_arms)."""
+    return client.query_df(
+        f"""
+        select
+            views.arm as arm,
+            impressions.viewer_id as user_id,
+            toString(ifNull(views.request_id, impressions.impression_id)) as session_id,
+            impressions.position as position,
+            impressions.is_engaged as engaged
+        from {settings.staging_database}.stg_raw__views as views
+        inner join {settings.marts_database}.fct_training_impressions as impressions
+            on impressions.impression_id = views.event_id
+        where views.experiment = %(name)s
+        """,
+        parameters={"name": name},
+    )
+
+
+def result_of(experiment: Experiment, impressions: pd.DataFrame) -> Result | None:
+    if impressions.empty:
+        return None
+    control, treatment = experiment.arms[0].name, experiment.arms[1].name
+    shares = {arm.name: arm.share for arm in experiment.arms}
+    return analyse(impressions, shares, control, treatment)
+
+
+def markdown(result: Result) -> str:
+    rows = [
+        "| metric | control | treatment | difference | 95% CI | lift |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in result.comparisons.values():
+        rows.append(
+            f"| {c.metric} | {c.control:.4f} | {c.treatment:.4f} | {c.difference:+.4f} | "
+            f"[{c.low:+.4f}, {c.high:+.4f}] | {c.lift:+.1%} |"
+        )
+    return "\n".join(rows)
+
+
+@dg.asset(
+    key=EXPERIMENT_RESULTS,
+    deps=SOURCE_MODELS,
+    group_name="experiments",
+    owners=["team:experimentation"],
+    kinds={"python"},
+    pool="clickhouse",
+    description="Each experiment's verdict: per arm engagement per impression and per session, "
+    "sessions per user and position-weighted engagement, the treatment-minus-control "
+    "difference with a 95% delta-method CI (users are the unit), the sample-ratio-mismatch "
+    "p-value and the decision (ship / keep / no difference / invalid).",
+)
+def experiment_results(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
+) -> dg.MaterializeResult:
+    settings = get_settings()
+    registry = ExperimentRegistry(Path(settings.experiments_dir))
+    metadata: dict[str, Any] = {"refused_configs": dict(registry.errors)}
+    with clickhouse.client() as client:
+        for name, experiment in sorted(registry.experiments.items()):
+            result = result_of(experiment, experiment_impressions(client, settings, name))
+            if result is None:
+                metadata[f"{name}/decision"] = "no impressions yet"
+                continue
+            context.log.info(f"{name}: {result.decision}")
+            metadata[f"{name}/decision"] = result.decision
+            metadata[f"{name}/users"] = result.users
+            metadata[f"{name}/srm_p_value"] = round(result.srm_p_value, 6)
+            metadata[f"{name}/comparisons"] = dg.MetadataValue.md(markdown(result))
+    return dg.MaterializeResult(metadata=metadata)

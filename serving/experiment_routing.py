@@ -1,0 +1,127 @@
+"""Which ranker serves a request: the champion, or the model of the viewer's arm when an
+experiment runs on the surface.
+
+Each arm's model (`feed-ranker@challenger`, `feed-ranker/7`) gets a `ModelHolder` of its own,
+built once and refreshed with the champion's, so an alias an arm follows moves without a
+restart. The experiment files are re-read at most once a second (`ExperimentRegistry.refresh`),
+so stopping an experiment (its file, or `POST /admin/experiments/{name}/stop`) takes effect on
+the next requests. A config naming a model the registry does not have is refused at load.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from experiments import ExperimentRegistry
+from serving.model_loading import ModelHolder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Routed:
+    models: ModelHolder
+    experiment: str | None = None
+    arm: str | None = None
+
+
+class ExperimentRouter:
+    def __init__(
+        self,
+        folder: Path | None,
+        champion: ModelHolder,
+        holder_for: Callable[[str], ModelHolder],
+        known_model: Callable[[str], bool],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.champion = champion
+        self.holder_for = holder_for
+        self.clock = clock
+        self.holders: dict[str, ModelHolder] = {}
+        self._lock = threading.Lock()
+        self.registry = ExperimentRegistry(folder, known_model=known_model)
+
+    def holder(self, model: str) -> ModelHolder:
+        with self._lock:
+            found = self.holders.get(model)
+            if found is None:
+                found = self.holders[model] = self.holder_for(model)
+                found.refresh()
+            return found
+
+    def route(self, surface: str, user_id: int) -> Routed:
+        """The viewer's arm and its model, or the champion outside any experiment."""
+        self.registry.refresh()
+        assigned = self.registry.assignment(surface, user_id, self.clock())
+        if assigned is None:
+            return Routed(self.champion)
+        experiment, arm = assigned
+        return Routed(self.holder(arm.model), experiment.name, arm.name)
+
+    def refresh_models(self) -> None:
+        """Poll each arm's alias (the background model loop calls this beside the champion's)."""
+        for holder in list(self.holders.values()):
+            holder.refresh()
+
+
+def mlflow_model_lookup(
+    tracking_uri: str,
+) -> tuple[Callable[[str], ModelHolder], Callable[[str], bool]]:
+    """(holder for a reference, does the registry know it) over an MLflow registry.
+
+    A reference is `<name>@<alias>` or `<name>/<version>`."""
+
+    def split(model: str) -> tuple[str, str, bool]:
+        if "@" in model:
+            name, alias = model.split("@", 1)
+            return name, alias, True
+        name, _, version = model.rpartition("/")
+        return name, version, False
+
+    def known(model: str) -> bool:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        name, ref, is_alias = split(model)
+        if not name or not ref:
+            return False
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            if is_alias:
+                client.get_model_version_by_alias(name, ref)
+            else:
+                client.get_model_version(name, ref)
+        except MlflowException:
+            return False
+        return True
+
+    def holder_for(model: str) -> ModelHolder:
+        from mlflow import MlflowClient
+
+        from ml.ranking.scorer import RankerScorer
+        from ml.registry import download_version_artifacts
+
+        name, ref, is_alias = split(model)
+
+        def resolve() -> str | None:
+            if not is_alias:
+                return f"{name}/{ref}"
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            return f"{name}/{client.get_model_version_by_alias(name, ref).version}"
+
+        def load(version: str) -> RankerScorer:
+            number = version.rpartition("/")[2]
+            scorer = RankerScorer.load(
+                download_version_artifacts(tracking_uri, name, number, "scorer")
+            )
+            scorer.version = version
+            return scorer
+
+        return ModelHolder(resolve, load)
+
+    return holder_for, known

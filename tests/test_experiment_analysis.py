@@ -1,0 +1,96 @@
+"""The analysis against known truth: intervals, SRM and the decision on simulated experiments."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from experiments.analysis import analyse, chi_square_p, compare, per_user
+from experiments.interleaving import verdict
+from experiments.simulation import World, ab_impressions, draw_sessions, interleaved_credits
+
+WORLD = World(users=800, posts=1500)
+
+
+def test_chi_square_tail_matches_known_values() -> None:
+    assert abs(chi_square_p([50, 50], [0.5, 0.5]) - 1.0) < 1e-12
+    # statistic 4 with df 1: p = 0.0455; statistic 6 with df 2 (3 arms): p = exp(-3)
+    assert abs(chi_square_p([60, 40], [0.5, 0.5]) - 0.0455003) < 1e-6
+    assert abs(chi_square_p([130, 100, 70], [1 / 3, 1 / 3, 1 / 3]) - math.exp(-9)) < 1e-9
+
+
+def test_the_delta_method_interval_matches_the_bootstrap() -> None:
+    rng = np.random.default_rng(3)
+    impressions = ab_impressions(
+        WORLD, draw_sessions(WORLD, 3000, rng), {"control": 1.0, "treatment": 1.0}, "s", rng
+    )
+    users = per_user(impressions)
+    for metric in ("engagement_rate", "sessions_per_user", "weighted_engagement_rate"):
+        delta = compare(users, "control", "treatment", metric, "delta")
+        boot = compare(users, "control", "treatment", metric, "bootstrap", draws=2000)
+        width_d, width_b = delta.high - delta.low, boot.high - boot.low
+        assert 0.8 < width_d / width_b < 1.25, (metric, width_d, width_b)
+
+
+def test_aa_tests_rarely_find_a_difference_and_the_oracle_wins() -> None:
+    significant = 0
+    runs = 40
+    for seed in range(runs):
+        rng = np.random.default_rng(seed)
+        sessions = draw_sessions(WORLD, 1500, rng)
+        same = ab_impressions(WORLD, sessions, {"control": 1.5, "treatment": 1.5}, f"aa{seed}", rng)
+        result = analyse(same, {"control": 0.5, "treatment": 0.5})
+        significant += result.comparisons["engagement_rate"].significant
+    # nominal 5%: 2 of 40 expected; more than 8 would be p < 0.001 under a correct test
+    assert significant <= 8, significant
+
+    rng = np.random.default_rng(99)
+    sessions = draw_sessions(WORLD, 4000, rng)
+    better = ab_impressions(WORLD, sessions, {"control": 3.0, "treatment": 0.0}, "ab", rng)
+    result = analyse(better, {"control": 0.5, "treatment": 0.5})
+    assert result.decision == "ship treatment", result
+    assert result.comparisons["weighted_engagement_rate"].lift > 0
+    mixed = verdict(interleaved_credits(WORLD, sessions, 0.0, 3.0, rng))
+    assert mixed.winner() == "a" and mixed.p_value < 1e-6
+
+
+def test_a_sample_ratio_mismatch_voids_the_test() -> None:
+    rng = np.random.default_rng(1)
+    impressions = ab_impressions(
+        WORLD, draw_sessions(WORLD, 3000, rng), {"control": 1.0, "treatment": 0.0}, "srm", rng
+    )
+    # drop a third of the treatment users, as a buggy logger would
+    treated = impressions.loc[impressions["arm"] == "treatment", "user_id"].unique()
+    lost = set(treated[: len(treated) // 3].tolist())
+    kept = impressions[~impressions["user_id"].isin(lost)]
+    result = analyse(pd.DataFrame(kept), {"control": 0.5, "treatment": 0.5})
+    assert result.srm_p_value < 0.001
+    assert result.decision.startswith("invalid: sample ratio mismatch")
+
+
+def test_the_dagster_asset_compares_the_configs_first_two_arms() -> None:
+    from experiments import parse_experiment
+    from orchestration.experiments.assets import markdown, result_of
+
+    experiment = parse_experiment(
+        {
+            "name": "e",
+            "surface": "home_feed",
+            "start": "2026-01-01T00:00:00Z",
+            "end": "2027-01-01T00:00:00Z",
+            "arms": [
+                {"name": "champion", "model": "m@champion", "traffic": [0.0, 0.5]},
+                {"name": "oracle", "model": "m/2", "traffic": [0.5, 1.0]},
+            ],
+        }
+    )
+    rng = np.random.default_rng(4)
+    impressions = ab_impressions(
+        WORLD, draw_sessions(WORLD, 3000, rng), {"champion": 3.0, "oracle": 0.0}, "e", rng
+    )
+    result = result_of(experiment, impressions)
+    assert result is not None and result.decision == "ship oracle"
+    assert "| engagement_rate |" in markdown(result)
+    assert result_of(experiment, impressions.iloc[:0]) is None

@@ -1,0 +1,329 @@
+"""The closed loop: simulated users read the feeds the platform serves and engage with them as
+the workload's hidden truth says, and their events land where ingestion reads them.
+
+    python -m workload.loop --serve --users 300 --days 2 --sessions 2000   # starts the API
+    python -m workload.loop --api http://127.0.0.1:8000 --token T ...       # a running API
+
+A session: a user of the generated population (the same `--users/--days/--seed/--start` as
+`photo-platform generate`) opens the home feed over HTTP, reads page after page (each next page
+with probability `--continue`), and engages with each shown post with its true probability
+(`workload.truth_oracle`). Every shown post becomes an `impression` event carrying the
+experiment and arm the API reported, every engagement a `like`; both go to the landing zone as
+a sink connector would write them, so `photo-platform ingest` and the marts see the data the
+platform's own choices produced. The simulated clock starts where the workload ended and moves
+by `--gap-seconds` on average per session. Seeded: the same API state and seed give the same
+events.
+
+Only HTTP: the loop never imports serving (it sits below it in the layers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import orjson
+
+from ingestion.landing import file_key, partition_key_of
+from objectstore.store import ObjectStore
+from workload.events import random_uuids
+from workload.truth_oracle import TruthOracle
+
+PRODUCER = "workload.loop"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    sessions: int = 200
+    seed: int = 7
+    page_size: int = 10
+    max_pages: int = 3
+    continue_probability: float = 0.5
+    gap_seconds: float = 2.0  # mean simulated time between session starts
+    batch_id: str = ""  # names the landing files (default: loop-<seed>)
+
+
+@dataclass
+class ArmTally:
+    sessions: int = 0
+    impressions: int = 0
+    engagements: int = 0
+    expected_engagements: float = 0.0  # the sum of the true probabilities shown
+
+
+@dataclass
+class LoopReport:
+    sessions: int = 0
+    impressions: int = 0
+    engagements: int = 0
+    http_errors: Counter[int] = field(default_factory=Counter)
+    arms: dict[tuple[str | None, str | None], ArmTally] = field(default_factory=dict)
+    seconds: float = 0.0
+    keys: list[str] = field(default_factory=list)
+    partitions: set[str] = field(default_factory=set)
+
+    @property
+    def sessions_per_second(self) -> float:
+        return self.sessions / self.seconds if self.seconds else 0.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def run_loop(
+    client: httpx.Client,
+    oracle: TruthOracle,
+    store: ObjectStore,
+    landing_prefix: str,
+    start: datetime,
+    config: LoopConfig,
+    progress: Callable[[int], None] | None = None,
+) -> LoopReport:
+    """Run `config.sessions` sessions against the API behind `client` (it carries the token)."""
+    rng = np.random.default_rng(config.seed)
+    report = LoopReport()
+    lines: dict[tuple[datetime, str], list[bytes]] = defaultdict(list)
+    users = np.asarray(oracle.users, dtype=np.int64)
+    now = start.timestamp()
+    started = time.perf_counter()
+    for n in range(config.sessions):
+        now += float(rng.exponential(config.gap_seconds))
+        user = int(rng.choice(users))
+        cursor: str | None = None
+        tally: ArmTally | None = None
+        # the pages of one session page through one ranked snapshot (the cursor continues it):
+        # one feed request, so one request_id, which the marts use as the session
+        request_id = random_uuids(rng, 1)[0]
+        shown = 0
+        for page in range(config.max_pages):
+            params: dict[str, str | int] = {"limit": config.page_size}
+            if cursor is not None:
+                params["cursor"] = cursor
+            response = client.get(f"/v1/users/{user}/feed", params=params)
+            if response.status_code != 200:
+                report.http_errors[response.status_code] += 1
+                break
+            body = orjson.loads(response.content)
+            key = (body.get("experiment"), body.get("arm"))
+            if tally is None:
+                tally = report.arms.setdefault(key, ArmTally())
+                tally.sessions += 1
+            items = body["items"]
+            if items:
+                shown += _read_page(oracle, rng, user, request_id, body, items, now, lines, tally)
+            cursor = body.get("next_cursor")
+            if cursor is None or rng.random() >= config.continue_probability:
+                break
+            now += config.page_size * 1.5  # reading a page takes a while
+            del page
+        report.sessions += 1
+        report.impressions += shown
+        if progress is not None:
+            progress(n + 1)
+    report.engagements = sum(t.engagements for t in report.arms.values())
+    report.seconds = time.perf_counter() - started
+    batch = config.batch_id or f"loop-{config.seed}"
+    for (hour, event_type), chunk in sorted(lines.items()):
+        name = file_key(landing_prefix, hour, event_type, batch)
+        store.put(name, b"\n".join(chunk) + b"\n")
+        report.keys.append(name)
+        report.partitions.add(partition_key_of(hour))
+    return report
+
+
+def _read_page(
+    oracle: TruthOracle,
+    rng: np.random.Generator,
+    user: int,
+    request_id: str,
+    body: dict,
+    items: list[dict],
+    now: float,
+    lines: dict[tuple[datetime, str], list[bytes]],
+    tally: ArmTally,
+) -> int:
+    posts = [int(i["post_id"]) for i in items]
+    authors = [int(i["author_id"]) for i in items]
+    positions = [int(i["rank"]) for i in items]
+    p = oracle.probability(user, posts, authors, positions, now)
+    engaged = rng.random(len(p)) < p
+    ids = random_uuids(rng, len(items) + int(engaged.sum()))
+    hour = datetime.fromtimestamp(now, UTC).replace(minute=0, second=0, microsecond=0)
+    experiment, arm = body.get("experiment"), body.get("arm")
+    for j, (post, position) in enumerate(zip(posts, positions, strict=True)):
+        shown_at = now + 1.5 * j
+        impression = {
+            "event_id": ids.pop(),
+            "event_type": "impression",
+            "schema_version": 1,
+            "occurred_at": _iso(shown_at),
+            "producer": PRODUCER,
+            "user_id": user,
+            "post_id": post,
+            "surface": "home_feed",
+            "position": position,
+            "dwell_ms": int(rng.integers(3000, 8000) if engaged[j] else rng.integers(300, 2000)),
+            "request_id": request_id,
+        }
+        if experiment is not None and arm is not None:
+            impression["experiment"], impression["arm"] = experiment, arm
+        lines[(hour, "impression")].append(orjson.dumps(impression))
+        if engaged[j]:
+            like = {
+                "event_id": ids.pop(),
+                "event_type": "like",
+                "schema_version": 1,
+                "occurred_at": _iso(shown_at + 1.0),
+                "producer": PRODUCER,
+                "user_id": user,
+                "post_id": post,
+            }
+            lines[(hour, "like")].append(orjson.dumps(like))
+    tally.impressions += len(items)
+    tally.engagements += int(engaged.sum())
+    tally.expected_engagements += float(p.sum())
+    return len(items)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_api(token: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m serving` (one worker) on a free port, ready to answer; the caller stops it."""
+    port = _free_port()
+    env = dict(
+        os.environ,
+        SERVING_PORT=str(port),
+        SERVING_TOKENS=token,
+        SERVING_ACCESS_LOG="false",
+        SERVING_WORKERS="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read()[-2000:] if process.stderr is not None else b""
+            raise RuntimeError(f"the API exited: {error!r}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.terminate()
+    raise RuntimeError("the API did not become ready within 300 s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from appconfig import get_settings
+    from objectstore.store import store_from_settings
+    from workload.config import WorkloadConfig, default_start
+    from workload.generator import generate
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--api", help="base URL of a running API (else --serve)")
+    parser.add_argument("--token", default=os.environ.get("SERVING_TOKEN", ""))
+    parser.add_argument("--serve", action="store_true", help="start `python -m serving` here")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7, help="the workload's seed")
+    parser.add_argument("--start", help="the workload's start (ISO date; default as generate)")
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--loop-seed", type=int, default=1)
+    parser.add_argument("--page-size", type=int, default=10)
+    parser.add_argument("--continue", dest="cont", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    start = (
+        datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+        if args.start
+        else default_start(args.days)
+    )
+    workload = generate(
+        WorkloadConfig(users=args.users, days=args.days, seed=args.seed, start=start)
+    )
+    oracle = TruthOracle.of(workload)
+    settings = get_settings()
+    process = None
+    token = args.token
+    if args.serve:
+        token = token or secrets.token_urlsafe(24)
+        console.print("starting the API (one worker) ...")
+        process, base = start_api(token)
+    elif args.api:
+        base = args.api
+    else:
+        parser.error("give --api URL --token T, or --serve")
+    config = LoopConfig(
+        sessions=args.sessions,
+        seed=args.loop_seed,
+        page_size=args.page_size,
+        continue_probability=args.cont,
+    )
+    try:
+        with (
+            httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+            Progress(
+                TextColumn("sessions"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as bar,
+        ):
+            task = bar.add_task("sessions", total=config.sessions)
+            report = run_loop(
+                client,
+                oracle,
+                store_from_settings(settings),
+                settings.landing_prefix,
+                start + timedelta(days=args.days),
+                config,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+    console.print(
+        f"{report.sessions} sessions in {report.seconds:.1f} s "
+        f"({report.sessions_per_second:.1f} sessions/s), {report.impressions} impressions, "
+        f"{report.engagements} engagements, HTTP errors {dict(report.http_errors)}"
+    )
+    for (experiment, arm), t in sorted(report.arms.items(), key=str):
+        rate = t.engagements / t.impressions if t.impressions else 0.0
+        console.print(
+            f"  {experiment or '-'}/{arm or '-'}: {t.sessions} sessions, {t.impressions} "
+            f"impressions, engagement rate {rate:.4f} (true expected "
+            f"{t.expected_engagements / max(t.impressions, 1):.4f})"
+        )
+    console.print(f"{len(report.keys)} landing files; partitions {sorted(report.partitions)}")
+
+
+if __name__ == "__main__":
+    main()
