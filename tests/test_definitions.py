@@ -102,6 +102,7 @@ def test_assets_downstream_of_dbt_take_the_model_keys_from_the_manifest(settings
     the manifest by model name), and no module types a dbt model's asset key by hand."""
     from orchestration.analytics.lineage import model_keys
     from orchestration.definitions import defs
+    from orchestration.experiments.assets import SOURCE_MODELS as EXPERIMENT_MODELS
     from orchestration.feeds.assets import SOURCE_MODELS as FEED_MODELS
     from orchestration.models.recommenders import SOURCE_MODELS as RECOMMENDER_MODELS
     from orchestration.search.assets import SOURCE_MODELS as SEARCH_MODELS
@@ -110,6 +111,7 @@ def test_assets_downstream_of_dbt_take_the_model_keys_from_the_manifest(settings
     for asset, names in (
         ("feeds/home_feeds", FEED_MODELS),
         ("search/indexes", SEARCH_MODELS),
+        ("experiments/results", EXPERIMENT_MODELS),
         ("models/who_to_follow", RECOMMENDER_MODELS),
         ("models/explore", RECOMMENDER_MODELS),
     ):

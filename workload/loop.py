@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api", help="base URL of a running API (else --serve)")
-    parser.add_argument("--token", default=os.environ.get("SERVING_TOKEN", ""))
+    parser.add_argument("--token", default="", help="a bearer token of the API's SERVING_TOKENS")
     parser.add_argument("--serve", action="store_true", help="start `python -m serving` here")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--days", type=int, default=3)

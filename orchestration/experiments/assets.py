@@ -16,10 +16,7 @@ from experiments.analysis import Result, analyse
 from orchestration.resources import ClickHouseResource
 
 EXPERIMENT_RESULTS = dg.AssetKey(["experiments", "results"])
-SOURCE_MODELS = [
-    dg.AssetKey(["marts", "fct_experiment_arms"]),
-    dg.AssetKey(["marts", "fct_training_impressions"]),
-]
+SOURCE_MODELS = ("fct_experiment_arms", "fct_training_impressions")  # dbt models it reads
 
 
 def experiment_impressions(client: Client, settings: Settings, name: str) -> pd.DataFrame:
@@ -65,7 +62,6 @@ def markdown(result: Result) -> str:
 
 @dg.asset(
     key=EXPERIMENT_RESULTS,
-    deps=SOURCE_MODELS,
     group_name="experiments",
     owners=["team:experimentation"],
     kinds={"python"},
