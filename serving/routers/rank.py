@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
+from ml.ranking.columns import Table, take_rows
 from serving.dependencies import Snapshot, State, known_viewer, require
 from serving.feed import RECENCY
 from serving.schemas import Excluded, RankedPost, RankRequest, RankResponse, iso
@@ -51,11 +52,11 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     assert feeds is not None
     now = snapshot.clock.now()
     scorer, reason = feeds.models.scorer, None
-    frame = None
+    frame: Table | None = None
     if len(post_ids) and state.features is not None:
         try:
             with stage("rank", "features"):
-                frame = state.features.ranking_frame(user, post_ids, authors, now, "home_feed")
+                frame = state.features.ranking_columns(user, post_ids, authors, now, "home_feed")
             scores = score(scorer, frame, "rank")
         except Exception as exc:
             frame, reason = None, f"ranking unavailable ({type(exc).__name__}): recency-ranked"
@@ -70,7 +71,7 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     order = np.argsort(-scores, kind="stable")
     contributions = None
     if body.explain and len(order):
-        table = scorer.explain(frame.iloc[order])
+        table = scorer.explain(take_rows(frame, order))
         contributions = [
             {k: round(float(v), 6) for k, v in row.items() if v == v and abs(v) > 1e-9}
             for row in table.to_dict(orient="records")
