@@ -173,3 +173,38 @@ def test_decoded_vectors_start_over_when_the_store_changes_or_fills(store: FakeS
     before = len(store.fetched)
     cache.read({("post_id",): [b"c", b"p1"]})  # would exceed: the group starts over
     assert store.fetched[before:] == [[b"c", b"p1"]]
+
+
+def test_rank_body_is_the_json_pydantic_writes() -> None:
+    """`/v1/rank` serializes plain data with orjson: the same JSON as `RankResponse`'s."""
+    from serving.routers.rank import rank_body
+    from serving.schemas import RankResponse, iso
+
+    response = {
+        "user_id": 7,
+        "model_version": "feed-ranker/3",
+        "degraded": False,
+        "reason": None,
+        "items": [
+            {
+                "post_id": 11,
+                "author_id": 2,
+                "rank": 0,
+                "score": 0.30000000000000004,
+                "created_at": iso(1_796_537_046.123456),
+                "source": "request",
+                "contributions": {"post_age_hours": -0.25},
+            },
+            {
+                "post_id": 12,
+                "author_id": 3,
+                "rank": 1,
+                "score": 1e-7,
+                "created_at": iso(1_796_537_000.0),
+                "source": "request",
+                "contributions": None,
+            },
+        ],
+        "excluded": [{"post_id": 5, "reason": "duplicate"}],
+    }
+    assert rank_body(response) == RankResponse.model_validate(response).model_dump_json().encode()
