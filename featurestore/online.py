@@ -528,14 +528,16 @@ class OnlineFeatureReader:
                 if strings is None:
                     texts = np.full(len(matrix), None, dtype=object)
                 else:
-                    texts = strings[:, string_index[feature]]
+                    texts = strings[:, string_index[feature]].copy()
                 values[feature] = texts[0] if scalar else texts
             else:
                 column = matrix[:, numeric_index[feature]]
                 if scalar:
                     values[feature] = _scalar(column[0], kind)
                 else:
-                    values[feature] = column if numbers else _column(column, kind)
+                    # a copy: a view would keep the whole decoded matrix alive with the caller's
+                    # columns (a ranked feed keeps them for explanations)
+                    values[feature] = column.copy() if numbers else _column(column, kind)
         return values
 
     def _transform(

@@ -42,6 +42,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _repeated(value: Any, rows: int) -> np.ndarray:
+    """One value on every row, as a read-only broadcast view (no copy per row): numbers as
+    float64 (missing: NaN, for numbers and categories alike), texts as objects."""
+    if value is None or value is pd.NA:
+        scalar = np.array(np.nan)
+    elif isinstance(value, bool | int | float):
+        scalar = np.array(float(value))
+    else:  # texts; timestamps (not ranker inputs: absolute times are not features)
+        scalar = np.empty((), dtype=object)
+        scalar[()] = value
+    return np.broadcast_to(scalar, (rows,))
+
+
 @dataclass
 class FeatureReaders:
     ranking: OnlineFeatureReader
@@ -74,16 +87,9 @@ class FeatureReaders:
         )
         rows = len(post_ids)
         for name, value in user.items():  # the viewer's features, one value per row
-            if isinstance(value, str):
-                columns[name] = np.full(rows, value, dtype=object)
-            elif value is None or value is pd.NA:
-                columns[name] = np.full(rows, np.nan)  # missing, for numbers and categories
-            elif isinstance(value, bool | int | float):
-                columns[name] = np.full(rows, float(value))
-            else:  # a timestamp: not a ranker input (absolute times are not features)
-                columns[name] = np.full(rows, value, dtype=object)
-        columns["position"] = np.zeros(rows, dtype="int64")
-        columns["surface"] = np.full(rows, surface, dtype=object)
+            columns[name] = _repeated(value, rows)
+        columns["position"] = _repeated(0.0, rows)
+        columns["surface"] = _repeated(surface, rows)
         return ColumnTable(columns, rows)
 
     def ranking_frame(

@@ -183,18 +183,22 @@ class Preprocessing:
         for j, column in enumerate(self.categorical):
             if column.name not in frame:
                 continue
+            lookup = self._vocabulary_lookup(j)  # 1-based; not a string or unknown: 0
             values = texts(frame[column.name])
-            text = np.fromiter((isinstance(t, str) for t in values), dtype=bool, count=rows)
-            found = self._vocabulary_index(j).get_indexer(values) + 1
-            categorical[:, j] += np.where(text, found, 0).astype(np.int32)
+            categorical[:, j] += np.fromiter(
+                (lookup.get(t, 0) if isinstance(t, str) else 0 for t in values),
+                dtype=np.int32,
+                count=rows,
+            )
         return {"numeric": numeric, "categorical": categorical}
 
-    def _vocabulary_index(self, j: int) -> pd.Index:
-        """The j-th categorical's vocabulary as an Index (its hash table built once, not per
-        request)."""
-        cache: dict[int, pd.Index] = self.__dict__.setdefault("_indexes", {})
+    def _vocabulary_lookup(self, j: int) -> dict[str, int]:
+        """The j-th categorical's vocabulary -> 1-based index, built once (a dict lookup per
+        row is several times faster than `pd.Index.get_indexer` on 1,000 objects)."""
+        cache: dict[int, dict[str, int]] = self.__dict__.setdefault("_lookups", {})
         if j not in cache:
-            cache[j] = pd.Index(self.categorical[j].vocabulary, dtype=object)
+            vocabulary = self.categorical[j].vocabulary
+            cache[j] = {text: i + 1 for i, text in enumerate(vocabulary)}
         return cache[j]
 
     def baseline(self) -> dict[str, np.ndarray]:
