@@ -70,10 +70,13 @@ feeds-consumer: install ## the streaming fan-out (Kafka -> feed store), long-run
 bench: install ## the embedded benchmarks (figures go to docs/benchmarks.md by hand); `photo-platform bench --help`
 	$(RUN) photo-platform bench $(BENCH_ARGS)
 
+bench-serving: install ## the serving API under wrk beside its baselines (BENCH_SERVING_ARGS="--baseline-code DIR --skip ...")
+	$(RUN) python -m bench.serving_load --data-dir $(or $(BENCH_SERVING_DIR),/tmp/serving-load) $(BENCH_SERVING_ARGS)
+
 import-movielens: install ## MovieLens 100K into the landing zone (MOVIELENS_ARGS="--from DIR|ZIP" or "--download")
 	$(RUN) photo-platform import movielens $(MOVIELENS_ARGS)
 
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo serve notebooks test lint format ui mlflow-ui dbt-docs feast-ui services-up services-ensure services-down services-status services-smoke feeds-consumer bench import-movielens clean
+.PHONY: help install demo serve notebooks test lint format ui mlflow-ui dbt-docs feast-ui services-up services-ensure services-down services-status services-smoke feeds-consumer bench bench-serving import-movielens clean

@@ -152,6 +152,7 @@ class Server:
         port: int,
         ready_path: str,
         timeout: float = 300,
+        cwd: Path | None = None,
     ) -> None:
         self.port = port
         # the log outlives this constructor (read when the server dies): no context manager
@@ -159,7 +160,12 @@ class Server:
             prefix="serving-bench-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(
-            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -188,7 +194,14 @@ def serving_server(settings: Settings, **overrides: str) -> Server:
     return start_serving(settings, overrides)
 
 
-def start_serving(settings: Settings, overrides: dict[str, str], timeout: float = 300) -> Server:
+def start_serving(
+    settings: Settings,
+    overrides: dict[str, str],
+    timeout: float = 300,
+    code: Path | None = None,
+) -> Server:
+    """`python -m serving` on `settings`; `code`: run another checkout's serving package (a
+    baseline commit, e.g. `git archive main | tar -x -C DIR`) with this environment."""
     port = free_port()
     env = {
         **os.environ,
@@ -203,7 +216,9 @@ def start_serving(settings: Settings, overrides: dict[str, str], timeout: float 
     }
     for name in ("REDIS_URL", "FEED_STORE_URL", "MLFLOW_TRACKING_URI", "METADATA_DB_URL"):
         env.pop(name, None)
-    return Server([sys.executable, "-m", "serving"], env, port, "/readyz", timeout)
+    if code is not None:  # `-m` puts the working directory first on sys.path
+        env["PYTHONPATH"] = str(code)
+    return Server([sys.executable, "-m", "serving"], env, port, "/readyz", timeout, cwd=code)
 
 
 def mlflow_server(settings: Settings, version: str) -> Server:

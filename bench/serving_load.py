@@ -77,12 +77,31 @@ class Run:
     p99: float
     errors: int
     load: float
+    cpu_ms: float | None = None  # server CPU (all its processes) per request
 
     def line(self) -> str:
+        cpu = f"  CPU {self.cpu_ms:6.1f} ms/req" if self.cpu_ms is not None else ""
         return (
             f"{self.name:<52} {self.rate:>8,.0f} req/s  p50 {self.p50:7.2f} ms  "
-            f"p99 {self.p99:7.2f} ms  non-2xx/errors {self.errors}  load {self.load:.1f}"
+            f"p99 {self.p99:7.2f} ms  non-2xx/errors {self.errors}  load {self.load:.1f}{cpu}"
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants (uvicorn's workers, the server
+    `mlflow models serve` starts), in seconds: on a shared machine, CPU per request is the
+    figure the other processes do not move."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        children = Path(f"/proc/{pids[i]}/task/{pids[i]}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        i += 1
+    ticks = 0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(
@@ -96,6 +115,7 @@ def wrk(
     method: str = "GET",
     body: bytes | None = None,
     warmup: float = 2.0,
+    pid: int | None = None,
 ) -> Run:
     """One wrk run (after a short warm-up); `rate` paces each connection (see the docstring)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,15 +131,19 @@ def wrk(
         url = f"http://127.0.0.1:{port}"
         subprocess.run([*base, f"-d{warmup:g}s", url, *extra], capture_output=True, check=True)
         load = os.getloadavg()[0]
+        cpu = cpu_seconds(pid) if pid is not None else 0.0
         out = subprocess.run(
             [*base, f"-d{seconds:g}s", url, *extra], capture_output=True, text=True, check=True
         ).stdout
+        cpu = cpu_seconds(pid) - cpu if pid is not None else 0.0
     found = re.search(r"JSON(\{.*\})", out)
     if found is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
     s = json.loads(found.group(1))
     errors = s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"]
     run = Run(name, s["requests"] / s["seconds"], s["p50"], s["p99"], errors, load)
+    if pid is not None and s["requests"]:
+        run.cpu_ms = 1000 * cpu / s["requests"]
     print(run.line(), flush=True)
     return run
 
@@ -164,6 +188,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="cached feed pace, req/s")
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--skip", default="", help="comma list: uncached,workers,cached,rank")
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        help="also run the uncached feed and /v1/rank against this checkout's serving package "
+        "(e.g. `git archive main | tar -x -C DIR`), same data, same run",
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
 
@@ -177,6 +207,36 @@ def main() -> None:
     print(f"\nwrk 4.1, {args.seconds:g} s per line, loopback, {os.cpu_count()} cores (shared)")
     candidates = {"SERVING_PUSHED_CANDIDATES": "800", "SERVING_EXPLORE_CANDIDATES": "200"}
     uncached = {"SERVING_CACHE_TTL_SECONDS": "0.000001", **candidates}
+    if args.baseline_code is not None and "uncached" not in skip:
+        server = start_serving(
+            settings, {**uncached, "SERVING_WORKERS": "1"}, 900, args.baseline_code
+        )
+        try:
+            for path in paths:  # every user once: the same warm state the line below gets
+                asyncio.run(one_request(server.port, "GET", path, None, TOKEN))
+            wrk(
+                f"baseline code: feed, uncached, {len(users)} users, 1 worker",
+                server.port,
+                paths,
+                connections=2,
+                seconds=args.seconds,
+                pid=server.process.pid,
+            )
+            if "rank" not in skip:
+                wrk(
+                    f"baseline code: POST /v1/rank, {rows} candidates",
+                    server.port,
+                    ["/v1/rank"],
+                    connections=2,
+                    seconds=args.seconds,
+                    method="POST",
+                    body=ours_rank,
+                    pid=server.process.pid,
+                )
+            memory = rss_mb(server.process.pid)
+            print(f"    RSS per process (MB): {', '.join(f'{m:.0f}' for m in memory.values())}")
+        finally:
+            server.close()
     rates: dict[int, float] = {}
     for workers in (1, 2):
         if "uncached" in skip or (workers == 2 and "workers" in skip):
@@ -184,12 +244,15 @@ def main() -> None:
         server = start_serving(settings, {**uncached, "SERVING_WORKERS": str(workers)}, 900)
         try:
             wait_for_workers(server, workers, 900)
+            for path in paths:  # every user once (caches of decoded features warm)
+                asyncio.run(one_request(server.port, "GET", path, None, TOKEN))
             run = wrk(
                 f"feed, uncached, {len(users)} users in turn, {workers} worker(s)",
                 server.port,
                 paths,
                 connections=2 * workers,
                 seconds=args.seconds,
+                pid=server.process.pid,
             )
             rates[workers] = run.rate
             memory = rss_mb(server.process.pid)
@@ -236,6 +299,7 @@ def main() -> None:
                     seconds=args.seconds,
                     method="POST",
                     body=ours_rank,
+                    pid=server.process.pid,
                 )
         finally:
             server.close()
@@ -256,6 +320,7 @@ def main() -> None:
                 seconds=args.seconds,
                 method="POST",
                 body=mlflow_rank,
+                pid=mlflow.process.pid,
             )
         finally:
             mlflow.close()

@@ -34,6 +34,7 @@ from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimest
 from feast.value_type import ValueType
 
 from feature_repo import request_time as rt
+from featurestore.decoded import Decoded, DecodedVectors, strings_matrix
 from featurestore.online_stores import (
     PlatformRedisOnlineStoreConfig,
     PlatformSqliteOnlineStoreConfig,
@@ -45,7 +46,7 @@ from featurestore.vectors import VectorLayout
 USER, POST, AUTHOR = ("user_id",), ("post_id",), ("author_id",)
 PAIR = ("author_id", "user_id")  # Feast sorts join keys when it serializes them
 MAX_SQLITE_VARIABLES = 32_000
-MAX_CACHED_BLOBS = 500_000  # ~100 MB of vectors at most; then the cache starts over
+MAX_CACHED_ROWS = 500_000  # entities per join key decoded in memory; then that cache starts over
 
 
 class EntityKeyCodec:
@@ -183,6 +184,19 @@ class FastTransformation:
         return self.function(inputs, request_nanos)
 
 
+def _viewer_hashtag_affinity(
+    inputs: dict[str, np.ndarray], request_nanos: int
+) -> dict[str, np.ndarray]:
+    """feature_repo.definitions.viewer_hashtag_affinity on the decoded arrays (the viewer's
+    bucket counts arrive broadcast to one row per candidate)."""
+    buckets = range(rt.HASHTAG_BUCKETS)
+    return rt.hashtag_affinity_arrays(
+        np.column_stack([inputs[f"engaged_tags_{b}"] for b in buckets]),
+        inputs["engaged_tags_total"],
+        np.column_stack([inputs[f"tags_{b}"] for b in buckets]),
+    )
+
+
 # keyed by the UDF's name as Feast keeps it
 FAST_TRANSFORMATIONS = {
     "post_age": FastTransformation(
@@ -194,6 +208,18 @@ FAST_TRANSFORMATIONS = {
             {"is_following", "affinity_score", "affinity_half_life_hours", "last_interaction_at"}
         ),
         frozenset({"follows_author", "affinity_now", "hours_since_interaction"}),
+    ),
+    # through pandas this one cost ~40 ms per 1,000 candidates (65 columns converted one by one)
+    "viewer_hashtag_affinity": FastTransformation(
+        _viewer_hashtag_affinity,
+        frozenset(
+            {
+                *(f"engaged_tags_{b}" for b in range(rt.HASHTAG_BUCKETS)),
+                "engaged_tags_total",
+                *(f"tags_{b}" for b in range(rt.HASHTAG_BUCKETS)),
+            }
+        ),
+        frozenset({"hashtag_affinity", "hashtag_matched_share"}),
     ),
 }
 
@@ -209,8 +235,9 @@ class OnlineFeatureReader:
         enforce_ttl: bool = True,
         cache_vectors: bool = False,
     ) -> None:
-        """`cache_vectors` (SQLite only): keep blobs read until the next commit to the store (see
-        `_SqliteVectors`), for a long-lived server whose candidates repeat across requests."""
+        """`cache_vectors` (SQLite only): keep the vectors read, decoded, until the next commit
+        to the store (`featurestore.decoded`), for a long-lived server whose candidates repeat
+        across requests."""
         self.store = store
         self.enforce_ttl = enforce_ttl
         self.service: FeatureService | None = None
@@ -255,7 +282,18 @@ class OnlineFeatureReader:
             for v in self.views
         }
         self.fast_odfvs = [self._fast_transformation(odfv) for odfv, _, _ in self.odfvs]
-        self.backend = _backend(store, cache_vectors)
+        self.backend = _backend(store)
+        self.groups = sorted({v.join_keys for v in self.views})
+        self.decoded: DecodedVectors | None = None
+        if cache_vectors and isinstance(self.backend, _SqliteVectors):
+            layouts = {
+                group: [(v.view.name, v.layout) for v in self.views if v.join_keys == group]
+                for group in self.groups
+            }
+            backend = self.backend
+            self.decoded = DecodedVectors(
+                layouts, backend.fetch, backend.data_version, MAX_CACHED_ROWS
+            )
 
     def _fast_transformation(self, odfv: OnDemandFeatureView) -> FastTransformation | None:
         """The array form of a known transformation when this view is exactly it (same function,
@@ -267,19 +305,17 @@ class OnlineFeatureReader:
         if fast is None:
             return None
         inputs: set[str] = set()
-        for projection in odfv.source_feature_view_projections.values():
-            if self._join_keys(projection.name) == USER:
-                return None
+        projections = list(odfv.source_feature_view_projections.values())
+        if all(self._join_keys(p.name) == USER for p in projections):
+            return None  # a per-user result: the pandas path returns it as a user value
+        for projection in projections:
             for f in projection.features:
                 if f.name not in self.numeric_index[projection.name]:
                     return None
                 inputs.add(f.name)
         outputs = {f.name for f in odfv.features}
-        if (
-            inputs != fast.inputs
-            or outputs != fast.outputs
-            or self.request_fields != ["request_at"]
-        ):
+        requested = {f.name for r in odfv.source_request_sources.values() for f in r.schema}
+        if inputs != fast.inputs or outputs != fast.outputs or not requested <= {"request_at"}:
             return None
         return fast
 
@@ -363,9 +399,15 @@ class OnlineFeatureReader:
         post_ids: Sequence[int] | None,
         author_ids: Sequence[int] | None,
         request_at: datetime,
+        *,
+        numbers: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """`read` without the DataFrame: the user's values and the candidates' columns (arrays),
-        for callers that build a frame of their own (one constructor call instead of two)."""
+        for callers that build a frame of their own (one constructor call instead of two).
+
+        `numbers`: candidates' numeric, boolean and timestamp columns as float64 arrays (NaN =
+        null, times in Unix seconds) rather than typed (nullable) columns: what the ranker's
+        preprocessing reads anyway, without building a pandas array per column."""
         now = request_at.timestamp()
         posts = [int(p) for p in post_ids] if post_ids is not None else None
         authors = [int(a) for a in author_ids] if author_ids is not None else None
@@ -390,8 +432,7 @@ class OnlineFeatureReader:
         if PAIR in needs and authors is not None:
             keys[PAIR] = self.codecs[PAIR].encode_many(authors, [user_id] * len(authors))  # type: ignore[list-item]
 
-        requests = [(v.view.name, keys.get(v.join_keys, [])) for v in self.views]
-        blobs = self.backend.fetch(requests)
+        views = self._decode(keys)
 
         user: dict[str, Any] = {}
         columns: dict[str, Any] = {}
@@ -399,30 +440,36 @@ class OnlineFeatureReader:
             columns["post_id"] = np.asarray(posts, dtype="int64")
         if authors is not None:
             columns["author_id"] = np.asarray(authors, dtype="int64")
-        inputs: dict[str, dict[str, Any]] = {}
+        decoded: dict[str, tuple[ViewRead, np.ndarray, np.ndarray | None]] = {}
         raw: dict[str, np.ndarray] = {}  # the fast on-demand path: numbers as float64, NaN null
-        for view, view_blobs in zip(self.views, blobs, strict=True):
-            times, matrix, strings = view.layout.decode_many(view_blobs)
+        for view in self.views:
+            times, matrix, strings = views[view.view.name]
             if self.enforce_ttl and view.ttl_seconds is not None:
                 expired = now - times > view.ttl_seconds
                 if expired.any():
                     matrix[expired] = np.nan
                     if strings is not None:
-                        empty: list[str | None] = [None] * len(view.layout.strings)
-                        strings = [empty if e else s for s, e in zip(strings, expired, strict=True)]
-            values = self._view_values(view, matrix, strings, scalar=view.join_keys == USER)
-            inputs[view.view.name] = values
+                        strings[expired] = None
+            decoded[view.view.name] = (view, matrix, strings)
             raw[view.view.name] = matrix
-            target = user if view.join_keys == USER else columns
+            scalar = view.join_keys == USER
+            values = self._view_values(
+                view, matrix, strings, scalar=scalar, numbers=numbers and not scalar
+            )
+            target = user if scalar else columns
             for feature in view.outputs:
                 target[f"{view.prefix}__{feature}"] = values[feature]
 
         for (odfv, prefix, outputs), fast in zip(self.odfvs, self.fast_odfvs, strict=True):
             if fast is not None:  # a known transformation, computed on the arrays directly
-                arrays = fast(self._raw_inputs(odfv, raw), _epoch_nanos(request_at))
+                arrays = fast(self._raw_inputs(odfv, raw, rows), _epoch_nanos(request_at))
                 for feature in outputs:
                     columns[f"{prefix}__{feature}"] = arrays[feature]
                 continue
+            inputs = {  # typed, as Feast hands them to the transformation
+                name: self._view_values(view, matrix, strings, scalar=view.join_keys == USER)
+                for name, (view, matrix, strings) in decoded.items()
+            }
             result = self._transform(odfv, inputs, request_at, rows)
             per_user = all(
                 self._join_keys(p.name) == USER
@@ -436,20 +483,40 @@ class OnlineFeatureReader:
                     columns[f"{prefix}__{feature}"] = series.to_numpy()
         return user, columns
 
-    def _raw_inputs(self, odfv: OnDemandFeatureView, raw: dict[str, np.ndarray]) -> dict:
-        """An on-demand view's inputs as float64 columns (NaN = null, times in Unix seconds)."""
+    def _decode(self, keys: dict[tuple[str, ...], list[bytes]]) -> dict[str, Decoded]:
+        """Every view's event times, numbers and strings (rows x features), one row per key;
+        from the decoded cache when the reader keeps one. The arrays are the caller's to edit."""
+        if self.decoded is not None:
+            return self.decoded.read({group: keys.get(group, []) for group in self.groups})
+        requests = [(v.view.name, keys.get(v.join_keys, [])) for v in self.views]
+        out: dict[str, Decoded] = {}
+        for view, blobs in zip(self.views, self.backend.fetch(requests), strict=True):
+            times, matrix, strings = view.layout.decode_many(blobs)
+            out[view.view.name] = (times, matrix, strings_matrix(strings, len(view.layout.strings)))
+        return out
+
+    def _raw_inputs(self, odfv: OnDemandFeatureView, raw: dict[str, np.ndarray], rows: int) -> dict:
+        """An on-demand view's inputs as float64 columns (NaN = null, times in Unix seconds), the
+        user's values repeated on every candidate row."""
         out: dict[str, np.ndarray] = {}
         for projection in odfv.source_feature_view_projections.values():
             index = self.numeric_index[projection.name]
+            per_user = self._join_keys(projection.name) == USER
             for f in projection.features:
-                out[f.name] = raw[projection.name][:, index[f.name]]
+                column = raw[projection.name][:, index[f.name]]
+                out[f.name] = np.repeat(column[:1], rows) if per_user else column
         return out
 
     def _join_keys(self, view_name: str) -> tuple[str, ...]:
         return next(v.join_keys for v in self.views if v.view.name == view_name)
 
     def _view_values(
-        self, view: ViewRead, matrix: np.ndarray, strings: list | None, scalar: bool
+        self,
+        view: ViewRead,
+        matrix: np.ndarray,
+        strings: np.ndarray | None,
+        scalar: bool,
+        numbers: bool = False,
     ) -> dict[str, Any]:
         kinds = self.kinds[view.view.name]
         numeric_index = self.numeric_index[view.view.name]
@@ -458,12 +525,19 @@ class OnlineFeatureReader:
         for feature in view.features:
             kind = kinds[feature]
             if kind == "string":
-                j = string_index[feature]
-                texts = [row[j] for row in strings or []]
-                values[feature] = texts[0] if scalar else np.asarray(texts, dtype=object)
+                if strings is None:
+                    texts = np.full(len(matrix), None, dtype=object)
+                else:
+                    texts = strings[:, string_index[feature]].copy()
+                values[feature] = texts[0] if scalar else texts
             else:
-                numbers = matrix[:, numeric_index[feature]]
-                values[feature] = _scalar(numbers[0], kind) if scalar else _column(numbers, kind)
+                column = matrix[:, numeric_index[feature]]
+                if scalar:
+                    values[feature] = _scalar(column[0], kind)
+                else:
+                    # a copy: a view would keep the whole decoded matrix alive with the caller's
+                    # columns (a ranked feed keeps them for explanations)
+                    values[feature] = column.copy() if numbers else _column(column, kind)
         return values
 
     def _transform(
@@ -497,41 +571,26 @@ class OnlineFeatureReader:
 
 
 class _SqliteVectors:
-    """Reads blobs with one query per request, keeping those read (found or not) in memory until
-    anyone commits to the database: candidates' post and author vectors repeat across users, and
-    `PRAGMA data_version` (one cheap statement) says when a materialization changed anything."""
+    """Reads blobs with one query per request (one connection for the process's threads: a
+    fetch at a time, ~1 ms warm); caching, if any, is `featurestore.decoded`'s."""
 
-    def __init__(self, path: str, project: str, max_cached: int = MAX_CACHED_BLOBS) -> None:
+    def __init__(self, path: str, project: str) -> None:
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.table = sqlite_vector_table(project)
-        self.max_cached = max_cached
-        self.cache: dict[str, dict[bytes, bytes | None]] = {}
-        self.cached = 0
-        self.version: int | None = None
-        # one connection and one cache for the process's threads: a fetch at a time (~1 ms warm)
         self.lock = threading.Lock()
 
-    def _fresh_cache(self) -> None:
-        if not self.max_cached:  # not caching: nothing outlives a request
-            self.cache, self.cached = {}, 0
-            return
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self.version or self.cached >= self.max_cached:
-            self.cache, self.cached, self.version = {}, 0, version
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the database (one cheap statement)."""
+        with self.lock:
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
-        """Blobs for every (view, keys) request, aligned with the keys: one query for the keys
-        not read since the last commit."""
+        """Blobs for every (view, keys) request, aligned with the keys: one query."""
         with self.lock:
             return self._fetch(requests)
 
     def _fetch(self, requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
-        self._fresh_cache()
-        caches = [self.cache.setdefault(view, {}) for view, _ in requests]
-        distinct = [
-            [k for k in dict.fromkeys(keys) if k not in cache]
-            for (_, keys), cache in zip(requests, caches, strict=True)
-        ]
+        distinct = [list(dict.fromkeys(keys)) for _, keys in requests]
         found: list[dict[bytes, bytes]] = [{} for _ in requests]
         parts: list[str] = []
         params: list[Any] = []
@@ -548,11 +607,9 @@ class _SqliteVectors:
                 params += [view, *chunk]
         if parts:
             self._collect(parts, params, found)
-        for cache, keys, by_key in zip(caches, distinct, found, strict=True):
-            for key in keys:
-                cache[key] = by_key.get(key)
-            self.cached += len(keys)
-        return [[cache[k] for k in keys] for cache, (_, keys) in zip(caches, requests, strict=True)]
+        return [
+            [by_key.get(k) for k in keys] for by_key, (_, keys) in zip(found, requests, strict=True)
+        ]
 
     def _collect(self, parts: list[str], params: list[Any], found: list[dict[bytes, bytes]]):
         for i, key, vector in self.conn.execute(" UNION ALL ".join(parts), params).fetchall():
@@ -584,10 +641,10 @@ class _RedisVectors:
         self.client.close()
 
 
-def _backend(store: FeatureStore, cache: bool = False) -> _SqliteVectors | _RedisVectors:
+def _backend(store: FeatureStore) -> _SqliteVectors | _RedisVectors:
     online = store.config.online_store
     if isinstance(online, PlatformSqliteOnlineStoreConfig):
-        return _SqliteVectors(online.path, store.project, MAX_CACHED_BLOBS if cache else 0)
+        return _SqliteVectors(online.path, store.project)
     if isinstance(online, PlatformRedisOnlineStoreConfig):
         from feast.infra.online_stores.redis import RedisOnlineStore
 

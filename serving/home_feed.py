@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ml.ranking.columns import Table, take_rows
 from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
 from serving.experiment_routing import Routed
@@ -45,7 +46,7 @@ class RankedFeed:
     created_ts: np.ndarray
     scores: np.ndarray
     sources: np.ndarray
-    frame: pd.DataFrame | None  # feature rows as scored (for explain), None if unranked
+    frame: Table | None  # feature rows as scored (for explain), None if unranked
     model_version: str
     feed_version: int | None
     built_at: float = field(default_factory=time.monotonic)
@@ -187,12 +188,12 @@ class FeedService:
             kept = self.filter(snapshot, user_id, found, now_ts)
         reasons = list(found.reasons)
         scorer = (routed.models if routed is not None else self.models).scorer
-        frame: pd.DataFrame | None = None
+        frame: Table | None = None
         degraded = found.degraded
         if len(kept) and self.features is not None and not degraded:
             try:
                 with stage("feed", "features"):
-                    frame = self.features.ranking_frame(
+                    frame = self.features.ranking_columns(
                         user_id, kept.post_ids, kept.author_ids, now, "home_feed"
                     )
                 scores = score(scorer, frame, "feed")
@@ -254,7 +255,7 @@ class FeedService:
     def explain(self, feed: RankedFeed, start: int, stop: int) -> list[dict[str, float]]:
         if feed.frame is None or stop <= start:
             return []
-        rows = feed.frame.iloc[feed.frame_rows[start:stop]]
+        rows = take_rows(feed.frame, feed.frame_rows[start:stop])
         scorer = self.models.scorer if feed.model_version == self.models.version else RECENCY
         if feed.model_version == RECENCY.version:
             scorer = RECENCY

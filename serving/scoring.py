@@ -8,19 +8,19 @@ from several threads, and the online feature reader serializes only its own SQLi
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from ml.ranking.columns import ColumnTable, Table
 from serving.model_loading import Scorer
 from serving.stages import stage
 
 
-def score(scorer: Scorer, frame: pd.DataFrame, endpoint: str) -> np.ndarray:
-    """P(engage) per row of `frame`."""
+def score(scorer: Scorer, frame: Table, endpoint: str) -> np.ndarray:
+    """P(engage) per row of `frame` (a DataFrame, or the arrays of `ColumnTable`)."""
     preprocessing: Any = getattr(scorer, "preprocessing", None)
     logits: Any = getattr(scorer, "logits", None)
     if preprocessing is None or logits is None:  # the recency fallback: one cheap step
         with stage(endpoint, "scoring"):
-            return scorer.predict(frame)
+            return scorer.predict(frame.to_frame() if isinstance(frame, ColumnTable) else frame)
     with stage(endpoint, "preprocessing"):
         inputs = preprocessing.transform(frame)
     with stage(endpoint, "scoring"):

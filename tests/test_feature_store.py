@@ -456,6 +456,19 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
         >= now.candidates["post_request_features__post_age_hours"] + 40 * 24 - 1e-6
     ).all()
 
+    # the serving reader keeps decoded vectors in memory (SQLite): the same answers, cold and warm
+    cached = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    for _ in range(2):
+        for expected in (now, later):
+            got = cached.read(user_id, posts, authors, request_at=expected.request_at)
+            pd.testing.assert_frame_equal(got.candidates, expected.candidates)
+            assert got.user.keys() == expected.user.keys()
+            assert all(
+                got.user[k] == v or (got.user[k] is None and v is None)
+                for k, v in expected.user.items()
+            )
+    cached.close()
+
     unknown = reader.read(user_id=1, post_ids=[1, 2], author_ids=[3, 4], request_at=end)
     assert all(v is None for k, v in unknown.user.items() if not k.endswith("__follows_author"))
     features = unknown.candidates.drop(columns=["post_id", "author_id"])

@@ -13,17 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+
+from ml.ranking.columns import Table, floats, texts
 
 MEDIA_TYPES = ("photo", "video", "carousel")
 PRIOR_ENGAGEMENTS = 0.5
 PRIOR_IMPRESSIONS = 8.0
 
 
-def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
+def _values(frame: Table, name: str) -> np.ndarray:
+    if name not in frame:
         return np.zeros(len(frame))
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    values = floats(frame[name])
     return np.where(np.isnan(values), 0.0, values)
 
 
@@ -36,12 +37,12 @@ def smoothed_log_rate(engagements: np.ndarray, impressions: np.ndarray) -> np.nd
     )
 
 
-def viewer_media_type_rate(frame: pd.DataFrame) -> np.ndarray:
+def viewer_media_type_rate(frame: Table) -> np.ndarray:
     """The viewer's smoothed engagement rate on posts of this post's media type."""
     rate = smoothed_log_rate(np.zeros(len(frame)), np.zeros(len(frame)))
-    if "post_attributes__media_type" not in frame.columns:
+    if "post_attributes__media_type" not in frame:
         return rate
-    media = frame["post_attributes__media_type"].astype(object).to_numpy()
+    media = texts(frame["post_attributes__media_type"])
     for media_type in MEDIA_TYPES:
         rows = media == media_type
         if rows.any():
@@ -52,14 +53,14 @@ def viewer_media_type_rate(frame: pd.DataFrame) -> np.ndarray:
     return rate
 
 
-def post_rate(frame: pd.DataFrame) -> np.ndarray:
+def post_rate(frame: Table) -> np.ndarray:
     return smoothed_log_rate(
         _values(frame, "post_engagement__engagements_total"),
         _values(frame, "post_engagement__impressions_total"),
     )
 
 
-def author_rate(frame: pd.DataFrame) -> np.ndarray:
+def author_rate(frame: Table) -> np.ndarray:
     received = sum(
         _values(frame, f"author_stats__{kind}s_received")
         for kind in ("like", "comment", "share", "save")
@@ -71,7 +72,7 @@ def author_rate(frame: pd.DataFrame) -> np.ndarray:
 class Derivation:
     name: str
     inputs: tuple[str, ...]
-    compute: Callable[[pd.DataFrame], np.ndarray]
+    compute: Callable[[Table], np.ndarray]
 
 
 DERIVATIONS: tuple[Derivation, ...] = (

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.ranking.columns import Table, floats, texts
 from ml.ranking.derived import BY_NAME, DERIVATIONS
 
 # columns of a training set that identify a row or carry its label: never features
@@ -26,8 +27,6 @@ ROW_COLUMNS = ("impression_id", "user_id", "post_id", "author_id", "event_timest
 # position 0 (the top slot) and the surface it ranks for
 CONTEXT_COLUMNS = ("position", "surface")
 MAX_VOCABULARY = 64
-# nullable numbers and booleans: converted to float64 with NaN for NA in one call
-MASKED_ARRAYS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 
 
 @dataclass
@@ -155,10 +154,11 @@ class Preprocessing:
             )
         return spec
 
-    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def transform(self, frame: Table) -> dict[str, np.ndarray]:
         """Model inputs: `numeric` float32 [rows, numeric_width], `categorical` int32 [rows, k]
         (indices into the shared embedding table: column offset + vocabulary index).
 
+        `frame` is a DataFrame (training) or a `ColumnTable` of arrays (serving): the same steps.
         Absent columns count as missing for every row, exactly like nulls."""
         rows, width = len(frame), len(self.numeric)
         inputs = [c.name for c in self.numeric if not c.derived_from]
@@ -181,13 +181,25 @@ class Preprocessing:
         offsets = self.category_offsets()
         categorical = np.tile(np.array(offsets, dtype=np.int32), (rows, 1))
         for j, column in enumerate(self.categorical):
-            if column.name not in frame.columns:
+            if column.name not in frame:
                 continue
-            texts = frame[column.name].astype(object).to_numpy()
-            text = np.fromiter((isinstance(t, str) for t in texts), dtype=bool, count=rows)
-            found = pd.Index(column.vocabulary, dtype=object).get_indexer(texts) + 1
-            categorical[:, j] += np.where(text, found, 0).astype(np.int32)
+            lookup = self._vocabulary_lookup(j)  # 1-based; not a string or unknown: 0
+            values = texts(frame[column.name])
+            categorical[:, j] += np.fromiter(
+                (lookup.get(t, 0) if isinstance(t, str) else 0 for t in values),
+                dtype=np.int32,
+                count=rows,
+            )
         return {"numeric": numeric, "categorical": categorical}
+
+    def _vocabulary_lookup(self, j: int) -> dict[str, int]:
+        """The j-th categorical's vocabulary -> 1-based index, built once (a dict lookup per
+        row is several times faster than `pd.Index.get_indexer` on 1,000 objects)."""
+        cache: dict[int, dict[str, int]] = self.__dict__.setdefault("_lookups", {})
+        if j not in cache:
+            vocabulary = self.categorical[j].vocabulary
+            cache[j] = {text: i + 1 for i, text in enumerate(vocabulary)}
+        return cache[j]
 
     def baseline(self) -> dict[str, np.ndarray]:
         """One reference input: every numeric at its training mean (not missing), every
@@ -247,18 +259,10 @@ def _as_float(series: pd.Series) -> np.ndarray:
         return np.asarray(pd.to_numeric(series, errors="coerce"), dtype=np.float64)
 
 
-def _numeric_matrix(frame: pd.DataFrame, names: list[str], rows: int) -> np.ndarray:
-    """The numeric columns as one float64 matrix (NaN = missing), column-major: numpy and
-    nullable integer/float columns are copied straight in (serving speed), others converted."""
+def _numeric_matrix(frame: Table, names: list[str], rows: int) -> np.ndarray:
+    """The numeric columns as one float64 matrix (NaN = missing), column-major."""
     matrix = np.full((rows, len(names)), np.nan, order="F")
     for j, name in enumerate(names):
-        if name not in frame.columns:
-            continue
-        array = frame[name].array
-        if isinstance(array, pd.arrays.NumpyExtensionArray) and array.dtype.kind in "biuf":
-            matrix[:, j] = array.to_numpy()
-        elif isinstance(array, MASKED_ARRAYS):
-            matrix[:, j] = array.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            matrix[:, j] = _as_float(frame[name])
+        if name in frame:
+            matrix[:, j] = floats(frame[name])
     return matrix
