@@ -185,6 +185,8 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
         "model_version": "feed-ranker/3",
         "degraded": False,
         "reason": None,
+        "experiment": "ranker-test",
+        "arm": "treatment",
         "items": [
             {
                 "post_id": 11,
