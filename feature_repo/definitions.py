@@ -122,6 +122,31 @@ def viewer_hashtag_affinity(inputs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(arrays, index=inputs.index)
 
 
+def viewer_author_similarity(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Same home city and signup-topic overlap of the viewer and the author (unknown: 0)."""
+    from feature_repo import request_time as rt
+
+    arrays = rt.viewer_author_similarity_arrays(
+        inputs["city"], inputs["interests"], inputs["author_city"], inputs["author_interests"]
+    )
+    return pd.DataFrame(arrays, index=inputs.index)
+
+
+def viewer_post_location(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The post's tagged place against the viewer's home (no place or no home: 0)."""
+    from feature_repo import request_time as rt
+
+    arrays = rt.viewer_post_location_arrays(
+        inputs["city"],
+        rt.numbers(inputs["home_latitude"]),
+        rt.numbers(inputs["home_longitude"]),
+        inputs["location_name"],
+        rt.numbers(inputs["location_latitude"]),
+        rt.numbers(inputs["location_longitude"]),
+    )
+    return pd.DataFrame(arrays, index=inputs.index)
+
+
 def _fresh(function: Callable) -> Callable:
     """A copy of a UDF for Feast's decorator, which rewrites the `__module__` of the function it
     is given (so a second `build()` could no longer find its source)."""
@@ -234,9 +259,12 @@ def build(features_database: str) -> FeatureRepo:
         [
             Field(name="country", dtype=String),
             Field(name="is_private", dtype=Bool),
+            Field(name="city", dtype=String),
+            *_floats("home_latitude", "home_longitude"),
+            Field(name="interests", dtype=String),
             Field(name="signed_up_at", dtype=UnixTimestamp),
         ],
-        "Profile attributes as of each profile event.",
+        "Profile attributes (home city and coordinates, signup topics) as of each profile event.",
     )
     user_follows = view(
         "user_follows",
@@ -328,6 +356,25 @@ def build(features_database: str) -> FeatureRepo:
         "feat_author__audience",
         [*_ints("follower_count", "following_count"), Field(name="tier", dtype=String)],
         "The author's followers and tier, as of each change.",
+    )
+    author_profile = view(
+        "author_profile",
+        [author],
+        timedelta(days=3650),
+        "feat_author__profile",
+        [Field(name="author_city", dtype=String), Field(name="author_interests", dtype=String)],
+        "The author's home city and signup topics, as of each profile event.",
+    )
+    post_location = view(
+        "post_location",
+        [post],
+        timedelta(days=3650),
+        "feat_post__location",
+        [
+            Field(name="location_name", dtype=String),
+            *_floats("location_latitude", "location_longitude"),
+        ],
+        "The post's tagged place and its coordinates (posts without one have no row).",
     )
     viewer_author_affinity = view(
         "viewer_author_affinity",
@@ -427,9 +474,29 @@ def build(features_database: str) -> FeatureRepo:
         viewer_hashtag_affinity,
         "The viewer's affinity to the post's hashtags.",
     )
+    viewer_author_similarity_features = request_view(
+        "viewer_author_similarity",
+        [user_profile[["city", "interests"]], author_profile],
+        [Field(name="same_home_city", dtype=Int64), *_floats("topic_overlap")],
+        viewer_author_similarity,
+        "What the viewer and the author have in common: home city, signup topics.",
+    )
+    viewer_post_location_features = request_view(
+        "viewer_post_location",
+        [user_profile[["city", "home_latitude", "home_longitude"]], post_location],
+        [Field(name="post_in_home_city", dtype=Int64), *_floats("log_distance")],
+        viewer_post_location,
+        "The post's tagged place against the viewer's home: same city, distance.",
+    )
     repo.on_demand_feature_views = {
         v.name: v
-        for v in (post_request_features, viewer_author_request_features, viewer_hashtag_features)
+        for v in (
+            post_request_features,
+            viewer_author_request_features,
+            viewer_hashtag_features,
+            viewer_author_similarity_features,
+            viewer_post_location_features,
+        )
     }
 
     def service(name: str, features: list, description: str) -> FeatureService:
@@ -449,7 +516,7 @@ def build(features_database: str) -> FeatureRepo:
                 [
                     user_activity,
                     user_content_preferences,
-                    user_profile,
+                    user_profile[["country", "is_private", "signed_up_at"]],
                     user_follows,
                     post_attributes,
                     post_media_quality,
@@ -464,6 +531,8 @@ def build(features_database: str) -> FeatureRepo:
                     post_request_features,
                     viewer_hashtag_features,
                     viewer_author_request_features,
+                    viewer_author_similarity_features,
+                    viewer_post_location_features,
                 ],
                 "Features of the feed ranker v1: viewer, candidate post, its author, the pair.",
             ),

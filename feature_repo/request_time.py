@@ -22,6 +22,7 @@ import pandas as pd
 NANOS = 1_000_000_000
 HASHTAG_BUCKETS = 32  # dbt var hashtag_buckets: hashtags hashed into this many buckets
 HASHTAG_PRIOR = 4.0  # pseudo-engagements that keep a viewer with 1 tagged engagement modest
+EARTH_RADIUS_KM = 6371.0
 
 
 def hours_since(start_nanos: np.ndarray, missing: np.ndarray, request_nanos) -> np.ndarray:
@@ -73,6 +74,63 @@ def hashtag_affinity_arrays(
     return {
         "hashtag_affinity": (post * share).sum(axis=1) / n_tags,
         "hashtag_matched_share": (post * (viewer > 0)).sum(axis=1) / n_tags,
+    }
+
+
+def _texts(values) -> list[str | None]:
+    """Strings (None for null, NaN or empty) from an object array or series."""
+    return [v if isinstance(v, str) and v else None for v in list(values)]
+
+
+def viewer_author_similarity_arrays(
+    viewer_city, viewer_interests, author_city, author_interests
+) -> dict[str, np.ndarray]:
+    """What the viewer and the author have in common (unknown on either side: 0).
+
+    - same_home_city: 1 when both home cities are known and equal;
+    - topic_overlap: Jaccard similarity of their signup topics (comma-joined lists).
+    """
+    same, overlap = [], []
+    for vc, vi, ac, ai in zip(
+        _texts(viewer_city),
+        _texts(viewer_interests),
+        _texts(author_city),
+        _texts(author_interests),
+        strict=True,
+    ):
+        same.append(1 if vc is not None and vc == ac else 0)
+        if vi is None or ai is None:
+            overlap.append(0.0)
+            continue
+        mine, theirs = set(vi.split(",")), set(ai.split(","))
+        overlap.append(len(mine & theirs) / len(mine | theirs))
+    return {
+        "same_home_city": np.asarray(same, dtype="int64"),
+        "topic_overlap": np.asarray(overlap, dtype="float64"),
+    }
+
+
+def viewer_post_location_arrays(
+    viewer_city, viewer_lat, viewer_lon, location_name, location_lat, location_lon
+) -> dict[str, np.ndarray]:
+    """The post's tagged place against the viewer's home (no place or no home: 0).
+
+    - post_in_home_city: 1 when the place is the viewer's home city;
+    - log_distance: log1p(great-circle km / 100) from the viewer's home to the place.
+    """
+    lat1, lon1 = np.radians(viewer_lat), np.radians(viewer_lon)
+    lat2, lon2 = np.radians(location_lat), np.radians(location_lon)
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    city = _texts(viewer_city)
+    place = _texts(location_name)
+    same = [1 if c is not None and c == p else 0 for c, p in zip(city, place, strict=True)]
+    return {
+        "post_in_home_city": np.asarray(same, dtype="int64"),
+        "log_distance": np.where(np.isnan(km), 0.0, np.log1p(np.nan_to_num(km) / 100.0)),
     }
 
 

@@ -370,18 +370,19 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
                 "post_engagement",
                 "post_hashtag_trends",
                 "post_hashtag_buckets",
+                "post_location",
             ],
             ["post_request_features"],
         ),
         "author": (
             pd.concat([authors, pd.DataFrame({"author_id": [1]})]),
-            ["author_stats", "author_audience"],
+            ["author_stats", "author_audience", "author_profile"],
             [],
         ),
         "pair": (
             pd.concat([pairs, pd.DataFrame({"user_id": [1], "author_id": [2]})]),
             ["viewer_author_affinity", "viewer_author_follow", "viewer_author_followed_back"],
-            ["viewer_author_request_features"],
+            ["viewer_author_request_features", "viewer_author_similarity"],
         ),
     }
     compared: dict[str, int] = {}
@@ -393,7 +394,10 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
         offline = store.get_historical_features(
             entity_df=entity_df, features=refs, full_feature_names=True
         ).to_df()
-        offline = offline[[*keys, *[c for c in offline.columns if "__" in c]]]
+        # only what was asked for (an on-demand view's sources come back too, e.g. the author's
+        # profile under viewer_author_similarity)
+        wanted = {ref.replace(":", "__") for ref in refs}
+        offline = offline[[*keys, *[c for c in offline.columns if c in wanted]]]
 
         reader = OnlineFeatureReader(store, refs)
         if name == "user":
@@ -475,9 +479,25 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
     odfv = [
         c
         for c in features.columns
-        if c.startswith(("post_request", "viewer_author_request", "viewer_hashtag"))
+        if c.startswith(
+            (
+                "post_request",
+                "viewer_author_request",
+                "viewer_hashtag",
+                "viewer_author_similarity",
+                "viewer_post_location",
+            )
+        )
     ]
     assert features.drop(columns=odfv).isna().all().all()
+    # no profile, no tagged place: same city, topic overlap and distance score 0, not null
+    for column in (
+        "viewer_author_similarity__same_home_city",
+        "viewer_author_similarity__topic_overlap",
+        "viewer_post_location__post_in_home_city",
+        "viewer_post_location__log_distance",
+    ):
+        assert (unknown.candidates[column] == 0).all(), column
     # no history, no hashtags: the viewer x hashtag affinity scores 0, not null, not an error
     assert (unknown.candidates["viewer_hashtag_features__hashtag_affinity"] == 0).all()
     assert list(unknown.candidates["viewer_author_request_features__follows_author"]) == [0, 0]

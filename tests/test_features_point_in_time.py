@@ -41,13 +41,16 @@ TABLES = {
     "media_type LowCardinality(String), media_count UInt64, first_media_width Int64, "
     "first_media_height Int64, first_media_size_bytes Nullable(Int64), has_video Bool, total_duration_ms Int64, hashtags Array(String), "
     "hashtag_count UInt64, mentioned_user_ids Array(Int64), location_id Nullable(Int64), "
+    "location_name Nullable(String), latitude Nullable(Float64), longitude Nullable(Float64), "
     "caption_length UInt64",
     "intermediate.int_hashtag_trends": "as_of String, hashtag String, "
     "hour_at DateTime64(3, 'UTC'), posts UInt64, trending_score Float64",
     "marts.fct_story_views": "story_id Int64, author_id Int64, created_at DateTime64(3, 'UTC'), "
     "expires_at DateTime64(3, 'UTC'), views Nullable(UInt64)",
     "staging.stg_raw__users": "event_id UUID, event_type String, user_id Int64, "
-    "country Nullable(String), is_private Nullable(Bool), occurred_at DateTime64(3, 'UTC')",
+    "country Nullable(String), is_private Nullable(Bool), city Nullable(String), "
+    "latitude Nullable(Float64), longitude Nullable(Float64), interests Nullable(String), "
+    "occurred_at DateTime64(3, 'UTC')",
     "staging.stg_raw__relationships": "event_id UUID, event_type String, actor_user_id Int64, "
     "target_user_id Int64, occurred_at DateTime64(3, 'UTC')",
     "staging.stg_media__objects": "object_key String, post_id Nullable(Int64), "

@@ -5,18 +5,20 @@ The ranker and its baselines are trained once for the module on the same time sp
 quality assertions compare their holdout figures with each other and with the ORACLE (the
 generator's true probabilities of the same holdout impressions).
 
-Margins, measured on this platform (300 users x 4 days, seed 11; holdout 2,790 impressions with
-about 190 engagements), with the issue-13 truth (interest, location, velocity, visible quality):
-- recency AUC 0.658, popularity 0.542, logistic regression on the ranker's inputs 0.723, the
-  ranker 0.721, the oracle 0.819 and a logistic regression on the oracle's own factors 0.820.
-- The truth is a logistic model (`workload.ground_truth.TruthModel`), so a logistic regression on
-  the same inputs is the model to match, not to beat: on this seed the network ties it (-0.002,
-  within the noise of 190 positives). LOGISTIC_TOLERANCE says the network is no worse than it
-  beyond that noise; docs/benchmarks.md says why it does not pull ahead.
-- The oracle knows each viewer-author affinity (sd 0.7, the largest term: the truth regression
-  loses 0.063 without it), the latent part of post quality and each content preference; four days
-  of history reveal them only partly, so the ranker and the logistic regression stay about 0.10
-  below it. ORACLE_MARGIN is that gap plus room for seed noise.
+Margins, measured on this platform (300 users x 4 days, seed 11), with the issue-13 truth
+(structural viewer-author affinity, interest, location, velocity, earlier engagements with the
+author, interest x visible quality, recency per media type):
+- recency AUC 0.637, popularity 0.535, logistic regression on the ranker's inputs 0.762, the
+  ranker 0.773, the oracle 0.838 and a logistic regression on the oracle's own factors 0.837.
+- The truth is logistic in its recorded factors (the two interactions as products), so a
+  logistic regression on the same inputs is the model to match: on this seed the network is
+  0.011 above it, at 1,000 users x 3 days it ties it (docs/benchmarks.md says why: the inputs
+  show little of the interactions). LOGISTIC_TOLERANCE says the network is no worse than it
+  beyond the noise of a few hundred positives.
+- The affinity is now mostly structural (follows, followed back, shared signup topics, home city,
+  friends of friends) with a latent residual (sd 0.35); the latent part, each content preference
+  and the latent part of post quality stay hidden, so the ranker sits about 0.065 below the
+  oracle. ORACLE_MARGIN is that gap plus room for seed noise.
 - The truth regression must sit at the oracle (TRUTH_MARGIN): if it does not, a term of the
   formula is missing from the recorded factors.
 """
@@ -48,7 +50,7 @@ from ml.ranking.train import RankerReport, train_ranker
 BASELINE_MARGIN = 0.03  # over recency and popularity
 LOGISTIC_TOLERANCE = 0.01  # the ranker may trail the logistic regression by noise only
 TRUTH_MARGIN = 0.01  # the regression on the recorded true factors vs the oracle
-ORACLE_MARGIN = 0.15
+ORACLE_MARGIN = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,12 @@ def test_ranker_beats_baselines_and_is_near_the_oracle(report: RankerReport) -> 
     assert ladder is not None
     assert ladder.rungs["truth_logistic_regression"] >= oracle.auc - TRUTH_MARGIN
     assert ladder.drop_true_factor["affinity"] < ladder.rungs["truth_logistic_regression"] - 0.02
-    assert set(ladder.drop_feature_group) >= {"post_attributes", "viewer_author_followed_back"}
+    assert set(ladder.drop_feature_group) >= {
+        "post_attributes",
+        "viewer_author_followed_back",
+        "viewer_author_similarity",
+        "viewer_post_location",
+    }
 
 
 def test_evaluation_covers_the_holdout_and_is_calibrated(report: RankerReport) -> None:

@@ -2,7 +2,8 @@
 
 The viewer x hashtag affinity: bucket counts in, two shares out; a post without hashtags or a
 viewer without history (NaN: no feature row) scores 0, never an error, and the bucket count is
-the dbt project's.
+the dbt project's. The viewer x author similarity (same home city, signup-topic overlap) and the
+viewer x post location (same city, distance): unknown on either side scores 0.
 """
 
 from __future__ import annotations
@@ -10,9 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from feature_repo.request_time import HASHTAG_BUCKETS, HASHTAG_PRIOR, hashtag_affinity_arrays
+from feature_repo.definitions import viewer_author_similarity, viewer_post_location
+from feature_repo.request_time import (
+    HASHTAG_BUCKETS,
+    HASHTAG_PRIOR,
+    hashtag_affinity_arrays,
+    viewer_author_similarity_arrays,
+    viewer_post_location_arrays,
+)
 
 PROJECT = Path(__file__).resolve().parents[1] / "transformations" / "dbt_project.yml"
 
@@ -35,3 +44,57 @@ def test_hashtag_affinity_scores_matches_and_missing_values() -> None:
     share = 6.0 / (6.0 + HASHTAG_PRIOR)
     np.testing.assert_allclose(out["hashtag_affinity"], [share, share / 2, 0.0, 0.0])
     np.testing.assert_allclose(out["hashtag_matched_share"], [1.0, 0.5, 0.0, 0.0])
+
+
+def test_viewer_author_similarity_and_unknowns() -> None:
+    out = viewer_author_similarity_arrays(
+        np.array(["Lisbon", "Lisbon", None, "Porto"], dtype=object),
+        np.array(["food,travel", "art", "food", None], dtype=object),
+        np.array(["Lisbon", "Porto", "Lisbon", "Porto"], dtype=object),
+        np.array(["food,music,travel", "art", np.nan, "art"], dtype=object),
+    )
+    np.testing.assert_array_equal(out["same_home_city"], [1, 0, 0, 1])
+    np.testing.assert_allclose(out["topic_overlap"], [2 / 3, 1.0, 0.0, 0.0])
+    # the Feast on-demand view is the same function on a frame
+    frame = pd.DataFrame(
+        {
+            "city": ["Lisbon"],
+            "interests": ["food"],
+            "author_city": [None],
+            "author_interests": [None],
+        }
+    )
+    assert viewer_author_similarity(frame).to_dict("list") == {
+        "same_home_city": [0],
+        "topic_overlap": [0.0],
+    }
+
+
+def test_viewer_post_location_same_city_distance_and_unknowns() -> None:
+    nan = np.nan
+    out = viewer_post_location_arrays(
+        np.array(["Lisbon", "Lisbon", "Lisbon", None], dtype=object),
+        np.array([38.72, 38.72, 38.72, nan]),
+        np.array([-9.14, -9.14, -9.14, nan]),
+        np.array(["Lisbon", "Porto", None, "Porto"], dtype=object),
+        np.array([38.72, 41.15, nan, 41.15]),
+        np.array([-9.14, -8.61, nan, -8.61]),
+    )
+    np.testing.assert_array_equal(out["post_in_home_city"], [1, 0, 0, 0])
+    # Lisbon -> Porto is about 274 km
+    assert abs(np.expm1(out["log_distance"][1]) * 100 - 274) < 5
+    np.testing.assert_allclose(out["log_distance"][[0, 2, 3]], 0.0, atol=1e-9)
+    frame = pd.DataFrame(
+        {
+            "city": ["Lisbon"],
+            "home_latitude": [38.72],
+            "home_longitude": [-9.14],
+            "location_name": [None],
+            "location_latitude": [None],
+            "location_longitude": [None],
+        }
+    )
+    assert viewer_post_location(frame).to_dict("list") == {
+        "post_in_home_city": [0],
+        "log_distance": [0.0],
+    }

@@ -27,6 +27,7 @@ from workload.config import BAD_KINDS, WorkloadConfig
 from workload.faults import apportion, bad_count, planned_counts
 from workload.generator import Workload, generate
 from workload.graph import build_graph
+from workload.ground_truth import MEDIA_TYPES, TruthModel
 from workload.writer import write_workload
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -331,25 +332,51 @@ def test_ground_truth_formula_reproduces_probabilities(workload: Workload) -> No
     np.testing.assert_allclose(frame["content_pref"], frame["preference"])
     np.testing.assert_allclose(frame["quality_x"], frame["quality_y"])
     located = frame["distance_km"].notna()
+    recency = frame["media_type"].map({m: params[f"recency_{m}"] for m in MEDIA_TYPES})
+    np.testing.assert_allclose(
+        frame["recency_decay"], recency * np.log1p(frame["age_hours"]), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        frame["interest_quality"], frame["interest_match"] * frame["visible_quality"], atol=1e-12
+    )
     logit = (
         params["b0"]
         + frame["affinity_y"]
         + frame["preference"]
         + frame["quality_y"]
         + params["interest"] * frame["interest_match"]
-        + params["location_city"] * frame["same_city"]
+        + params["interest_quality"] * frame["interest_match"] * frame["visible_quality"]
+        + params["location_city"] * frame["same_city_x"]
         + params["location_country"] * frame["same_country"]
         - params["location_distance"] * np.log1p(frame["distance_km"].fillna(0.0) / 100)
         + params["velocity"] * np.log1p(frame["engagements_before"])
-        - params["recency"] * np.log1p(frame["age_hours"])
+        + params["repeat"] * np.log1p(frame["pair_engagements_before"])
+        - recency * np.log1p(frame["age_hours"])
         - params["position"] * np.log1p(frame["position"])
     )
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), frame["true_probability"], rtol=1e-9)
     # every term varies, so each can be learned; a post without a location adds nothing
-    for name in ("interest_match", "same_city", "same_country", "engagements_before"):
+    for name in (
+        "interest_match",
+        "same_city_x",
+        "same_country",
+        "engagements_before",
+        "pair_engagements_before",
+    ):
         assert frame[name].nunique() > 1, name
     assert 0 < located.mean() < 1
-    assert (frame.loc[~located, ["same_city", "same_country"]] == 0).all().all()
+    assert (frame.loc[~located, ["same_city_x", "same_country"]] == 0).all().all()
+    # the affinity is mostly structural: it grows with what the platform sees of the pair
+    truth = TruthModel(**params)
+    structure = frame[["follows", "followed_by", "topic_overlap", "same_city_y", "common_follows"]]
+    np.testing.assert_allclose(
+        frame["structural"], truth.structural_affinity(*structure.to_numpy().T), rtol=1e-12
+    )
+    np.testing.assert_allclose(frame["affinity_y"], frame["structural"] + frame["latent"])
+    assert frame["structural"].std() > 1.5 * frame["latent"].std()
+    for name in ("follows", "followed_by", "same_city_y"):
+        assert 0 < frame[name].mean() < 1, name
+    assert frame["topic_overlap"].max() > 0 and frame["common_follows"].max() > 0
     # posts engage more when the viewer shares their topics: the interest term is real
     matched = frame["interest_match"] > 0
     assert frame.loc[matched, "engaged"].mean() > frame.loc[~matched, "engaged"].mean()

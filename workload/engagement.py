@@ -19,8 +19,8 @@ import pandas as pd
 from workload.config import WorkloadConfig
 from workload.content import STORY_LIFETIME_MS, Content, tag_topic
 from workload.events import EventBatch, random_uuids
-from workload.graph import MINUTE_MS, Graph
-from workload.ground_truth import MEDIA_TYPES
+from workload.graph import MINUTE_MS, Graph, pair_affinity
+from workload.ground_truth import MEDIA_TYPES, TruthModel
 from workload.sampling import (
     HOUR_MS,
     client_delay,
@@ -51,6 +51,9 @@ FACTORS = (
     "same_country",
     "distance_km",
     "engagements_before",
+    "pair_engagements_before",
+    "interest_quality",
+    "recency_decay",
 )  # TruthModel's per-impression factors, as recorded in the ground truth
 
 
@@ -99,22 +102,33 @@ def simulate_engagement(
         "quality": posts["quality"].to_numpy()[pidx],
         **_interest_and_location(graph, content, viewer, pidx),
     }
+    visible = posts["visible_quality"].to_numpy()[pidx]
+    factors["interest_quality"] = factors["interest_match"] * visible
+    factors["recency_decay"] = truth.recency_rates()[media] * np.log1p(np.maximum(age_hours, 0.0))
     base_logit = truth.logit(
         factors["affinity"],
         factors["content_pref"],
         factors["quality"],
         age_hours,
         shown["position"].to_numpy(),
+        media,
         factors["interest_match"],
+        visible,
         factors["same_city"],
         factors["same_country"],
         factors["distance_km"],
     )
-    engaged, before = _draw_with_velocity(
-        truth.velocity, base_logit, pidx, shown["t"].to_numpy(), rng.random(len(shown))
+    engaged, before, pair_before = _draw_with_velocity(
+        truth,
+        base_logit,
+        pidx,
+        viewer * n + shown["author"].to_numpy(),
+        shown["t"].to_numpy(),
+        rng.random(len(shown)),
     )
     factors["engagements_before"] = before
-    logit = base_logit + truth.velocity * np.log1p(before)
+    factors["pair_engagements_before"] = pair_before
+    logit = base_logit + truth.velocity * np.log1p(before) + truth.repeat * np.log1p(pair_before)
     probability = 1.0 / (1.0 + np.exp(-logit))
     shown = shown.assign(
         media=media,
@@ -159,12 +173,9 @@ def simulate_engagement(
             "engaged": shown["engaged"].to_numpy(),
         }
     )
-    affinity_out = pd.DataFrame(
-        {
-            "viewer": user_ids[affinity_table["viewer"].to_numpy()],
-            "author": user_ids[affinity_table["author"].to_numpy()],
-            "affinity": affinity_table["affinity"].to_numpy(),
-        }
+    affinity_out = affinity_table.assign(
+        viewer=user_ids[affinity_table["viewer"].to_numpy()],
+        author=user_ids[affinity_table["author"].to_numpy()],
     )
     content_preference = pd.DataFrame(
         {
@@ -229,26 +240,42 @@ def _interest_and_location(
 
 
 def _draw_with_velocity(
-    velocity: float, base_logit: np.ndarray, pidx: np.ndarray, t: np.ndarray, uniforms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Engagement draws in which a post's earlier engagements raise its later probability.
+    truth: TruthModel,
+    base_logit: np.ndarray,
+    pidx: np.ndarray,
+    pair: np.ndarray,
+    t: np.ndarray,
+    uniforms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Engagement draws in which earlier engagements raise later probabilities.
 
     Impressions are taken in blocks of VELOCITY_BLOCK_MS by session start; each sees the post's
-    engagements from earlier blocks (engagements_before). Returns (engaged, engagements_before).
+    engagements from earlier blocks (engagements_before, velocity) and the viewer's earlier
+    engagements with the author (pair_engagements_before, repeat; pair: viewer * n + author).
+    Returns (engaged, engagements_before, pair_engagements_before).
     """
     n_posts = int(pidx.max()) + 1 if len(pidx) else 0
+    pairs, pair_index = np.unique(pair, return_inverse=True)
     counts = np.zeros(n_posts)
+    pair_counts = np.zeros(len(pairs))
     engaged = np.zeros(len(pidx), dtype=bool)
     before = np.zeros(len(pidx))
+    pair_before = np.zeros(len(pidx))
     block = t // VELOCITY_BLOCK_MS
     order = np.argsort(block, kind="stable")
     bounds = np.flatnonzero(np.diff(block[order])) + 1
     for rows in np.split(order, bounds):
         before[rows] = counts[pidx[rows]]
-        logit = base_logit[rows] + velocity * np.log1p(before[rows])
+        pair_before[rows] = pair_counts[pair_index[rows]]
+        logit = (
+            base_logit[rows]
+            + truth.velocity * np.log1p(before[rows])
+            + truth.repeat * np.log1p(pair_before[rows])
+        )
         engaged[rows] = uniforms[rows] < 1.0 / (1.0 + np.exp(-logit))
         counts += np.bincount(pidx[rows], weights=engaged[rows], minlength=n_posts)
-    return engaged, before
+        pair_counts += np.bincount(pair_index[rows], weights=engaged[rows], minlength=len(pairs))
+    return engaged, before, pair_before
 
 
 def _sessions(config: WorkloadConfig, graph: Graph, rng: np.random.Generator) -> pd.DataFrame:
@@ -580,24 +607,23 @@ def _paginate(
 def _affinities(
     config: WorkloadConfig, graph: Graph, shown: pd.DataFrame, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The hidden affinity of every follow pair and every shown pair (new ones: strangers)."""
+    """The hidden affinity of every follow pair and every shown pair (new ones: strangers, whose
+    affinity grows from the same structure: followed back, shared interests, city, friends)."""
     n = graph.n
     known = graph.affinity
     known_codes = known["viewer"].to_numpy() * n + known["author"].to_numpy()
     codes = shown["viewer"].to_numpy() * n + shown["author"].to_numpy()
     strangers = np.setdiff1d(np.unique(codes), known_codes)
     truth = config.truth
-    stranger_values = truth.stranger_affinity_mean + truth.stranger_affinity_sd * (
-        rng.standard_normal(len(strangers))
+    latent = truth.affinity_latent_sd * rng.standard_normal(len(strangers))
+    stranger_table = pair_affinity(
+        truth, graph.users, known_codes, strangers // n, strangers % n, latent
     )
-    all_codes = np.r_[known_codes, strangers]
-    all_values = np.r_[known["affinity"].to_numpy(), stranger_values]
+    table = pd.concat([known, stranger_table], ignore_index=True)
+    all_codes = table["viewer"].to_numpy() * n + table["author"].to_numpy()
     order = np.argsort(all_codes, kind="stable")
-    all_codes, all_values = all_codes[order], all_values[order]
-    per_row = all_values[np.searchsorted(all_codes, codes)]
-    table = pd.DataFrame(
-        {"viewer": all_codes // n, "author": all_codes % n, "affinity": all_values}
-    )
+    table = table.iloc[order].reset_index(drop=True)
+    per_row = table["affinity"].to_numpy()[np.searchsorted(all_codes[order], codes)]
     return table, per_row
 
 

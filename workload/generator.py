@@ -163,10 +163,14 @@ def _parameters(config: WorkloadConfig, users: pd.DataFrame, trends: list[Any]) 
         "truth_model": asdict(config.truth),
         "formula": (
             "p = sigmoid(b0 + affinity[viewer, author] + content_pref[viewer, media_type]"
-            " + quality[post] + interest * interest_match + location_city * same_city"
-            " + location_country * same_country - location_distance * log1p(distance_km / 100)"
-            " + velocity * log1p(engagements_before)"
-            " - recency * log1p(age_hours) - position * log1p(position))"
+            " + quality[post] + interest * interest_match"
+            " + interest_quality * interest_match * visible_quality[post]"
+            " + location_city * same_city + location_country * same_country"
+            " - location_distance * log1p(distance_km / 100)"
+            " + velocity * log1p(engagements_before) + repeat * log1p(pair_engagements_before)"
+            " - recency_<media_type> * log1p(age_hours) - position * log1p(position)),"
+            " affinity = structural_affinity(follows, followed_by, topic_overlap, same_city,"
+            " common_follows) + latent"
         ),
         "celebrities": users.loc[users["is_celebrity"], "user_id"].astype(int).tolist(),
         "private_users": users.loc[users["is_private"], "user_id"].astype(int).tolist(),

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workload.affinity import STRUCTURE, pair_structure
 from workload.config import WorkloadConfig
 from workload.events import EventBatch
+from workload.ground_truth import TruthModel
 from workload.sampling import HOUR_MS, NEVER, diurnal_times, server_delay
 from workload.vocab import BIOS, CITIES, CITY_COUNTRIES, COUNTRIES, FIRST_NAMES, TOPICS, WORDS
 
@@ -84,13 +86,10 @@ def build_graph(config: WorkloadConfig, rng: np.random.Generator) -> Graph:
     followed_ever = set((follower * n + followee).tolist())
     aff_codes = np.array(sorted(followed_ever), dtype=np.int64)
     truth = config.truth
-    affinity = truth.follow_affinity_mean + truth.follow_affinity_sd * rng.standard_normal(
-        len(aff_codes)
-    )
+    latent = truth.affinity_latent_sd * rng.standard_normal(len(aff_codes))
     viewer, author = aff_codes // n, aff_codes % n
-    mutual = np.isin(author * n + viewer, aff_codes)
-    affinity = affinity + truth.mutual_affinity_bonus * mutual
-    affinity_df = pd.DataFrame({"viewer": viewer, "author": author, "affinity": affinity})
+    affinity_df = pair_affinity(truth, users, aff_codes, viewer, author, latent)
+    affinity = affinity_df["affinity"].to_numpy()
 
     feed = pd.DataFrame(
         {
@@ -131,6 +130,29 @@ def build_graph(config: WorkloadConfig, rng: np.random.Generator) -> Graph:
             )
         )
     return Graph(users, feed, affinity_df, followed_ever, rel.blocked_ever, batches)
+
+
+def pair_affinity(
+    truth: TruthModel,
+    users: pd.DataFrame,
+    followed_codes: np.ndarray,
+    viewer: np.ndarray,
+    author: np.ndarray,
+    latent: np.ndarray,
+) -> pd.DataFrame:
+    """viewer, author, affinity = structural + latent, and the structure it grew from."""
+    structure = pair_structure(users, followed_codes, viewer, author)
+    structural = truth.structural_affinity(*(structure[name] for name in STRUCTURE))
+    return pd.DataFrame(
+        {
+            "viewer": viewer,
+            "author": author,
+            "affinity": structural + latent,
+            "structural": structural,
+            "latent": latent,
+            **structure,
+        }
+    )
 
 
 def _users(config: WorkloadConfig, rng: np.random.Generator) -> pd.DataFrame:
@@ -593,6 +615,10 @@ def _user_created(users: pd.DataFrame, rng: np.random.Generator) -> EventBatch:
             "username": users["username"].tolist(),
             "is_private": users["is_private"].tolist(),
             "country": users["country"].tolist(),
+            "city": users["city"].tolist(),
+            "latitude": [round(float(x), 4) for x in users["lat"]],
+            "longitude": [round(float(x), 4) for x in users["lon"]],
+            "interests": [[TOPICS[t][1] for t in topics] for topics in users["interests"]],
         },
     )
 

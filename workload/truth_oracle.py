@@ -3,10 +3,13 @@ the platform serves: the generator's `TruthModel` evaluated with the hidden fact
 
 The factors come from the workload's ground truth (affinity per follow or already-shown pair,
 content preference per user and media type, post quality) and its `post_created` events (media
-type, created time). A pair the generator never drew (a stranger shown for the first time) gets a
-stranger affinity from a hash of the pair, so the same pair always has the same truth.
+type, created time). A pair the generator never drew (a stranger shown for the first time) gets
+the structural affinity of a pair with nothing in common (`affinity_base`) plus a latent part
+drawn from a hash of the pair, so the same pair always has the same truth.
 
-Not modelled here (their terms are 0): interest match, location and velocity. The oracle is
+Not modelled here (their terms are 0): interest match and its interaction with visible quality,
+location, velocity, repeat engagement, and the structure (follows, shared topics, city) of pairs
+the generator never drew. The oracle is
 therefore the truth of a slightly simpler world than the generator's; every arm is judged by
 the same one, which is what a comparison needs.
 """
@@ -79,7 +82,7 @@ class TruthOracle:
         digest = hashlib.sha256(f"{viewer}:{author}".encode()).digest()
         normal = np.random.default_rng(int.from_bytes(digest[:8], "big")).standard_normal()
         t = self.truth
-        return float(t.stranger_affinity_mean + t.stranger_affinity_sd * normal)
+        return float(t.affinity_base + t.affinity_latent_sd * normal)
 
     def probability(
         self,
@@ -100,8 +103,9 @@ class TruthOracle:
         )
         quality = np.array([self.quality.get(p, 0.0) for p in post_ids])
         age = np.array([(now_s - self.created_s.get(p, now_s)) / 3600.0 for p in post_ids])
+        media = np.array([MEDIA_TYPES.index(self.media.get(p, "photo")) for p in post_ids])
         return self.truth.probability(
-            affinity, preference, quality, age, np.asarray(positions, dtype=np.float64)
+            affinity, preference, quality, age, np.asarray(positions, dtype=np.float64), media
         )
 
 

@@ -4,8 +4,10 @@ Rungs, all on the same time split (AUC on the same holdout rows):
 
 - oracle: the generator's true probability (the bound);
 - truth_logistic_regression: a logistic regression on the true factors of `TruthModel` (each
-  impression's affinity, content preference, quality, interest match, location, velocity, age,
-  position, as the ground truth records them). The truth is logistic in these, so this rung sits
+  impression's affinity, content preference, quality, interest match, interest x visible
+  quality, location, velocity, earlier engagements with the author, recency decay (per media
+  type), position, as the ground truth records them). The truth is logistic in these (the
+  interactions are recorded as their products), so this rung sits
   at the oracle up to estimation noise; if it does not, the recorded factors are incomplete;
 - ranker and logistic_regression (on the ranker's inputs), recency, popularity: from the report;
 - drop-one: the logistic regression on the ranker's inputs refitted without one feature group
@@ -38,7 +40,9 @@ TRUE_FACTORS: dict[str, str] = {
     "same_country": "identity",
     "distance_km": "log1p_per_100_km",
     "engagements_before": "log1p",
-    "age_hours": "log1p",
+    "pair_engagements_before": "log1p",
+    "interest_quality": "identity",
+    "recency_decay": "identity",
     "position": "log1p",
 }
 

@@ -6,6 +6,11 @@ select
     username,
     is_private,
     country,
+    city,
+    latitude,
+    longitude,
+    -- topics picked at signup, sorted and comma-joined (null when none were given)
+    nullIf(arrayStringConcat(arraySort(interests), ','), '') as interests,
     bio,
     occurred_at,
     _received_at as received_at,
