@@ -16,7 +16,8 @@ median is reported (the machine is shared: the load average is printed).
 Reads (`--read-users` feeds replaced to the cap, read whole, as the API reads them):
 - Redis only: `RedisFeedStore.read` (the Redis-only design, for comparison);
 - cached hit: `CachedFeedStore.read` of a cached feed;
-- miss: the cached feed dropped before each read, so it is read from Cassandra and filled;
+- miss: the cached feed dropped before each read, so it is read from Cassandra (the fill runs
+  on the cache's background thread, off the read path);
 - Redis down: the cache tier's breaker open, so the read goes to Cassandra alone;
 - Cassandra: `CassandraFeedStore.read`.
 
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             timed_reads(users, lambda u: redis_only.read(u, args.cap), nothing)
         )
         timed_reads(users, lambda u: cached.read(u, args.cap), nothing)  # fill every feed
+        cached.wait_for_fills()
         hits_before = cached.stats["hits"]
         reads["cached hit (CachedFeedStore)"] = percentiles(
             timed_reads(users, lambda u: cached.read(u, args.cap), nothing)
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if cached.stats["misses"] - misses_before != len(users):
             raise SystemExit("dropped feeds were not all misses")
+        cached.wait_for_fills()
 
         def breaker_open(user: int) -> None:
             cached._down_until = time.monotonic() + 60  # as after a failed Redis call
