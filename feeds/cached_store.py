@@ -2,9 +2,12 @@
 
 Reads: a cached feed is served from Redis alone (one pipelined round trip), so a read never waits on
 Cassandra while the cache is warm, and keeps working while Cassandra is down. A miss reads the
-whole feed from Cassandra and fills Redis, but only if the user's cache version has not moved
-since the read began (compare-and-set in a script): a fan-out that lands between the Cassandra
-read and the fill would otherwise be hidden behind a stale cached copy.
+whole feed from Cassandra, answers from it, and hands the fill to a background thread (writing
+800 entries into a sorted set costs Redis several ms, which the reader should not wait for). The
+fill happens only if the user's cache version has not moved since the read began
+(compare-and-set in a script): a fan-out that lands between the Cassandra read and the fill
+would otherwise be hidden behind a stale cached copy. Fills queue up to `fill_queue` deep; past
+that a miss is not cached (the next read fills).
 
 Writes: the durable store first, then the cache, and a call succeeds only when both did (the
 fan-out consumer retries a batch and commits its offsets only then). The cache side is
@@ -24,6 +27,8 @@ FeedStoreUnavailable with `partial=True`, so the API falls back for that user on
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -133,6 +138,7 @@ class CachedFeedStore(FeedStore):
         retry_seconds: float = 2.0,
         connect_timeout: float = 0.5,
         timeout: float = 2.0,
+        fill_queue: int = 1024,
     ) -> None:
         self.durable = durable
         self.max_length = durable.max_length
@@ -154,7 +160,45 @@ class CachedFeedStore(FeedStore):
         self._down_until = 0.0
         self._down_reason = ""
         self._lock = threading.Lock()
-        self.stats = {"hits": 0, "misses": 0, "fills": 0, "cache_down_reads": 0}
+        self.stats = {"hits": 0, "misses": 0, "fills": 0, "cache_down_reads": 0, "fills_dropped": 0}
+        self._fills: queue.Queue[tuple[int, bytes, list[FeedEntry]] | None] = queue.Queue(
+            fill_queue
+        )
+        self._filler: threading.Thread | None = None
+
+    # --- fills off the read path --------------------------------------------------------------
+
+    def _queue_fill(self, user_id: int, version: bytes, entries: list[FeedEntry]) -> None:
+        with self._lock:
+            if self._filler is None or not self._filler.is_alive():
+                self._filler = threading.Thread(
+                    target=self._fill_loop, name="feed-cache-fill", daemon=True
+                )
+                self._filler.start()
+        try:
+            self._fills.put_nowait((user_id, version, entries))
+        except queue.Full:
+            self.stats["fills_dropped"] += 1
+
+    def _fill_loop(self) -> None:
+        while (job := self._fills.get()) is not None:
+            try:
+                self.stats["fills"] += self._cache(functools.partial(self._fill_one, *job))
+            except FeedStoreUnavailable:
+                pass  # served from Cassandra all the same; the next read fills
+            finally:
+                self._fills.task_done()
+        self._fills.task_done()
+
+    def _fill_one(self, user_id: int, version: bytes, entries: list[FeedEntry]) -> int:
+        flat = [v for e in entries for v in (str(e.created_ms), e.member)]
+        return int(
+            self._fill(args=[self.prefix, user_id, version, self.ttl_seconds, msgpack.packb(flat)])
+        )
+
+    def wait_for_fills(self) -> None:
+        """Block until every queued fill ran (tests, benchmarks, shutdown)."""
+        self._fills.join()
 
     # --- the cache tier's circuit breaker -----------------------------------------------------
 
@@ -214,16 +258,8 @@ class CachedFeedStore(FeedStore):
             raise FeedStoreUnavailable(
                 f"feed of user {user_id} not cached and {exc}", partial=True
             ) from exc
-        flat = [v for e in entries for v in (str(e.created_ms), e.member)]
-        try:
-            filled = self._cache(
-                lambda: self._fill(
-                    args=[self.prefix, user_id, version, self.ttl_seconds, msgpack.packb(flat)]
-                )
-            )
-            self.stats["fills"] += int(filled)
-        except FeedStoreUnavailable:
-            pass  # served from Cassandra all the same; the next read fills
+        if entries:  # empty feeds are never cached
+            self._queue_fill(user_id, version, entries)
         return _window(entries, limit, max_created_ms), None
 
     def _read_durable(
@@ -361,6 +397,13 @@ class CachedFeedStore(FeedStore):
         self.durable.clear()
 
     def close(self) -> None:
+        if self._filler is not None and self._filler.is_alive():
+            try:
+                self._fills.put(None, timeout=5)
+                self._filler.join(timeout=5)
+            except queue.Full:
+                pass  # a daemon thread: it ends with the process
+        self._filler = None
         self._redis.close()
         self.durable.close()
 

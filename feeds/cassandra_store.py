@@ -9,8 +9,16 @@ Writes are idempotent upserts (a re-delivered entry rewrites the same row), sent
 statements in one unlogged batch per user (one partition, so the batch is a single mutation on
 one replica set, not a multi-partition coordinator batch). To return how many entries were new
 and bump the version only on change, each push first reads the user's rows in the time range of
-the entries it writes (one slice read per user, usually empty). Versions are counters in
-`feed_counters` (atomic increments, safe with several writers).
+the entries it writes (one slice read per user, usually empty).
+
+The version is a static column of the user's partition, set in the same batch as the entries
+to the batch's write time (microseconds, the driver's monotonic clock): one mutation per user
+and no read on the replica. Counters (an `UPDATE ... + 1` per user beside the batch) were the
+first design and cost about 2.5x the throughput (`bench.cassandra_feed`, docs/benchmarks.md).
+Two writers of one feed resolve by write time: the later timestamp wins, so the version moves
+on every change unless two processes write the same user within their clocks' skew and the
+newer write lands first; the cache tier (`feeds.cached_store`) keeps its own versions as Redis
+INCRs, which have no such window.
 
 The cap is kept lazily: reads never return more than `max_length`, and a user's partition is
 trimmed (one range tombstone below the cap-th entry) with probability `added / slack` per push,
@@ -43,13 +51,11 @@ CONCURRENCY = 64  # requests in flight per call
 _SCHEMA = (
     """create table if not exists {ks}.home_feed (
         user_id bigint, created_at bigint, member text, post_id bigint, author_id bigint,
+        version bigint static,
         primary key ((user_id), created_at, member)
     ) with clustering order by (created_at desc, member desc)
       and gc_grace_seconds = 3600
-      and comment = 'precomputed home feeds: created_at is ms since 1970, member post:author'""",
-    """create table if not exists {ks}.feed_counters (
-        user_id bigint primary key, version counter
-    ) with comment = 'feed version per user: bumped on every change'""",
+      and comment = 'home feeds: created_at ms since 1970, member post:author, version us'""",
     """create table if not exists {ks}.following (
         user_id bigint, followed_id bigint, created_at bigint,
         primary key ((user_id), followed_id)
@@ -152,13 +158,25 @@ class CassandraFeedStore(FeedStore):
                 (self.keyspace,),
             )
         }
-        if {"home_feed", "feed_counters", "following", "followers"} <= tables:
-            return
-        session.execute(
-            f"create keyspace if not exists {self.keyspace} with replication = {self._replication}"
-        )
-        for statement in _SCHEMA:
-            session.execute(statement.format(ks=self.keyspace), timeout=30)
+        if not {"home_feed", "following", "followers"} <= tables:
+            session.execute(
+                f"create keyspace if not exists {self.keyspace}"
+                f" with replication = {self._replication}"
+            )
+            for statement in _SCHEMA:
+                session.execute(statement.format(ks=self.keyspace), timeout=30)
+        columns = {
+            row[0]
+            for row in session.execute(
+                "select column_name from system_schema.columns"
+                " where keyspace_name = %s and table_name = 'home_feed'",
+                (self.keyspace,),
+            )
+        }
+        if "version" not in columns:  # a keyspace of the counter design: add the static column
+            session.execute(
+                f"alter table {self.keyspace}.home_feed add version bigint static", timeout=30
+            )
 
     def _prepare(self, name: str, cql: str) -> Any:
         statement = self._prepared.get(name)
@@ -201,9 +219,19 @@ class CassandraFeedStore(FeedStore):
         )
 
     def _bump(self) -> Any:
-        return self._prepare(
-            "bump", "update {ks}.feed_counters set version = version + 1 where user_id = ?"
-        )
+        return self._prepare("bump", "update {ks}.home_feed set version = ? where user_id = ?")
+
+    def _versioned_batch(self) -> tuple[Any, int]:
+        """An unlogged batch (statements of one partition) that runs at a write time taken from
+        the driver's monotonic clock, and that time: the version the batch sets, so the version
+        is its cell's own timestamp."""
+        from cassandra.query import BatchStatement, BatchType
+
+        self._connect()
+        written_at = int(self._cluster.timestamp_generator())
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.timestamp = written_at
+        return batch, written_at
 
     def _existing_in_range(self) -> Any:
         return self._prepare(
@@ -247,10 +275,8 @@ class CassandraFeedStore(FeedStore):
         by_user: Mapping[int, list[tuple[int, str, int, int]]],
         changed: set[int] | None = None,
     ) -> int:
-        """Read what already exists in each user's time range, then one unlogged batch of the
-        new rows per user and a version bump for the users that got something."""
-        from cassandra.query import BatchStatement, BatchType
-
+        """Read what already exists in each user's time range, then one unlogged batch per user
+        that got something: the new rows and the version, one mutation of the partition."""
         users = list(by_user)
         existing_stmt = self._existing_in_range()
         found = self._run_all(
@@ -272,11 +298,11 @@ class CassandraFeedStore(FeedStore):
                     new[key] = row
             if not new:
                 continue
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch, written_at = self._versioned_batch()
             for created, member, post, author in new.values():
                 batch.add(insert, (user_id, created, member, post, author))
+            batch.add(bump, (written_at, user_id))
             writes.append((batch, ()))
-            writes.append((bump, (user_id,)))
             added += len(new)
             if changed is not None:
                 changed.add(user_id)
@@ -301,6 +327,7 @@ class CassandraFeedStore(FeedStore):
                 )
             ]
         )[0]
+        rows = [row for row in rows if row[0] is not None]  # not the static row (the version)
         if len(rows) <= self.max_length:
             return 0
         boundary = int(rows[self.max_length][0])
@@ -328,7 +355,7 @@ class CassandraFeedStore(FeedStore):
     def replace_many(self, feeds: Mapping[int, Iterable[FeedEntry]]) -> int:
         """Each feed: a partition delete, then its newest `max_length` entries, one unlogged
         batch per user with explicit write times (the delete before the inserts: in one batch
-        they would share a timestamp and the delete would win)."""
+        they would share a timestamp and the delete would win); the version is the inserts' time."""
         from cassandra.query import BatchStatement, BatchType
 
         def run() -> int:
@@ -342,7 +369,10 @@ class CassandraFeedStore(FeedStore):
                 "insert into {ks}.home_feed (user_id, created_at, member, post_id, author_id)"
                 " values (?, ?, ?, ?, ?) using timestamp ?",
             )
-            bump = self._bump()
+            bump = self._prepare(
+                "bump_at",
+                "update {ks}.home_feed using timestamp ? set version = ? where user_id = ?",
+            )
             writes: list[tuple[Any, Sequence[Any]]] = []
             kept = 0
             for user_id, entries in feeds.items():
@@ -360,8 +390,8 @@ class CassandraFeedStore(FeedStore):
                         insert,
                         (int(user_id), e.created_ms, e.member, e.post_id, e.author_id, written_at),
                     )
+                batch.add(bump, (written_at, written_at, int(user_id)))
                 writes.append((batch, ()))
-                writes.append((bump, (int(user_id),)))
                 kept += len(top)
             self._run_all(writes)
             return kept
@@ -402,15 +432,14 @@ class CassandraFeedStore(FeedStore):
         return self._call(run)
 
     def _delete(self, rows_by_user: Mapping[int, list[tuple[int, str]]]) -> int:
-        from cassandra.query import BatchStatement, BatchType
-
         delete_row, bump = self._delete_row(), self._bump()
         writes: list[tuple[Any, Sequence[Any]]] = []
         for user_id, rows in rows_by_user.items():
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch, written_at = self._versioned_batch()
             for created, member in rows:
                 batch.add(delete_row, (user_id, created, member))
-            writes += [(batch, ()), (bump, (user_id,))]
+            batch.add(bump, (written_at, user_id))
+            writes.append((batch, ()))
         self._run_all(writes)
         return sum(len(rows) for rows in rows_by_user.values())
 
@@ -431,13 +460,16 @@ class CassandraFeedStore(FeedStore):
 
     def version(self, user_id: int) -> int:
         statement = self._prepare(
-            "version", "select version from {ks}.feed_counters where user_id = ?"
+            "version", "select version from {ks}.home_feed where user_id = ? limit 1"
         )
         rows = self._call(lambda: list(self._connect().execute(statement, (int(user_id),))))
         return int(rows[0][0] or 0) if rows else 0
 
     def length(self, user_id: int) -> int:
-        statement = self._prepare("length", "select count(*) from {ks}.home_feed where user_id = ?")
+        # count(created_at), not count(*): a partition's static row (the version) has no entry
+        statement = self._prepare(
+            "length", "select count(created_at) from {ks}.home_feed where user_id = ?"
+        )
         rows = self._call(lambda: list(self._connect().execute(statement, (int(user_id),))))
         return min(int(rows[0][0]), self.max_length)
 
@@ -517,7 +549,7 @@ class CassandraFeedStore(FeedStore):
 
         def run() -> None:
             session = self._connect()
-            for table in ("home_feed", "feed_counters", "following", "followers"):
+            for table in ("home_feed", "following", "followers"):
                 session.execute(f"truncate {self.keyspace}.{table}", timeout=60)
 
         self._call(run)

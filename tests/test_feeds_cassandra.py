@@ -70,6 +70,62 @@ def test_a_push_after_a_replace_is_kept(durable: CassandraFeedStore) -> None:
     assert _posts(durable, user) == [5, 4]
 
 
+def test_every_change_moves_the_version_and_an_emptied_feed_has_no_entries(
+    durable: CassandraFeedStore,
+) -> None:
+    """The version is a static column beside the entries: removing, replacing and emptying a
+    feed move it, and the partition's static row is never read as an entry."""
+    (user,) = _users(1)
+    durable.push_many([(user, 1, 5, 10), (user, 2, 6, 20)])
+    versions = [durable.version(user)]
+    durable.remove_post(1, 5, [user])
+    versions.append(durable.version(user))
+    durable.replace_feed(user, [FeedEntry(3, 5, 30)])
+    versions.append(durable.version(user))
+    durable.replace_feed(user, [])
+    versions.append(durable.version(user))
+
+    assert versions == sorted(set(versions)), versions  # strictly growing
+    assert durable.read(user, 10) == []
+    assert durable.length(user) == 0
+    assert durable.remove_author(user, 5) == 0
+    durable.push_many([(user, 4, 5, 40)])
+    assert _posts(durable, user) == [4]
+    assert durable.version(user) > versions[-1]
+
+
+def test_a_keyspace_of_the_counter_design_gets_the_version_column(cassandra_hosts: str) -> None:
+    """Feeds written before the version became a static column keep working: the column is
+    added on connect and the old entries are read."""
+    keyspace = f"old_{uuid.uuid4().hex[:10]}"
+    store = CassandraFeedStore(cassandra_hosts, keyspace, timeout=30)
+    try:
+        session = store._connect()
+        session.execute(f"drop table {keyspace}.home_feed", timeout=60)
+        session.execute(
+            f"create table {keyspace}.home_feed (user_id bigint, created_at bigint, member text,"
+            " post_id bigint, author_id bigint, primary key ((user_id), created_at, member))"
+            " with clustering order by (created_at desc, member desc)",
+            timeout=60,
+        )
+        session.execute(
+            f"insert into {keyspace}.home_feed (user_id, created_at, member, post_id, author_id)"
+            " values (1, 10, '7:3', 7, 3)"
+        )
+        store.close()
+        reopened = CassandraFeedStore(cassandra_hosts, keyspace, timeout=30)
+        try:
+            assert reopened.version(1) == 0
+            assert reopened.push_many([(1, 8, 3, 20)]) == 1
+            assert [e.post_id for e in reopened.read(1, 10)] == [8, 7]
+            assert reopened.version(1) > 0
+        finally:
+            reopened.drop_keyspace()
+            reopened.close()
+    finally:
+        store.close()
+
+
 def test_following_and_followers_tables_agree(durable: CassandraFeedStore) -> None:
     a, b, c = _users(3)
     durable.follow(a, c, 1)
@@ -132,6 +188,7 @@ def test_a_miss_fills_the_cache_and_a_hit_never_reads_cassandra(
     durable.read = counted  # type: ignore[method-assign]
 
     assert _posts(cached, user) == [2, 1]  # a miss: read from Cassandra, then cached
+    cached.wait_for_fills()  # the fill runs off the read path
     assert _posts(cached, user) == [2, 1]
     assert len(reads) == 1
     assert cached.stats["fills"] == 1
@@ -159,6 +216,7 @@ def test_a_fan_out_during_a_miss_is_not_hidden_by_the_fill(
     durable.read = read_then_a_post_arrives  # type: ignore[method-assign]
     assert _posts(cached, user) == [1]  # what Cassandra had when the read began
     durable.read = original  # type: ignore[method-assign]
+    cached.wait_for_fills()
 
     assert cached.stats["fills"] == 0  # the version moved: the stale copy was not cached
     assert _posts(cached, user) == [2, 1]

@@ -1,33 +1,50 @@
-{#- The on/off state machine of a relationship toggle (block/unblock, mute/unmute): written once,
-    used by int_blocks and int_mutes. -#}
+{#- The on/off state machine of a toggle (like/unlike, block/unblock, mute/unmute): written once,
+    used by int_likes, int_blocks and int_mutes. -#}
 
-{% macro current_toggles(on_event, off_event, actor_column, target_column, since_column) -%}
-    {#- one row per actor x target whose latest `on_event` / `off_event` is `on_event` (at one
-        instant, the off event wins), with `since_column` = the latest `on_event` -#}
+{% macro standing_toggles(source, on_event, off_event, keys, carried=[]) -%}
+    {#- one row per `keys` whose latest `on_event` / `off_event` is `on_event` (at one instant,
+        the off event wins): the keys, `occurred_at` of that standing on event and its `carried`
+        columns (e.g. its event id) -#}
     with toggle_changes as (
         select
-            actor_user_id as actor_id,
-            target_user_id as target_id,
+            {{ keys | join(', ') }},
             occurred_at,
+            {% for column in carried %}{{ column }}, {% endfor %}
             event_type = '{{ on_event }}' as is_on
-        from {{ ref('stg_raw__relationships') }}
+        from {{ source }}
         where event_type in ('{{ on_event }}', '{{ off_event }}')
     ),
 
     pair_states as (
         select
-            actor_id,
-            target_id,
-            argMax(is_on, (occurred_at, not is_on)) as is_on_now,
-            maxIf(occurred_at, is_on) as on_since
+            {{ keys | join(', ') }},
+            argMax(
+                tuple(is_on, occurred_at{% for column in carried %}, {{ column }}{% endfor %}),
+                (occurred_at, not is_on)
+            ) as latest_change
         from toggle_changes
-        group by actor_id, target_id
+        group by {{ keys | join(', ') }}
     )
 
     select
-        actor_id as {{ actor_column }},
-        target_id as {{ target_column }},
-        on_since as {{ since_column }}
+        {{ keys | join(', ') }},
+        tupleElement(latest_change, 2) as occurred_at
+        {%- for column in carried %},
+        tupleElement(latest_change, {{ loop.index + 2 }}) as {{ column }}
+        {%- endfor %}
     from pair_states
-    where is_on_now
+    where tupleElement(latest_change, 1)
+{%- endmacro %}
+
+{% macro current_toggles(on_event, off_event, actor_column, target_column, since_column) -%}
+    {#- a relationship toggle: one row per actor x target toggled on now, `since_column` = the
+        standing on event's time -#}
+    select
+        actor_user_id as {{ actor_column }},
+        target_user_id as {{ target_column }},
+        occurred_at as {{ since_column }}
+    from (
+        {{ standing_toggles(ref('stg_raw__relationships'), on_event, off_event,
+                            ['actor_user_id', 'target_user_id']) }}
+    )
 {%- endmacro %}
