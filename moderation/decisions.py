@@ -1,9 +1,11 @@
-"""Moderation decisions as events, so the API hides a post seconds after the decision.
+"""Moderation decisions as events, so the API hides a post or story seconds after the decision.
 
-The snapshot the API serves from learns `dim_posts.is_moderation_hidden` only after dbt has
-rebuilt the marts. The media pipeline therefore also writes each post it sends to the
-moderation queue as a `post_moderated` event (`post_id`, the author's `user_id`, `is_hidden`,
-`reason`), one JSON line per post, in landing-zone layout under its own prefix
+The snapshot the API serves from learns `dim_posts.is_moderation_hidden` (and
+`fct_story_views.is_moderation_hidden`) only after dbt has rebuilt the marts. The media
+pipeline therefore also writes each post it sends to the moderation queue as a `post_moderated`
+event (`post_id`, the author's `user_id`, `is_hidden`, `reason`), and each story as a
+`story_moderated` event (`story_id` instead of `post_id`), one JSON line per decision, in
+landing-zone layout under its own prefix
 (`MODERATION_DECISIONS_PREFIX`, default `moderation/decisions`): the API's change follower reads
 new files there (`serving.visibility_follower`) and applies them to its visibility graph.
 
@@ -23,43 +25,54 @@ from ingestion.landing import file_key
 from moderation.media import NSFW_THRESHOLD
 
 EVENT_TYPE = "post_moderated"
+STORY_EVENT_TYPE = "story_moderated"
 PRODUCER = "mediapipeline"
 
 
 def decision_events(
     rows: Iterable[dict[str, Any]], threshold: float = NSFW_THRESHOLD
 ) -> list[dict[str, Any]]:
-    """One hiding decision per post with any media at or above the threshold (the rows of
-    `mediapipeline.pipeline.process_object`; story media and rows without a score are left out,
-    as `dim_posts.is_moderation_hidden` leaves them)."""
-    worst: dict[int, tuple[float, int]] = {}
+    """One hiding decision per post, and per story, with any media at or above the threshold
+    (the rows of `mediapipeline.pipeline.process_object`: a story's media has `story_id` set
+    and `post_id` null); rows without a score are left out, as `is_moderation_hidden` leaves
+    them. Posts first, then stories, each by id."""
+    worst: dict[tuple[str, int], tuple[float, int]] = {}
     for row in rows:
-        score, post, author = row.get("nsfw_score"), row.get("post_id"), row.get("user_id")
-        if score is None or post is None or author is None or score < threshold:
+        score, author = row.get("nsfw_score"), row.get("user_id")
+        post, story = row.get("post_id"), row.get("story_id")
+        item = ("post_id", int(post)) if post is not None else None
+        if item is None and story is not None:
+            item = ("story_id", int(story))
+        if score is None or item is None or author is None or score < threshold:
             continue
-        if int(post) not in worst or score > worst[int(post)][0]:
-            worst[int(post)] = (float(score), int(author))
+        if item not in worst or score > worst[item][0]:
+            worst[item] = (float(score), int(author))
     now = datetime.now(UTC).isoformat()
     return [
         {
             "event_id": str(uuid.uuid4()),
-            "event_type": EVENT_TYPE,
+            "event_type": EVENT_TYPE if field == "post_id" else STORY_EVENT_TYPE,
             "schema_version": 1,
             "occurred_at": now,
             "producer": PRODUCER,
             "user_id": author,
-            "post_id": post,
+            field: item_id,
             "is_hidden": True,
             "reason": f"nsfw_score {score:.2f} >= {threshold}",
         }
-        for post, (score, author) in sorted(worst.items())
+        for (field, item_id), (score, author) in sorted(worst.items())
     ]
 
 
-def publish(store: Any, prefix: str, events: list[dict[str, Any]]) -> str | None:
-    """Write the events as one landing-layout file; its key, or None when there are none."""
-    if not events:
-        return None
-    key = file_key(prefix, datetime.now(UTC), EVENT_TYPE, uuid.uuid4().hex[:12])
-    store.put(key, "".join(json.dumps(e) + "\n" for e in events).encode())
-    return key
+def publish(store: Any, prefix: str, events: list[dict[str, Any]]) -> list[str]:
+    """Write the events as one landing-layout file per event type (the follower picks files by
+    the type in their key); the keys written, none when there are no events."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_type.setdefault(str(event["event_type"]), []).append(event)
+    keys = []
+    for event_type, group in sorted(by_type.items()):
+        key = file_key(prefix, datetime.now(UTC), event_type, uuid.uuid4().hex[:12])
+        store.put(key, "".join(json.dumps(e) + "\n" for e in group).encode())
+        keys.append(key)
+    return keys

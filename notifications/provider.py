@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 
 @dataclass
 class Notification:
@@ -42,11 +44,12 @@ class Notification:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        # orjson: a flush round encodes every batch's notification and decodes it again to send
+        return orjson.dumps(self.to_dict()).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Notification:
-        return cls(**json.loads(raw))
+        return cls(**orjson.loads(raw))
 
 
 class PushProvider(Protocol):
@@ -68,10 +71,7 @@ class RecordingProvider:
         called_ms = int(time.time() * 1000)
         self.redis.rpush(
             self.key,
-            *(
-                json.dumps({**n.to_dict(), "called_ms": called_ms}, separators=(",", ":"))
-                for n in notifications
-            ),
+            *(orjson.dumps({**n.to_dict(), "called_ms": called_ms}) for n in notifications),
         )
 
     def calls(self) -> list[dict[str, Any]]:

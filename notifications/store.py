@@ -7,8 +7,9 @@ Exactly once in effect:
 - batches and digests are turned into outbox entries by guarded scripts (the batch is removed in
   the same step), so a crash between never sends or loses one;
 - `send` calls the provider for the outbox head, then marks their idempotency keys sent and
-  trims them off in one transaction; an entry whose key is marked is dropped without a call.
-  Only a crash between the provider call and that transaction re-sends (that call's entries),
+  trims them off in one script (atomic, as the MULTI it replaced); an entry whose key is
+  marked is dropped without a call.
+  Only a crash between the provider call and that script re-sends (that call's entries),
   with the same keys (the provider's collapse id), so the device still shows each once.
 """
 
@@ -64,17 +65,55 @@ return {1, queued, digested}
 """
 )
 
-FLUSH_BATCH = (
+FLUSH_BATCHES = (
     _ENQUEUE
     + """
--- KEYS: due zset, batch hash, actors set, outbox; ARGV: member, actor count, then ENQ args
-if redis.call('SCARD', KEYS[3]) ~= tonumber(ARGV[2]) then return -1 end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[9] == '' then return 2 end
-return enqueue(KEYS[4], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+-- every due batch of a flush round in one call, each guarded on its own as before:
+-- KEYS: due zset, outbox, then per batch its hash and actors set;
+-- ARGV per batch (9): member, actor count, then the 7 ENQ args (payload '': nothing to send);
+-- returns per batch: -1 an actor joined since the read (left for the next round), 2 removed
+-- with nothing to send, 1 queued, 0 digested
+local results = {}
+local batches = (#KEYS - 2) / 2
+for b = 0, batches - 1 do
+  local hash, actors, a = KEYS[3 + 2 * b], KEYS[4 + 2 * b], 9 * b
+  local result
+  if redis.call('SCARD', actors) ~= tonumber(ARGV[a + 2]) then
+    result = -1
+  else
+    redis.call('DEL', hash, actors)
+    redis.call('ZREM', KEYS[1], ARGV[a + 1])
+    if ARGV[a + 9] == '' then
+      result = 2
+    else
+      result = enqueue(KEYS[2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6],
+                       ARGV[a + 7], ARGV[a + 8], ARGV[a + 9])
+    end
+  end
+  results[#results + 1] = result
+end
+return results
 """
 )
+
+READ_BATCHES = """
+-- KEYS: per batch its hash and actors set; returns per batch the hash (flat) and the actors
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = redis.call('HGETALL', KEYS[i])
+  out[#out + 1] = redis.call('SMEMBERS', KEYS[i + 1])
+end
+return out
+"""
+
+MARK_SENT = """
+-- KEYS: outbox, then the idempotency keys sent; ARGV: their ttl (s), outbox entries to trim
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+end
+redis.call('LTRIM', KEYS[1], ARGV[2], -1)
+return #KEYS - 1
+"""
 
 FLUSH_DIGEST = """
 -- KEYS: digest due zset, digest list, outbox; ARGV: member, length, payload
@@ -104,7 +143,9 @@ class NotificationStore:
         self.keys = keys
         self.timing = timing
         self._apply = redis.register_script(APPLY)
-        self._flush_batch = redis.register_script(FLUSH_BATCH)
+        self._flush_batches = redis.register_script(FLUSH_BATCHES)
+        self._read_batches = redis.register_script(READ_BATCHES)
+        self._mark_sent = redis.register_script(MARK_SENT)
         self._flush_digest = redis.register_script(FLUSH_DIGEST)
 
     # --- applying events -------------------------------------------------------------------
@@ -181,7 +222,10 @@ class NotificationStore:
     def flush_due(self, state: RoutingState, limit: int = 2_000) -> Counter[str]:
         """Due batches -> one outbox entry each ('ada and 9 others liked your post').
 
-        Reads of all due batches go in one round trip, their guarded flush scripts in another."""
+        Three commands per round however many batches are due: the due ids, one script reading
+        every batch, one script flushing them all (each guarded on its own: a batch an actor
+        joined since the read stays for the next round). redis-py's CPU is per command (about
+        5 us each in a pipeline), so a command per batch cost more than routing the event."""
         counts: Counter[str] = Counter()
         now = _ms()
         due = [
@@ -190,15 +234,17 @@ class NotificationStore:
         ]
         if not due:
             return counts
-        reads = self.redis.pipeline(transaction=False)
-        for batch_id in due:
-            reads.hgetall(self.keys.batch(batch_id))
-            reads.smembers(self.keys.actors(batch_id))
-        replies = reads.execute()
-        flushes = self.redis.pipeline(transaction=False)
+        batch_keys = [
+            key
+            for batch_id in due
+            for key in (self.keys.batch(batch_id), self.keys.actors(batch_id))
+        ]
+        replies = self._read_batches(keys=batch_keys, args=[])
+        args: list[Any] = []
         planned = []
         for i, batch_id in enumerate(due):
-            meta, members = replies[2 * i], replies[2 * i + 1]
+            flat, members = replies[2 * i], replies[2 * i + 1]
+            meta = dict(zip(flat[::2], flat[1::2], strict=True))
             recipient, kind_name, post = batch_id.split(":")
             kind = Kind(kind_name)
             actors = sorted(int(a) for a in members)
@@ -217,18 +263,12 @@ class NotificationStore:
                     post_id=int(post) or None,
                     source_ms=int(meta.get(b"source_ms", 0)),
                 ).to_json()
-            self._flush_batch(
-                keys=[
-                    self.keys.due,
-                    self.keys.batch(batch_id),
-                    self.keys.actors(batch_id),
-                    self.keys.outbox,
-                ],
-                args=[batch_id, str(len(actors)), *self.enqueue_args(int(recipient), payload, now)],
-                client=flushes,
-            )
+            args += [batch_id, str(len(actors)), *self.enqueue_args(int(recipient), payload, now)]
             planned.append((len(actors), len(visible)))
-        for result, (n_actors, n_visible) in zip(flushes.execute(), planned, strict=True):
+        results = self._flush_batches(
+            keys=[self.keys.due, self.keys.outbox, *batch_keys], args=args
+        )
+        for result, (n_actors, n_visible) in zip(results, planned, strict=True):
             if result == -1:
                 continue  # an actor joined meanwhile: next round
             counts["batches"] += 1
@@ -283,25 +323,24 @@ class NotificationStore:
     def send(self, provider: PushProvider, limit: int = 2_000) -> Counter[str]:
         """Send the outbox head, oldest first; returns sent counts by kind.
 
-        One round trip reads the head and which keys are already sent, the provider gets the
-        others in one call, one transaction marks them all sent and trims them off the outbox."""
+        One round trip reads the head, one (MGET) which keys are already sent, the provider gets
+        the others in one call, one script marks them all sent and trims them off the outbox
+        (atomically: a crash leaves all of them marked and trimmed, or none)."""
         sent: Counter[str] = Counter()
         raws = self.redis.lrange(self.keys.outbox, 0, limit - 1)
         if not raws:
             return sent
         notes = [Notification.from_json(raw) for raw in raws]
-        check = self.redis.pipeline(transaction=False)
-        for note in notes:
-            check.exists(self.keys.sent(note.key))
-        already = check.execute()
-        todo = [note for note, done in zip(notes, already, strict=True) if not done]
+        # one MGET of every idempotency key, not one EXISTS per notification: the reply is
+        # per key (None: not sent), and redis-py's cost is per command, not per key
+        already = self.redis.mget([self.keys.sent(note.key) for note in notes])
+        todo = [note for note, done in zip(notes, already, strict=True) if done is None]
         provider.send_many(todo)
         sent.update(note.kind for note in todo)
-        mark = self.redis.pipeline(transaction=True)
-        for note in notes:
-            mark.set(self.keys.sent(note.key), b"1", ex=self.timing.sent_ttl_seconds)
-        mark.ltrim(self.keys.outbox, len(notes), -1)
-        mark.execute()
+        self._mark_sent(  # atomic, as a MULTI of one SET per key was, in one command
+            keys=[self.keys.outbox, *(self.keys.sent(note.key) for note in notes)],
+            args=[self.timing.sent_ttl_seconds, len(notes)],
+        )
         return sent
 
     def sizes(self) -> dict[str, int]:

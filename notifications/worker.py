@@ -2,10 +2,13 @@
 
 Reads the event topics, routes each event (`notifications.router`), applies each partition's
 batch atomically in Redis with its offset (`notifications.store`), then flushes due batches and
-digests and sends the outbox through the push provider. Kafka offsets are committed after the
-Redis step, at most every `commit_every_seconds` (1 s; 0: after every poll): the offsets
-recorded in Redis, not Kafka's, are what makes a re-delivery after a crash harmless (it is
-skipped), so a synchronous commit round trip per poll bought nothing but time.
+digests and sends the outbox through the push provider. Redis commands per poll do not grow
+with the events: one apply script per partition, three commands per flush round, four per send
+(redis-py spends about 5 us of CPU per pipelined command; five per batched like, as before,
+cost more than routing it). Kafka offsets are committed after the Redis step, at most every
+`commit_every_seconds` (1 s; 0: after every poll): the offsets recorded in Redis, not Kafka's,
+are what makes a re-delivery after a crash harmless (it is skipped), so a synchronous commit
+round trip per poll bought nothing but time.
 
 One worker per consumer group. `--group-id` and `--prefix` are configurable, but a second
 worker in the same group is not supported yet: the routing state (users, posts, follows) is
@@ -19,6 +22,7 @@ go to the dead-letter list (`<prefix>:dead_letters`) with their reasons.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -268,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         checker=CommentChecker.trained(),
         commit_every_seconds=args.commit_every_seconds,
     )
+    # the routing state loaded from Redis and the comment model live as long as the process:
+    # out of the cyclic collector's reach, its full collections stop re-walking them (about
+    # 8% of the routing CPU in bench.notifications_routing once the state exists)
+    gc.freeze()
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 

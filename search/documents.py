@@ -163,7 +163,11 @@ class MartDocuments:
 
 
 def load_from_marts(client: Client, settings: Settings) -> MartDocuments:
-    """Every post (deleted ones as tombstones), user, hashtag and location of the marts."""
+    """Every post (deleted ones as tombstones), user, hashtag and location of the marts.
+
+    Hashtag and location counts (`posts`, also the autocomplete weight) come only from posts
+    anyone may see: undeleted, not hidden by moderation, of public accounts; a hashtag or place
+    used by no such post has no document (hidden posts are matched and filtered per viewer)."""
     marts = settings.marts_database
     users = client.query(
         f"select user_id, username, ifNull(bio, ''), is_private, ifNull(follower_count, 0)"
@@ -202,9 +206,12 @@ def load_from_marts(client: Client, settings: Settings) -> MartDocuments:
     hashtags = client.query(
         f"select hashtag, sum(posts) from {marts}.fct_hashtag_trends group by hashtag"
     ).result_rows
+    # as hashtags (fct_hashtag_trends): only public, undeleted posts not hidden by moderation
     locations = client.query(
-        f"select location_id, any(location_name), count() from {marts}.dim_posts"
-        f" where location_id is not null and not is_deleted group by location_id"
+        f"select p.location_id, any(p.location_name), count() from {marts}.dim_posts as p"
+        f" left join {marts}.dim_users as u on p.author_id = u.user_id"
+        f" where p.location_id is not null and not p.is_deleted and not p.is_moderation_hidden"
+        f" and not ifNull(u.is_private, false) group by p.location_id"
     ).result_rows
     return MartDocuments(
         posts=post_docs,

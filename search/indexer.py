@@ -4,9 +4,11 @@ It follows `events.posts` and `events.users`, so a new post is searchable within
 its event, and deletions, edits (profile updates: username, bio) and private/public switches
 reach the index:
 - `post_created` -> a post document (author name and privacy from the user document); a post
-  already kept as a tombstone stays deleted (a replayed or late create cannot revive it); new
-  hashtags and locations get their own documents;
-- `post_deleted` -> the post becomes a tombstone (never matched);
+  already kept as a tombstone stays deleted (a replayed or late create cannot revive it); a new
+  post of a public account adds one to its hashtags' and location's `posts` (creating their
+  documents and autocomplete entries), as the batch build counts only public, undeleted posts;
+- `post_deleted` -> the post becomes a tombstone (never matched) and its counts are taken back
+  (a hashtag left with no post leaves autocomplete and search);
 - `user_created` / `profile_updated` -> the user document; a change of privacy or username
   rewrites the author's post documents.
 
@@ -88,6 +90,35 @@ class Batch:
         return list(stored.values())
 
 
+def _counted(batch: Batch, post: PostDoc) -> bool:
+    """Whether the post counts in its hashtags' and location's `posts`: as in the batch build
+    (`fct_hashtag_trends`), only undeleted posts of public accounts do."""
+    if post.deleted or post.author_private:
+        return False
+    author = batch.get("users", str(post.author_id))
+    return not (isinstance(author, UserDoc) and author.is_private)
+
+
+def _count(batch: Batch, post: PostDoc, step: float) -> None:
+    """Add `step` (+1 created, -1 deleted) to the post's hashtags and location. A hashtag that
+    reaches no post leaves autocomplete, and `search.privacy` never returns it; one that gains
+    its first post enters both."""
+    for tag in post.hashtags:
+        existing = batch.get("hashtags", tag)
+        before = existing.posts if isinstance(existing, HashtagDoc) else 0.0
+        after = max(before + step, 0.0)
+        batch.put(HashtagDoc(tag, after))
+        if before <= 0 < after:
+            batch.completions_add.append(Completion("hashtag", f"#{tag}", None, after))
+        elif after <= 0 < before:
+            batch.completions_remove.append(Completion("hashtag", f"#{tag}", None, before))
+    if post.location_id:
+        place = batch.get("locations", str(post.location_id))
+        before = place.posts if isinstance(place, LocationDoc) else 0.0
+        name = place.name if isinstance(place, LocationDoc) else post.location_name
+        batch.put(LocationDoc(post.location_id, name, max(before + step, 0.0)))
+
+
 def _post_created(batch: Batch, event: dict[str, Any], report: IndexerReport) -> None:
     doc = post_from_event(event)
     if doc is None:
@@ -103,12 +134,8 @@ def _post_created(batch: Batch, event: dict[str, Any], report: IndexerReport) ->
         doc = replace(doc, engagement=existing.engagement)
     batch.put(doc)
     report.posts_indexed += 1
-    for tag in doc.hashtags:
-        if batch.get("hashtags", tag) is None:
-            batch.put(HashtagDoc(tag, 1.0))
-            batch.completions_add.append(Completion("hashtag", f"#{tag}", None, 1.0))
-    if doc.location_id and batch.get("locations", str(doc.location_id)) is None:
-        batch.put(LocationDoc(doc.location_id, doc.location_name, 1.0))
+    if existing is None and _counted(batch, doc):  # a re-delivered create counts once
+        _count(batch, doc, 1.0)
 
 
 def _post_deleted(batch: Batch, event: dict[str, Any], report: IndexerReport) -> None:
@@ -118,6 +145,8 @@ def _post_deleted(batch: Batch, event: dict[str, Any], report: IndexerReport) ->
         if existing.author_id != author:
             report.skipped += 1  # only the author deletes a post
             return
+        if _counted(batch, existing):  # a re-delivered delete finds a tombstone: no recount
+            _count(batch, existing, -1.0)
         batch.put(replace(existing, deleted=True))
     else:  # deleted before (or without) its create reaching us: a bare tombstone
         batch.put(PostDoc(post, author, 0, deleted=True))

@@ -9,7 +9,9 @@ wins: a post is hidden if either says it is deleted or its author private (and n
   muted), never by a private author the viewer does not follow (unless it is the viewer's own);
 - users: never an account that blocked the viewer or that the viewer blocked (a private account
   can be found, as in the app: its posts cannot);
-- hashtags and locations: aggregates, shown to everyone.
+- hashtags and locations: aggregates of public, undeleted posts not hidden by moderation (the
+  batch build's `fct_hashtag_trends` and location counts; the indexer keeps them as posts come
+  and go), shown to everyone; one left with no such post is never returned.
 
 A viewer of None is logged out: public, undeleted posts only, and every account.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.documents import PostDoc, UserDoc
+from search.documents import HashtagDoc, LocationDoc, PostDoc, UserDoc
 from search.engine import Match
 
 
@@ -32,6 +34,8 @@ def visible(graph: Any, viewer: int | None, match: Match) -> bool:
             or viewer == doc.user_id
             or not graph.is_blocked_either_way(viewer, doc.user_id)
         )
+    if isinstance(doc, HashtagDoc | LocationDoc):
+        return doc.posts > 0
     return True
 
 

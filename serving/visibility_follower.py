@@ -35,6 +35,7 @@ from typing import Any
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from moderation.decisions import EVENT_TYPE as DECISION_EVENT
+from moderation.decisions import STORY_EVENT_TYPE as STORY_DECISION_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ RELATIONSHIP_EVENTS = frozenset(EVENT_TYPES_BY_FAMILY["relationships"])
 # restore}; moderation/decisions.py writes them); the snapshot reads the same state from
 # `dim_posts.is_moderation_hidden`, this carries it in seconds
 MODERATION_EVENT = DECISION_EVENT
+STORY_MODERATION_EVENT = STORY_DECISION_EVENT  # the same with "story_id" for a story's media
 FOLLOWED_TYPES = RELATIONSHIP_EVENTS | {
     "user_created",
     "profile_updated",
     "post_deleted",
     MODERATION_EVENT,
+    STORY_MODERATION_EVENT,
 }
 TOPICS = ("events.relationships", "events.users", "events.posts")
 MAX_DEAD_LETTERS = 1_000
@@ -223,6 +226,15 @@ def check_and_apply(
             return "is_hidden: must be a boolean", set()
         graph.moderate_post(post, hidden)
         return None, set()  # as a deletion: every page re-checks every post
+    if kind == STORY_MODERATION_EVENT:
+        story = _positive_int(event.get("story_id"))
+        if story is None:
+            return "story_id: missing or not a positive integer", set()
+        hidden = event.get("is_hidden", True)
+        if not isinstance(hidden, bool):
+            return "is_hidden: must be a boolean", set()
+        graph.moderate_story(story, hidden)
+        return None, set()  # the tray is built per request: no cache to drop
     target = _positive_int(event.get("target_user_id"))
     if target is None:
         return "target_user_id: missing or not a positive integer", set()

@@ -32,8 +32,8 @@ from mediapipeline.pipeline import (
     MediaJob,
     ensure_objects_table,
     insert_rows,
-    moderation_migrations,
     objects_table_ddl,
+    objects_table_migrations,
     process_media,
     process_object,
     rendition_key,
@@ -163,7 +163,7 @@ def test_dbt_hook_creates_the_same_table_as_the_pipeline() -> None:
         normal(s)
         for s in [
             *objects_table_ddl(database),
-            *moderation_migrations(database),
+            *objects_table_migrations(database),
             *comment_checks_ddl(moderation),
         ]
     ]

@@ -6,6 +6,8 @@ from the marts), as in `test_serving_privacy`. Posts that each endpoint shows ar
 landing file); then the home feed, a cursor page issued before the decision, Explore, rank,
 post features, notifications, search (logged in and out), hashtag and location suggestions must
 all leave them out. Trending reads `fct_hashtag_trends`, whose dbt unit test covers the same rule.
+Stories take the same path (`story_moderated`): the stories tray must leave a hidden story out,
+for its followers and its author alike.
 """
 
 from __future__ import annotations
@@ -104,9 +106,38 @@ def moderate(served: Served, posts: dict[int, int], hidden: bool = True) -> None
         assert served.changes.apply_raw(event, "moderation-test") is None
 
 
+def moderate_stories(served: Served, stories: dict[int, int], hidden: bool = True) -> None:
+    """Apply a moderation decision to each story (story -> its author)."""
+    for story, author in sorted(stories.items()):
+        event = {
+            "event_type": "story_moderated",
+            "user_id": author,
+            "story_id": story,
+            "is_hidden": hidden,
+        }
+        assert served.changes.apply_raw(event, "moderation-test") is None
+
+
 def restore(served: Served) -> None:
     user = int(served.snapshot.users.index[0])  # any known user: restoring needs no author
-    moderate(served, dict.fromkeys(served.snapshot.visibility.moderated_posts(), user), False)
+    graph = served.snapshot.visibility
+    moderate(served, dict.fromkeys(graph.moderated_posts(), user), False)
+    moderate_stories(served, dict.fromkeys(graph.moderated_stories(), user), False)
+
+
+def tray(served: Served, viewer: int) -> dict[int, int]:
+    """Story -> author of every story in the viewer's tray."""
+    body = get(served, f"/v1/users/{viewer}/stories", limit=100)
+    return {s["story_id"]: a["author_id"] for a in body["authors"] for s in a["stories"]}
+
+
+def story_viewer(served: Served) -> tuple[int, dict[int, int]]:
+    """A viewer whose tray shows stories of at least two authors, and that tray."""
+    for user in served.snapshot.users.index[:300]:
+        shown = tray(served, int(user))
+        if len(set(shown.values())) >= 2:
+            return int(user), shown
+    raise AssertionError("no viewer with stories of two authors in the tray")
 
 
 def busy_viewer(served: Served) -> int:
@@ -217,6 +248,26 @@ def test_moderated_posts_reach_no_endpoint(served: Served) -> None:
     assert back.status_code == 200, "a restored post is visible again"
 
 
+def test_moderated_stories_reach_no_tray(served: Served) -> None:
+    restore(served)
+    viewer, shown = story_viewer(served)
+    author = sorted(set(shown.values()))[0]
+    hidden = {story: a for story, a in shown.items() if a == author}
+    kept = {story: a for story, a in shown.items() if a != author}
+    moderate_stories(served, hidden)
+    try:
+        now = tray(served, viewer)
+        assert not set(now) & set(hidden), "a moderated story is still in the tray"
+        assert set(kept) <= set(now), "other authors' stories must stay"
+        assert author not in set(now.values()), "an author with only hidden stories drops out"
+        for follower in sorted(served.snapshot.visibility.followers(author))[:20]:
+            assert not set(tray(served, follower)) & set(hidden), ("follower", follower)
+        assert not served.snapshot.visibility.can_see_story(author, min(hidden), author)
+    finally:
+        restore(served)
+    assert set(hidden) <= set(tray(served, viewer)), "restored stories come back"
+
+
 def test_bad_moderation_decisions_are_dead_letters(served: Served) -> None:
     user = int(served.snapshot.users.index[0])
     cases = {
@@ -225,11 +276,20 @@ def test_bad_moderation_decisions_are_dead_letters(served: Served) -> None:
             {"event_type": "post_moderated", "user_id": user, "post_id": 5, "is_hidden": "yes"}
         ): "is_hidden",
         json.dumps({"event_type": "post_moderated", "user_id": 10**15, "post_id": 5}): "unknown",
+        json.dumps({"event_type": "story_moderated", "user_id": user}): "story_id",
+        json.dumps(
+            {"event_type": "story_moderated", "user_id": user, "story_id": -3, "is_hidden": True}
+        ): "story_id",
+        json.dumps(
+            {"event_type": "story_moderated", "user_id": user, "story_id": 5, "is_hidden": 1}
+        ): "is_hidden",
+        "{not json": "",
     }
     for raw, expected in cases.items():
         reason = served.changes.apply_raw(raw, "bad-moderation")
         assert reason is not None and expected in reason, (raw, reason)
     assert not served.snapshot.visibility.is_moderated(5)
+    assert not served.snapshot.visibility.is_story_moderated(5)
 
 
 def test_a_decision_published_by_the_media_pipeline_hides_the_post_in_seconds(
@@ -249,7 +309,7 @@ def test_a_decision_published_by_the_media_pipeline_hides_the_post_in_seconds(
         events = decision_events([row, {**row, "nsfw_score": 0.7}])
         assert [(e["post_id"], e["reason"]) for e in events] == [(post, "nsfw_score 0.93 >= 0.6")]
         started = time.perf_counter()
-        assert publish(store, prefix, events) is not None
+        assert len(publish(store, prefix, events)) == 1
         while time.perf_counter() - started < 10:
             items = get(served, f"/v1/users/{viewer}/feed", limit=10)["items"]
             if post not in {i["post_id"] for i in items}:
@@ -268,9 +328,53 @@ def test_only_posts_at_or_above_the_threshold_are_decided() -> None:
         {"post_id": None, "story_id": 3, "user_id": 7, "nsfw_score": 0.99},  # a story's media
         {"post_id": 4, "user_id": 8, "nsfw_score": None},  # a video: no score
     ]
-    assert [e["post_id"] for e in decision_events(rows)] == [1]
+    decided = decision_events(rows)
+    assert [(e["event_type"], e.get("post_id"), e.get("story_id")) for e in decided] == [
+        ("post_moderated", 1, None),
+        ("story_moderated", None, 3),
+    ]
     assert decision_events(rows, threshold=0.5)[1]["post_id"] == 2
-    assert publish(LocalObjectStore(Path("/nonexistent")), "p", []) is None
+    assert publish(LocalObjectStore(Path("/nonexistent")), "p", []) == []
+
+
+def test_a_published_story_decision_leaves_the_tray_in_seconds(
+    served: Served, tmp_path: Path
+) -> None:
+    """A story's media row (story_id set, post_id null) becomes a `story_moderated` file of
+    its own that the follower applies."""
+    restore(served)
+    viewer, shown = story_viewer(served)
+    story, author = sorted(shown.items())[0]
+    store = LocalObjectStore(tmp_path / "objects")
+    prefix = platform_settings(tmp_path).moderation_decisions_prefix
+    follower = LandingFollower(served.changes, store, prefix, poll_seconds=0.05)
+    follower.start()
+    try:
+        row = {"post_id": None, "story_id": story, "user_id": author, "nsfw_score": 0.8}
+        keys = publish(store, prefix, decision_events([row]))
+        assert len(keys) == 1 and "event_type=story_moderated" in keys[0]
+        started = time.perf_counter()
+        while time.perf_counter() - started < 10 and story in tray(served, viewer):
+            time.sleep(0.02)
+        assert time.perf_counter() - started < 5.0, "still in the tray 5 s after the decision"
+    finally:
+        follower.stop()
+        restore(served)
+
+
+def test_the_snapshot_loads_moderated_stories_from_the_marts(
+    built_platform: BuiltPlatform,
+) -> None:
+    """`fct_story_views.is_moderation_hidden` is what the graph reads at every load (its rule:
+    the dbt unit test fct_story_views_moderation)."""
+    settings = platform_settings(built_platform.work)
+    with clickhouse_client(settings.clickhouse_url) as client:
+        graph = VisibilityGraph.from_clickhouse(client, settings)
+        flagged = client.query(
+            f"select count() from {settings.marts_database}.fct_story_views"
+            " where is_moderation_hidden"
+        ).result_rows[0][0]
+    assert len(graph.moderated_stories()) == flagged
 
 
 def test_the_graph_loads_moderated_posts_and_withholds_them() -> None:
@@ -283,3 +387,14 @@ def test_the_graph_loads_moderated_posts_and_withholds_them() -> None:
     assert graph.is_withheld(10) and not graph.is_deleted(10)
     graph.moderate_post(10, hidden=False)
     assert graph.can_see_post(1, 10, 2)
+
+
+def test_the_graph_withholds_moderated_stories() -> None:
+    graph = VisibilityGraph.from_edges(follows=[(1, 2)], moderated_stories=[30])
+    assert not graph.can_see_story(1, 30, 2) and graph.can_see_story(1, 31, 2)
+    assert not graph.can_see_story(2, 30, 2), "hidden from its author too"
+    mask = graph.visible_stories_mask(1, np.array([30, 31, 32]), np.array([2, 2, 3]))
+    assert mask.tolist() == [False, True, True]
+    assert not graph.is_withheld(30), "a story id is not a post id"
+    graph.moderate_story(30, hidden=False)
+    assert graph.can_see_story(1, 30, 2) and not graph.moderated_stories()

@@ -218,6 +218,68 @@ def test_stream_events_create_edit_delete_and_switch_privacy(engine: TantivyEngi
     assert _ids(service, "nora_b", kind="users") == [50]
 
 
+class _Completions:
+    """The hashtags the indexer asks autocomplete to add and remove (Redis's own behaviour is
+    tested against a real Redis below)."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.removed: list[str] = []
+
+    def add(self, completions: list[Completion]) -> int:
+        self.added += [c.text for c in completions if c.kind == "hashtag"]
+        return len(completions)
+
+    def remove(self, completions: list[Completion]) -> None:
+        self.removed += [c.text for c in completions if c.kind == "hashtag"]
+
+
+def test_stream_counts_hashtags_and_places_only_from_visible_posts(engine: TantivyEngine) -> None:
+    """A private account's post neither creates nor counts a hashtag or place; a deleted post's
+    count is taken back, and a hashtag left with no post leaves search and autocomplete;
+    re-deliveries count once."""
+    service = SearchService(engine, refresh_seconds=0)
+    report = IndexerReport()
+    completions = _Completions()
+
+    def apply(events: list[dict[str, Any]]) -> None:
+        apply_events(engine, events, report, completions)  # type: ignore[arg-type]
+
+    def posts(kind: Any, key: str) -> float | None:
+        doc = engine.get(kind, [key]).get(key)
+        return None if doc is None else float(doc.posts)  # type: ignore[union-attr]
+
+    created = [
+        _event("user_created", 60, username="ana", is_private=False, country="PT"),
+        _event("user_created", 61, username="bo", is_private=True, country="PT"),
+        _event("post_created", 61, post_id=600, caption="cove", hashtags=["hiddengem"],
+               location_id=77, location_name="Secret Cove"),
+        _event("post_created", 60, post_id=601, caption="pools", hashtags=["tidepool"],
+               location_id=78, location_name="Rocky Shore"),
+        _event("post_created", 60, post_id=602, caption="more pools", hashtags=["TidePool"]),
+    ]  # fmt: skip
+    apply(created)
+    apply(created)  # re-delivered
+    assert report.skipped == 0
+    assert posts("hashtags", "hiddengem") is None and posts("locations", "77") is None
+    assert _ids(service, "hiddengem", kind="hashtags") == []
+    assert _ids(service, "secret cove", kind="locations") == []
+    assert posts("hashtags", "tidepool") == 2.0 and posts("locations", "78") == 1.0
+    assert completions.added == ["#tidepool"]
+
+    deleted = [_event("post_deleted", 60, post_id=601), _event("post_deleted", 60, post_id=602)]
+    apply(deleted[:1])
+    assert posts("hashtags", "tidepool") == 1.0 and posts("locations", "78") == 0.0
+    assert _ids(service, "rocky shore", kind="locations") == []
+    assert _ids(service, "tidepool", kind="hashtags") == ["tidepool"]
+    apply(deleted)  # the first re-delivered, then the last post of the tag
+    assert posts("hashtags", "tidepool") == 0.0
+    assert _ids(service, "tidepool", kind="hashtags") == []
+    assert completions.removed == ["#tidepool"]
+    apply([_event("post_deleted", 61, post_id=600)])  # never counted: nothing to take back
+    assert posts("hashtags", "hiddengem") is None and completions.removed == ["#tidepool"]
+
+
 # --- through Kafka and Redis -------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ The rules:
 - posts hidden by moderation (`dim_posts.is_moderation_hidden`, or a streamed `post_moderated`
   decision) are seen by no one either, their author included: every surface asks
   `can_see_post` / `post_checker` / `visible_posts_mask` / `is_withheld`, so none can forget it;
+- stories whose media moderation hid (`fct_story_views.is_moderation_hidden`, or a streamed
+  `story_moderated` decision) are seen by no one (`can_see_story`, `visible_stories_mask`);
 - a suggestion is never the viewer, someone they follow, or someone hidden either way.
 """
 
@@ -43,6 +45,7 @@ class VisibilityGraph:
         self._private: set[int] = set()
         self._deleted_posts: set[int] = set()
         self._moderated_posts: set[int] = set()  # hidden by a moderation decision
+        self._moderated_stories: set[int] = set()  # stories hidden by a moderation decision
 
     # --- construction --------------------------------------------------------------------
 
@@ -56,6 +59,7 @@ class VisibilityGraph:
         private_users: Iterable[int] = (),
         deleted_posts: Iterable[int] = (),
         moderated_posts: Iterable[int] = (),
+        moderated_stories: Iterable[int] = (),
     ) -> VisibilityGraph:
         """From (follower, followee), (blocker, blocked) and (muter, muted) pairs.
 
@@ -74,12 +78,14 @@ class VisibilityGraph:
         graph._private.update(int(user) for user in private_users)
         graph._deleted_posts.update(int(post) for post in deleted_posts)
         graph._moderated_posts.update(int(post) for post in moderated_posts)
+        graph._moderated_stories.update(int(story) for story in moderated_stories)
         return graph
 
     @classmethod
     def from_clickhouse(cls, client: Client, settings: Settings) -> VisibilityGraph:
         """Read the current state from the dbt models (`int_follow_graph`, `int_blocks`,
-        `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`, `dim_posts.is_moderation_hidden`)."""
+        `int_mutes`, `dim_users.is_private`, `dim_posts.is_deleted`, `dim_posts.is_moderation_hidden`,
+        `fct_story_views.is_moderation_hidden`)."""
         intermediate = settings.intermediate_database
         marts = settings.marts_database
 
@@ -97,6 +103,9 @@ class VisibilityGraph:
             deleted_posts=ids(f"select post_id from {marts}.dim_posts where is_deleted"),
             moderated_posts=ids(
                 f"select post_id from {marts}.dim_posts where is_moderation_hidden"
+            ),
+            moderated_stories=ids(
+                f"select story_id from {marts}.fct_story_views where is_moderation_hidden"
             ),
         )
 
@@ -125,6 +134,10 @@ class VisibilityGraph:
     def is_withheld(self, post_id: int) -> bool:
         """Seen by no one: deleted by its author or hidden by moderation."""
         return post_id in self._deleted_posts or post_id in self._moderated_posts
+
+    def is_story_moderated(self, story_id: int) -> bool:
+        """A story hidden by a moderation decision: seen by no one, its author included."""
+        return story_id in self._moderated_stories
 
     def hidden_authors(self, viewer: int) -> set[int]:
         """Blocked by the viewer, blocking the viewer, or muted by the viewer."""
@@ -211,6 +224,23 @@ class VisibilityGraph:
         )
         return self.visible_mask(viewer, authors) & alive
 
+    def can_see_story(self, viewer: int, story_id: int, author: int) -> bool:
+        return story_id not in self._moderated_stories and self.can_see_author(viewer, author)
+
+    def visible_stories_mask(
+        self, viewer: int, story_ids: np.ndarray, authors: np.ndarray
+    ) -> np.ndarray:
+        """Stories the viewer may see: author visible, story not hidden by moderation (the
+        stories tray's one check, as `visible_posts_mask` is the feed's)."""
+        story_ids = np.asarray(story_ids, dtype=np.int64)
+        moderated = self._moderated_stories
+        allowed = np.fromiter(
+            (story not in moderated for story in story_ids.tolist()),
+            dtype=bool,
+            count=len(story_ids),
+        )
+        return self.visible_mask(viewer, authors) & allowed
+
     def can_suggest(self, viewer: int, candidate: int) -> bool:
         """A who-to-follow candidate: not the viewer, not followed, not hidden either way."""
         if candidate == viewer or self.is_following(viewer, candidate):
@@ -275,6 +305,16 @@ class VisibilityGraph:
     def moderated_posts(self) -> frozenset[int]:
         return frozenset(self._moderated_posts)
 
+    def moderate_story(self, story_id: int, hidden: bool = True) -> None:
+        """A moderation decision on a story's media: hide it from everyone (or restore it)."""
+        if hidden:
+            self._moderated_stories.add(story_id)
+        else:
+            self._moderated_stories.discard(story_id)
+
+    def moderated_stories(self) -> frozenset[int]:
+        return frozenset(self._moderated_stories)
+
     def apply_relationship(self, event_type: str, actor: int, target: int) -> None:
         """Apply one relationship event as the contracts name it (follow, unfollow, ...).
 
@@ -327,5 +367,6 @@ class VisibilityGraph:
         return (
             f"VisibilityGraph(follows={edges}, blocks={sum(map(len, self._blocked.values()))}, "
             f"mutes={sum(map(len, self._muted.values()))}, private={len(self._private)}, "
-            f"deleted_posts={len(self._deleted_posts)}, moderated_posts={len(self._moderated_posts)})"
+            f"deleted_posts={len(self._deleted_posts)}, moderated_posts={len(self._moderated_posts)}, "
+            f"moderated_stories={len(self._moderated_stories)})"
         )

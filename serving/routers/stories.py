@@ -1,7 +1,8 @@
 """`GET /v1/users/{id}/stories`: the stories tray.
 
 Unexpired stories (created in the last `story_hours`, not past `expires_at`) of accounts the
-user follows and may see; authors with an unseen story first, then by the user's affinity to
+user follows and may see, less stories moderation hid (`VisibilityGraph.visible_stories_mask`:
+`fct_story_views.is_moderation_hidden` or a streamed `story_moderated` decision); authors with an unseen story first, then by the user's affinity to
 the author, then by the newest story.
 """
 
@@ -60,7 +61,9 @@ def stories_tray(
     following = snapshot.follows(user_id)
     authors = table["author_id"].to_numpy("int64")
     live &= np.isin(authors, np.fromiter(following, dtype="int64"))
-    live &= snapshot.visibility.visible_mask(user_id, authors)
+    live &= snapshot.visibility.visible_stories_mask(
+        user_id, table["story_id"].to_numpy("int64"), authors
+    )
     seen = snapshot.seen_stories.get(user_id, frozenset())
     trays: dict[int, list[Story]] = {}
     for story_id, author, created, expires in table[live][

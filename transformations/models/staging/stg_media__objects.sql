@@ -1,8 +1,9 @@
--- one row per processed media object (the latest row per object_key); quality features are
--- null for corrupt or unsupported objects
+-- one row per processed media object (the latest row per object_key): a post's (post_id) or a
+-- story's (story_id); quality features are null for corrupt or unsupported objects
 select
     object_key,
     post_id,
+    story_id,
     user_id as author_id,
     mime_type,
     width,
