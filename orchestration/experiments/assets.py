@@ -1,8 +1,10 @@
 """`experiments/results`: per experiment of EXPERIMENTS_DIR, the analysis of
 `experiments.analysis` (delta-method CIs of each metric, sample-ratio check, decision) over the
 impressions its arms served, read from the marts. Two arms are compared, the config's first
-(control) against its second."""
+(control) against its second. An interleaving experiment gets the team-draft sign test over
+its sessions instead (each impression names the arm that placed the item)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,15 @@ from clickhouse_connect.driver.client import Client
 
 from appconfig import Settings, get_settings
 from experiments import Experiment, ExperimentRegistry
-from experiments.analysis import Result, analyse
+from experiments.analysis import (
+    Result,
+    analyse,
+    analyse_interleaving,
+    interleaving_decision,
+    lost_online,
+)
+from ml.registry import record_online_loss
+from ml.tracking import tracking_uri
 from orchestration.resources import ClickHouseResource
 
 EXPERIMENT_RESULTS = dg.AssetKey(["experiments", "results"])
@@ -77,12 +87,36 @@ def experiment_results(
     settings = get_settings()
     registry = ExperimentRegistry(Path(settings.experiments_dir))
     metadata: dict[str, Any] = {"refused_configs": dict(registry.errors)}
+    now = datetime.now(UTC)
+
+    def block(experiment: Experiment, reason: str | None) -> None:
+        if reason is None:
+            return
+        blocked = record_online_loss(tracking_uri(settings), experiment.arms[1].model, reason)
+        metadata[f"{experiment.name}/promotion_blocked"] = blocked or "unknown model version"
+        context.log.warning(f"{experiment.name}: {blocked} may not be promoted: {reason}")
+
     with clickhouse.client() as client:
         for name, experiment in sorted(registry.experiments.items()):
-            result = result_of(experiment, experiment_impressions(client, settings, name))
+            impressions = experiment_impressions(client, settings, name)
+            if experiment.interleaved and not impressions.empty:
+                first, second = experiment.arms[0].name, experiment.arms[1].name
+                found = analyse_interleaving(impressions, first, second)
+                metadata[f"{name}/decision"] = interleaving_decision(found, first, second)
+                metadata[f"{name}/sessions_won"] = {
+                    first: found.wins_a,
+                    second: found.wins_b,
+                    "ties": found.ties,
+                }
+                metadata[f"{name}/sign_test_p_value"] = round(found.p_value, 6)
+                context.log.info(f"{name}: {metadata[f'{name}/decision']}")
+                block(experiment, lost_online(experiment, now, interleaved=found))
+                continue
+            result = result_of(experiment, impressions)
             if result is None:
                 metadata[f"{name}/decision"] = "no impressions yet"
                 continue
+            block(experiment, lost_online(experiment, now, result=result))
             context.log.info(f"{name}: {result.decision}")
             metadata[f"{name}/decision"] = result.decision
             metadata[f"{name}/users"] = result.users
