@@ -138,6 +138,53 @@ def power_sizes(world: World, runs: int, sessions: int, noise: float) -> None:
     )
 
 
+def empirical_sizes(world: World, seeds: int, noise: float) -> None:
+    """No extrapolation: the share of `seeds` fresh seeds in which each method reaches the right
+    verdict at sizes x1.5 apart, and the size where that share crosses 80% (interpolated on
+    log size between the two sizes around it)."""
+    started = time.perf_counter()
+    grid = [int(40 * 1.5**k) for k in range(14)]  # 40 .. ~7,800 sessions
+    power: dict[str, list[float]] = {"ab": [], "sign": []}
+    for n in grid:
+        w = sized(world, n)
+        hits = {"ab": 0, "sign": 0}
+        for seed in range(seeds):
+            rng = np.random.default_rng(60_000 + 101 * n + seed)
+            drawn = draw_sessions(w, n, rng)
+            imps = ab_impressions(w, drawn, {"control": noise, "treatment": 0.0}, f"e{seed}", rng)
+            hits["ab"] += analyse(imps, SHARES).decision == "ship treatment"
+            if not power["sign"] or power["sign"][-1] < 0.97:  # past that, skip the slow part
+                credits = interleaved_credits(w, drawn, 0.0, noise, rng)
+                hits["sign"] += verdict(credits).winner() == "a"
+            else:
+                hits["sign"] += 1
+        for key in hits:
+            power[key].append(hits[key] / seeds)
+        if power["ab"][-1] >= 0.9:
+            break
+
+    def crossing(shares: list[float]) -> float:
+        for i, share in enumerate(shares):
+            if share >= 0.8:
+                if i == 0:
+                    return grid[0]
+                lo, hi = shares[i - 1], share
+                t = (0.8 - lo) / (hi - lo)
+                return float(grid[i - 1] * (grid[i] / grid[i - 1]) ** t)
+        return math.inf
+
+    ab, il = crossing(power["ab"]), crossing(power["sign"])
+    curve = ", ".join(
+        f"{n}: {a:.0%}/{b:.0%}" for n, a, b in zip(grid, power["ab"], power["sign"], strict=False)
+    )
+    print(
+        f"  empirical, {seeds} seeds per size (sessions: A/B power/interleaving power): {curve}\n"
+        f"  80% power at about {ab * world.shown:,.0f} impressions (A/B) vs "
+        f"{il * world.shown:,.0f} (interleaving): {ab / il:.1f}x fewer  "
+        f"[{time.perf_counter() - started:.0f} s]"
+    )
+
+
 def interleaving_aa(world: World, runs: int, sessions: int, noise: float) -> None:
     """Two equally good rankers (the true logit plus independent noise of the same sd) merged
     by team draft: the share of runs whose sign test finds a winner (nominal at most 5%)."""
@@ -211,6 +258,7 @@ def main() -> None:
     parser.add_argument("--aa-sessions", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--power-sessions", type=int, default=20_000)
+    parser.add_argument("--empirical-seeds", type=int, default=100)
     parser.add_argument("--first-crossing", action="store_true", help="also the peeking measure")
     parser.add_argument("--max-sessions", type=int, default=40_000)
     parser.add_argument(
@@ -223,6 +271,8 @@ def main() -> None:
         interleaving_aa(world, args.aa_runs, args.aa_sessions, args.noise[0])
     for noise in args.noise if args.runs > 0 else []:
         power_sizes(world, args.runs, args.power_sessions, noise)
+        if args.empirical_seeds > 0:
+            empirical_sizes(world, args.empirical_seeds, noise)
         if args.first_crossing:
             first_verdicts(world, args.runs, args.max_sessions, noise)
 
