@@ -171,3 +171,43 @@ def test_a_finished_experiment_the_challenger_lost_blocks_it_and_nothing_else_do
     assert "interleaving" in (lost_online(interleaved, after, interleaved=found) or "")
     flipped = verdict(interleaved_credits(WORLD, drawn, 3.0, 0.0, rng))
     assert lost_online(interleaved, after, interleaved=flipped) is None
+
+
+def test_the_asset_judges_each_kind_and_names_a_finished_loser() -> None:
+    from datetime import UTC, datetime
+
+    from experiments import parse_experiment
+    from orchestration.experiments.assets import judge
+
+    arms = [{"name": "champion", "model": "m@champion"}, {"name": "challenger", "model": "m/2"}]
+    window = {"surface": "home_feed", "start": "2026-01-01T00:00:00Z"}
+    interleaved = parse_experiment(
+        {
+            "name": "il",
+            "kind": "interleaving",
+            "end": "2026-02-01T00:00:00Z",
+            "arms": arms,
+            **window,
+        }
+    )
+    rng = np.random.default_rng(8)
+    drawn = draw_sessions(WORLD, 2000, rng)
+    # served impressions of an interleaving: rows per shown item with the arm that placed it
+    rows = []
+    for s, c in enumerate(interleaved_credits(WORLD, drawn, 0.0, 3.0, rng)):
+        rows += [("champion", s, True)] * c.a + [("challenger", s, True)] * c.b
+        rows += [("champion", s, False), ("challenger", s, False)]
+    impressions = pd.DataFrame(rows, columns=["arm", "session_id", "engaged"]).assign(
+        user_id=1, position=0
+    )
+    after = datetime(2026, 3, 1, tzinfo=UTC)
+    metadata, loss = judge(interleaved, impressions, after)
+    assert metadata["il/decision"] == "keep champion"
+    assert set(metadata["il/sessions_won"]) == {"champion", "challenger", "ties"}
+    assert loss is not None and "m/2" in loss
+    _, running = judge(interleaved, impressions, datetime(2026, 1, 2, tzinfo=UTC))
+    assert running is None
+    assert judge(interleaved, impressions.iloc[:0], after) == (
+        {"il/decision": "no impressions yet"},
+        None,
+    )
