@@ -143,7 +143,7 @@ def empirical_sizes(world: World, seeds: int, noise: float) -> None:
     verdict at sizes x1.5 apart, and the size where that share crosses 80% (interpolated on
     log size between the two sizes around it)."""
     started = time.perf_counter()
-    grid = [int(40 * 1.5**k) for k in range(14)]  # 40 .. ~7,800 sessions
+    grid = [int(40 * 1.5**k) for k in range(16)]  # 40 .. ~17,500 sessions
     power: dict[str, list[float]] = {"ab": [], "sign": []}
     for n in grid:
         w = sized(world, n)
