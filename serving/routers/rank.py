@@ -5,6 +5,7 @@ Posts the user may not see (blocked, muted, blocking, private, deleted) are neve
 come back under `excluded`, as do unknown ids and duplicates.
 """
 
+import logging
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from serving.snapshot import ServingSnapshot
 from serving.stages import stage
 from serving.state import ServingState
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["rank"], dependencies=[require("rank")])
 
 
@@ -80,8 +82,13 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     experiment, arms, version = routed.experiment, None, scorer.version
     if routed.partner is not None:  # interleaving: both arms rank, team draft merges
         experiment = None  # unless both ranked
+        scores_b = None
         if reason is None and len(order):
-            scores_b = np.asarray(score(routed.partner.scorer, frame, "rank"))
+            try:
+                scores_b = np.asarray(score(routed.partner.scorer, frame, "rank"))
+            except Exception as exc:  # the second ranker failed: the first one's order
+                log.warning("interleaving for %s: second ranker failed: %s", user, exc)
+        if scores_b is not None:
             order_b = np.argsort(-scores_b, kind="stable")
             order, arms = routed.interleave(order, order_b, len(order), user, uuid.uuid4().hex)
             mine = arms == (routed.arms or ("",))[0]
