@@ -8,6 +8,8 @@ experiment config (control: champion, treatment: challenger, 50/50) and starts
 `--sessions` sessions over HTTP (keep-alive httpx client, one at a time), stops the experiment
 through `POST /admin/experiments/{name}/stop` and runs as many again on the champion alone.
 
+`--kind interleaving` merges champion and challenger in every feed instead.
+
     uv run python -m bench.closed_loop [--users 300 --days 2 --sessions 1000] [--data-dir DIR]
 """
 
@@ -54,9 +56,11 @@ def prepare(data_dir: Path, users: int, days: int, seed: int) -> None:
     marker.write_text("ok")
 
 
-def write_experiment(folder: Path) -> None:
+def write_experiment(folder: Path, kind: str = "ab") -> None:
+    """50/50 A/B of champion and challenger, or (`kind="interleaving"`) both merged by team
+    draft in every feed."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = {
+    config: dict = {
         "name": EXPERIMENT,
         "salt": "bench-challenger-1",
         "surface": "home_feed",
@@ -67,6 +71,9 @@ def write_experiment(folder: Path) -> None:
             {"name": "treatment", "model": "feed-ranker@challenger", "traffic": [0.5, 1.0]},
         ],
     }
+    if kind == "interleaving":
+        config["kind"] = kind
+        config["arms"] = [{k: a[k] for k in ("name", "model")} for a in config["arms"]]
     (folder / f"{EXPERIMENT}.json").write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
 
 
@@ -83,12 +90,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--kind", choices=("ab", "interleaving"), default="ab")
     args = parser.parse_args()
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="closed-loop-"))).resolve()
     started = time.perf_counter()
     prepare(data_dir, args.users, args.days, args.seed)
     print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}")
-    write_experiment(data_dir / "experiments")
+    write_experiment(data_dir / "experiments", args.kind)
 
     for name in (
         "REDIS_URL",

@@ -20,9 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from experiments.config import Experiment
+from experiments.interleaving import Credit, Verdict, verdict
 
 METRICS = (
     "engagement_rate",
@@ -193,3 +197,63 @@ def analyse(
     else:
         decision = "no difference detected"
     return Result({a: int(counts.get(a, 0)) for a in arms}, srm, comparisons, decision)
+
+
+def session_credits(impressions: pd.DataFrame, first: str, second: str) -> list[Credit]:
+    """Per session of an interleaving experiment (rows as in `per_user`, `arm` being the arm
+    that placed the item): the engagements each arm's items earned. Every served session counts,
+    a session without engagements as a tie."""
+    engaged = impressions.assign(engaged=impressions["engaged"].astype("int64"))
+    table = engaged.pivot_table(
+        index="session_id", columns="arm", values="engaged", aggfunc="sum", fill_value=0
+    )
+    a = table[first] if first in table else pd.Series(0, index=table.index)
+    b = table[second] if second in table else pd.Series(0, index=table.index)
+    return [Credit(int(x), int(y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+
+
+def analyse_interleaving(impressions: pd.DataFrame, first: str, second: str) -> Verdict:
+    """The sign test over sessions: which arm's items won more sessions' engagements."""
+    return verdict(session_credits(impressions, first, second))
+
+
+def interleaving_decision(result: Verdict, first: str, second: str) -> str:
+    """Same wording as the A/B rule: the second arm is the challenger."""
+    winner = result.winner()
+    if winner is None:
+        return "no difference detected"
+    return f"ship {second}" if winner == "b" else f"keep {first}"
+
+
+def lost_online(
+    experiment: Experiment,
+    at: datetime,
+    result: Result | None = None,
+    interleaved: Verdict | None = None,
+) -> str | None:
+    """Why the challenger (the second arm) lost this experiment, or None: only a finished
+    experiment (stopped, or past its end) decides, and only a loss whose evidence excludes no
+    difference: the CI of the primary metric lies below 0 (a void A/B, sample-ratio mismatch,
+    decides nothing), or the interleaving sign test favours the first arm at 5%. The reason is
+    what promotion records when it refuses the challenger's model."""
+    if not (experiment.stopped or at >= experiment.end):
+        return None
+    first, second = experiment.arms[0], experiment.arms[1]
+    if interleaved is not None:
+        if interleaved.winner() != "a":
+            return None
+        return (
+            f"experiment {experiment.name!r} (interleaving): {second.name} ({second.model}) won "
+            f"{interleaved.wins_b} sessions to {first.name}'s {interleaved.wins_a} "
+            f"(sign test p = {interleaved.p_value:.2g})"
+        )
+    if result is None or result.srm_p_value < SRM_ALPHA:
+        return None
+    c = result.comparisons["engagement_rate"]
+    if not c.high < 0:
+        return None
+    return (
+        f"experiment {experiment.name!r}: {second.name} ({second.model}) engagement_rate "
+        f"{c.treatment:.4f} vs {first.name} {c.control:.4f}, difference {c.difference:+.4f} "
+        f"(95% CI [{c.low:+.4f}, {c.high:+.4f}])"
+    )

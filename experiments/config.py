@@ -14,6 +14,10 @@ and its start and end.
       ]
     }
 
+An experiment's `kind` is "ab" (the default: each user sees one arm) or "interleaving": two arms
+without `traffic`, whose rankings every user in the experiment sees merged by team draft
+(`experiments.interleaving`), each item logged with the arm that placed it.
+
 An arm owns the users whose hash falls in its half-open `traffic` range of [0, 1): ranges are
 explicit (not bare percentages) so that growing an arm moves only the users at its edge, and so
 that two arms claiming the same users is an error that can be named. A config is refused, with
@@ -35,6 +39,7 @@ from typing import Any
 import orjson
 
 SURFACES = ("home_feed", "explore")
+KINDS = ("ab", "interleaving")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 TOLERANCE = 1e-9
 
@@ -69,6 +74,11 @@ class Experiment:
     end: datetime
     arms: tuple[Arm, ...]
     stopped: bool = False
+    kind: str = "ab"
+
+    @property
+    def interleaved(self) -> bool:
+        return self.kind == "interleaving"
 
     def arm(self, name: str) -> Arm | None:
         return next((a for a in self.arms if a.name == name), None)
@@ -92,10 +102,23 @@ def _timestamp(value: Any, field: str, reasons: list[str]) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _arms(raw: Any, reasons: list[str], known_model: Callable[[str], bool] | None) -> list[Arm]:
+def _arms(
+    raw: Any, reasons: list[str], known_model: Callable[[str], bool] | None, kind: Any = "ab"
+) -> list[Arm]:
     if not isinstance(raw, list) or len(raw) < 2:
         reasons.append("arms: expected a list of at least two arms")
         return []
+    if kind == "interleaving":
+        if len(raw) != 2:
+            reasons.append("arms: interleaving merges exactly two arms")
+        for i, item in enumerate(raw):
+            if isinstance(item, Mapping) and "traffic" in item:
+                reasons.append(
+                    f"arms[{i}].traffic: interleaving arms share every user's feed; omit traffic"
+                )
+        raw = [
+            {**item, "traffic": [0.0, 1.0]} if isinstance(item, Mapping) else item for item in raw
+        ]
     arms: list[Arm] = []
     for i, item in enumerate(raw):
         where = f"arms[{i}]"
@@ -128,6 +151,8 @@ def _arms(raw: Any, reasons: list[str], known_model: Callable[[str], bool] | Non
     ]
     for name in sorted({n for n in names if names.count(n) > 1}):
         reasons.append(f"arms: the name {name!r} is used twice")
+    if kind == "interleaving":
+        return arms
     ordered = sorted(arms, key=lambda a: a.low)
     for left, right in itertools.pairwise(ordered):
         if right.low < left.high - TOLERANCE:
@@ -156,6 +181,9 @@ def parse_experiment(
         reasons.append("salt: expected a non-empty string")
     if surface not in SURFACES:
         reasons.append(f"surface: expected one of {', '.join(SURFACES)}")
+    kind = raw.get("kind", "ab")
+    if kind not in KINDS:
+        reasons.append(f"kind: expected one of {', '.join(KINDS)}")
     start = _timestamp(raw.get("start"), "start", reasons)
     end = _timestamp(raw.get("end"), "end", reasons)
     if start is not None and end is not None and end <= start:
@@ -163,14 +191,18 @@ def parse_experiment(
     stopped = raw.get("stopped", False)
     if type(stopped) is not bool:
         reasons.append("stopped: expected a boolean")
-    unknown = sorted(set(raw) - {"name", "salt", "surface", "start", "end", "stopped", "arms"})
+    unknown = sorted(
+        set(raw) - {"name", "salt", "surface", "start", "end", "stopped", "arms", "kind"}
+    )
     if unknown:
         reasons.append(f"unknown keys: {', '.join(unknown)}")
-    arms = _arms(raw.get("arms"), reasons, known_model)
+    arms = _arms(raw.get("arms"), reasons, known_model, kind)
     if reasons:
         raise ExperimentConfigError(source, reasons)
     assert start is not None and end is not None
-    return Experiment(str(name), str(salt), str(surface), start, end, tuple(arms), bool(stopped))
+    return Experiment(
+        str(name), str(salt), str(surface), start, end, tuple(arms), bool(stopped), str(kind)
+    )
 
 
 def load_experiment(path: Path, known_model: Callable[[str], bool] | None = None) -> Experiment:

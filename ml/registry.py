@@ -36,6 +36,9 @@ CHAMPION = "champion"
 # a candidate must beat the champion and the baseline by 1% of their figure: a smaller gain is
 # within the noise of a holdout of a few hundred users, and not worth a model swap
 PROMOTION_MARGIN = 0.01
+# set on a model version whose arm lost a finished online experiment (experiments/results):
+# its value says which experiment, the metric and its interval; promotion refuses the version
+ONLINE_LOSS_TAG = "online.lost"
 
 
 @dataclass
@@ -206,6 +209,34 @@ def beats(value: float, other: float, margin: float, higher_is_better: bool = Tr
     return value > other + slack if higher_is_better else value < other - slack
 
 
+def online_loss(mlflow_client: MlflowClient, name: str, version: str) -> str | None:
+    """Why this version lost a finished online experiment, or None (never lost, or no such
+    version: the offline checks speak for it)."""
+    try:
+        tags = mlflow_client.get_model_version(name, version).tags
+    except MlflowException:
+        return None
+    return tags.get(ONLINE_LOSS_TAG) or None
+
+
+def record_online_loss(tracking_uri: str, model: str, reason: str) -> str | None:
+    """Tag the version an arm served (`<name>/<version>`, or `<name>@<alias>` resolved now) as
+    a loser online, so `promote_if_better` refuses it with `reason`; returns `name/version`, or
+    None when the registry does not know the reference."""
+    mlflow_client = client(tracking_uri)
+    try:
+        if "@" in model:
+            name, alias = model.split("@", 1)
+            version = str(mlflow_client.get_model_version_by_alias(name, alias).version)
+        else:
+            name, _, version = model.rpartition("/")
+            mlflow_client.get_model_version(name, version)
+    except MlflowException:
+        return None
+    mlflow_client.set_model_version_tag(name, version, ONLINE_LOSS_TAG, reason)
+    return f"{name}/{version}"
+
+
 def promote_if_better(
     tracking_uri: str,
     name: str,
@@ -225,7 +256,9 @@ def promote_if_better(
     Give either `evaluate(model_uri) -> figure` (called for both versions, so both are measured
     the same way) or `scores` precomputed by version. A tie keeps the champion. When the
     candidate fails and the champion does not beat the baseline on this holdout either, the
-    champion alias is removed: the baseline serves."""
+    champion alias is removed: the baseline serves. A version tagged as the loser of a finished
+    online experiment (`ONLINE_LOSS_TAG`) is never promoted: winning offline does not outweigh
+    losing to real users."""
     if (evaluate is None) == (scores is None):
         raise ValueError("give exactly one of evaluate= or scores=")
 
@@ -254,6 +287,9 @@ def promote_if_better(
             f"candidate {metric_name} {candidate:.5f} does not beat the {baseline_name} "
             f"baseline {baseline:.5f} {margin_text}"
         )
+    lost_online = online_loss(mlflow_client, name, candidate_version)
+    if lost_online is not None:
+        reasons.append(f"lost online: {lost_online}")
     if current == candidate_version:
         reasons.append("already the champion")
         incumbent = candidate

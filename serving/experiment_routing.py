@@ -6,6 +6,12 @@ built once and refreshed with the champion's, so an alias an arm follows moves w
 restart. The experiment files are re-read at most once a second (`ExperimentRegistry.refresh`),
 so stopping an experiment (its file, or `POST /admin/experiments/{name}/stop`) takes effect on
 the next requests. A config naming a model the registry does not have is refused at load.
+
+An interleaving experiment routes every viewer to both arms' models: the feed (and `/v1/rank`)
+scores its candidates with each, orders each list by its own rules, and merges the two by team
+draft (`Routed.interleave`, seeded per request); every item then carries the arm that placed
+it, which the client copies into its impression, so the analysis credits each engagement to
+the ranker that earned it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from experiments import ExperimentRegistry
+from experiments.interleaving import A, seed_of, team_draft
 from serving.model_loading import ModelHolder
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,33 @@ log = logging.getLogger(__name__)
 class Routed:
     models: ModelHolder
     experiment: str | None = None
-    arm: str | None = None
+    arm: str | None = None  # None in an interleaving experiment: each item carries its arm
+    partner: ModelHolder | None = None  # interleaving: the second arm's model
+    arms: tuple[str, str] | None = None  # interleaving: the arms of `models` and `partner`
+    salt: str = ""
+
+    @property
+    def interleaved(self) -> bool:
+        return self.partner is not None
+
+    @property
+    def version(self) -> str:
+        """The ranker(s) behind a feed: one version, or both of an interleaving."""
+        if self.partner is None:
+            return self.models.version
+        return f"{self.models.version}+{self.partner.version}"
+
+    def interleave(
+        self, order_a: np.ndarray, order_b: np.ndarray, length: int, *seed: object
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Team draft of two orders of the same rows (first arm's, second arm's), at most
+        `length` long: the merged rows and, per row, the name of the arm that placed it. The
+        coin flips are seeded by (salt, *seed): the same request merges alike."""
+        assert self.arms is not None
+        mixed = team_draft(order_a.tolist(), order_b.tolist(), length, seed_of(self.salt, *seed))
+        first, second = self.arms
+        names = np.array([first if t == A else second for t in mixed.teams], dtype=object)
+        return np.asarray(mixed.items, dtype=np.int64), names
 
 
 class ExperimentRouter:
@@ -61,6 +96,16 @@ class ExperimentRouter:
         if assigned is None:
             return Routed(self.champion)
         experiment, arm = assigned
+        if experiment.interleaved:
+            first, second = experiment.arms
+            return Routed(
+                self.holder(first.model),
+                experiment.name,
+                None,
+                partner=self.holder(second.model),
+                arms=(first.name, second.name),
+                salt=experiment.salt,
+            )
         return Routed(self.holder(arm.model), experiment.name, arm.name)
 
     def refresh_models(self) -> None:

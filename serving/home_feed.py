@@ -58,6 +58,7 @@ class RankedFeed:
     frame_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
     experiment: str | None = None  # the online experiment and arm that chose the ranker
     arm: str | None = None
+    arms: np.ndarray | None = None  # interleaving: per item, the arm whose ranker placed it
 
 
 @dataclass
@@ -135,8 +136,8 @@ class FeedService:
             return None
         if feed.degraded or feed.feed_version != feed_version:
             return None
-        models = routed.models if routed is not None else self.models
-        if feed.model_version != models.version and feed.frame is not None:
+        version = routed.version if routed is not None else self.models.version
+        if feed.model_version != version and feed.frame is not None:
             return None  # a new champion re-ranks on the next request
         if routed is not None and (feed.experiment, feed.arm) != (routed.experiment, routed.arm):
             return None  # an experiment started or stopped: rank with the model now assigned
@@ -209,24 +210,51 @@ class FeedService:
         with stage("feed", "rules"):
             order = np.argsort(-scores, kind="stable")
             order = spread_authors(order, kept.author_ids, self.max_run)[: self.snapshot_size]
+        snapshot_id = uuid.uuid4().hex[:16]
+        experiment = routed.experiment if routed is not None else None
+        arm = routed.arm if routed is not None else None
+        arms: np.ndarray | None = None
+        version = scorer.version
+        ranked_scores = np.asarray(scores)[order]
+        if routed is not None and routed.partner is not None:
+            scores_b = None
+            if not degraded:
+                try:
+                    scores_b = np.asarray(score(routed.partner.scorer, frame, "feed"))
+                except Exception as exc:  # the second ranker failed: the first one's feed
+                    log.warning("interleaving of %s: second ranker failed: %s", user_id, exc)
+                    reasons.append(f"interleaving unavailable ({type(exc).__name__})")
+            if scores_b is None:  # not ranked by both: no impression of the experiment
+                experiment = None
+            else:
+                with stage("feed", "rules"):
+                    order_b = np.argsort(-scores_b, kind="stable")
+                    order_b = spread_authors(order_b, kept.author_ids, self.max_run)
+                    order, arms = routed.interleave(
+                        order, order_b, self.snapshot_size, user_id, snapshot_id
+                    )
+                mine = arms == routed.arms[0] if routed.arms else np.ones(len(order), bool)
+                ranked_scores = np.where(mine, np.asarray(scores)[order], scores_b[order])
+                version = routed.version
         feed = RankedFeed(
-            snapshot_id=uuid.uuid4().hex[:16],
+            snapshot_id=snapshot_id,
             user_id=user_id,
             post_ids=kept.post_ids[order],
             author_ids=kept.author_ids[order],
             created_ts=kept.created_ts[order],
-            scores=np.asarray(scores)[order],
+            scores=ranked_scores,
             sources=kept.sources[order],
             frame=frame,
             frame_rows=order,
-            model_version=scorer.version,
+            model_version=version,
             feed_version=found.feed_version,
             degraded=degraded,
             reasons=reasons,
             candidates=total,
             ranked=len(kept),
-            experiment=routed.experiment if routed is not None else None,
-            arm=routed.arm if routed is not None else None,
+            experiment=experiment,
+            arm=arm,
+            arms=arms,
         )
         self.latest.put(user_id, feed)
         self.snapshots.put(feed.snapshot_id, feed)

@@ -19,6 +19,11 @@ class RankedPost(BaseModel):
     contributions: dict[str, float] | None = Field(
         None, description="per-feature contributions to the logit (explain=true)"
     )
+    arm: str | None = Field(
+        None,
+        description="the experiment arm whose ranker placed this item (in an interleaving "
+        "experiment the arms alternate within one feed): copy it into the impression",
+    )
 
 
 class Ranked(BaseModel):
@@ -29,7 +34,11 @@ class Ranked(BaseModel):
     experiment: str | None = Field(
         None, description="the online experiment this viewer is in (copy it into impressions)"
     )
-    arm: str | None = Field(None, description="the viewer's arm, whose model ranked the items")
+    arm: str | None = Field(
+        None,
+        description="the viewer's arm, whose model ranked the items (null in an interleaving "
+        "experiment: each item names its arm)",
+    )
 
 
 class FeedResponse(Ranked):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,3 +95,119 @@ def test_the_dagster_asset_compares_the_configs_first_two_arms() -> None:
     assert result is not None and result.decision == "ship oracle"
     assert "| engagement_rate |" in markdown(result)
     assert result_of(experiment, impressions.iloc[:0]) is None
+
+
+def test_interleaving_credits_each_session_to_the_arm_whose_items_earned_it() -> None:
+    from experiments.analysis import analyse_interleaving, interleaving_decision, session_credits
+
+    impressions = pd.DataFrame(
+        {
+            "arm": ["a", "b", "a", "b", "a", "b", "b", "a"],
+            "user_id": [1, 1, 1, 1, 2, 2, 3, 3],
+            "session_id": ["s1", "s1", "s1", "s1", "s2", "s2", "s3", "s3"],
+            "position": [0, 1, 2, 3, 0, 1, 0, 1],
+            "engaged": [True, True, True, False, False, False, False, True],
+        }
+    )
+    credits = session_credits(impressions, "a", "b")
+    assert [(c.a, c.b) for c in credits] == [(2, 1), (0, 0), (1, 0)]
+    found = analyse_interleaving(impressions, "a", "b")
+    assert (found.wins_a, found.wins_b, found.ties) == (2, 0, 1)
+    assert interleaving_decision(found, "a", "b") == "no difference detected"
+    # a clear preference over many sessions: the challenger ("b") wins
+    many = pd.concat(
+        [
+            impressions.assign(
+                session_id=impressions["session_id"] + f"-{i}",
+                arm=impressions["arm"].map({"a": "b", "b": "a"}),
+            )
+            for i in range(10)
+        ]
+    )
+    assert interleaving_decision(analyse_interleaving(many, "a", "b"), "a", "b") == "ship b"
+
+
+def test_a_finished_experiment_the_challenger_lost_blocks_it_and_nothing_else_does() -> None:
+    from datetime import UTC, datetime
+
+    from experiments import parse_experiment
+    from experiments.analysis import lost_online
+
+    raw: dict[str, Any] = {
+        "name": "e",
+        "surface": "home_feed",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-02-01T00:00:00Z",
+        "arms": [
+            {"name": "champion", "model": "m@champion", "traffic": [0.0, 0.5]},
+            {"name": "challenger", "model": "m/2", "traffic": [0.5, 1.0]},
+        ],
+    }
+    experiment = parse_experiment(raw)
+    during, after = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC)
+    rng = np.random.default_rng(4)
+    drawn = draw_sessions(WORLD, 3000, rng)
+    worse = ab_impressions(WORLD, drawn, {"champion": 0.0, "challenger": 3.0}, "e", rng)
+    lost = analyse(worse, {"champion": 0.5, "challenger": 0.5}, "champion", "challenger")
+    assert lost.decision == "keep champion"
+    reason = lost_online(experiment, after, result=lost)
+    assert reason is not None and "'e'" in reason and "m/2" in reason and "95% CI" in reason
+    assert lost_online(experiment, during, result=lost) is None  # still running
+    stopped = parse_experiment(dict(raw, stopped=True))
+    assert lost_online(stopped, during, result=lost) is not None
+    better = ab_impressions(WORLD, drawn, {"champion": 3.0, "challenger": 0.0}, "e", rng)
+    won = analyse(better, {"champion": 0.5, "challenger": 0.5}, "champion", "challenger")
+    assert lost_online(experiment, after, result=won) is None
+    # interleaving: the first arm (the oracle) wins the sessions
+    interleaved = parse_experiment(
+        dict(
+            raw,
+            kind="interleaving",
+            arms=[{k: a[k] for k in ("name", "model")} for a in raw["arms"]],
+        )
+    )
+    found = verdict(interleaved_credits(WORLD, drawn, 0.0, 3.0, rng))
+    assert found.winner() == "a"
+    assert "interleaving" in (lost_online(interleaved, after, interleaved=found) or "")
+    flipped = verdict(interleaved_credits(WORLD, drawn, 3.0, 0.0, rng))
+    assert lost_online(interleaved, after, interleaved=flipped) is None
+
+
+def test_the_asset_judges_each_kind_and_names_a_finished_loser() -> None:
+    from datetime import UTC, datetime
+
+    from experiments import parse_experiment
+    from orchestration.experiments.assets import judge
+
+    arms = [{"name": "champion", "model": "m@champion"}, {"name": "challenger", "model": "m/2"}]
+    window = {"surface": "home_feed", "start": "2026-01-01T00:00:00Z"}
+    interleaved = parse_experiment(
+        {
+            "name": "il",
+            "kind": "interleaving",
+            "end": "2026-02-01T00:00:00Z",
+            "arms": arms,
+            **window,
+        }
+    )
+    rng = np.random.default_rng(8)
+    drawn = draw_sessions(WORLD, 2000, rng)
+    # served impressions of an interleaving: rows per shown item with the arm that placed it
+    rows = []
+    for s, c in enumerate(interleaved_credits(WORLD, drawn, 0.0, 3.0, rng)):
+        rows += [("champion", s, True)] * c.a + [("challenger", s, True)] * c.b
+        rows += [("champion", s, False), ("challenger", s, False)]
+    impressions = pd.DataFrame(rows, columns=["arm", "session_id", "engaged"]).assign(
+        user_id=1, position=0
+    )
+    after = datetime(2026, 3, 1, tzinfo=UTC)
+    metadata, loss = judge(interleaved, impressions, after)
+    assert metadata["il/decision"] == "keep champion"
+    assert set(metadata["il/sessions_won"]) == {"champion", "challenger", "ties"}
+    assert loss is not None and "m/2" in loss
+    _, running = judge(interleaved, impressions, datetime(2026, 1, 2, tzinfo=UTC))
+    assert running is None
+    assert judge(interleaved, impressions.iloc[:0], after) == (
+        {"il/decision": "no impressions yet"},
+        None,
+    )

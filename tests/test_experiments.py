@@ -149,3 +149,24 @@ def test_registry_refuses_bad_files_and_overlapping_experiments(tmp_path: Path) 
     assert "overlap on home_feed" in registry.errors["b.json"][0]
     assert registry.errors["c.json"] == ["arms: expected a list of at least two arms"]
     assert registry.errors["d.json"][0].startswith("malformed JSON")
+
+
+def test_an_interleaving_config_has_two_arms_without_traffic() -> None:
+    arms = [
+        {"name": "control", "model": "feed-ranker@champion"},
+        {"name": "treatment", "model": "feed-ranker/3"},
+    ]
+    experiment = parse_experiment(config(kind="interleaving", arms=arms), "t", KNOWN.__contains__)
+    assert experiment.interleaved and [a.name for a in experiment.arms] == ["control", "treatment"]
+    reasons = refused(
+        config(
+            kind="interleaving",
+            arms=[*arms, {"name": "third", "model": "feed-ranker/2"}],
+        )
+    )
+    assert "arms: interleaving merges exactly two arms" in reasons, reasons
+    reasons = refused(config(kind="interleaving"))  # the A/B arms, with traffic
+    assert any("omit traffic" in r for r in reasons), reasons
+    assert any(
+        r.startswith("kind: expected one of ab, interleaving") for r in refused(config(kind="x"))
+    )

@@ -225,3 +225,120 @@ def test_the_closed_loop_reads_served_feeds_and_lands_ingestible_events(online: 
             assert arms == {a: t.impressions for (_, a), t in report.arms.items()}
         finally:
             client.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+INTERLEAVED = {
+    "name": "tiny-interleaved",
+    "kind": "interleaving",
+    "salt": "tiny-interleaved-1",
+    "surface": "home_feed",
+    "start": "2020-01-01T00:00:00Z",
+    "end": "2100-01-01T00:00:00Z",
+    "arms": [
+        {"name": "control", "model": "test-ranker/1"},
+        {"name": "treatment", "model": "test-ranker/2"},
+    ],
+}
+
+
+def test_an_interleaving_experiment_merges_both_arms_and_is_analysed_from_served_impressions(
+    online: Online,
+) -> None:
+    """Every viewer's feed is a team draft of both arms' rankings, each item names its arm, the
+    closed loop logs that arm per impression, and the sign test reads the sessions back."""
+    import pandas as pd
+
+    from experiments import ExperimentRegistry
+    from experiments.analysis import analyse_interleaving
+    from ingestion.landing_source import read_file
+    from ingestion.loader import load_records
+    from objectstore import open_store
+    from warehouse import ensure_raw_tables
+    from workload.loop import LoopConfig, run_loop
+    from workload.truth_oracle import TruthOracle
+
+    ab = online.experiments / "tiny-rankers.json"
+    path = online.experiments / "tiny-interleaved.json"
+    ab.unlink()
+    path.write_bytes(orjson.dumps(INTERLEAVED))
+    assert online.state.experiments is not None
+    online.state.experiments.registry.refresh(force=True)
+    try:
+        placed: dict[str, int] = {"control": 0, "treatment": 0}
+        for user in users(online)[:30]:
+            body = online.client.get(f"/v1/users/{user}/feed", headers=AUTH).json()
+            if body["degraded"] or not body["items"]:
+                continue
+            assert (body["experiment"], body["arm"]) == ("tiny-interleaved", None)
+            assert body["model_version"] == "test-ranker/1+test-ranker/2"
+            arms = [item["arm"] for item in body["items"]]
+            assert set(arms) <= {"control", "treatment"}
+            for k in range(1, len(arms) + 1):  # team draft: picks stay balanced in every prefix
+                assert abs(arms[:k].count("control") - arms[:k].count("treatment")) <= 1
+            for arm in arms:
+                placed[arm] += 1
+            # POST /v1/rank interleaves the same way
+            posts = [item["post_id"] for item in body["items"]]
+            ranked = online.client.post(
+                "/v1/rank", json={"user_id": user, "post_ids": posts}, headers=AUTH
+            ).json()
+            assert ranked["experiment"] == "tiny-interleaved"
+            assert sorted(i["post_id"] for i in ranked["items"]) == sorted(posts)
+            assert {i["arm"] for i in ranked["items"]} <= {"control", "treatment"}
+        assert placed["control"] > 0 and placed["treatment"] > 0, placed
+
+        store = open_store(online.state.settings.object_store_url)
+        online.client.headers.update(AUTH)
+        try:
+            report = run_loop(
+                online.client,
+                TruthOracle.of(online.built.workload),
+                store,
+                "landing/interleaved",
+                online.built.watermark,
+                LoopConfig(sessions=60, seed=11, batch_id="interleaved"),
+            )
+        finally:
+            del online.client.headers["Authorization"]
+        assert report.sessions == 60 and not report.http_errors
+        landed = [r for key in report.keys for r in read_file(store, key, partition_of(key))]
+        registry = ExperimentRegistry(online.experiments)
+        with clickhouse_client(online.state.settings.clickhouse_url) as client:
+            try:  # the ingestion path accepts every served arm
+                ensure_raw_tables(client, "interleaved_raw")
+                loaded = load_records(
+                    client, "interleaved_raw", landed, known_arm=registry.knows_arm
+                )
+                assert loaded.dead_lettered == 0, loaded.reasons
+            finally:
+                client.command("DROP DATABASE IF EXISTS interleaved_raw")
+        records = [orjson.loads(r.line) for r in landed]
+        views = [r for r in records if r["event_type"] == "impression"]
+        assert all(r["experiment"] == "tiny-interleaved" for r in views)
+        liked = {(r["user_id"], r["post_id"]) for r in records if r["event_type"] == "like"}
+        impressions = pd.DataFrame(
+            {
+                "arm": [r["arm"] for r in views],
+                "user_id": [r["user_id"] for r in views],
+                "session_id": [r["request_id"] for r in views],
+                "position": [r["position"] for r in views],
+                "engaged": [(r["user_id"], r["post_id"]) in liked for r in views],
+            }
+        )
+        found = analyse_interleaving(impressions, "control", "treatment")
+        sessions = impressions["session_id"].nunique()
+        assert found.wins_a + found.wins_b + found.ties == sessions
+        per_arm = impressions[impressions["engaged"]].groupby("arm").size().to_dict()
+        assert found.wins_a <= per_arm.get("control", 0)
+        assert found.wins_b <= per_arm.get("treatment", 0)
+        assert report.arms[("tiny-interleaved", "control")].impressions == placed_count(
+            views, "control"
+        )
+    finally:
+        path.unlink()
+        ab.write_bytes(orjson.dumps(CONFIG))
+        online.state.experiments.registry.refresh(force=True)
+
+
+def placed_count(views: list[dict], arm: str) -> int:
+    return sum(1 for r in views if r["arm"] == arm)

@@ -75,3 +75,21 @@ def test_sign_test() -> None:
     assert abs(sign_test(9, 1) - 0.021484375) < 1e-12  # 2 * (1 + 10) / 1024
     assert sign_test(1400, 1000) < 1e-9
     assert sign_test(1000, 1001) > 0.9
+
+
+def test_the_served_merge_names_each_rows_arm_and_repeats_for_the_same_request() -> None:
+    import numpy as np
+
+    from serving.experiment_routing import Routed
+    from serving.model_loading import ModelHolder, RecencyPopularityScorer
+
+    holder = ModelHolder(lambda: None, lambda _: RecencyPopularityScorer())
+    routed = Routed(holder, "e", None, partner=holder, arms=("control", "treatment"), salt="s")
+    first, second = np.array([0, 1, 2, 3, 4]), np.array([4, 3, 2, 1, 0])
+    rows, arms = routed.interleave(first, second, 5, 7, "snapshot-1")
+    assert sorted(rows.tolist()) == [0, 1, 2, 3, 4]
+    assert set(arms.tolist()) == {"control", "treatment"}
+    assert rows[0] in (0, 4) and arms[0] == ("control" if rows[0] == 0 else "treatment")
+    again = routed.interleave(first, second, 5, 7, "snapshot-1")
+    assert rows.tolist() == again[0].tolist() and arms.tolist() == again[1].tolist()
+    assert routed.interleaved and routed.version == f"{holder.version}+{holder.version}"

@@ -173,3 +173,26 @@ def test_promotion_on_postgresql(tmp_path: Path) -> None:
         reachable = False
     require_service("PostgreSQL", reachable, url)
     promotion_round(sqlalchemy_uri(url), tmp_path)
+
+
+def test_a_version_that_lost_online_is_not_promoted(tmp_path: Path) -> None:
+    """Online beats offline: a challenger that wins on the holdout but lost a finished online
+    experiment keeps the champion where it is, and the reason is recorded on the version."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "online-gated"
+    v1 = publish(uri, name, 0.5, tmp_path / "a")
+    v2 = publish(uri, name, 0.9, tmp_path / "a")
+    auc = {v1: 0.70, v2: 0.80}  # v2 wins offline
+    registry.promote_if_better(uri, name, v1, metric_name="auc", scores=auc)
+    reason = "experiment 'ranker-v2': treatment (online-gated/2) engagement_rate -0.0040"
+    assert registry.record_online_loss(uri, f"{name}/{v2}", reason) == f"{name}/{v2}"
+    assert registry.record_online_loss(uri, f"{name}/99", reason) is None
+    assert registry.record_online_loss(uri, f"{name}@nobody", reason) is None
+    decision = registry.promote_if_better(uri, name, v2, metric_name="auc", scores=auc)
+    assert not decision.promoted and decision.serving == "champion"
+    assert decision.reason == f"lost online: {reason}"
+    assert registry.champion_version(uri, name) == v1
+    tags = registry.client(uri).get_model_version(name, v2).tags
+    assert tags["promotion.reason"] == f"lost online: {reason}"
+    # an alias resolves to the version it points at now
+    assert registry.record_online_loss(uri, f"{name}@champion", "lost too") == f"{name}/{v1}"

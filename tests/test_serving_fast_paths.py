@@ -196,6 +196,7 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
                 "created_at": iso(1_796_537_046.123456),
                 "source": "request",
                 "contributions": {"post_age_hours": -0.25},
+                "arm": "treatment",
             },
             {
                 "post_id": 12,
@@ -205,6 +206,7 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
                 "created_at": iso(1_796_537_000.0),
                 "source": "request",
                 "contributions": None,
+                "arm": "treatment",
             },
         ],
         "excluded": [{"post_id": 5, "reason": "duplicate"}],

@@ -122,7 +122,7 @@ def run_loop(
                 tally.sessions += 1
             items = body["items"]
             if items:
-                shown += _read_page(oracle, rng, user, request_id, body, items, now, lines, tally)
+                shown += _read_page(oracle, rng, user, request_id, body, items, now, lines, report)
             cursor = body.get("next_cursor")
             if cursor is None or rng.random() >= config.continue_probability:
                 break
@@ -152,8 +152,11 @@ def _read_page(
     items: list[dict],
     now: float,
     lines: dict[tuple[datetime, str], list[bytes]],
-    tally: ArmTally,
+    report: LoopReport,
 ) -> int:
+    """Read one page: engage with the true p, log an impression per item (with the experiment
+    and the item's arm: in an interleaving experiment the arms alternate within the page) and a
+    like per engagement, and tally them per arm."""
     posts = [int(i["post_id"]) for i in items]
     authors = [int(i["author_id"]) for i in items]
     positions = [int(i["rank"]) for i in items]
@@ -161,8 +164,9 @@ def _read_page(
     engaged = rng.random(len(p)) < p
     ids = random_uuids(rng, len(items) + int(engaged.sum()))
     hour = datetime.fromtimestamp(now, UTC).replace(minute=0, second=0, microsecond=0)
-    experiment, arm = body.get("experiment"), body.get("arm")
+    experiment = body.get("experiment")
     for j, (post, position) in enumerate(zip(posts, positions, strict=True)):
+        arm = items[j].get("arm") or body.get("arm")
         shown_at = now + 1.5 * j
         impression = {
             "event_id": ids.pop(),
@@ -191,9 +195,10 @@ def _read_page(
                 "post_id": post,
             }
             lines[(hour, "like")].append(orjson.dumps(like))
-    tally.impressions += len(items)
-    tally.engagements += int(engaged.sum())
-    tally.expected_engagements += float(p.sum())
+        tally = report.arms.setdefault((experiment, arm), ArmTally())
+        tally.impressions += 1
+        tally.engagements += int(engaged[j])
+        tally.expected_engagements += float(p[j])
     return len(items)
 
 

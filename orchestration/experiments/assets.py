@@ -1,8 +1,10 @@
 """`experiments/results`: per experiment of EXPERIMENTS_DIR, the analysis of
 `experiments.analysis` (delta-method CIs of each metric, sample-ratio check, decision) over the
 impressions its arms served, read from the marts. Two arms are compared, the config's first
-(control) against its second."""
+(control) against its second. An interleaving experiment gets the team-draft sign test over
+its sessions instead (each impression names the arm that placed the item)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,15 @@ from clickhouse_connect.driver.client import Client
 
 from appconfig import Settings, get_settings
 from experiments import Experiment, ExperimentRegistry
-from experiments.analysis import Result, analyse
+from experiments.analysis import (
+    Result,
+    analyse,
+    analyse_interleaving,
+    interleaving_decision,
+    lost_online,
+)
+from ml.registry import record_online_loss
+from ml.tracking import tracking_uri
 from orchestration.resources import ClickHouseResource
 
 EXPERIMENT_RESULTS = dg.AssetKey(["experiments", "results"])
@@ -60,6 +70,34 @@ def markdown(result: Result) -> str:
     return "\n".join(rows)
 
 
+def judge(
+    experiment: Experiment, impressions: pd.DataFrame, now: datetime
+) -> tuple[dict[str, Any], str | None]:
+    """The asset's metadata for one experiment, and why its challenger lost (None unless the
+    experiment is finished and the challenger lost: see `lost_online`)."""
+    name = experiment.name
+    if impressions.empty:
+        return {f"{name}/decision": "no impressions yet"}, None
+    if experiment.interleaved:
+        first, second = experiment.arms[0].name, experiment.arms[1].name
+        found = analyse_interleaving(impressions, first, second)
+        metadata: dict[str, Any] = {
+            f"{name}/decision": interleaving_decision(found, first, second),
+            f"{name}/sessions_won": {first: found.wins_a, second: found.wins_b, "ties": found.ties},
+            f"{name}/sign_test_p_value": round(found.p_value, 6),
+        }
+        return metadata, lost_online(experiment, now, interleaved=found)
+    result = result_of(experiment, impressions)
+    assert result is not None
+    metadata = {
+        f"{name}/decision": result.decision,
+        f"{name}/users": result.users,
+        f"{name}/srm_p_value": round(result.srm_p_value, 6),
+        f"{name}/comparisons": dg.MetadataValue.md(markdown(result)),
+    }
+    return metadata, lost_online(experiment, now, result=result)
+
+
 @dg.asset(
     key=EXPERIMENT_RESULTS,
     group_name="experiments",
@@ -69,7 +107,9 @@ def markdown(result: Result) -> str:
     description="Each experiment's verdict: per arm engagement per impression and per session, "
     "sessions per user and position-weighted engagement, the treatment-minus-control "
     "difference with a 95% delta-method CI (users are the unit), the sample-ratio-mismatch "
-    "p-value and the decision (ship / keep / no difference / invalid).",
+    "p-value and the decision (ship / keep / no difference / invalid); the team-draft sign test "
+    "for interleaving experiments. A finished experiment's losing challenger is tagged in the "
+    "model registry so that promotion refuses it.",
 )
 def experiment_results(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
@@ -77,15 +117,15 @@ def experiment_results(
     settings = get_settings()
     registry = ExperimentRegistry(Path(settings.experiments_dir))
     metadata: dict[str, Any] = {"refused_configs": dict(registry.errors)}
+    now = datetime.now(UTC)
     with clickhouse.client() as client:
         for name, experiment in sorted(registry.experiments.items()):
-            result = result_of(experiment, experiment_impressions(client, settings, name))
-            if result is None:
-                metadata[f"{name}/decision"] = "no impressions yet"
-                continue
-            context.log.info(f"{name}: {result.decision}")
-            metadata[f"{name}/decision"] = result.decision
-            metadata[f"{name}/users"] = result.users
-            metadata[f"{name}/srm_p_value"] = round(result.srm_p_value, 6)
-            metadata[f"{name}/comparisons"] = dg.MetadataValue.md(markdown(result))
+            impressions = experiment_impressions(client, settings, name)
+            found, loss = judge(experiment, impressions, now)
+            metadata.update(found)
+            context.log.info(f"{name}: {found[f'{name}/decision']}")
+            if loss is not None:
+                blocked = record_online_loss(tracking_uri(settings), experiment.arms[1].model, loss)
+                metadata[f"{name}/promotion_blocked"] = blocked or "unknown model version"
+                context.log.warning(f"{name}: {blocked} may not be promoted: {loss}")
     return dg.MaterializeResult(metadata=metadata)

@@ -24,6 +24,7 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
     feed = page.feed
     items = []
     for i in page.rows if page.rows is not None else range(page.start, page.stop):
+        arm = str(feed.arms[i]) if feed.arms is not None else feed.arm
         item = {
             "post_id": int(feed.post_ids[i]),
             "author_id": int(feed.author_ids[i]),
@@ -32,6 +33,7 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
             "created_at": iso(float(feed.created_ts[i])),
             "source": str(feed.sources[i]),
             "contributions": None,
+            "arm": arm,
         }
         if contributions is not None:
             item["contributions"] = contributions[i - page.start]

@@ -1,9 +1,12 @@
-"""`POST /v1/rank`: rank posts the caller chose, for one user, with the champion ranker.
+"""`POST /v1/rank`: rank posts the caller chose, for one user, with the champion ranker (or the
+viewer's experiment arm's; both arms merged by team draft in an interleaving experiment).
 
 Posts the user may not see (blocked, muted, blocking, private, deleted) are never ranked: they
 come back under `excluded`, as do unknown ids and duplicates.
 """
 
+import logging
+import uuid
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ from serving.snapshot import ServingSnapshot
 from serving.stages import stage
 from serving.state import ServingState
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["rank"], dependencies=[require("rank")])
 
 
@@ -75,6 +79,22 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
         frame = pd.DataFrame({RECENCY.feature_names[0]: (now.timestamp() - created) / 3600.0})
         scores = scorer.predict(frame)
     order = np.argsort(-scores, kind="stable")
+    experiment, arms, version = routed.experiment, None, scorer.version
+    if routed.partner is not None:  # interleaving: both arms rank, team draft merges
+        experiment = None  # unless both ranked
+        scores_b = None
+        if reason is None and len(order):
+            try:
+                scores_b = np.asarray(score(routed.partner.scorer, frame, "rank"))
+            except Exception as exc:  # the second ranker failed: the first one's order
+                log.warning("interleaving for %s: second ranker failed: %s", user, exc)
+        if scores_b is not None:
+            order_b = np.argsort(-scores_b, kind="stable")
+            order, arms = routed.interleave(order, order_b, len(order), user, uuid.uuid4().hex)
+            mine = arms == (routed.arms or ("",))[0]
+            scores = np.array(scores, dtype=np.float64)  # each item's score by its arm
+            scores[order[~mine]] = scores_b[order[~mine]]
+            experiment, version = routed.experiment, routed.version
     contributions = None
     if body.explain and len(order):
         table = scorer.explain(take_rows(frame, order))
@@ -91,15 +111,16 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
             "created_at": iso(float(created[j])),
             "source": "request",
             "contributions": contributions[i] if contributions is not None else None,
+            "arm": str(arms[i]) if arms is not None else routed.arm,
         }
         for i, j in enumerate(order.tolist())
     ]
     return {
         "user_id": user,
-        "model_version": scorer.version,
+        "model_version": version,
         "degraded": reason is not None,
         "reason": reason,
-        "experiment": routed.experiment,
+        "experiment": experiment,
         "arm": routed.arm,
         "items": items,
         "excluded": [e.model_dump() for e in excluded],
