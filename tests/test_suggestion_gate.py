@@ -81,3 +81,10 @@ def test_nothing_to_measure_serves_the_baseline() -> None:
     empty = snapshot(late_own=True)
     empty.posts = Posts(empty.posts.frame.iloc[:0], frozenset())
     assert not suggestion_gate.decision(empty, "locations").serve_model
+
+
+def test_warm_decides_off_the_request_path() -> None:
+    snap = snapshot(late_own=True)
+    suggestion_gate.warm(snap).join(timeout=30)
+    cached = suggestion_gate._decided["locations"]
+    assert cached[0] is snap and cached[1].serve_model
