@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
             visible = popular_for(snapshot, user, name, args.k)
             base.append(recall(visible, held[user]))
         results[name] = (len(users), taste_share, float(np.mean(model)), float(np.mean(base)))
+    from serving.suggestion_gate import SUGGESTERS, evaluate
+
+    gates = {name: evaluate(snapshot, SUGGESTERS[name]) for name in results}
     took = time.perf_counter() - start
     print(f"users={args.users} days={args.days} seed={args.seed} holdout={args.holdout}")
     print(f"| suggestions | users | taste model used | Recall@{args.k} | popularity | ratio |")
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, (n, share, m, b) in results.items():
         ratio = m / b if b else float("nan")
         print(f"| {name} | {n} | {share} | {m:.3f} | {b:.3f} | {ratio:.2f}x |")
+    for decision in gates.values():  # what serving would do on this snapshot (its own holdout)
+        serves = "taste model" if decision.serve_model else "popularity baseline"
+        print(f"gate serves the {serves}: {decision.reason}")
     print(f"({took:.1f} s)")
 
 

@@ -20,7 +20,6 @@ as metrics, `promotion/decision.json`) and on the model version (tags), so it ca
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -32,10 +31,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
+from ml.gate import PROMOTION_MARGIN, beats
+from ml.gate import finite as _finite
+
 CHAMPION = "champion"
-# a candidate must beat the champion and the baseline by 1% of their figure: a smaller gain is
-# within the noise of a holdout of a few hundred users, and not worth a model swap
-PROMOTION_MARGIN = 0.01
 # set on a model version whose arm lost a finished online experiment (experiments/results):
 # its value says which experiment, the metric and its interval; promotion refuses the version
 ONLINE_LOSS_TAG = "online.lost"
@@ -197,16 +196,6 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
 
 def version_uri(name: str, version: str) -> str:
     return f"models:/{name}/{version}"
-
-
-def beats(value: float, other: float, margin: float, higher_is_better: bool = True) -> bool:
-    """`value` better than `other` by a relative `margin` (of `other`'s size)."""
-    if not _finite(value):
-        return False
-    if not _finite(other):
-        return True
-    slack = abs(other) * margin
-    return value > other + slack if higher_is_better else value < other - slack
 
 
 def online_loss(mlflow_client: MlflowClient, name: str, version: str) -> str | None:
@@ -422,13 +411,6 @@ def download_version_artifacts(tracking_uri: str, name: str, version: str, artif
             f"(found: {sorted(p.name for p in (local / 'artifacts').glob('*'))})"
         )
     return directory
-
-
-def _finite(value: object) -> bool:
-    try:
-        return math.isfinite(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
 
 
 def _param(value: Any) -> Any:

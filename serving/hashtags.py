@@ -53,19 +53,36 @@ def taste_weights(snapshot: Any, user_id: int) -> tuple[np.ndarray, np.ndarray]:
     return visible, weight
 
 
-def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tuple[str, float]]]:
-    """(model_version, [(hashtag, score)] best first) for the viewer."""
-    visible, weight = taste_weights(snapshot, user_id)
+def _popular(snapshot: Any, visible: np.ndarray) -> Counter[str]:
     hashtags = snapshot.posts.frame["hashtags"].to_numpy()
     popular: Counter[str] = Counter()
     for row in np.flatnonzero(visible).tolist():
         popular.update(set(_tags(hashtags[row])))
+    return popular
+
+
+def popular_hashtags(snapshot: Any, user_id: int, k: int) -> list[tuple[str, float]]:
+    """The baseline for this viewer: the tags of most posts they may see, ties by name."""
+    visible, _ = taste_weights(snapshot, user_id)
+    counts = _popular(snapshot, visible)
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [(t, float(n)) for t, n in top]
+
+
+def suggest_hashtags(snapshot: Any, user_id: int, k: int) -> tuple[str, list[tuple[str, float]]]:
+    """(model_version, [(hashtag, score)] best first) for the viewer: the taste model, or the
+    baseline for a viewer without history (`serving.suggestion_gate` decides whether the taste
+    model serves at all)."""
+    visible, weight = taste_weights(snapshot, user_id)
+    hashtags = snapshot.posts.frame["hashtags"].to_numpy()
+    popular = _popular(snapshot, visible)
     taste: dict[str, float] = {}
     for row in np.flatnonzero(weight > 0).tolist():
         for tag in set(_tags(hashtags[row])):
             taste[tag] = taste.get(tag, 0.0) + float(weight[row])
     if not taste:
-        return BASELINE_VERSION, [(t, float(n)) for t, n in popular.most_common(k)]
+        top = sorted(popular.items(), key=lambda item: (-item[1], item[0]))[:k]
+        return BASELINE_VERSION, [(t, float(n)) for t, n in top]
     total_taste, total_pop = sum(taste.values()), max(sum(popular.values()), 1)
     blended = {t: w / total_taste + BLEND * popular.get(t, 0) / total_pop for t, w in taste.items()}
     ranked = sorted(blended.items(), key=lambda item: (-item[1], item[0]))[:k]

@@ -23,19 +23,34 @@ MODEL_VERSION = "locations/taste"
 BASELINE_VERSION = "locations/baseline-popularity"
 
 
-def suggest_locations(
-    snapshot: Any, user_id: int, k: int
-) -> tuple[str, list[tuple[int, str, float]]]:
-    """(model_version, [(location_id, name, score)] best first) for the viewer."""
-    posts = snapshot.posts
-    visible, weight = taste_weights(snapshot, user_id)
-    located = posts.location_ids > 0
+def _popular(posts: Any, visible: np.ndarray) -> tuple[Counter[int], dict[int, str]]:
     names: dict[int, str] = {}
     popular: Counter[int] = Counter()
-    for row in np.flatnonzero(visible & located).tolist():
+    for row in np.flatnonzero(visible & (posts.location_ids > 0)).tolist():
         place = int(posts.location_ids[row])
         popular[place] += 1
         names.setdefault(place, posts.location_names[row])
+    return popular, names
+
+
+def popular_locations(snapshot: Any, user_id: int, k: int) -> list[tuple[int, str, float]]:
+    """The baseline for this viewer: the places of most posts they may see, ties by id."""
+    visible, _ = taste_weights(snapshot, user_id)
+    popular, names = _popular(snapshot.posts, visible)
+    top = sorted(popular.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [(p, names[p], float(n)) for p, n in top]
+
+
+def suggest_locations(
+    snapshot: Any, user_id: int, k: int
+) -> tuple[str, list[tuple[int, str, float]]]:
+    """(model_version, [(location_id, name, score)] best first) for the viewer: the taste model,
+    or the baseline for a viewer without located history (`serving.suggestion_gate` decides
+    whether the taste model serves at all)."""
+    posts = snapshot.posts
+    visible, weight = taste_weights(snapshot, user_id)
+    located = posts.location_ids > 0
+    popular, names = _popular(posts, visible)
     taste: dict[int, float] = {}
     for row in np.flatnonzero((weight > 0) & located).tolist():
         place = int(posts.location_ids[row])

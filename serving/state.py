@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from appconfig import Settings
 from feeds import FeedStore, open_feed_store
+from serving import suggestion_gate
 from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec
 from serving.experiment_routing import ExperimentRouter, mlflow_model_lookup
@@ -183,6 +184,7 @@ class ServingState:
                 log.info("replayed %d streamed visibility changes onto the snapshot", replayed)
             self.snapshot = snapshot
             self.snapshot_error = None
+            suggestion_gate.warm(snapshot)  # hashtag/location gate decided off the request path
             if self.feeds is not None:
                 self.feeds.invalidate()
             log.info("serving snapshot loaded in %.2f s", snapshot.load_seconds)

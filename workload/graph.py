@@ -6,7 +6,9 @@ graph drawn by popularity alone gives a recommender nothing but popularity to le
 - communities: a first share is drawn by popularity times an affinity (same country
   `same_country_boost` times likelier, each shared interest adds `shared_interest_boost`);
 - triadic closure: the rest (`triadic_fraction`) among friends-of-friends, weighted by how many
-  friends follow them (times the square root of popularity), later in the window;
+  friends follow them (times the square root of popularity, capped at an ordinary account's:
+  closure is driven by friends, not fame, so celebrities keep `celebrity_follow_share` of draws
+  rather than collecting most closures too), later in the window;
 - reciprocity: a followed ordinary account follows back with `follow_back_probability`, a few
   hours later (k is scaled down so the number of follows stays about what it was).
 `python -m workload.graph_stats` compares the result with statistics of a real follow graph. Following a private account is a request that is usually approved
@@ -387,10 +389,11 @@ def _triadic_closure(
     sharpness: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k[i] more accounts per user i among the accounts their follows follow, weighted by how
-    many of them do (to the power `sharpness`, times sqrt popularity); users in random order, each seeing the closures
-    already made (closure compounds, as it does over time)."""
+    many of them do (to the power `sharpness`, times sqrt popularity capped at POPULARITY_CAP);
+    users in random order, each seeing the closures already made (closure compounds, as it does
+    over time)."""
     n = len(users)
-    weight_of = np.sqrt(users["popularity"].to_numpy())
+    weight_of = np.sqrt(np.minimum(users["popularity"].to_numpy(), POPULARITY_CAP))
     following: list[set[int]] = [set() for _ in range(n)]
     for a, b in zip(follower.tolist(), followee.tolist(), strict=True):
         following[a].add(b)

@@ -100,14 +100,16 @@ class FollowRanker:
         )
 
     @classmethod
-    def fit(cls, rows: np.ndarray, labels: np.ndarray) -> FollowRanker:
+    def fit(
+        cls, rows: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> FollowRanker:
         from sklearn.linear_model import LogisticRegression
 
         mean = rows.mean(axis=0)
         scale = rows.std(axis=0)
         scale[scale == 0] = 1.0
         model = LogisticRegression(C=1.0, max_iter=500)
-        model.fit((rows - mean) / scale, labels)
+        model.fit((rows - mean) / scale, labels, sample_weight=weights)
         return cls(mean, scale, model.coef_[0].copy(), float(model.intercept_[0]))
 
 
@@ -121,24 +123,28 @@ def fit_follow_ranker(
     seed: int = 0,
 ) -> FollowRanker | None:
     """Fit on the candidates of (a sample of) the users with held-out follows: label 1 for the
-    candidates they went on to follow. None when there is nothing to learn from."""
+    candidates they went on to follow. Each user's rows weigh 1 / (their held-out follows), as
+    a hit does in Recall@k averaged over users, so users who followed many accounts do not set
+    the weights for everyone. None when there is nothing to learn from."""
     chosen = sorted(relevant)
     if len(chosen) > users:
         chosen = sorted(np.random.default_rng(seed).choice(chosen, users, replace=False).tolist())
     prior = popularity.scores()
-    blocks, labels = [], []
+    blocks, labels, weights = [], [], []
     for user in chosen:
         ids, fof = candidates(graph, user, factors, popularity)
         if len(ids) == 0:
             continue
         blocks.append(features(graph, user, ids, fof, factors, prior, attributes))
         labels.append(np.isin(ids, np.fromiter(relevant[user], dtype=np.int64)))
+        weights.append(np.full(len(ids), 1.0 / len(relevant[user])))
     if not blocks:
         return None
     y = np.concatenate(labels)
     if y.all() or not y.any():
         return None
-    return FollowRanker.fit(np.concatenate(blocks), y.astype(np.int64))
+    w = np.concatenate(weights)
+    return FollowRanker.fit(np.concatenate(blocks), y.astype(np.int64), w / w.mean())
 
 
 class WhoToFollow:

@@ -10,9 +10,8 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 
+from serving import suggestion_gate
 from serving.dependencies import Config, Snapshot, State, UserId, check_limit, known_viewer, require
-from serving.hashtags import suggest_hashtags
-from serving.locations import suggest_locations
 from serving.schemas import (
     ExploreResponse,
     HashtagSuggestion,
@@ -102,10 +101,11 @@ def explore(
 def suggested_hashtags(
     user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
 ) -> HashtagSuggestionsResponse:
-    """Hashtags from posts the viewer may see only (`serving.hashtags`)."""
+    """Hashtags from posts the viewer may see only (`serving.hashtags`), popularity when the
+    taste model does not beat it (`serving.suggestion_gate`)."""
     k = check_limit(limit, config.suggestions_default_limit, config.max_list_limit)
     known_viewer(state, snapshot, user_id)
-    version, ranked = suggest_hashtags(snapshot, user_id, k)
+    version, ranked = suggestion_gate.suggest(snapshot, "hashtags", user_id, k)
     return HashtagSuggestionsResponse(
         user_id=user_id,
         model_version=version,
@@ -117,10 +117,11 @@ def suggested_hashtags(
 def suggested_locations(
     user_id: UserId, state: State, snapshot: Snapshot, config: Config, limit: Limit = None
 ) -> LocationSuggestionsResponse:
-    """Places from posts the viewer may see only (`serving.locations`)."""
+    """Places from posts the viewer may see only (`serving.locations`), popularity when the
+    taste model does not beat it (`serving.suggestion_gate`)."""
     k = check_limit(limit, config.suggestions_default_limit, config.max_list_limit)
     known_viewer(state, snapshot, user_id)
-    version, ranked = suggest_locations(snapshot, user_id, k)
+    version, ranked = suggestion_gate.suggest(snapshot, "locations", user_id, k)
     return LocationSuggestionsResponse(
         user_id=user_id,
         model_version=version,
