@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+TRENDING_HOURS = 12.0  # the trending signal counts engagements this recent (before the cutoff)
+
+
 @dataclass(frozen=True)
 class ExploreParams:
     als: AlsParams = field(default_factory=lambda: AlsParams(rank=16, reg=0.1, alpha=5.0))
@@ -101,7 +104,10 @@ class Explore:
         self.profiles = profiles
         self.weights = weights
         self.version = ""  # the registry version, once loaded from it
-        self._set_pool(with_content(pool.reset_index(drop=True)), engaged)
+        pool = with_content(pool.reset_index(drop=True))
+        if "trending" not in pool:
+            pool["trending"] = 0.0
+        self._set_pool(pool, engaged)
         if as_of is None:
             latest = self.pool["created_at"].max() if len(self.pool) else pd.Timestamp(0)
             as_of = pd.Timestamp(latest, tz="UTC") if pd.Timestamp(latest).tz is None else latest
@@ -123,6 +129,8 @@ class Explore:
         self._created_s = ((created - epoch) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
         pop = np.log1p(pool["popularity"].to_numpy(np.float64))
         self._popularity = pop / ((pop.max() if len(pop) else 0.0) or 1.0)
+        trend = np.log1p(pool["trending"].fillna(0.0).to_numpy(np.float64))
+        self._trending = trend / ((trend.max() if len(trend) else 0.0) or 1.0)
         self._author_rows = self.factors.item_rows(self._authors)
         self._engaged_rows = pd.Index(self._post_ids).get_indexer(self.engaged["post_id"])
         self._engaged_users = self.engaged["user_id"].to_numpy(np.int64)
@@ -205,6 +213,7 @@ class Explore:
                 "author_id": [author_id],
                 "created_at": [pd.Timestamp(created_at)],
                 "popularity": [0.0],
+                "trending": [0.0],
                 "media_type": [media_type],
                 "hashtags": [list(hashtags)],
                 "location_id": [location_id],
@@ -252,7 +261,15 @@ class Explore:
             content = self.profiles.viewer_signals(user_id, self._content)
             reach = self._content.author_reach
         age_hours = np.maximum(at.timestamp() - self._created_s, 0.0) / 3600.0
-        columns = [self._popularity, taste, votes, *content.T, reach, np.log1p(age_hours)]
+        columns = [
+            self._popularity,
+            self._trending,
+            taste,
+            votes,
+            *content.T,
+            reach,
+            np.log1p(age_hours),
+        ]
         return np.column_stack(columns)
 
     def candidate_mask(self, user_id: int, graph: VisibilityGraph, at: pd.Timestamp) -> np.ndarray:
@@ -399,11 +416,19 @@ def _als_pairs(engagements: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pool_frame(posts: pd.DataFrame, engagements: pd.DataFrame) -> pd.DataFrame:
-    """Candidate posts with their engagements from `engagements` (popularity) and content."""
+    """Candidate posts with their engagements from `engagements` (popularity), those of its
+    last TRENDING_HOURS (trending: the generated and real audiences both pile onto what is being
+    engaged with now) and content."""
     popularity = engagements.groupby("post_id")["weight"].sum()
+    trending = pd.Series(dtype="float64")
+    if "engaged_at" in engagements and len(engagements):
+        since = engagements["engaged_at"].max() - pd.Timedelta(hours=TRENDING_HOURS)
+        recent = engagements[engagements["engaged_at"] >= since]
+        trending = recent.groupby("post_id")["weight"].sum()
     columns = ["post_id", "author_id", "created_at", *(c for c in CONTENT_COLUMNS if c in posts)]
     return posts[columns].assign(
-        popularity=lambda f: f["post_id"].map(popularity).fillna(0.0).to_numpy()
+        popularity=lambda f: f["post_id"].map(popularity).fillna(0.0).to_numpy(),
+        trending=lambda f: f["post_id"].map(trending).fillna(0.0).to_numpy(),
     )
 
 

@@ -24,6 +24,7 @@ from scipy import sparse
 # the order of the columns of `signal rows`; SignalWeights.coef follows it
 SIGNALS = (
     "popularity",  # the post's engagements before training, log-scaled (what popularity ranks by)
+    "trending",  # its engagements in the last hours before training, log-scaled
     "taste",  # ALS: the viewer's factor . the author's factor (collaborative)
     "neighbours",  # engagements from the viewer's nearest users in factor space (collaborative)
     "author",  # the viewer's past engagements with this author (authors of liked posts)
