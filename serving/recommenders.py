@@ -8,6 +8,7 @@ A model's answer is over-fetched (models do not know this minute's blocks and mu
 routers filter it; the baselines need nothing but the serving snapshot.
 """
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class Recommenders:
     ) -> list[tuple[int, float]]:
         if self.explore is not None:
             try:
-                return _ids(self.explore.recommend(user_id, k * 3, snapshot.visibility))
+                return _ids(self._explore(snapshot, user_id, k * 3))
             except Exception as exc:
                 log.warning("explore model failed, using the baseline: %s", exc)
         return popular_outside(snapshot, user_id, k * 3)
@@ -105,7 +106,15 @@ class Recommenders:
         """Post ids from the Explore model (candidate source for the home feed)."""
         if self.explore is None:
             raise LookupError("no Explore model")
-        return [p for p, _ in _ids(self.explore.recommend(user_id, k, snapshot.visibility))]
+        return [p for p, _ in _ids(self._explore(snapshot, user_id, k))]
+
+    def _explore(self, snapshot: ServingSnapshot, user_id: int, k: int) -> Any:
+        """The model's answer at the snapshot's clock (its freshness rule's `now`) when it
+        takes one."""
+        clock = getattr(snapshot, "clock", None)
+        if clock is not None and "now" in inspect.signature(self.explore.recommend).parameters:
+            return self.explore.recommend(user_id, k, snapshot.visibility, now=clock.now())
+        return self.explore.recommend(user_id, k, snapshot.visibility)
 
 
 def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
@@ -116,8 +125,11 @@ def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
         if loader is None:
             raise LookupError("ml.recommend has no load_champion")
         model = loader(uri, name)
-        # named like the baselines (`<model>/<version>`), so model_version says which served
-        return model, f"{name}/{getattr(model, 'version', '') or 'champion'}"
+        # named like the baselines (`<model>/<version>`, Explore `<model>/<kind>/<version>`:
+        # hybrid or collaborative), so model_version says which served
+        version = getattr(model, "version", "") or "champion"
+        kind = getattr(model, "kind", None)
+        return model, f"{name}/{kind}/{version}" if kind else f"{name}/{version}"
 
     return load
 

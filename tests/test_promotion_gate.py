@@ -190,7 +190,9 @@ def test_recommender_gate_against_popularity(
     # better than popularity: champion, and serving names its version
     second = publish(2, baseline=0.20)
     assert second.promoted, second.reason
-    assert getattr(Recommenders.load(settings), f"{name.replace('-', '_')}_version") == f"{name}/2"
+    # Explore's model_version names its kind too (this hand-built one has no learned weights)
+    served = f"{name}/collaborative/2" if name == EXPLORE else f"{name}/2"
+    assert getattr(Recommenders.load(settings), f"{name.replace('-', '_')}_version") == served
 
     # beats the champion (0.30 -> 0.35) but not popularity on the new holdout (0.40): refused,
     # and the champion (0.30, also below popularity) is demoted: the baseline serves

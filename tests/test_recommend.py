@@ -131,9 +131,12 @@ def test_explore_never_shows_followed_hidden_private_or_deleted_posts(
         graph.set_private(user, True)
     for post in deleted:
         graph.delete_post(post)
+    assert explore.kind == "hybrid"  # the learned weights, not only the blend, are checked
     author_of = explore.pool.set_index("post_id")["author_id"]
     posts = [p for p, _ in explore.recommend(viewer, 30, graph)]
     assert posts, "a user with engagements should get Explore posts"
+    per_author = pd.Series([int(author_of[p]) for p in posts]).value_counts()
+    assert per_author.max() <= explore.params.max_per_author  # diversity holds under any graph
     authors = {int(author_of[p]) for p in posts}
     assert not set(posts) & set(deleted)
     assert viewer not in authors

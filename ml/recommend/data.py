@@ -24,7 +24,8 @@ ENGAGEMENT_WEIGHTS: dict[str, float] = {"like": 1.0, "comment": 2.0, "save": 3.0
 class Interactions:
     follows: pd.DataFrame  # follower_id, followee_id, followed_since
     engagements: pd.DataFrame  # viewer_id, post_id, author_id, engagement_type, engaged_at, weight
-    posts: pd.DataFrame  # post_id, author_id, created_at, is_deleted
+    posts: pd.DataFrame  # post_id, author_id, created_at, is_deleted, media_type, hashtags,
+    # location_id (0: no place): the content Explore's hybrid matches against a viewer's taste
     users: pd.DataFrame | None = None  # user_id, country (when dim_users has them)
 
     def explore_gap(self) -> str | None:
@@ -64,8 +65,17 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
     )
     posts = _frame(
         client,
-        f"select post_id, author_id, created_at, is_deleted from {marts}.dim_posts",
-        ["post_id", "author_id", "created_at", "is_deleted"],
+        "select post_id, author_id, created_at, is_deleted, toString(media_type) as media_type, "
+        f"hashtags, ifNull(location_id, 0) as location_id from {marts}.dim_posts",
+        [
+            "post_id",
+            "author_id",
+            "created_at",
+            "is_deleted",
+            "media_type",
+            "hashtags",
+            "location_id",
+        ],
     )
     try:  # a follow-only import may have no profiles: who to follow then works without country
         users = _frame(
@@ -86,6 +96,8 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
     return Interactions(
         follows.astype({"follower_id": "int64", "followee_id": "int64"}),
         engagements.astype({"viewer_id": "int64", "post_id": "int64", "author_id": "int64"}),
-        posts.astype({"post_id": "int64", "author_id": "int64", "is_deleted": "bool"}),
+        posts.astype(
+            {"post_id": "int64", "author_id": "int64", "is_deleted": "bool", "location_id": "int64"}
+        ),
         users,
     )

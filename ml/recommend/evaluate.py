@@ -78,6 +78,20 @@ def ranking_metrics(
     return RankingMetrics(k, float(np.mean(recalls)), float(np.mean(ndcgs)), len(recalls))
 
 
+def per_user_ndcg(recommend: Recommend, relevant: Mapping[int, set[int]], k: int) -> np.ndarray:
+    """NDCG@k of each user with relevant items, in `relevant`'s order (for intervals)."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    out = []
+    for user, items in relevant.items():
+        if not items:
+            continue
+        ranked = list(recommend(user, k))[:k]
+        gains = np.array([1.0 if item in items else 0.0 for item in ranked])
+        ideal = float(discounts[: min(len(items), k)].sum())
+        out.append(float((gains * discounts[: len(gains)]).sum()) / ideal)
+    return np.asarray(out)
+
+
 class Popularity:
     """The baseline: the items most interacted with in training, minus what the user has seen."""
 

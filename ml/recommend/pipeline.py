@@ -29,6 +29,7 @@ class RecommenderRun:
     holdout_ndcg: Callable[[Any], float]  # NDCG@k of any recommender of this kind
     baseline_ndcg: float  # popularity's NDCG@k on the same holdout: the promotion gate's floor
     details: dict[str, Any] = field(default_factory=dict)
+    holdout: Any = None  # the holdout itself (benchmarks compute intervals over its users)
 
 
 def who_to_follow_run(
@@ -90,7 +91,13 @@ def explore_run(
         },
         lambda recommender: holdout.score(recommender, k).ndcg,
         evaluation.metrics()[f"popularity_ndcg_at_{k}"],
-        {"cutoff": str(holdout.cutoff), "relevant_users": len(holdout.relevant)},
+        {
+            "cutoff": str(holdout.cutoff),
+            "relevant_users": len(holdout.relevant),
+            "kind": model.kind,
+            "signal_weights": evaluation.weights,
+        },
+        holdout,
     )
 
 

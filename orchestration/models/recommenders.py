@@ -66,6 +66,9 @@ class ExploreConfig(AlsConfig):
     taste_weight: float = 0.3
     neighbour_weight: float = 0.3
     popularity_weight: float = 1.0
+    hybrid: bool = True  # learned weights over collaborative + content signals (else the blend)
+    max_per_author: int = 2  # diversity cap per page
+    max_age_hours: float = 72.0  # freshness: never older at request time
 
 
 def _read_marts(clickhouse: ClickHouseResource) -> tuple:
@@ -118,6 +121,7 @@ def _publish(
     k = int(run.params["k"])
     metadata: dict[str, object] = {
         "model": f"{run.name}/{published.version}",
+        "kind": getattr(run.model, "kind", run.name),
         "promoted": decision.promoted,
         "promotion_reason": decision.reason,
         "serving": decision.serving,
@@ -135,6 +139,12 @@ def _publish(
             f"{base64.b64encode(published.plot_png).decode()})"
         ),
     }
+    for key in (f"collaborative_ndcg_at_{k}", f"collaborative_recall_at_{k}"):
+        if key in run.metrics:
+            metadata[key] = round(run.metrics[key], 4)
+    weights = {k[7:]: round(v, 4) for k, v in run.metrics.items() if k.startswith("weight_")}
+    if weights:
+        metadata["learned_signal_weights"] = dg.MetadataValue.json(weights)
     if decision.champion is not None:
         metadata["champion_holdout_ndcg"] = round(decision.champion, 4)
     if decision.baseline is not None:
@@ -182,9 +192,12 @@ def who_to_follow(
     group_name="models",
     kinds={"spark", "mlflow"},
     pool="clickhouse",
-    description="Explore: recent posts from outside a user's follows, by ALS author taste, "
-    "nearest users' engagements and popularity; Recall/NDCG@k on held-out engagements vs "
-    "popularity; registered as `explore`, `champion` moves only when NDCG is better.",
+    description="Explore: recent posts from outside a user's follows, ranked by a logistic "
+    "regression (fitted on a validation split) over collaborative signals (ALS taste, nearest "
+    "users' engagements) and content ones (authors, hashtags, media types, places the user "
+    "engaged with), popularity and age; at most k posts per author, none too old. NDCG@k on "
+    "held-out engagements vs popularity and the collaborative-only blend; registered as "
+    "`explore`, `champion` moves only when it beats the champion and popularity.",
 )
 def explore(
     context: dg.AssetExecutionContext,
@@ -204,6 +217,9 @@ def explore(
         config.taste_weight,
         config.neighbour_weight,
         config.popularity_weight,
+        hybrid=config.hybrid,
+        max_per_author=config.max_per_author,
+        max_age_hours=config.max_age_hours,
     )
     run = explore_run(spark_session(), interactions, visibility, params, config.k)
     source = f"{get_settings().marts_database}.fct_engagements"
