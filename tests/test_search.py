@@ -81,8 +81,28 @@ CORPUS = [
 ]  # fmt: skip
 
 
+# tests that write to the engine get their own; the others share one OpenSearch corpus per
+# module (creating four indexes costs ~2 s on the loaded 2-core machine)
+WRITES = {
+    "test_upserts_are_idempotent_and_tombstones_win",
+    "test_stream_events_create_edit_delete_and_switch_privacy",
+}
+
+
+@pytest.fixture(scope="module")
+def shared_opensearch(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[SearchEngine]:
+    with _empty_engine("opensearch", tmp_path_factory.mktemp("os"), request) as engine:
+        engine.upsert(CORPUS)
+        yield engine
+
+
 @pytest.fixture(params=ENGINES)
 def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SearchEngine]:
+    if request.param == "opensearch" and request.node.originalname not in WRITES:
+        yield request.getfixturevalue("shared_opensearch")
+        return
     with _empty_engine(request.param, tmp_path, request) as engine:
         engine.upsert(CORPUS)
         yield engine
