@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from search.documents import KINDS, Doc, Kind, PostDoc, as_fields, from_fields, kind_of
+from search.documents import KINDS, Doc, Kind, PostDoc, UserDoc, as_fields, from_fields, kind_of
 from search.engine import EngineUnavailable, Filters, Match
 from search.query import MAX_TOKEN_CHARS, ParsedQuery
 from search.tantivy_engine import (
@@ -32,6 +32,7 @@ from search.tantivy_engine import (
     PREFIX_MIN_CHARS,
     PREFIX_WEIGHT,
     SPECS,
+    THIN,
 )
 
 BULK_CHUNK = 5_000  # documents per _bulk request
@@ -249,18 +250,32 @@ class OpenSearchEngine:
     def match(
         self, kind: Kind, query: ParsedQuery, filters: Filters, limit: int, *, fuzzy: bool = True
     ) -> list[Match]:
-        """Whole documents come back (`_source`), so `hydrate` has nothing left to do."""
+        """Posts and users come back thin (ids, flags and numbers: `_source` filtered to
+        `THIN`), as from tantivy; `hydrate` reads the page's whole documents."""
         text = self.text_query(kind, query, fuzzy)
         clauses = self.filter_clauses(kind, filters)
         full = {"bool": {"must": [text], **clauses}} if clauses else text
-        body = {"query": full, "size": limit, "track_total_hits": False}
+        body: dict[str, Any] = {"query": full, "size": limit, "track_total_hits": False}
+        if kind in THIN:
+            body["_source"] = list(THIN[kind])
         return [
-            Match(self._doc(kind, h["_source"]), float(h["_score"]))
+            Match(self._thin(kind, h["_source"]), float(h["_score"]))
             for h in self._search(kind, body)
         ]
 
+    def _thin(self, kind: Kind, source: dict[str, Any]) -> Doc:
+        if kind == "posts":
+            return PostDoc(**source)
+        if kind == "users":
+            return UserDoc(username="", **source)
+        return self._doc(kind, source)
+
     def hydrate(self, kind: Kind, matches: list[Match]) -> list[Match]:
-        return matches
+        """The same matches with their whole documents (one _mget for the page)."""
+        if kind not in THIN or not matches:
+            return matches
+        stored = self.get(kind, [m.doc.key for m in matches])
+        return [Match(stored.get(m.doc.key, m.doc), m.text_score) for m in matches]
 
     def _scan(
         self, kind: Kind, query: dict[str, Any], source: list[str] | bool
