@@ -49,7 +49,7 @@ dbt-docs: install ## generate the dbt docs (models, columns, lineage) and serve 
 feast-ui: install ## the Feast UI (feature views, services, entities) on http://127.0.0.1:8888
 	$(RUN) photo-platform feast-ui --port $(FEAST_UI_PORT)
 
-services-up: install ## install and start Kafka, MinIO, Redis, PostgreSQL and Cassandra on loopback
+services-up: install ## install and start Kafka, MinIO, Redis, PostgreSQL, Cassandra and OpenSearch on loopback
 	$(RUN) photo-platform services up
 
 services-ensure: ## start the services unless all of them already run (what `make test` needs)

@@ -41,7 +41,7 @@ build_app = typer.Typer(
 )
 services_app = typer.Typer(
     no_args_is_help=True,
-    help="Kafka, MinIO, Redis and PostgreSQL on loopback (scripts/services/all.sh).",
+    help="Kafka, MinIO, Redis, PostgreSQL, Cassandra and OpenSearch on loopback (scripts/services/all.sh).",
 )
 app.add_typer(build_app, name="build")
 app.add_typer(importers_app, name="import", help="Real public data into the landing zone.")

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     pyspark_python: str | None = Field(None, alias="PYSPARK_PYTHON")
     # --- end recommenders ------------------------------------------------------------------
 
+    # --- search (search/): SEARCH_ENGINE tantivy | opensearch; empty -> OpenSearch when
+    # OPENSEARCH_URL is set (the services profile), else tantivy under <data dir>/search
+    search_engine: Literal["", "tantivy", "opensearch"] = Field("", alias="SEARCH_ENGINE")
+    opensearch_url: str | None = Field(None, alias="OPENSEARCH_URL")
+    opensearch_index_prefix: str = Field("search", alias="OPENSEARCH_INDEX_PREFIX")
+
     # --- key prefixes, homes and datasets --------------------------------------------------
     # Redis key prefixes of the autocomplete sets and of the notifications worker's state
     search_redis_prefix: str = Field("search:", alias="SEARCH_REDIS_PREFIX")
@@ -119,6 +125,10 @@ class Settings(BaseSettings):
                 self.feed_store_url = self.redis_url or f"sqlite:///{data_dir / 'feeds.sqlite'}"
         if not self.feed_cache_url and self.feed_store_url.startswith("cassandra://"):
             self.feed_cache_url = self.redis_url or "none"
+        if not self.search_engine:
+            self.search_engine = "opensearch" if self.opensearch_url else "tantivy"
+        if self.search_engine == "opensearch" and not self.opensearch_url:
+            raise ValueError("SEARCH_ENGINE=opensearch needs OPENSEARCH_URL")
         if self.profile == "services":
             self._require_secrets()
         return self

@@ -14,13 +14,14 @@ independent of topics.
   `add_document` into an empty index (no delete-by-key) as the floor;
 - search: p50/p99 of `SearchService.search` (parse, engine, privacy filter, blend, page of 20)
   beside the bare tantivy search of the same query (top 20, no stored documents);
+- with `--opensearch`: the same build, NDCG@10 and post searches on OpenSearch, beside tantivy;
 - autocomplete: p99 of Redis sorted-set lookups (`--redis-url`, keys under a unique prefix,
   deleted after) beside a Redis PING round trip, and of the in-memory index (embedded);
 - streaming (with `--kafka`): p99 from producing a `post_created` to its being searchable by
   another reader, beside the indexer's own Kafka lag (message timestamp -> offset commit).
 
     uv run python -m bench.search [--posts 10000] [--redis-url redis://127.0.0.1:16379/0]
-        [--kafka 127.0.0.1:19092]
+        [--kafka 127.0.0.1:19092] [--opensearch http://127.0.0.1:19200]
 """
 
 from __future__ import annotations
@@ -277,6 +278,49 @@ def streaming(engine_root: Path, bootstrap: str, events: int, rate: float) -> di
     }
 
 
+def opensearch(
+    url: str,
+    corpus: Corpus,
+    texts: list[str],
+    graph: VisibilityGraph,
+    repeat: int,
+    tantivy_service: SearchService,
+    tantivy_quality: dict[str, float],
+) -> None:
+    """The same batch build, NDCG and post searches on OpenSearch (indexes of a unique prefix,
+    dropped after), printed beside tantivy's figures of this run."""
+    from search.opensearch_engine import OpenSearchEngine
+
+    engine = OpenSearchEngine(url, f"bench-search-{uuid.uuid4().hex[:8]}")
+    try:
+        report = index_documents(engine, corpus.docs)
+        n_docs = sum(report.documents.values())
+        service = SearchService(engine)
+        q = quality(service, corpus)
+        on_os: list[float] = []
+        on_tantivy: list[float] = []
+        for _ in range(repeat):  # alternating, so both see the same machine load
+            for svc, samples in ((service, on_os), (tantivy_service, on_tantivy)):
+                calls: list[Callable[[], Any]] = [
+                    partial(svc.search, "posts", t, graph=graph, viewer=1, now_ts=NOW)
+                    for t in texts
+                ]
+                samples += timed(calls, 1)
+        s50, s99 = percentiles(on_os)
+        t50, t99 = percentiles(on_tantivy)
+        print(f"opensearch indexing: {n_docs:,} documents in {report.index_seconds:.2f} s = "
+              f"{report.docs_per_second:,.0f} docs/s; index {report.index_bytes / 1e6:.1f} MB; "
+              f"NDCG@10 blend {q['blend']:.3f} (tantivy {tantivy_quality['blend']:.3f}), BM25 "
+              f"only {q['bm25_only']:.3f} (tantivy {tantivy_quality['bm25_only']:.3f})")  # fmt: skip
+        print(f"post search (service, page of 20): opensearch p50 {s50:.2f} ms, p99 {s99:.2f} ms;"
+              f" tantivy p50 {t50:.2f}, p99 {t99:.2f} ms; {len(on_os)} calls each, alternating"
+              f" rounds; load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    finally:
+        engine.remove()
+        engine.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000)
@@ -285,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--kafka", default=None, help="bootstrap servers for the streaming test")
+    parser.add_argument(
+        "--opensearch", default=None, help="an OpenSearch URL: the same build, NDCG and search"
+    )
     parser.add_argument("--stream-events", type=int, default=200)
     parser.add_argument("--stream-rate", type=float, default=20.0, help="events per second")
     args = parser.parse_args(argv)
@@ -355,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{filtered[1]:.2f} ms; bare tantivy top-20 of the same queries p50 {b50:.2f}, "
               f"p99 {b99:.2f} ms; load average {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
         print(f"search CPU per call (this thread): p50 {c50:.2f} ms, p99 {c99:.2f} ms")
+        if args.opensearch:
+            opensearch(args.opensearch, corpus, texts, graph, args.repeat, service, q)
 
         entries = completions(corpus.docs)
         memory = AutocompleteIndex.build(

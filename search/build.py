@@ -1,6 +1,6 @@
 """The batch build: every post, user, hashtag and location of the marts into the search index
-(and, with `REDIS_URL`, the autocomplete sorted sets). `python -m search.build [--rebuild]`;
-in Dagster, the asset `search/indexes` downstream of the dbt marts.
+(tantivy or OpenSearch, as `search.engines` picks from the settings) and, with `REDIS_URL`, the
+autocomplete sorted sets. `python -m search.build [--rebuild]`; in Dagster, the asset `search/indexes` downstream of the dbt marts.
 
 Upserts by entity id, so a re-run changes nothing and documents the streaming indexer added for
 posts the marts do not have yet stay. The marts can be older than the stream: where the index
@@ -19,7 +19,8 @@ from typing import Any
 from appconfig import Settings, get_settings
 from search.autocomplete import Completion, RedisAutocomplete
 from search.documents import MartDocuments, load_from_marts
-from search.tantivy_engine import TantivyEngine
+from search.engine import SearchEngine
+from search.engines import open_engine
 from warehouse import clickhouse_client
 
 
@@ -45,7 +46,7 @@ def completions(docs: MartDocuments) -> list[Completion]:
 
 
 def index_documents(
-    engine: TantivyEngine, docs: MartDocuments, report: BuildReport | None = None
+    engine: SearchEngine, docs: MartDocuments, report: BuildReport | None = None
 ) -> BuildReport:
     """Write `docs`, keeping the stricter of index and marts for deletions and privacy."""
     report = report or BuildReport()
@@ -83,10 +84,7 @@ def build_from_marts(
     with clickhouse_client(settings.clickhouse_url) as client:
         docs = load_from_marts(client, settings)
     report.read_seconds = time.perf_counter() - started
-    root = settings.data_dir / "search"
-    if rebuild:
-        TantivyEngine.remove(root)
-    engine = TantivyEngine(root)
+    engine = open_engine(settings, rebuild=rebuild)
     index_documents(engine, docs, report)
     if autocomplete is None and settings.redis_url:
         autocomplete = RedisAutocomplete.from_url(settings.redis_url)

@@ -1,9 +1,9 @@
 """The search engine interface: what the service, the batch build and the indexer ask of it.
 
-One implementation today (`search.tantivy_engine.TantivyEngine`, embedded and services
-profiles); an OpenSearch one would implement the same calls. Text relevance comes from the
-engine (BM25 and a one-typo fuzzy match); blending it with engagement and recency, and the
-privacy filter, happen above it (`search.ranking`, `search.privacy`) so every engine ranks and
+Two implementations: `search.tantivy_engine.TantivyEngine` (embedded profile, on disk) and
+`search.opensearch_engine.OpenSearchEngine` (services profile); `search.engines` picks one from
+the settings. Text relevance comes from the engine (BM25 and a one-typo fuzzy match); blending
+it with engagement and recency, and the privacy filter, happen above it (`search.ranking`, `search.privacy`) so every engine ranks and
 filters the same way.
 """
 

@@ -296,7 +296,7 @@ class IndexerConsumer:
 
 def main(argv: list[str] | None = None) -> int:
     from appconfig import get_settings
-    from search.tantivy_engine import TantivyEngine
+    from search.engines import open_engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group-id", default=CONSUMER_GROUP)
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: there is no broker to consume from")
-    engine = TantivyEngine.at_data_dir(settings.data_dir)
+    engine = open_engine(settings)
     autocomplete = RedisAutocomplete.from_url(settings.redis_url) if settings.redis_url else None
     consumer = make_consumer(
         settings.kafka_bootstrap_servers,

@@ -43,6 +43,8 @@ def settings(tmp_path: Path, chdb_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         "KAFKA_BOOTSTRAP_SERVERS",
         "REDIS_URL",
         "CASSANDRA_HOSTS",
+        "OPENSEARCH_URL",
+        "SEARCH_ENGINE",
         "FEED_STORE_URL",
         "FEED_CACHE_URL",
         "METADATA_DB_URL",
@@ -144,6 +146,22 @@ def redis_url() -> str:
     )
     parsed = urlparse(url)
     require_service("Redis", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 6379), url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> str:
+    """A running OpenSearch (`make services-up`): OPENSEARCH_URL from the environment or
+    services.env."""
+    from urllib.parse import urlparse
+
+    url = os.environ.get("OPENSEARCH_URL") or services_env().get(
+        "OPENSEARCH_URL", "http://127.0.0.1:19200"
+    )
+    parsed = urlparse(url)
+    require_service(
+        "OpenSearch", _tcp_open(parsed.hostname or "127.0.0.1", parsed.port or 9200), url
+    )
     return url
 
 

@@ -57,6 +57,8 @@ def platform_settings(work: Path, **overrides: object) -> Settings:
         "OBJECT_STORE_URL": f"file://{work / 'objects'}",
         "KAFKA_BOOTSTRAP_SERVERS": None,
         "REDIS_URL": None,
+        "OPENSEARCH_URL": None,
+        "SEARCH_ENGINE": "tantivy",
         "METADATA_DB_URL": "",
     }
     values.update(overrides)

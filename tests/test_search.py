@@ -1,5 +1,6 @@
-"""Search on a real tantivy index: matching, fuzziness, filters, ranking, privacy, bad input,
-and the streaming indexer (in process and through a real Kafka, with Redis autocomplete)."""
+"""Search on a real tantivy index and a real OpenSearch node (the engine-level tests run on
+both): matching, fuzziness, filters, ranking, privacy, bad input, and the streaming indexer (in
+process and through a real Kafka, with Redis autocomplete)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from search.autocomplete import Completion, RedisAutocomplete
-from search.documents import HashtagDoc, LocationDoc, PostDoc, UserDoc
-from search.engine import Filters
+from search.documents import HashtagDoc, Kind, LocationDoc, PostDoc, UserDoc
+from search.engine import Filters, SearchEngine
 from search.indexer import IndexerConsumer, IndexerReport, apply_events, make_consumer
 from search.query import QueryError, parse_query
 from search.ranking import BM25_ONLY, RECENCY_ONLY
@@ -37,31 +39,73 @@ def _graph() -> VisibilityGraph:
     )
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> TantivyEngine:
-    engine = TantivyEngine(tmp_path / "search")
-    engine.upsert(
-        [
-            PostDoc(101, FRIEND, NOW - DAY, "Golden sunset over the beach", ("sunsetlove",),
-                    213385402, "London, United Kingdom", "photo", "friend", engagement=3),
-            PostDoc(102, STRANGER, NOW - 5 * DAY, "sunset sunset from the pier", ("pier",),
-                    engagement=40),
-            PostDoc(103, PRIVATE, NOW - DAY, "private sunset", (), author_private=True),
-            PostDoc(104, 7, NOW - DAY, "another private sunset", (), author_private=True),
-            PostDoc(105, BLOCKER, NOW - DAY, "sunset of the blocker"),
-            PostDoc(106, BLOCKED, NOW - DAY, "sunset of the blocked"),
-            PostDoc(107, STRANGER, NOW - DAY, "deleted sunset", deleted=True),
-            PostDoc(108, STRANGER, NOW - 2 * DAY, "Coffee first, everything else later",
-                    ("coffee",), 6889842, "Paris, France"),
-            UserDoc(FRIEND, "sunny_friend", "beach days", followers=10),
-            UserDoc(BLOCKER, "sunny_blocker", followers=99),
-            UserDoc(STRANGER, "stranger", "i love sunsets", followers=1),
-            HashtagDoc("sunsetlove", 12),
-            HashtagDoc("sunsets", 3),
-            LocationDoc(6889842, "Paris, France", 5),
-        ]
-    )  # fmt: skip
-    return engine
+ENGINES = ("tantivy", "opensearch")
+
+
+@contextlib.contextmanager
+def _empty_engine(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh engine: tantivy in a temp dir, or OpenSearch indexes of this test's own prefix
+    (dropped afterwards). OpenSearch comes from the services env and fails under CI when absent."""
+    if name == "tantivy":
+        yield TantivyEngine(tmp_path / "search")
+        return
+    from search.opensearch_engine import OpenSearchEngine
+
+    url = request.getfixturevalue("opensearch_url")
+    engine = OpenSearchEngine(url, f"test-{uuid.uuid4().hex[:12]}")
+    try:
+        yield engine
+    finally:
+        engine.remove()
+        engine.close()
+
+
+CORPUS = [
+    PostDoc(101, FRIEND, NOW - DAY, "Golden sunset over the beach", ("sunsetlove",),
+        213385402, "London, United Kingdom", "photo", "friend", engagement=3),
+    PostDoc(102, STRANGER, NOW - 5 * DAY, "sunset sunset from the pier", ("pier",),
+        engagement=40),
+    PostDoc(103, PRIVATE, NOW - DAY, "private sunset", (), author_private=True),
+    PostDoc(104, 7, NOW - DAY, "another private sunset", (), author_private=True),
+    PostDoc(105, BLOCKER, NOW - DAY, "sunset of the blocker"),
+    PostDoc(106, BLOCKED, NOW - DAY, "sunset of the blocked"),
+    PostDoc(107, STRANGER, NOW - DAY, "deleted sunset", deleted=True),
+    PostDoc(108, STRANGER, NOW - 2 * DAY, "Coffee first, everything else later",
+        ("coffee",), 6889842, "Paris, France"),
+    UserDoc(FRIEND, "sunny_friend", "beach days", followers=10),
+    UserDoc(BLOCKER, "sunny_blocker", followers=99),
+    UserDoc(STRANGER, "stranger", "i love sunsets", followers=1),
+    HashtagDoc("sunsetlove", 12),
+    HashtagDoc("sunsets", 3),
+    LocationDoc(6889842, "Paris, France", 5),
+]  # fmt: skip
+
+
+# tests that write to the engine get their own; the others share one OpenSearch corpus per
+# module (creating four indexes costs ~2 s on the loaded 2-core machine)
+WRITES = {
+    "test_upserts_are_idempotent_and_tombstones_win",
+    "test_stream_events_create_edit_delete_and_switch_privacy",
+}
+
+
+@pytest.fixture(scope="module")
+def shared_opensearch(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[SearchEngine]:
+    with _empty_engine("opensearch", tmp_path_factory.mktemp("os"), request) as engine:
+        engine.upsert(CORPUS)
+        yield engine
+
+
+@pytest.fixture(params=ENGINES)
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SearchEngine]:
+    if request.param == "opensearch" and request.node.originalname not in WRITES:
+        yield request.getfixturevalue("shared_opensearch")
+        return
+    with _empty_engine(request.param, tmp_path, request) as engine:
+        engine.upsert(CORPUS)
+        yield engine
 
 
 def _ids(service: SearchService, text: str, viewer: int | None = VIEWER, **kw: Any) -> list[Any]:
@@ -73,7 +117,7 @@ def _ids(service: SearchService, text: str, viewer: int | None = VIEWER, **kw: A
     ]
 
 
-def test_a_viewer_finds_only_what_they_may_see(engine: TantivyEngine) -> None:
+def test_a_viewer_finds_only_what_they_may_see(engine: SearchEngine) -> None:
     service = SearchService(engine)
     found = set(_ids(service, "sunset"))
     # friend's and stranger's public posts, and the private account the viewer follows
@@ -86,7 +130,7 @@ def test_a_viewer_finds_only_what_they_may_see(engine: TantivyEngine) -> None:
     assert users == [FRIEND]  # the account that blocks the viewer is never found
 
 
-def test_one_typo_is_forgiven_and_exact_matches_rank_first(engine: TantivyEngine) -> None:
+def test_one_typo_is_forgiven_and_exact_matches_rank_first(engine: SearchEngine) -> None:
     service = SearchService(engine)
     assert 108 in _ids(service, "cofee")  # one letter missing
     assert 108 in _ids(service, "cofefe")  # a transposition
@@ -100,7 +144,7 @@ def test_one_typo_is_forgiven_and_exact_matches_rank_first(engine: TantivyEngine
     )
 
 
-def test_filters_by_date_author_and_location(engine: TantivyEngine) -> None:
+def test_filters_by_date_author_and_location(engine: SearchEngine) -> None:
     service = SearchService(engine)
     assert _ids(service, "sunset", filters=Filters(since_ts=NOW - 2 * DAY)) in (
         [101, 103],
@@ -114,7 +158,7 @@ def test_filters_by_date_author_and_location(engine: TantivyEngine) -> None:
     assert set(_ids(service, "sunset", kind="hashtags")) == {"sunsetlove", "sunsets"}
 
 
-def test_ranking_blends_text_engagement_and_recency(engine: TantivyEngine) -> None:
+def test_ranking_blends_text_engagement_and_recency(engine: SearchEngine) -> None:
     service = SearchService(engine)
     kw: dict[str, Any] = {"graph": _graph(), "viewer": VIEWER, "now_ts": NOW}
     bm25 = [
@@ -129,7 +173,7 @@ def test_ranking_blends_text_engagement_and_recency(engine: TantivyEngine) -> No
     assert all(a.score >= b.score for a, b in itertools.pairwise(blended))
 
 
-def test_pages_do_not_overlap(engine: TantivyEngine) -> None:
+def test_pages_do_not_overlap(engine: SearchEngine) -> None:
     service = SearchService(engine)
     kw: dict[str, Any] = {"graph": _graph(), "viewer": None, "now_ts": NOW}
     first = service.search("posts", "sunset", limit=2, **kw)
@@ -148,14 +192,14 @@ def test_bad_text_is_a_query_error(text: str) -> None:
 @pytest.mark.parametrize(
     "text", ['"sunset', "sunset:beach", "sun*", "sunset~2", "(sunset", "title:(a OR", "AND OR NOT"]
 )
-def test_query_syntax_is_matched_literally(engine: TantivyEngine, text: str) -> None:
+def test_query_syntax_is_matched_literally(engine: SearchEngine, text: str) -> None:
     service = SearchService(engine)
     page = service.search("posts", text, graph=_graph(), viewer=VIEWER, now_ts=NOW)
     assert all(isinstance(r.score, float) for r in page.items)
     assert parse_query(text).terms  # words, never syntax
 
 
-def test_upserts_are_idempotent_and_tombstones_win(engine: TantivyEngine) -> None:
+def test_upserts_are_idempotent_and_tombstones_win(engine: SearchEngine) -> None:
     before = engine.count("posts")
     doc = PostDoc(101, FRIEND, NOW - DAY, "Golden sunset, edited caption", ("sunsetlove",))
     engine.upsert([doc, doc])
@@ -163,6 +207,63 @@ def test_upserts_are_idempotent_and_tombstones_win(engine: TantivyEngine) -> Non
     assert engine.count("posts") == before
     assert engine.get("posts", ["101"])["101"].caption == "Golden sunset, edited caption"  # type: ignore[union-attr]
     assert engine.deleted_posts() == {107}
+
+
+def _parity_corpus() -> list[Any]:
+    """Sixty posts, twelve users, tags and places drawn from a small vocabulary (seeded)."""
+    import random
+
+    rng = random.Random(18)
+    words = ["sunset", "beach", "coffee", "mountain", "city", "night", "street", "garden"]
+    tags = ["travel", "food", "sunsets", "nature", "citylife"]
+    places = [(11, "Paris, France"), (12, "Lisbon, Portugal"), (13, "Paris, Texas")]
+    docs: list[Any] = [UserDoc(u, f"{rng.choice(words)}_{u}", rng.choice(words), u % 4 == 0,
+                               float(rng.randint(0, 500))) for u in range(10, 22)]  # fmt: skip
+    for pid in range(1000, 1060):
+        author = rng.randrange(10, 22)
+        place = rng.choice(places)
+        docs.append(
+            PostDoc(pid, author, NOW - rng.randrange(0, 9 * DAY),
+                    " ".join(rng.choices(words, k=rng.randint(2, 9))),
+                    tuple(rng.sample(tags, rng.randint(0, 2))), place[0], place[1], "photo",
+                    f"user{author}", author % 4 == 0, float(rng.randint(0, 300)),
+                    deleted=pid % 17 == 0)
+        )  # fmt: skip
+    docs += [HashtagDoc(t, float(rng.randint(1, 50))) for t in tags]
+    docs += [LocationDoc(i, n, float(rng.randint(1, 30))) for i, n in places]
+    return docs
+
+
+def test_both_engines_rank_and_filter_the_same(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The ranking and the privacy filter live above the engine: on the same corpus tantivy
+    and OpenSearch give the same first results for every kind and viewer."""
+    corpus = _parity_corpus()
+    graph = VisibilityGraph.from_edges(
+        follows=[(10, 12), (10, 16)], blocks=[(13, 10), (10, 14)], private_users=[12, 16, 20]
+    )
+    queries: list[tuple[Kind, str]] = [
+        ("posts", "sunset beach"), ("posts", "#travel coffee"), ("posts", "mountian"),
+        ("posts", "paris night"), ("users", "garden"), ("hashtags", "sun"),
+        ("locations", "paris"),
+    ]  # fmt: skip
+    tops: dict[str, list[list[str]]] = {}
+    with (
+        _empty_engine("tantivy", tmp_path, request) as tantivy_engine,
+        _empty_engine("opensearch", tmp_path, request) as opensearch_engine,
+    ):
+        for name, eng in (("tantivy", tantivy_engine), ("opensearch", opensearch_engine)):
+            eng.upsert(corpus)
+            service = SearchService(eng)
+            tops[name] = [
+                [r.match.doc.key for r in service.search(
+                    kind, text, graph=graph, viewer=viewer, now_ts=NOW, limit=5).items]
+                for kind, text in queries
+                for viewer in (10, None)
+            ]  # fmt: skip
+    assert all(tops["tantivy"]), tops  # every query finds something
+    assert tops["opensearch"] == tops["tantivy"]
 
 
 def _event(event_type: str, user: int, at: float | None = None, **fields: Any) -> dict[str, Any]:
@@ -186,7 +287,7 @@ def _event(event_type: str, user: int, at: float | None = None, **fields: Any) -
     return event
 
 
-def test_stream_events_create_edit_delete_and_switch_privacy(engine: TantivyEngine) -> None:
+def test_stream_events_create_edit_delete_and_switch_privacy(engine: SearchEngine) -> None:
     service = SearchService(engine, refresh_seconds=0)
     report = IndexerReport()
     events = [

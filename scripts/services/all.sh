@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The "services" profile in one command: PostgreSQL, Redis, MinIO (S3), Kafka
-# and Cassandra on loopback, all state under $SERVICES_DIR (default <repo>/.services).
+# The "services" profile in one command: PostgreSQL, Redis, MinIO (S3), Kafka,
+# Cassandra and OpenSearch on loopback, all state under $SERVICES_DIR (default <repo>/.services).
 #
-#   all.sh up       install (idempotent) + start all five, wait for each to be
+#   all.sh up       install (idempotent) + start all six, wait for each to be
 #                   ready, write $SERVICES_DIR/services.env, print the URLs
-#   all.sh down     stop all five (each by its PID file)
-#   all.sh status   one line per service; exit 0 only when all five are up
+#   all.sh down     stop all six (each by its PID file)
+#   all.sh status   one line per service; exit 0 only when all six are up
 #   all.sh env      only (re)write $SERVICES_DIR/services.env
 #
 # Use the env file with:  set -a; . .services/services.env; set +a
@@ -19,7 +19,7 @@ service_defaults
 
 # Start order: the quick ones first, so a broken machine fails fast; stop in
 # reverse.
-SERVICES=(postgres redis minio kafka cassandra)
+SERVICES=(postgres redis minio kafka cassandra opensearch)
 ENV_FILE="$SERVICES_DIR/services.env"
 
 urlencode() {
@@ -51,6 +51,7 @@ S3_REGION=$S3_REGION
 S3_BUCKET=$S3_BUCKET
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 CASSANDRA_HOSTS=127.0.0.1:$CASSANDRA_PORT
+OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT
 METADATA_DB_URL=$pg/dagster
 MLFLOW_DB_URL=$pg/mlflow
 FEAST_REGISTRY_URL=$pg/feast
@@ -67,6 +68,7 @@ url_of() {
     minio) echo "http://127.0.0.1:$S3_PORT (s3://$S3_BUCKET)" ;;
     kafka) echo "127.0.0.1:$KAFKA_PORT (PLAINTEXT)" ;;
     cassandra) echo "127.0.0.1:$CASSANDRA_PORT (CQL)" ;;
+    opensearch) echo "http://127.0.0.1:$OPENSEARCH_PORT" ;;
     esac
 }
 

@@ -6,6 +6,7 @@
 #   Redis     SET / GET (redis-cli)
 #   Postgres  select 1 as ${PG_USER:-platform} over TCP in each database (psql)
 #   Cassandra the CQL port answers a protocol OPTIONS request
+#   OpenSearch index a document (refresh=wait_for), search it back, drop the index (curl)
 # Exit 0 only when all pass.
 set -euo pipefail
 SVC_NAME=smoke
@@ -70,6 +71,18 @@ if bash "$HERE/cassandra.sh" status >/dev/null; then
 else
     bad cassandra "CQL on 127.0.0.1:$CASSANDRA_PORT"
 fi
+
+# --- OpenSearch
+os_smoke() {
+    local base="http://127.0.0.1:$OPENSEARCH_PORT" index="smoke-$token" rc=0
+    curl -fsS --max-time 30 -H 'Content-Type: application/json' -X PUT \
+        "$base/$index/_doc/1?refresh=wait_for" -d "{\"word\":\"$token\"}" >/dev/null || return 1
+    curl -fsS --max-time 30 -H 'Content-Type: application/json' "$base/$index/_search" \
+        -d "{\"query\":{\"term\":{\"word.keyword\":\"$token\"}}}" | grep -q '"_id":"1"' || rc=1
+    curl -fsS --max-time 30 -X DELETE "$base/$index" >/dev/null || true
+    return "$rc"
+}
+if os_smoke; then ok opensearch "index $token: indexed, searched, deleted"; else bad opensearch "index/search on 127.0.0.1:$OPENSEARCH_PORT"; fi
 
 # --- PostgreSQL
 for db in dagster mlflow feast; do

@@ -1,7 +1,8 @@
 """`GET /v1/search` (posts, users, hashtags, locations) and `GET /v1/search/autocomplete`.
 
-Search reads the tantivy index the batch build (Dagster `search/indexes`) and the streaming
-indexer (`python -m search.indexer`) write under the data dir; the viewer's privacy comes from
+Search reads the index the batch build (Dagster `search/indexes`) and the streaming indexer
+(`python -m search.indexer`) write: tantivy under the data dir, or OpenSearch when
+`OPENSEARCH_URL` is set (`search.engines` picks); the viewer's privacy comes from
 the snapshot's `VisibilityGraph` plus what the index knows (see `search.privacy`). Bad text is a
 422 with why (empty, too long, nothing but punctuation); engine trouble is a 503, never a 500.
 Autocomplete reads Redis sorted sets when `REDIS_URL` is set (written by the same build and
@@ -23,10 +24,10 @@ from pydantic import BaseModel
 from search.autocomplete import RedisAutocomplete
 from search.documents import HashtagDoc, LocationDoc, PostDoc, UserDoc
 from search.engine import EngineUnavailable, Filters
+from search.engines import engine_exists, open_engine
 from search.query import MAX_QUERY_CHARS, QueryError
 from search.ranking import Ranked
 from search.service import SearchService
-from search.tantivy_engine import TantivyEngine
 from serving.cursor import Cursor, CursorCodec, InvalidCursor
 from serving.dependencies import (
     MAX_ID,
@@ -92,16 +93,16 @@ def _app_object(request: Request, name: str, make: Any) -> Any:
 
 
 def search_service(request: Request, state: Any) -> SearchService:
-    root = state.settings.data_dir / "search"
+    settings = state.settings
 
     def make() -> SearchService:
-        if not TantivyEngine.exists(root):
+        if not engine_exists(settings):
             raise HTTPException(
                 503,
                 "the search index is not built yet: materialize the Dagster asset "
                 "search/indexes (or run python -m search.build)",
             )
-        return SearchService(TantivyEngine(root))
+        return SearchService(open_engine(settings))
 
     try:
         service: SearchService = _app_object(request, "search_service", make)
