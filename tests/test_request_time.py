@@ -25,6 +25,7 @@ from feature_repo.request_time import (
     HASHTAG_PRIOR,
     TOPICS,
     hashtag_affinity_arrays,
+    numbers,
     topic_match_arrays,
     viewer_author_similarity_arrays,
     viewer_post_location_arrays,
@@ -131,3 +132,31 @@ def test_viewer_post_location_same_city_distance_and_unknowns() -> None:
         "post_in_home_city": [0],
         "log_distance": [0.0],
     }
+
+
+def test_topic_match_on_the_online_fast_path_equals_feasts_udf() -> None:
+    from featurestore.online import FAST_TRANSFORMATIONS
+
+    rng = np.random.default_rng(5)
+    rows = 50
+    picked = (rng.random(len(TOPICS)) < 0.3).astype(int)
+    shares = rng.dirichlet(np.ones(len(TOPICS)), rows)
+    shares[rng.random(rows) < 0.2] = np.nan  # posts without a topic row
+    frame = pd.DataFrame(
+        {
+            **{
+                f"picked_{t}": pd.array([int(picked[i])] * rows, "Int64")
+                for i, t in enumerate(TOPICS)
+            },
+            **{
+                f"topic_{t}": pd.array(
+                    [None if np.isnan(v) else v for v in shares[:, i]], "Float64"
+                )
+                for i, t in enumerate(TOPICS)
+            },
+        }
+    )
+    fast = FAST_TRANSFORMATIONS["viewer_post_topics"]
+    assert fast.inputs == set(frame.columns)
+    got = fast({name: numbers(frame[name]) for name in frame.columns}, 0)
+    np.testing.assert_array_equal(got["topic_match"], viewer_post_topics(frame)["topic_match"])
