@@ -26,7 +26,7 @@ from feast.on_demand_feature_view import OnDemandFeatureView, on_demand_feature_
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 
 from contracts.catalog import MEDIA_TYPES
-from feature_repo.request_time import HASHTAG_BUCKETS
+from feature_repo.request_time import HASHTAG_BUCKETS, TOPICS
 
 # column names of the feature tables (their SQL is in transformations/models/features/)
 ENGAGEMENT_TYPES = ("like", "comment", "share", "save")
@@ -118,6 +118,17 @@ def viewer_hashtag_affinity(inputs: pd.DataFrame) -> pd.DataFrame:
         np.column_stack([rt.numbers(inputs[f"engaged_tags_{b}"]) for b in buckets]),
         rt.numbers(inputs["engaged_tags_total"]),
         np.column_stack([rt.numbers(inputs[f"tags_{b}"]) for b in buckets]),
+    )
+    return pd.DataFrame(arrays, index=inputs.index)
+
+
+def viewer_post_topics(inputs: pd.DataFrame) -> pd.DataFrame:
+    """How much of the post's topics the viewer picked (no topics or no hashtags: 0)."""
+    from feature_repo import request_time as rt
+
+    arrays = rt.topic_match_arrays(
+        np.column_stack([rt.numbers(inputs[f"picked_{t}"]) for t in rt.TOPICS]),
+        np.column_stack([rt.numbers(inputs[f"topic_{t}"]) for t in rt.TOPICS]),
     )
     return pd.DataFrame(arrays, index=inputs.index)
 
@@ -421,6 +432,32 @@ def build(features_database: str) -> FeatureRepo:
         "Whether the author follows the viewer, as of each start or end of that follow.",
     )
 
+    user_topics = view(
+        "user_topics",
+        [user],
+        timedelta(days=3650),
+        "feat_user__topics",
+        _ints(*(f"picked_{t}" for t in TOPICS)),
+        "The signup topics the user picked, one 0/1 column per topic.",
+    )
+    post_topics = view(
+        "post_topics",
+        [post],
+        timedelta(days=3650),
+        "feat_post__topics",
+        _floats(*(f"topic_{t}" for t in TOPICS)),
+        "What the post is about per topic, learnt from who uses its hashtags (at its creation).",
+    )
+    viewer_author_common_follows = view(
+        "viewer_author_common_follows",
+        [user, author],
+        timedelta(days=3650),
+        "feat_viewer_author__common_follows",
+        _ints("common_follows"),
+        "Friends of friends: accounts the viewer follows that follow the author, as of each "
+        "change (no row: none ever).",
+    )
+
     feed_request = RequestSource(
         name="feed_request",
         schema=[Field(name="request_at", dtype=UnixTimestamp)],
@@ -488,6 +525,13 @@ def build(features_database: str) -> FeatureRepo:
         viewer_post_location,
         "The post's tagged place against the viewer's home: same city, distance.",
     )
+    viewer_post_topic_features = request_view(
+        "viewer_post_topics",
+        [user_topics, post_topics],
+        _floats("topic_match"),
+        viewer_post_topics,
+        "How much of what the post is about the viewer picked at signup.",
+    )
     repo.on_demand_feature_views = {
         v.name: v
         for v in (
@@ -496,6 +540,7 @@ def build(features_database: str) -> FeatureRepo:
             viewer_hashtag_features,
             viewer_author_similarity_features,
             viewer_post_location_features,
+            viewer_post_topic_features,
         )
     }
 
@@ -528,11 +573,13 @@ def build(features_database: str) -> FeatureRepo:
                         ["interactions", "likes", "comments", "shares", "saves"]
                     ],
                     viewer_author_followed_back,
+                    viewer_author_common_follows,
                     post_request_features,
                     viewer_hashtag_features,
                     viewer_author_request_features,
                     viewer_author_similarity_features,
                     viewer_post_location_features,
+                    viewer_post_topic_features,
                 ],
                 "Features of the feed ranker v1: viewer, candidate post, its author, the pair.",
             ),

@@ -23,6 +23,21 @@ NANOS = 1_000_000_000
 HASHTAG_BUCKETS = 32  # dbt var hashtag_buckets: hashtags hashed into this many buckets
 HASHTAG_PRIOR = 4.0  # pseudo-engagements that keep a viewer with 1 tagged engagement modest
 EARTH_RADIUS_KM = 6371.0
+# dbt var topics: the signup topics, in the order of feat_user__topics / feat_post__topics columns
+TOPICS = (
+    "travel",
+    "food",
+    "fitness",
+    "fashion",
+    "pets",
+    "music",
+    "art",
+    "sports",
+    "tech",
+    "nature",
+    "family",
+    "cars",
+)
 
 
 def hours_since(start_nanos: np.ndarray, missing: np.ndarray, request_nanos) -> np.ndarray:
@@ -75,6 +90,16 @@ def hashtag_affinity_arrays(
         "hashtag_affinity": (post * share).sum(axis=1) / n_tags,
         "hashtag_matched_share": (post * (viewer > 0)).sum(axis=1) / n_tags,
     }
+
+
+def topic_match_arrays(picked: np.ndarray, post_topics: np.ndarray) -> dict[str, np.ndarray]:
+    """How much of what the post is about the viewer picked at signup ([rows, topics] each; NaN =
+    no row: a viewer without topics or a post without hashtags scores 0, not an error).
+
+    - topic_match: sum over topics of the post's share (feat_post__topics) x picked (0/1).
+    """
+    match = (np.nan_to_num(picked, nan=0.0) * np.nan_to_num(post_topics, nan=0.0)).sum(axis=1)
+    return {"topic_match": match}
 
 
 def _texts(values) -> list[str | None]:

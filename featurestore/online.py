@@ -197,6 +197,14 @@ def _viewer_hashtag_affinity(
     )
 
 
+def _viewer_post_topics(inputs: dict[str, np.ndarray], request_nanos: int) -> dict[str, np.ndarray]:
+    """feature_repo.definitions.viewer_post_topics on the decoded arrays."""
+    return rt.topic_match_arrays(
+        np.column_stack([inputs[f"picked_{t}"] for t in rt.TOPICS]),
+        np.column_stack([inputs[f"topic_{t}"] for t in rt.TOPICS]),
+    )
+
+
 # keyed by the UDF's name as Feast keeps it
 FAST_TRANSFORMATIONS = {
     "post_age": FastTransformation(
@@ -220,6 +228,11 @@ FAST_TRANSFORMATIONS = {
             }
         ),
         frozenset({"hashtag_affinity", "hashtag_matched_share"}),
+    ),
+    "viewer_post_topics": FastTransformation(
+        _viewer_post_topics,
+        frozenset({*(f"picked_{t}" for t in rt.TOPICS), *(f"topic_{t}" for t in rt.TOPICS)}),
+        frozenset({"topic_match"}),
     ),
 }
 

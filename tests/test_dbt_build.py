@@ -63,7 +63,7 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
 
     assert {m for m in models if m.startswith("stg_raw__")} == {f"stg_raw__{f}" for f in FAMILIES}
     features = {m for m in models if m.startswith("feat_")}
-    assert len(features) == 17
+    assert len(features) == 20
     for model in features:  # each feature table: its own yml, its key tested unique
         assert (PROJECT_DIR / "models" / "features" / f"{model}.yml").exists(), model
         assert any(n.startswith(f"unique_combination_{model}_") for n in names), model

@@ -359,6 +359,7 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
                 "user_profile",
                 "user_follows",
                 "user_hashtag_engagement",
+                "user_topics",
             ],
             [],
         ),
@@ -371,6 +372,7 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
                 "post_hashtag_trends",
                 "post_hashtag_buckets",
                 "post_location",
+                "post_topics",
             ],
             ["post_request_features"],
         ),
@@ -381,7 +383,12 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
         ),
         "pair": (
             pd.concat([pairs, pd.DataFrame({"user_id": [1], "author_id": [2]})]),
-            ["viewer_author_affinity", "viewer_author_follow", "viewer_author_followed_back"],
+            [
+                "viewer_author_affinity",
+                "viewer_author_follow",
+                "viewer_author_followed_back",
+                "viewer_author_common_follows",
+            ],
             ["viewer_author_request_features", "viewer_author_similarity"],
         ),
     }

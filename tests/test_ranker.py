@@ -93,6 +93,8 @@ def test_ranker_beats_baselines_and_is_near_the_oracle(report: RankerReport) -> 
         "viewer_author_followed_back",
         "viewer_author_similarity",
         "viewer_post_location",
+        "viewer_author_common_follows",
+        "viewer_post_topics",
     }
 
 

@@ -3,7 +3,8 @@
 The viewer x hashtag affinity: bucket counts in, two shares out; a post without hashtags or a
 viewer without history (NaN: no feature row) scores 0, never an error, and the bucket count is
 the dbt project's. The viewer x author similarity (same home city, signup-topic overlap) and the
-viewer x post location (same city, distance): unknown on either side scores 0.
+viewer x post location (same city, distance): unknown on either side scores 0. The viewer x
+post topic match: the topics are the dbt project's and the generator's, unknowns score 0.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from feature_repo.definitions import viewer_author_similarity, viewer_post_location
+from feature_repo.definitions import (
+    viewer_author_similarity,
+    viewer_post_location,
+    viewer_post_topics,
+)
 from feature_repo.request_time import (
     HASHTAG_BUCKETS,
     HASHTAG_PRIOR,
+    TOPICS,
     hashtag_affinity_arrays,
+    numbers,
+    topic_match_arrays,
     viewer_author_similarity_arrays,
     viewer_post_location_arrays,
 )
@@ -28,6 +36,32 @@ PROJECT = Path(__file__).resolve().parents[1] / "transformations" / "dbt_project
 
 def test_bucket_count_is_the_dbt_projects() -> None:
     assert yaml.safe_load(PROJECT.read_text())["vars"]["hashtag_buckets"] == HASHTAG_BUCKETS
+
+
+def test_topics_are_the_dbt_projects_and_the_generators() -> None:
+    from workload.vocab import TOPICS as GENERATED
+
+    assert tuple(yaml.safe_load(PROJECT.read_text())["vars"]["topics"]) == TOPICS
+    assert tuple(name for _, name in GENERATED) == TOPICS
+
+
+def test_topic_match_weights_the_posts_topics_by_the_viewers_picks() -> None:
+    picked = np.zeros((3, len(TOPICS)))
+    picked[:2, [0, 1]] = 1.0  # rows 0-1: a viewer who picked the first two topics
+    picked[2] = np.nan  # row 2: a viewer without topics
+    post = np.zeros((3, len(TOPICS)))
+    post[0, [1, 5]] = [0.75, 0.25]
+    post[1] = np.nan  # a post without hashtags
+    post[2, 0] = 1.0
+    out = topic_match_arrays(picked, post)
+    np.testing.assert_allclose(out["topic_match"], [0.75, 0.0, 0.0])
+    frame = pd.DataFrame(
+        {
+            **{f"picked_{t}": picked[:, i] for i, t in enumerate(TOPICS)},
+            **{f"topic_{t}": post[:, i] for i, t in enumerate(TOPICS)},
+        }
+    )
+    np.testing.assert_allclose(viewer_post_topics(frame)["topic_match"], [0.75, 0.0, 0.0])
 
 
 def test_hashtag_affinity_scores_matches_and_missing_values() -> None:
@@ -98,3 +132,31 @@ def test_viewer_post_location_same_city_distance_and_unknowns() -> None:
         "post_in_home_city": [0],
         "log_distance": [0.0],
     }
+
+
+def test_topic_match_on_the_online_fast_path_equals_feasts_udf() -> None:
+    from featurestore.online import FAST_TRANSFORMATIONS
+
+    rng = np.random.default_rng(5)
+    rows = 50
+    picked = (rng.random(len(TOPICS)) < 0.3).astype(int)
+    shares = rng.dirichlet(np.ones(len(TOPICS)), rows)
+    shares[rng.random(rows) < 0.2] = np.nan  # posts without a topic row
+    frame = pd.DataFrame(
+        {
+            **{
+                f"picked_{t}": pd.array([int(picked[i])] * rows, "Int64")
+                for i, t in enumerate(TOPICS)
+            },
+            **{
+                f"topic_{t}": pd.array(
+                    [None if np.isnan(v) else v for v in shares[:, i]], "Float64"
+                )
+                for i, t in enumerate(TOPICS)
+            },
+        }
+    )
+    fast = FAST_TRANSFORMATIONS["viewer_post_topics"]
+    assert fast.inputs == set(frame.columns)
+    got = fast({name: numbers(frame[name]) for name in frame.columns}, 0)
+    np.testing.assert_array_equal(got["topic_match"], viewer_post_topics(frame)["topic_match"])

@@ -1,0 +1,77 @@
+{{ config(order_by='(user_id, author_id, event_timestamp)') }}
+
+-- one row per viewer x author and instant the number of accounts the viewer follows that follow
+-- the author changes (friends of friends: people engage with whom their friends follow). Each
+-- follow is an interval [start, end) from int_follow_transitions; a two-hop path viewer -> x ->
+-- author counts while both of its follows hold, so the count at any instant uses only follows
+-- started at or before it. Rows where the count falls back to 0 are kept, so a point-in-time
+-- read after the last path ended sees 0, not a stale count.
+with transitions as (
+    select * from {{ ref('int_follow_transitions') }}
+),
+
+follow_intervals as (
+    select follower_id, followee_id, started_at, ended_at
+    from (
+        select
+            follower_id,
+            followee_id,
+            occurred_at as started_at,
+            delta,
+            leadInFrame(toNullable(occurred_at), 1, null) over (
+                partition by follower_id, followee_id order by occurred_at
+                rows between unbounded preceding and unbounded following
+            ) as ended_at
+        from transitions
+    )
+    where delta = 1
+),
+
+path_intervals as (
+    select
+        first_hop.follower_id as user_id,
+        second_hop.followee_id as author_id,
+        greatest(first_hop.started_at, second_hop.started_at) as started_at,
+        -- null: both follows still hold at the end of the data
+        if(
+            first_hop.ended_at is null and second_hop.ended_at is null,
+            null,
+            least(
+                ifNull(first_hop.ended_at, second_hop.ended_at),
+                ifNull(second_hop.ended_at, first_hop.ended_at)
+            )
+        ) as ended_at
+    from follow_intervals as first_hop
+    inner join follow_intervals as second_hop
+        on first_hop.followee_id = second_hop.follower_id
+    where first_hop.follower_id != second_hop.followee_id
+),
+
+count_changes as (
+    select user_id, author_id, started_at as changed_at, 1 as delta
+    from path_intervals
+    where ended_at is null or ended_at > started_at
+
+    union all
+
+    select user_id, author_id, assumeNotNull(ended_at) as changed_at, -1 as delta
+    from path_intervals
+    where ended_at is not null and ended_at > started_at
+),
+
+net_changes as (
+    select user_id, author_id, changed_at, sum(delta) as delta
+    from count_changes
+    group by user_id, author_id, changed_at
+    having delta != 0
+)
+
+select
+    user_id,
+    author_id,
+    {{ ms_utc('changed_at') }} as event_timestamp,
+    toInt64(sum(delta) over (
+        partition by user_id, author_id order by changed_at
+        rows between unbounded preceding and current row
+    )) as common_follows
+from net_changes
