@@ -603,8 +603,11 @@ class OnlineFeatureReader:
     ) -> dict[str, Any]:
         kinds = self.kinds[view.view.name]
         numeric_index = self.numeric_index[view.view.name]
-        string_index = {name: i for i, name in enumerate(view.layout.strings)}
+        string_index = self.string_index[view.view.name]
         values: dict[str, Any] = {}
+        # numbers for serving: one copy of the view's rows, feature-major (a copy, so the caller's
+        # columns do not keep the decoded matrix alive; one per view, not one per column)
+        by_feature = matrix.T.copy() if numbers and not scalar else None
         for feature in view.features:
             kind = kinds[feature]
             if kind == "string":
@@ -617,10 +620,10 @@ class OnlineFeatureReader:
                 column = matrix[:, numeric_index[feature]]
                 if scalar:
                     values[feature] = _scalar(column[0], kind)
+                elif by_feature is not None:
+                    values[feature] = by_feature[numeric_index[feature]]
                 else:
-                    # a copy: a view would keep the whole decoded matrix alive with the caller's
-                    # columns (a ranked feed keeps them for explanations)
-                    values[feature] = column.copy() if numbers else _column(column, kind)
+                    values[feature] = _column(column, kind)
         return values
 
     def _transform(
