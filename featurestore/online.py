@@ -605,9 +605,13 @@ class OnlineFeatureReader:
         numeric_index = self.numeric_index[view.view.name]
         string_index = self.string_index[view.view.name]
         values: dict[str, Any] = {}
-        # numbers for serving: one copy of the view's rows, feature-major (a copy, so the caller's
-        # columns do not keep the decoded matrix alive; one per view, not one per column)
-        by_feature = matrix.T.copy() if numbers and not scalar else None
+        # numbers for serving: one copy of the returned features' rows, feature-major (a copy, so
+        # the caller's columns do not keep the decoded matrix alive; one per view, not per column)
+        by_feature, slot = None, {}
+        if numbers and not scalar:
+            returned = [f for f in view.outputs if kinds[f] != "string"]
+            slot = {f: i for i, f in enumerate(returned)}
+            by_feature = matrix[:, [numeric_index[f] for f in returned]].T.copy()
         for feature in view.features:
             kind = kinds[feature]
             if kind == "string":
@@ -621,7 +625,8 @@ class OnlineFeatureReader:
                 if scalar:
                     values[feature] = _scalar(column[0], kind)
                 elif by_feature is not None:
-                    values[feature] = by_feature[numeric_index[feature]]
+                    if feature in slot:  # the others only feed on-demand views
+                        values[feature] = by_feature[slot[feature]]
                 else:
                     values[feature] = _column(column, kind)
         return values
