@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from feature_repo.text_codes import TextCodes
+
 NANOS = 1_000_000_000
 HASHTAG_BUCKETS = 32  # dbt var hashtag_buckets: hashtags hashed into this many buckets
 HASHTAG_PRIOR = 4.0  # pseudo-engagements that keep a viewer with 1 tagged engagement modest
@@ -102,43 +104,50 @@ def topic_match_arrays(picked: np.ndarray, post_topics: np.ndarray) -> dict[str,
     return {"topic_match": match}
 
 
-def _texts(values) -> list[str | None]:
-    """Strings (None for null, NaN or empty) from an object array or series."""
-    return [v if isinstance(v, str) and v else None for v in list(values)]
+def viewer_author_similarity_codes(
+    viewer_city: np.ndarray,
+    viewer_topics: np.ndarray,
+    author_city: np.ndarray,
+    author_topics: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """What the viewer and the author have in common (unknown on either side: 0), on text codes
+    (`feature_repo.text_codes`: cities as int64 codes, -1 missing; topics as bool token rows).
+
+    - same_home_city: 1 when both home cities are known and equal;
+    - topic_overlap: Jaccard similarity of their signup topics (comma-joined lists).
+    """
+    both = (viewer_topics & author_topics).sum(axis=1)
+    either = (viewer_topics | author_topics).sum(axis=1)  # 0 only when a side has no topics
+    overlap = np.divide(both, either, out=np.zeros(len(both)), where=either > 0)
+    return {
+        "same_home_city": ((viewer_city >= 0) & (viewer_city == author_city)).astype("int64"),
+        "topic_overlap": overlap,
+    }
 
 
 def viewer_author_similarity_arrays(
     viewer_city, viewer_interests, author_city, author_interests
 ) -> dict[str, np.ndarray]:
-    """What the viewer and the author have in common (unknown on either side: 0).
-
-    - same_home_city: 1 when both home cities are known and equal;
-    - topic_overlap: Jaccard similarity of their signup topics (comma-joined lists).
-    """
-    same, overlap = [], []
-    for vc, vi, ac, ai in zip(
-        _texts(viewer_city),
-        _texts(viewer_interests),
-        _texts(author_city),
-        _texts(author_interests),
-        strict=True,
-    ):
-        same.append(1 if vc is not None and vc == ac else 0)
-        if vi is None or ai is None:
-            overlap.append(0.0)
-            continue
-        mine, theirs = set(vi.split(",")), set(ai.split(","))
-        overlap.append(len(mine & theirs) / len(mine | theirs))
-    return {
-        "same_home_city": np.asarray(same, dtype="int64"),
-        "topic_overlap": np.asarray(overlap, dtype="float64"),
-    }
+    """`viewer_author_similarity_codes` on texts (None, NaN or "" for unknown)."""
+    codes = TextCodes()
+    viewer_topics, author_topics = codes.tokens(
+        codes.encode(viewer_interests), codes.encode(author_interests)
+    )
+    return viewer_author_similarity_codes(
+        codes.encode(viewer_city), viewer_topics, codes.encode(author_city), author_topics
+    )
 
 
-def viewer_post_location_arrays(
-    viewer_city, viewer_lat, viewer_lon, location_name, location_lat, location_lon
+def viewer_post_location_codes(
+    viewer_city: np.ndarray,
+    viewer_lat: np.ndarray,
+    viewer_lon: np.ndarray,
+    location_name: np.ndarray,
+    location_lat: np.ndarray,
+    location_lon: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The post's tagged place against the viewer's home (no place or no home: 0).
+    """The post's tagged place against the viewer's home (no place or no home: 0); the city and
+    the place name as text codes of one `TextCodes` (-1 missing), coordinates NaN when null.
 
     - post_in_home_city: 1 when the place is the viewer's home city;
     - log_distance: log1p(great-circle km / 100) from the viewer's home to the place.
@@ -150,13 +159,25 @@ def viewer_post_location_arrays(
         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
     )
     km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-    city = _texts(viewer_city)
-    place = _texts(location_name)
-    same = [1 if c is not None and c == p else 0 for c, p in zip(city, place, strict=True)]
     return {
-        "post_in_home_city": np.asarray(same, dtype="int64"),
+        "post_in_home_city": ((viewer_city >= 0) & (viewer_city == location_name)).astype("int64"),
         "log_distance": np.where(np.isnan(km), 0.0, np.log1p(np.nan_to_num(km) / 100.0)),
     }
+
+
+def viewer_post_location_arrays(
+    viewer_city, viewer_lat, viewer_lon, location_name, location_lat, location_lon
+) -> dict[str, np.ndarray]:
+    """`viewer_post_location_codes` on texts (None, NaN or "" for unknown)."""
+    codes = TextCodes()
+    return viewer_post_location_codes(
+        codes.encode(viewer_city),
+        viewer_lat,
+        viewer_lon,
+        codes.encode(location_name),
+        location_lat,
+        location_lon,
+    )
 
 
 # --- pandas in, arrays out ----------------------------------------------------------------------

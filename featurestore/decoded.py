@@ -6,8 +6,13 @@ of the feature stage). Here each entity is decoded once: every view keyed by the
 (user, post, author, viewer x author) shares one row index, so a request costs one dict lookup
 per entity and one numpy gather per view.
 
+Texts are kept twice: as decoded (object arrays, what the ranker's categoricals read) and as
+int64 codes of one `feature_repo.text_codes.TextCodes` per cache, so the on-demand views that
+compare texts (same home city, topic overlap) run as array code on them.
+
 Correctness is the online store's: the whole cache starts over when the store's version changes
-(`PRAGMA data_version`: any commit, e.g. a materialization) or when it holds `max_rows` rows; a
+(`PRAGMA data_version`: any commit, e.g. a materialization; the text codes start over with it),
+or when a kind of entity holds `max_rows` rows (the codes when they number `max_rows`); a
 value's ttl is applied by the caller at request time on the event times kept here.
 """
 
@@ -19,10 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from feature_repo.text_codes import TextCodes
 from featurestore.vectors import VectorLayout
 
 Fetch = Callable[[list[tuple[str, list[bytes]]]], list[list[bytes | None]]]
-Decoded = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # times, numbers, strings (object 2-D)
+# times, numbers, strings (object 2-D), the strings' codes (int64 2-D, -1 missing)
+Decoded = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 @dataclass
@@ -34,25 +41,29 @@ class _ViewRows:
     times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     strings: np.ndarray | None = None
+    codes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.numbers = np.zeros((0, len(self.layout.numeric)))
         if self.layout.strings:
             self.strings = np.empty((0, len(self.layout.strings)), dtype=object)
+            self.codes = np.empty((0, len(self.layout.strings)), dtype="int64")
 
     def put(self, start: int, decoded: Decoded) -> None:
-        times, numbers, strings = decoded
+        times, numbers, strings, codes = decoded
         stop = start + len(times)
         if stop > len(self.times):
             capacity = max(stop, 2 * len(self.times), 1024)
             self.times = _grow(self.times, capacity)
             self.numbers = _grow(self.numbers, capacity)
-            if self.strings is not None:
+            if self.strings is not None and self.codes is not None:
                 self.strings = _grow(self.strings, capacity)
+                self.codes = _grow(self.codes, capacity)
         self.times[start:stop] = times
         self.numbers[start:stop] = numbers
-        if self.strings is not None and strings is not None:
+        if self.strings is not None and self.codes is not None:
             self.strings[start:stop] = strings
+            self.codes[start:stop] = codes
 
 
 def _grow(array: np.ndarray, rows: int) -> np.ndarray:
@@ -82,6 +93,13 @@ def strings_matrix(rows: list[list[str | None]] | None, width: int) -> np.ndarra
     return out
 
 
+def decode(layout: VectorLayout, blobs: list[bytes | None], texts: TextCodes) -> Decoded:
+    """`layout.decode_many` with the strings as a matrix and as codes of `texts`."""
+    times, numbers, rows = layout.decode_many(blobs)
+    strings = strings_matrix(rows, len(layout.strings))
+    return times, numbers, strings, texts.encode(strings) if strings is not None else None
+
+
 class DecodedVectors:
     """Decoded rows of every entity read since the store last changed."""
 
@@ -99,15 +117,19 @@ class DecodedVectors:
         self.version = version
         self.max_rows = max_rows
         self.groups: dict[tuple[str, ...], _Group] = {}
+        self.texts = TextCodes()
         self.seen_version: int | None = None
         self.lock = threading.Lock()  # one request fills the cache at a time
 
-    def read(self, keys: dict[tuple[str, ...], list[bytes]]) -> dict[str, Decoded]:
-        """Times, numbers and strings of every view, one row per key (in key order)."""
+    def read(
+        self, keys: dict[tuple[str, ...], list[bytes]]
+    ) -> tuple[dict[str, Decoded], TextCodes]:
+        """Times, numbers, strings and their codes of every view, one row per key (in key
+        order), and the `TextCodes` those codes belong to."""
         with self.lock:
             version = self.version()
-            if version != self.seen_version:
-                self.groups, self.seen_version = {}, version
+            if version != self.seen_version or len(self.texts) >= self.max_rows:
+                self.groups, self.texts, self.seen_version = {}, TextCodes(), version
             out: dict[str, Decoded] = {}
             for join_keys, group_keys in keys.items():
                 group = self._group(join_keys, len(group_keys))
@@ -115,9 +137,11 @@ class DecodedVectors:
                 index = group.index
                 rows = np.fromiter((index[k] for k in group_keys), "int64", len(group_keys))
                 for view in group.views:
-                    strings = view.strings[rows] if view.strings is not None else None
-                    out[view.name] = (view.times[rows], view.numbers[rows], strings)
-            return out
+                    strings = codes = None
+                    if view.strings is not None and view.codes is not None:
+                        strings, codes = view.strings[rows], view.codes[rows]
+                    out[view.name] = (view.times[rows], view.numbers[rows], strings, codes)
+            return out, self.texts
 
     def _group(self, join_keys: tuple[str, ...], wanted: int) -> _Group:
         group = self.groups.get(join_keys)
@@ -133,7 +157,6 @@ class DecodedVectors:
         blobs = self.fetch([(view.name, missing) for view in group.views])
         start = len(index)
         for view, view_blobs in zip(group.views, blobs, strict=True):
-            times, numbers, strings = view.layout.decode_many(view_blobs)
-            view.put(start, (times, numbers, strings_matrix(strings, len(view.layout.strings))))
+            view.put(start, decode(view.layout, view_blobs, self.texts))
         for i, key in enumerate(missing):
             index[key] = start + i

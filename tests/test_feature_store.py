@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -509,6 +510,62 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
     assert (unknown.candidates["viewer_hashtag_features__hashtag_affinity"] == 0).all()
     assert list(unknown.candidates["viewer_author_request_features__follows_author"]) == [0, 0]
     reader.close()
+
+
+@pytest.mark.parametrize("online", ["sqlite"], indirect=True)
+def test_served_features_and_scores_equal_feasts_transformations(online: Online) -> None:
+    """The serving reader's array forms of the on-demand views (texts as codes, cached decoded
+    rows) against Feast's own pandas transformations from the registry: the same columns, and a
+    ranker's scores equal to 1e-6, for sampled requests (viewer x candidates)."""
+    from ml.ranking.columns import ColumnTable
+    from ml.ranking.model import RankerParams, build_model
+    from ml.ranking.preprocessing import Preprocessing, feature_columns
+    from ml.ranking.scorer import RankerScorer
+    from serving.features import _repeated
+
+    store, end = online.store, online.materialized.end
+    fast = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    assert all(f is not None for f in fast.fast_odfvs), [o.name for o, _, _ in fast.odfvs]
+    pandas_path = OnlineFeatureReader(store, "feed_ranker_v1")
+    pandas_path.fast_odfvs = [None] * len(pandas_path.odfvs)  # Feast's UDFs, typed inputs
+    with clickhouse_client(online.settings.clickhouse_url) as client:
+        candidates = client.query_df(
+            f"select distinct post_id, author_id from {MARTS}.fct_training_impressions "
+            "order by cityHash64(post_id) limit 400"
+        )
+        users = client.query_df(
+            f"select distinct viewer_id from {MARTS}.fct_training_impressions "
+            "order by cityHash64(viewer_id) limit 6"
+        )["viewer_id"].tolist()
+    posts, authors = list(candidates["post_id"]), list(candidates["author_id"])
+
+    def table(reader: OnlineFeatureReader, user_id: int) -> ColumnTable:
+        user, columns = reader.read_columns(user_id, posts, authors, end, numbers=True)
+        for name, value in user.items():
+            columns[name] = _repeated(value, len(posts))
+        columns["position"] = _repeated(0.0, len(posts))
+        columns["surface"] = _repeated("home_feed", len(posts))
+        return ColumnTable(columns, len(posts))
+
+    requests = [(int(u), table(fast, int(u)), table(pandas_path, int(u))) for u in [*users, 1]]
+    text_views = ("viewer_author_similarity__", "viewer_post_location__")
+    seen = 0
+    for _, ours, theirs in requests:
+        assert ours.columns == theirs.columns
+        for name in ours.columns:
+            if name.startswith(text_views):
+                expected = np.asarray(theirs[name], dtype=float)
+                np.testing.assert_array_equal(np.asarray(ours[name], dtype=float), expected, name)
+                seen += int(np.count_nonzero(expected))
+    assert seen > 100  # the text views are not all zero here
+
+    frame = pd.concat([theirs.to_frame() for _, _, theirs in requests], ignore_index=True)
+    spec = Preprocessing.fit(frame, feature_columns(frame))
+    scorer = RankerScorer(spec, build_model(spec, RankerParams()))
+    for _, ours, theirs in requests:
+        np.testing.assert_allclose(scorer.predict(ours), scorer.predict(theirs), rtol=0, atol=1e-6)
+    fast.close()
+    pandas_path.close()
 
 
 @pytest.mark.parametrize("online", ["sqlite"], indirect=True)

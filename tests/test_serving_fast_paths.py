@@ -3,6 +3,8 @@
 - `ml.ranking.columns.ColumnTable` (float64 arrays, serving) vs a DataFrame of typed nullable
   columns (what the reader returned before): the same model inputs, bit for bit;
 - the viewer x hashtag on-demand view on arrays vs Feast's pandas UDF;
+- the on-demand views with text inputs (same home city, topic overlap, place) on text codes
+  (`feature_repo.text_codes`) vs the row-by-row string code they replaced;
 - `featurestore.decoded.DecodedVectors`: the rows an uncached read decodes, from memory until the
   store's version changes.
 
@@ -19,6 +21,7 @@ from feast.types import Float64, Int64
 
 from feature_repo import definitions
 from feature_repo import request_time as rt
+from feature_repo.text_codes import TextCodes
 from featurestore.decoded import DecodedVectors
 from featurestore.online import _viewer_hashtag_affinity
 from featurestore.vectors import HEADER, VectorLayout
@@ -105,10 +108,87 @@ def test_hashtag_affinity_on_arrays_equals_feasts_udf() -> None:
     )
     arrays = {name: rt.numbers(frame[name]) for name in frame.columns}
     expected = definitions.viewer_hashtag_affinity(frame)
-    got = _viewer_hashtag_affinity(arrays, 0)
+    got = _viewer_hashtag_affinity(arrays, 0, TextCodes())
     for name in expected.columns:
         np.testing.assert_array_equal(got[name], expected[name].to_numpy())
     assert (got["hashtag_affinity"] > 0).any()
+
+
+# --- text inputs as codes ----------------------------------------------------------------------
+
+
+def _strings_similarity(viewer_city, viewer_interests, author_city, author_interests) -> dict:
+    """The row-by-row string code `viewer_author_similarity_arrays` had before text codes."""
+
+    def text(v):
+        return v if isinstance(v, str) and v else None
+
+    same, overlap = [], []
+    for vc, vi, ac, ai in zip(
+        viewer_city, viewer_interests, author_city, author_interests, strict=True
+    ):
+        vc, vi, ac, ai = text(vc), text(vi), text(ac), text(ai)
+        same.append(1 if vc is not None and vc == ac else 0)
+        if vi is None or ai is None:
+            overlap.append(0.0)
+            continue
+        mine, theirs = set(vi.split(",")), set(ai.split(","))
+        overlap.append(len(mine & theirs) / len(mine | theirs))
+    return {"same_home_city": np.array(same), "topic_overlap": np.array(overlap)}
+
+
+def _random_texts(rng: np.random.Generator, rows: int, choices: list) -> np.ndarray:
+    out = np.empty(rows, dtype=object)
+    out[:] = [choices[i] for i in rng.integers(0, len(choices), rows)]
+    return out
+
+
+def test_text_views_on_codes_equal_the_string_code() -> None:
+    rng = np.random.default_rng(8)
+    rows = 400
+    cities = ["Lyon", "Paris", "Oslo", None, "", np.nan]
+    topics = ["food", "art", "travel", "sport", "tech"]
+    lists = [None, "", pd.NA, "food,food", "a,,b", ","] + [
+        ",".join(rng.choice(topics, rng.integers(1, 4), replace=False)) for _ in range(20)
+    ]
+    viewer = [cities[int(rng.integers(0, 3))], lists[int(rng.integers(6, len(lists)))]]
+    columns = (
+        np.full(rows, viewer[0], dtype=object),
+        np.full(rows, viewer[1], dtype=object),
+        _random_texts(rng, rows, cities),
+        _random_texts(rng, rows, lists),
+    )
+    expected = _strings_similarity(*columns)
+    got = rt.viewer_author_similarity_arrays(*columns)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values)
+    assert got["same_home_city"].sum() > 0 and (got["topic_overlap"] > 0).sum() > 0
+    # the viewer without a city or topics shares none
+    unknown = rt.viewer_author_similarity_arrays(
+        [None] * rows, [np.nan] * rows, columns[2], columns[3]
+    )
+    assert not unknown["same_home_city"].any() and not unknown["topic_overlap"].any()
+
+    # a place named like the viewer's city is "in the home city"; unknown on either side is not
+    places = _random_texts(rng, rows, cities)
+    lat, lon = rng.uniform(-60, 60, rows), rng.uniform(-180, 180, rows)
+    home = np.full(rows, viewer[0], dtype=object)
+    located = rt.viewer_post_location_arrays(
+        home, np.full(rows, 45.0), np.full(rows, 4.8), places, lat, lon
+    )
+    same = [1 if isinstance(p, str) and p and p == viewer[0] else 0 for p in places]
+    np.testing.assert_array_equal(located["post_in_home_city"], same)
+
+
+def test_text_codes_are_stable_and_token_rows_share_columns() -> None:
+    codes = TextCodes()
+    first = codes.encode(np.array([["b,a", None], ["", "c"]], dtype=object))
+    assert first.tolist() == [[0, -1], [-1, 1]]
+    assert codes.encode(["c", "b,a", "d", float("nan")]).tolist() == [1, 0, 2, -1]
+    old, new = codes.tokens(np.array([0, -1]), np.array([2, 1]))
+    assert old.shape == new.shape == (2, 4)  # tokens a, b, c, d
+    assert old.sum(axis=1).tolist() == [2, 0] and new.sum(axis=1).tolist() == [1, 1]
+    assert not (old[0] & new[0]).any()
 
 
 # --- decoded vectors ----------------------------------------------------------------------------
@@ -148,15 +228,18 @@ def _cache(store: FakeStore, max_rows: int = 100) -> DecodedVectors:
 def test_decoded_vectors_match_a_fresh_decode_and_come_from_memory(store: FakeStore) -> None:
     cache = _cache(store)
     keys = [b"p2", b"p1", b"nope", b"p2", b"old"]
-    times, numbers, strings = cache.read({("post_id",): keys})["posts"]
+    read, texts = cache.read({("post_id",): keys})
+    times, numbers, strings, codes = read["posts"]
     fresh = LAYOUT.decode_many([store.blobs.get(k) for k in keys])
     np.testing.assert_array_equal(times, fresh[0])
     np.testing.assert_array_equal(numbers, fresh[1])
     assert strings is not None and strings.tolist() == fresh[2]
+    assert codes is not None and codes[:, 0].tolist() == [-1, 0, -1, -1, -1]
+    assert texts.texts == ["photo"]  # "old" has another schema: missing, not "video"
     assert store.fetched == [[b"p2", b"p1", b"nope", b"old"]]  # each distinct key once
 
     numbers[:] = -1.0  # the caller's copy: editing it (ttl expiry does) leaves the cache alone
-    again = cache.read({("post_id",): [b"p1", b"nope"]})["posts"]
+    again = cache.read({("post_id",): [b"p1", b"nope"]})[0]["posts"]
     assert store.fetched == [[b"p2", b"p1", b"nope", b"old"]]  # no new read
     np.testing.assert_array_equal(again[1][0], [1.0, 0.5])
     assert np.isnan(again[1][1]).all() and again[2] is not None and again[2][1, 0] is None
@@ -166,9 +249,11 @@ def test_decoded_vectors_start_over_when_the_store_changes_or_fills(store: FakeS
     cache = _cache(store, max_rows=3)
     cache.read({("post_id",): [b"p1"]})
     store.blobs[b"p1"] = _blob(5, 0.0, "video")
-    assert cache.read({("post_id",): [b"p1"]})["posts"][1][0, 0] == 1.0  # same version: cached
+    assert cache.read({("post_id",): [b"p1"]})[0]["posts"][1][0, 0] == 1.0  # same version
     store.version = 2  # a commit (materialization)
-    assert cache.read({("post_id",): [b"p1"]})["posts"][1][0, 0] == 5.0
+    read, texts = cache.read({("post_id",): [b"p1"]})
+    assert read["posts"][1][0, 0] == 5.0
+    assert texts.texts == ["video"]  # the codes started over with the rows
     cache.read({("post_id",): [b"a", b"b"]})  # 3 rows: full
     before = len(store.fetched)
     cache.read({("post_id",): [b"c", b"p1"]})  # would exceed: the group starts over

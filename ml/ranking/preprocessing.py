@@ -185,6 +185,10 @@ class Preprocessing:
                 continue
             lookup = self._vocabulary_lookup(j)  # 1-based; not a string or unknown: 0
             values = texts(frame[column.name])
+            if rows and values.strides == (0,):  # one value broadcast (the viewer's, serving)
+                first = values[0]
+                categorical[:, j] += lookup.get(first, 0) if isinstance(first, str) else 0
+                continue
             categorical[:, j] += np.fromiter(
                 (lookup.get(t, 0) if isinstance(t, str) else 0 for t in values),
                 dtype=np.int32,
