@@ -30,6 +30,7 @@ from feature_repo.request_time import (
     viewer_author_similarity_arrays,
     viewer_post_location_arrays,
 )
+from feature_repo.text_codes import TextCodes
 
 PROJECT = Path(__file__).resolve().parents[1] / "transformations" / "dbt_project.yml"
 
@@ -158,5 +159,5 @@ def test_topic_match_on_the_online_fast_path_equals_feasts_udf() -> None:
     )
     fast = FAST_TRANSFORMATIONS["viewer_post_topics"]
     assert fast.inputs == set(frame.columns)
-    got = fast({name: numbers(frame[name]) for name in frame.columns}, 0)
+    got = fast({name: numbers(frame[name]) for name in frame.columns}, 0, TextCodes())
     np.testing.assert_array_equal(got["topic_match"], viewer_post_topics(frame)["topic_match"])
