@@ -11,6 +11,8 @@ new files there (`serving.visibility_follower`) and applies them to its visibili
 
 The events are not app events: they are not in the contracts and ingestion never reads that
 prefix. A reviewer's later decision (restore: `is_hidden` false) takes the same path.
+`DecisionReader` reads every decision from the first file: the notification worker, which has
+no marts behind it, must know them all so nothing it sends is about hidden content.
 """
 
 from __future__ import annotations
@@ -62,6 +64,56 @@ def decision_events(
         }
         for (field, item_id), (score, author) in sorted(worst.items())
     ]
+
+
+def decision_problem(event: Any) -> str | None:
+    """Why a line is not a usable decision (None when it is one)."""
+    if not isinstance(event, dict):
+        return "not a JSON object"
+    kind = event.get("event_type")
+    if kind not in (EVENT_TYPE, STORY_EVENT_TYPE):
+        return f"event_type: expected {EVENT_TYPE} or {STORY_EVENT_TYPE}"
+    field = "post_id" if kind == EVENT_TYPE else "story_id"
+    item = event.get(field)
+    if not isinstance(item, int) or isinstance(item, bool) or item <= 0:
+        return f"{field}: missing or not a positive integer"
+    if not isinstance(event.get("is_hidden", True), bool):
+        return "is_hidden: must be a boolean"
+    return None
+
+
+class DecisionReader:
+    """Every decision file under `prefix`, each read once, oldest key first (keys are
+    hour-partitioned, so a restore written after a hide is applied after it)."""
+
+    def __init__(self, store: Any, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix.rstrip("/")
+        self.seen: set[str] = set()
+
+    def read_new(self) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+        """Decisions in files not read before, and (source, reason, raw line) of bad lines."""
+        decisions: list[dict[str, Any]] = []
+        bad: list[tuple[str, str, str]] = []
+        for key in sorted(self.store.list(self.prefix + "/")):
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            for number, line in enumerate(self.store.get(key).split(b"\n"), start=1):
+                if not line.strip():
+                    continue
+                source = f"{key}:{number}"
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    bad.append((source, "not valid JSON", line[:2000].decode("utf-8", "replace")))
+                    continue
+                reason = decision_problem(event)
+                if reason is None:
+                    decisions.append(event)
+                else:
+                    bad.append((source, reason, line[:2000].decode("utf-8", "replace")))
+        return decisions, bad
 
 
 def publish(store: Any, prefix: str, events: list[dict[str, Any]]) -> list[str]:

@@ -6,7 +6,8 @@ Redis script per partition batch. The rules:
   letter with its reasons;
 - no one is notified of their own action;
 - an actor the recipient blocked, who blocked the recipient, or whom the recipient muted never
-  notifies (`VisibilityGraph.hidden_authors`), nor does activity on a deleted post;
+  notifies (`VisibilityGraph.hidden_authors`), nor does activity on a deleted post, a post or
+  story hidden by moderation (its decisions come from `moderation.decisions`);
 - a kind the recipient turned off in their push settings does not notify;
 - a comment flagged by the comment checks (spam, profanity) does not notify.
 """
@@ -150,6 +151,9 @@ class Router:
                 out.ops += s.relationship(kind, actor, target)
             case "story_reply":
                 assert target is not None
+                if s.graph.is_story_moderated(int(event["story_id"])):
+                    out.suppressed["moderated_story"] += 1
+                    return
                 self._notify(out, Kind.STORY_REPLY, target, actor, 0, source_ms, event)
             case "live_started":
                 for follower in sorted(s.graph.followers(actor)):
@@ -174,6 +178,8 @@ class Router:
             out.suppressed["blocked_or_muted"] += 1
         elif post and s.graph.is_deleted(post):
             out.suppressed["deleted_post"] += 1
+        elif post and s.graph.is_moderated(post):
+            out.suppressed["moderated_post"] += 1
         elif not s.wants(recipient, SETTING[kind]):
             out.suppressed["preference"] += 1
         elif kind in URGENT:

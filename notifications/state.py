@@ -106,6 +106,15 @@ class RoutingState:
         self.post_authors[post] = author
         return [["HSET", self.keys.posts, str(post), str(author)]]
 
+    def apply_decision(self, decision: dict[str, Any]) -> None:
+        """A moderation decision (`moderation.decisions`, checked by `decision_problem`): kept in
+        memory only, since the worker re-reads every decision file when it starts."""
+        hidden = bool(decision.get("is_hidden", True))
+        if "story_id" in decision:
+            self.graph.moderate_story(int(decision["story_id"]), hidden)
+        else:
+            self.graph.moderate_post(int(decision["post_id"]), hidden)
+
     def delete_post(self, post: int) -> list[list[str]]:
         self.graph.delete_post(post)
         return [["SADD", self.keys.deleted, str(post)]]

@@ -250,6 +250,9 @@ class NotificationStore:
             actors = sorted(int(a) for a in members)
             hidden = state.graph.hidden_authors(int(recipient))
             visible = [a for a in actors if a not in hidden]  # a block since still counts
+            withheld = int(post) > 0 and state.graph.is_withheld(int(post))
+            if withheld:  # deleted or hidden by moderation since it was batched
+                visible = []
             payload = ""
             if visible:
                 created = int(meta.get(b"created_ms", now))
@@ -264,16 +267,19 @@ class NotificationStore:
                     source_ms=int(meta.get(b"source_ms", 0)),
                 ).to_json()
             args += [batch_id, str(len(actors)), *self.enqueue_args(int(recipient), payload, now)]
-            planned.append((len(actors), len(visible)))
+            planned.append((len(actors), len(visible), withheld))
         results = self._flush_batches(
             keys=[self.keys.due, self.keys.outbox, *batch_keys], args=args
         )
-        for result, (n_actors, n_visible) in zip(results, planned, strict=True):
+        for result, (n_actors, n_visible, withheld) in zip(results, planned, strict=True):
             if result == -1:
                 continue  # an actor joined meanwhile: next round
             counts["batches"] += 1
             counts["batched"] += max(n_visible - 1, 0)
-            counts["suppressed_blocked_or_muted"] += n_actors - n_visible
+            if withheld:
+                counts["suppressed_withheld_post"] += n_actors
+            else:
+                counts["suppressed_blocked_or_muted"] += n_actors - n_visible
             counts["digested"] += int(result == 0)
         return counts
 

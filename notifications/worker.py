@@ -15,14 +15,20 @@ worker in the same group is not supported yet: the routing state (users, posts, 
 built from the events each worker consumes, so it would miss the state events of partitions
 assigned to the other; and `send` reads the outbox head without a lock (docs/benchmarks.md).
 
-Bad input never stops it: undecodable messages, contract violations, unknown users and posts
-go to the dead-letter list (`<prefix>:dead_letters`) with their reasons.
+Moderation decisions (`moderation.decisions`: files in the object store, not Kafka events) are
+read from the first file at start and then about once a second, before each poll's events are
+routed: nothing is sent about a post or story moderation hid, and a batch of likes on a post
+hidden (or deleted) after it was batched is dropped at flush.
+
+Bad input never stops it: undecodable messages, contract violations, unknown users and posts,
+malformed decisions go to the dead-letter list (`<prefix>:dead_letters`) with their reasons.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import signal
 import sys
@@ -33,6 +39,7 @@ from typing import Any
 
 from ingestion import event_stream
 from moderation.comments import CommentChecker, CommentVerdict
+from moderation.decisions import DecisionReader
 from notifications.metrics import WorkerMetrics
 from notifications.provider import PushProvider, RecordingProvider
 from notifications.router import Outcome, Router
@@ -55,6 +62,7 @@ TOPICS = (
 TOPIC_ORDER = {"users": 0, "settings": 1, "posts": 2, "relationships": 3}
 LAG_EVERY_SECONDS = 5.0
 COMMIT_EVERY_SECONDS = 1.0  # Kafka offsets; Redis holds the ones exactly-once relies on
+DECISIONS_EVERY_SECONDS = 1.0  # listing the moderation decisions' prefix
 
 
 def _priority(topic: str) -> int:
@@ -75,8 +83,11 @@ class NotificationWorker:
         checker: CommentChecker,
         metrics: WorkerMetrics | None = None,
         commit_every_seconds: float = COMMIT_EVERY_SECONDS,
+        decisions: DecisionReader | None = None,
     ) -> None:
         self.consumer = consumer
+        self.decisions = decisions
+        self._last_decisions = float("-inf")
         self.commit_every_seconds = commit_every_seconds
         self._last_commit = 0.0
         self._uncommitted = False
@@ -95,7 +106,29 @@ class NotificationWorker:
     def stop(self) -> None:
         self._stop.set()
 
+    def read_decisions(self, force: bool = False) -> int:
+        """Apply moderation decisions written since the last read (at most once a second
+        unless forced); bad lines become dead letters. Returns how many were applied."""
+        now = time.monotonic()
+        if self.decisions is None or (
+            not force and now - self._last_decisions < DECISIONS_EVERY_SECONDS
+        ):
+            return 0
+        self._last_decisions = now
+        decisions, bad = self.decisions.read_new()
+        for decision in decisions:
+            self.state.apply_decision(decision)
+        if bad:
+            pipe = self.redis.pipeline(transaction=False)
+            for source, reason, raw in bad:
+                record = {"reason": reason, "source": source, "event": raw}
+                pipe.rpush(self.keys.dead_letters, json.dumps(record))
+            pipe.execute()
+            self.metrics.dead_letters.inc(len(bad))
+        return len(decisions)
+
     def poll_once(self, timeout_ms: int = 100) -> int:
+        self.read_decisions()
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         consumed = 0
         for tp in sorted(polled, key=lambda tp: (_priority(tp.topic), tp.topic, tp.partition)):
@@ -156,10 +189,9 @@ class NotificationWorker:
         counts = self.store.flush_due(self.state)
         self.metrics.batched.inc(counts["batched"])
         self.metrics.digested.inc(counts["digested"])
-        if counts["suppressed_blocked_or_muted"]:
-            self.metrics.suppressed.labels("blocked_or_muted").inc(
-                counts["suppressed_blocked_or_muted"]
-            )
+        for reason in ("blocked_or_muted", "withheld_post"):
+            if counts[f"suppressed_{reason}"]:
+                self.metrics.suppressed.labels(reason).inc(counts[f"suppressed_{reason}"])
         self.store.flush_digests(self.state)
         for kind, n in self.store.send(self.provider).items():
             self.metrics.sent.labels(kind).inc(n)
@@ -263,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         args.group_id,
         **({"auto_offset_reset": "earliest"} if args.from_beginning else {}),
     )
+    from objectstore.store import store_from_settings
+
+    decisions = DecisionReader(store_from_settings(settings), settings.moderation_decisions_prefix)
     worker = NotificationWorker(
         consumer,
         redis,
@@ -271,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         timing=timing,
         checker=CommentChecker.trained(),
         commit_every_seconds=args.commit_every_seconds,
+        decisions=decisions,
     )
     # the routing state loaded from Redis and the comment model live as long as the process:
     # out of the cyclic collector's reach, its full collections stop re-walking them (about
