@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,10 @@ def topics_for(run: str) -> dict[str, str]:
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
+    """Create the topics and return once the broker's metadata lists every one of them: a
+    consumer group that joins before that gets no partitions of a missing topic (the range
+    assignor skips it) and would not rebalance until its metadata ages out, minutes later."""
+    from kafka import KafkaConsumer
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="test-notify")
@@ -28,6 +33,14 @@ def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None
         )
     finally:
         admin.close()
+    probe = KafkaConsumer(bootstrap_servers=bootstrap.split(","), client_id="test-notify-probe")
+    try:
+        deadline = time.monotonic() + 30
+        while missing := set(names) - probe.topics():  # topics() fetches fresh metadata
+            assert time.monotonic() < deadline, f"topics without metadata after 30 s: {missing}"
+            time.sleep(0.1)
+    finally:
+        probe.close()
 
 
 def event(event_type: str, **payload: Any) -> dict[str, Any]:
