@@ -12,6 +12,12 @@ viewer_author_followed_back__is_followed_back, viewer_hashtag_features__hashtag_
 __hashtag_matched_share). Before recapturing, issue 13's feature layer on
 the previous generator was checked equal to the old fixture on every old column, except
 post_hashtag_trends__hashtag_trend_score, which already differed on main at adcd322.
+
+Recaptured again in issue 14 (2026-12-06): the generator's follow graph changed (closure weight
+capped, a stronger same-city pull), so the events changed; before recapturing, the merged
+feature layer (issue 13's friends-of-friends and topic views, issue 16's text codes) run on the
+previous generator passed this test against the old fixture (3 passed). The capture now holds
+the two columns issue 13 added.
 """
 
 from __future__ import annotations
@@ -40,10 +46,7 @@ def now(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
 
 
 # feature columns added after the capture (no earlier value to compare), with the change
-ADDED_AFTER_CAPTURE = {
-    "viewer_author_common_follows__common_follows": "issue 13: friends of friends",
-    "viewer_post_topics__topic_match": "issue 13: the viewer's signup topics x the post's",
-}
+ADDED_AFTER_CAPTURE: dict[str, str] = {}
 
 
 def _assert_same(before: pd.DataFrame, after: pd.DataFrame, name: str) -> None:

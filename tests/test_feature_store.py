@@ -494,6 +494,7 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
                 "viewer_hashtag",
                 "viewer_author_similarity",
                 "viewer_post_location",
+                "viewer_post_topics",
             )
         )
     ]
@@ -504,6 +505,7 @@ def test_reader_expires_values_by_ttl_and_reads_the_feed_ranker_service(online: 
         "viewer_author_similarity__topic_overlap",
         "viewer_post_location__post_in_home_city",
         "viewer_post_location__log_distance",
+        "viewer_post_topics__topic_match",
     ):
         assert (unknown.candidates[column] == 0).all(), column
     # no history, no hashtags: the viewer x hashtag affinity scores 0, not null, not an error
