@@ -93,7 +93,19 @@ def test_routing_privacy_preferences_batching_and_dead_letters(
     p.flush()
     worker = _worker(kafka_bootstrap, setup)
     try:
-        _run_until(worker, lambda: redis.hexists(keys.prefs, str(quiet)))
+
+        def setup_applied() -> bool:
+            # every topic of the set-up, not only settings: a like routed before the block it
+            # follows would be batched (and counted) and hidden only at flush
+            state = worker.state
+            return (
+                redis.hexists(keys.prefs, str(quiet))
+                and {100, 200} <= state.post_authors.keys()
+                and {blocked, muted} <= state.graph.hidden_authors(author)
+                and redis.scard(keys.follows) >= 2
+            )
+
+        _run_until(worker, setup_applied)
         for liker in (fan, 8, 9, 10, blocked, muted, author):
             p.send("engagements", event("like", user_id=liker, post_id=100))
         p.send("engagements", event("like", user_id=fan, post_id=200))  # quiet: likes off
@@ -138,6 +150,8 @@ def test_routing_privacy_preferences_batching_and_dead_letters(
     assert likes["actor_count"] == 4 and likes["text"] == "u2 and 3 others liked your post"
     follows = next(c for c in calls if c["kind"] == "follow")
     assert follows["actor_count"] == 2
+    comments = next(c for c in calls if c["kind"] == "comment")
+    assert comments["actor_count"] == 1  # the blocked commenter is not counted
     dead = {d["reason"] for d in worker.store.dead_letters()}
     assert dead == {
         "likes: expected a boolean",
