@@ -161,6 +161,7 @@ class CachedFeedStore(FeedStore):
         self._down_reason = ""
         self._lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "fills": 0, "cache_down_reads": 0, "fills_dropped": 0}
+        self._stats_lock = threading.Lock()  # request threads and the fill thread both count
         self._fills: queue.Queue[tuple[int, bytes, list[FeedEntry]] | None] = queue.Queue(
             fill_queue
         )
@@ -178,17 +179,21 @@ class CachedFeedStore(FeedStore):
         try:
             self._fills.put_nowait((user_id, version, entries))
         except queue.Full:
-            self.stats["fills_dropped"] += 1
+            self._count("fills_dropped")
 
     def _fill_loop(self) -> None:
         while (job := self._fills.get()) is not None:
             try:
-                self.stats["fills"] += self._cache(functools.partial(self._fill_one, *job))
+                self._count("fills", self._cache(functools.partial(self._fill_one, *job)))
             except FeedStoreUnavailable:
                 pass  # served from Cassandra all the same; the next read fills
             finally:
                 self._fills.task_done()
         self._fills.task_done()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += n
 
     def _fill_one(self, user_id: int, version: bytes, entries: list[FeedEntry]) -> int:
         flat = [v for e in entries for v in (str(e.created_ms), e.member)]
@@ -245,13 +250,13 @@ class CachedFeedStore(FeedStore):
         try:
             version, rows = self._cache(cached_read)
         except FeedStoreUnavailable as exc:
-            self.stats["cache_down_reads"] += 1
+            self._count("cache_down_reads")
             return self._read_durable(user_id, limit, max_created_ms, str(exc))
         if rows:
-            self.stats["hits"] += 1
+            self._count("hits")
             return [decode_member(member, score) for member, score in rows], None
         version = version or b"0"
-        self.stats["misses"] += 1
+        self._count("misses")
         try:
             entries = self.durable.read(user_id, self.max_length)
         except FeedStoreUnavailable as exc:
