@@ -299,15 +299,21 @@ def opensearch(
         q = quality(service, corpus)
         on_os: list[float] = []
         on_tantivy: list[float] = []
+        cpu: dict[str, list[float]] = {"os": [], "tantivy": []}
         for _ in range(repeat):  # alternating, so both see the same machine load
-            for svc, samples in ((service, on_os), (tantivy_service, on_tantivy)):
+            for name, svc, samples in (
+                ("os", service, on_os),
+                ("tantivy", tantivy_service, on_tantivy),
+            ):
                 calls: list[Callable[[], Any]] = [
                     partial(svc.search, "posts", t, graph=graph, viewer=1, now_ts=NOW)
                     for t in texts
                 ]
-                samples += timed(calls, 1)
+                samples += timed(calls, 1, cpu[name])
         s50, s99 = percentiles(on_os)
         t50, t99 = percentiles(on_tantivy)
+        oc50, oc99 = percentiles(cpu["os"])
+        tc50, tc99 = percentiles(cpu["tantivy"])
         print(f"opensearch indexing: {n_docs:,} documents in {report.index_seconds:.2f} s = "
               f"{report.docs_per_second:,.0f} docs/s; index {report.index_bytes / 1e6:.1f} MB; "
               f"NDCG@10 blend {q['blend']:.3f} (tantivy {tantivy_quality['blend']:.3f}), BM25 "
@@ -316,6 +322,9 @@ def opensearch(
               f" tantivy p50 {t50:.2f}, p99 {t99:.2f} ms; {len(on_os)} calls each, alternating"
               f" rounds; load average "
               f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"post search CPU per call (this thread; OpenSearch's own work is in its JVM): "
+              f"opensearch p50 {oc50:.2f}, p99 {oc99:.2f} ms; tantivy p50 {tc50:.2f}, p99 "
+              f"{tc99:.2f} ms")  # fmt: skip
     finally:
         engine.remove()
         engine.close()

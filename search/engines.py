@@ -24,7 +24,11 @@ def engine_exists(settings: Settings) -> bool:
     """Whether the indexes were built (the API answers 503 until they are). Raises
     `EngineUnavailable` when the engine cannot be asked."""
     if settings.search_engine == "opensearch":
-        return _opensearch(settings, create=False).exists()
+        engine = _opensearch(settings, create=False)
+        try:
+            return engine.exists()
+        finally:
+            engine.close()
     from search.tantivy_engine import TantivyEngine
 
     return TantivyEngine.exists(settings.data_dir / "search")

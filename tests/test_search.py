@@ -82,11 +82,28 @@ CORPUS = [
 
 
 # tests that write to the engine get their own; the others share one OpenSearch corpus per
-# module (creating four indexes costs ~2 s on the loaded 2-core machine)
+# module (creating four indexes costs ~2 s on the loaded 2-core machine). The shared one is
+# read-only: a write to it changes BM25's statistics for every later test (a replaced document
+# still counts until a merge), which is how the stream test below, once missing from this list,
+# made the BM25 order of the ranking test depend on the random test order.
 WRITES = {
     "test_upserts_are_idempotent_and_tombstones_win",
     "test_stream_events_create_edit_delete_and_switch_privacy",
+    "test_stream_counts_hashtags_and_places_only_from_visible_posts",
 }
+
+
+class _ReadOnly:
+    """The shared corpus: every read passes through, a write fails the test that tries it."""
+
+    def __init__(self, engine: SearchEngine) -> None:
+        self._engine = engine
+
+    def upsert(self, docs: Any) -> int:
+        raise AssertionError("this test writes to the shared corpus: add it to WRITES")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +116,9 @@ def shared_opensearch(
 
 
 @pytest.fixture(params=ENGINES)
-def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SearchEngine]:
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "opensearch" and request.node.originalname not in WRITES:
-        yield request.getfixturevalue("shared_opensearch")
+        yield _ReadOnly(request.getfixturevalue("shared_opensearch"))
         return
     with _empty_engine(request.param, tmp_path, request) as engine:
         engine.upsert(CORPUS)
@@ -158,10 +175,6 @@ def test_filters_by_date_author_and_location(engine: SearchEngine) -> None:
     assert set(_ids(service, "sunset", kind="hashtags")) == {"sunsetlove", "sunsets"}
 
 
-# tantivy only for now: on OpenSearch the BM25-only order of this corpus put 103 ("private
-# sunset") above 102 once in CI (passed in every local run); the parity test below compares the
-# two engines' top results after ranking and privacy
-@pytest.mark.parametrize("engine", ["tantivy"], indirect=True)
 def test_ranking_blends_text_engagement_and_recency(engine: SearchEngine) -> None:
     service = SearchService(engine)
     kw: dict[str, Any] = {"graph": _graph(), "viewer": VIEWER, "now_ts": NOW}
@@ -171,7 +184,9 @@ def test_ranking_blends_text_engagement_and_recency(engine: SearchEngine) -> Non
     recent = [
         r.match.doc.key for r in service.search("posts", "sunset", weights=RECENCY_ONLY, **kw).items
     ]
-    assert bm25[0] == "102"  # "sunset" twice in a short caption
+    # "sunset" twice in a five-word caption: BM25 0.229 against 0.225 for 103's "private
+    # sunset" on CORPUS (average caption 3.75 words); below 3 words the shorter caption wins
+    assert bm25[0] == "102"
     assert recent[-1] == "102"  # five days old
     blended = service.search("posts", "sunset", **kw).items
     assert all(a.score >= b.score for a, b in itertools.pairwise(blended))

@@ -73,16 +73,33 @@ else
 fi
 
 # --- OpenSearch
+# Sets os_msg to what went wrong. The cleanup is part of the check: an index that cannot be
+# dropped is reported (and fails the check), never announced as deleted.
 os_smoke() {
-    local base="http://127.0.0.1:$OPENSEARCH_PORT" index="smoke-$token" rc=0
-    curl -fsS --max-time 30 -H 'Content-Type: application/json' -X PUT \
-        "$base/$index/_doc/1?refresh=wait_for" -d "{\"word\":\"$token\"}" >/dev/null || return 1
-    curl -fsS --max-time 30 -H 'Content-Type: application/json' "$base/$index/_search" \
-        -d "{\"query\":{\"term\":{\"word.keyword\":\"$token\"}}}" | grep -q '"_id":"1"' || rc=1
-    curl -fsS --max-time 30 -X DELETE "$base/$index" >/dev/null || true
-    return "$rc"
+    local base="http://127.0.0.1:$OPENSEARCH_PORT" index="smoke-$token" found code
+    os_msg=""
+    if ! curl -fsS --max-time 30 -H 'Content-Type: application/json' -X PUT \
+        "$base/$index/_doc/1?refresh=wait_for" -d "{\"word\":\"$token\"}" >/dev/null; then
+        os_msg="indexing a document into $index failed"
+    elif ! found="$(curl -fsS --max-time 30 -H 'Content-Type: application/json' "$base/$index/_search" \
+        -d "{\"query\":{\"term\":{\"word.keyword\":\"$token\"}}}")"; then
+        os_msg="searching $index failed"
+    elif [[ "$found" != *'"_id":"1"'* ]]; then
+        os_msg="searching $index did not find the document"
+    fi
+    code="$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' -X DELETE "$base/$index")" || true
+    case "$code" in
+        200) ;;
+        404) [[ -n "$os_msg" ]] || os_msg="$index was gone before it was dropped" ;; # never made
+        *) os_msg="${os_msg:+$os_msg; }dropping $index failed (HTTP ${code:-000}): it may be left on the node" ;;
+    esac
+    [[ -z "$os_msg" ]]
 }
-if os_smoke; then ok opensearch "index $token: indexed, searched, deleted"; else bad opensearch "index/search on 127.0.0.1:$OPENSEARCH_PORT"; fi
+if os_smoke; then
+    ok opensearch "index $token: indexed, searched, dropped"
+else
+    bad opensearch "127.0.0.1:$OPENSEARCH_PORT: $os_msg"
+fi
 
 # --- PostgreSQL
 for db in dagster mlflow feast; do
