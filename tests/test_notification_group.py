@@ -187,3 +187,48 @@ def test_two_workers_one_group_privacy_takeover_and_no_duplicate(
     assert len({first_call[k] for k, n in per_key.items() if n > 1}) <= 1
     dead = redis.lrange(keys.dead_letters, 0, -1)
     assert not dead, dead[:3]
+
+
+# --- the Redis guards the group relies on, one at a time ---------------------------------------
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[Any]:
+    from redis import Redis
+
+    from notifications.store import NotificationStore, Timing
+
+    redis = Redis.from_url(redis_url)
+    keys = Keys(f"test-notify-{uuid.uuid4().hex[:10]}")
+    yield NotificationStore(redis, keys, Timing())
+    delete_prefix(redis, keys.prefix)
+    redis.close()
+
+
+def test_one_lease_holder_and_takeover_after_it_lapses(store: Any) -> None:
+    assert store.hold_lease("a", 300)
+    assert not store.hold_lease("b", 300)  # a holds it: b neither flushes nor sends
+    assert store.hold_lease("a", 300)  # renewed
+    time.sleep(0.4)  # a stops renewing (killed)
+    assert store.hold_lease("b", 300)
+    assert not store.hold_lease("a", 300)
+
+
+def test_apply_refuses_a_batch_straddling_a_recorded_offset(store: Any) -> None:
+    redis, keys = store.redis, store.keys
+    assert store.apply("t", 0, 0, 4, [["SADD", keys.seen, "0-4"]]) is None
+    # the partition's next owner polled from offset 3 (Kafka's commit lagged Redis): refused
+    assert store.apply("t", 0, 3, 7, [["SADD", keys.seen, "3-7"]]) == 4
+    assert store.apply("t", 0, 5, 7, [["SADD", keys.seen, "5-7"]]) is None
+    assert redis.smembers(keys.seen) == {b"0-4", b"5-7"}
+
+
+def test_a_state_event_is_written_once_whichever_worker_applies_it(store: Any) -> None:
+    redis, keys = store.redis, store.keys
+    # worker a's poll ended at offset 1, worker b's covers 1..2: b writes only offset 2
+    assert store.apply_shared("users", 0, [(0, [["SADD", keys.seen, "a0"]]), (1, [])]) == -1
+    b = [(1, [["SADD", keys.seen, "b1"]]), (2, [["SADD", keys.seen, "b2"]])]
+    assert store.apply_shared("users", 0, b) == 1
+    assert store.apply_shared("users", 0, b) == 2
+    assert redis.smembers(keys.seen) == {b"a0", b"b2"}
+    assert redis.hget(keys.offsets, "users:0") == b"2"
