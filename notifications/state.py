@@ -4,6 +4,11 @@ Known users (and usernames), post authors, deleted posts, follows, blocks, mutes
 settings. Every change is written to Redis by the same atomic script that records the Kafka
 offset it came from (`notifications.store`), so after a crash the worker reloads exactly the
 state of the events it has applied, and skips those events when Kafka re-delivers them.
+
+With N workers in one group every worker keeps the whole state: the state topics (users,
+settings, posts, relationships) are read in full by each worker (`notifications.worker`), and
+the first worker to apply an event's offset writes its changes to Redis, the others only
+update their memory. A worker starting later loads Redis and the offsets in one snapshot.
 """
 
 from __future__ import annotations
@@ -63,16 +68,19 @@ class RoutingState:
         self.post_authors: dict[int, int] = {}
         self.preferences: dict[int, dict[str, bool]] = {}
         self.graph = VisibilityGraph()
+        # the offsets recorded in Redis when this state was loaded (`load`): where to resume
+        self.offsets: dict[str, int] = {}
 
     @classmethod
     def load(cls, redis: Any, keys: Keys) -> RoutingState:
         state = cls(keys)
-        pipe = redis.pipeline(transaction=True)
-        for key in (keys.users, keys.posts, keys.prefs):
+        pipe = redis.pipeline(transaction=True)  # one snapshot with the offsets it reflects
+        for key in (keys.offsets, keys.users, keys.posts, keys.prefs):
             pipe.hgetall(key)
         for key in (keys.private, keys.deleted, keys.follows, keys.blocks, keys.mutes):
             pipe.smembers(key)
-        users, posts, prefs, private, deleted, follows, blocks, mutes = pipe.execute()
+        offsets, users, posts, prefs, private, deleted, follows, blocks, mutes = pipe.execute()
+        state.offsets = {k.decode(): int(v) for k, v in offsets.items()}
         state.usernames = {int(k): v.decode() for k, v in users.items()}
         state.post_authors = {int(k): int(v) for k, v in posts.items()}
         state.preferences = {int(k): json.loads(v) for k, v in prefs.items()}

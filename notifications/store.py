@@ -48,12 +48,15 @@ end
 APPLY = (
     _ENQUEUE
     + """
--- KEYS: offsets hash, outbox; ARGV: partition field, last offset, ops (JSON)
+-- KEYS: offsets hash, outbox; ARGV: partition field, first offset, last offset, ops (JSON).
+-- Refused (0, recorded offset) if any offset of the batch is already recorded: a partition
+-- moved by a rebalance can straddle what its previous owner applied, and the worker then
+-- routes again only the events after the recorded offset.
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and tonumber(cur) >= tonumber(ARGV[2]) then return {0, 0, 0} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if cur and tonumber(cur) >= tonumber(ARGV[2]) then return {0, 0, 0, tonumber(cur)} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 local queued, digested = 0, 0
-for _, op in ipairs(cjson.decode(ARGV[3])) do
+for _, op in ipairs(cjson.decode(ARGV[4])) do
   if op[1] == 'ENQ' then
     if enqueue(KEYS[2], op[2], op[3], op[4], op[5], op[6], op[7], op[8]) == 1 then
       queued = queued + 1 else digested = digested + 1 end
@@ -61,9 +64,45 @@ for _, op in ipairs(cjson.decode(ARGV[3])) do
     redis.call(unpack(op))
   end
 end
-return {1, queued, digested}
+return {1, queued, digested, -1}
 """
 )
+
+APPLY_SHARED = (
+    _ENQUEUE
+    + """
+-- a state topic's partition, read in full by every worker of the group: KEYS: offsets hash,
+-- outbox; ARGV: partition field, groups (JSON [[offset, ops], ...], ascending). Each event's
+-- ops are applied only if no worker recorded its offset yet; returns the offset recorded before.
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+local last = cur
+for _, group in ipairs(cjson.decode(ARGV[2])) do
+  if group[1] > cur then
+    for _, op in ipairs(group[2]) do
+      if op[1] == 'ENQ' then
+        enqueue(KEYS[2], op[2], op[3], op[4], op[5], op[6], op[7], op[8])
+      else
+        redis.call(unpack(op))
+      end
+    end
+    last = group[1]
+  end
+end
+if last > cur then redis.call('HSET', KEYS[1], ARGV[1], last) end
+return cur
+"""
+)
+
+# the right to flush and send, held by one worker of the group at a time (renewed every poll);
+# KEYS: lease key; ARGV: worker id, lease (ms). 1: held by this worker
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 FLUSH_BATCHES = (
     _ENQUEUE
@@ -143,6 +182,8 @@ class NotificationStore:
         self.keys = keys
         self.timing = timing
         self._apply = redis.register_script(APPLY)
+        self._apply_shared = redis.register_script(APPLY_SHARED)
+        self._lease = redis.register_script(LEASE)
         self._flush_batches = redis.register_script(FLUSH_BATCHES)
         self._read_batches = redis.register_script(READ_BATCHES)
         self._mark_sent = redis.register_script(MARK_SENT)
@@ -209,13 +250,33 @@ class NotificationStore:
             ]
         return ops
 
-    def apply(self, topic: str, partition: int, last_offset: int, ops: list[list[str]]) -> bool:
-        """Apply a partition's batch once; False if that offset was already applied."""
-        done, _, _ = self._apply(
+    def apply(
+        self, topic: str, partition: int, first: int, last: int, ops: list[list[str]]
+    ) -> int | None:
+        """Apply a partition's batch (offsets first..last) once: None when applied, else the
+        offset already recorded (>= first): the batch was applied, or part of it was, by this
+        worker before a crash or by the partition's previous owner; nothing was written."""
+        done, _, _, recorded = self._apply(
             keys=[self.keys.offsets, self.keys.outbox],
-            args=[f"{topic}:{partition}", str(last_offset), orjson.dumps(ops)],
+            args=[f"{topic}:{partition}", str(first), str(last), orjson.dumps(ops)],
         )
-        return bool(done)
+        return None if done else int(recorded)
+
+    def apply_shared(
+        self, topic: str, partition: int, groups: list[tuple[int, list[list[str]]]]
+    ) -> int:
+        """Apply each event of a state partition's batch unless some worker already did (by
+        offset); returns the offset recorded before (-1: none), so the caller knows which
+        of the events were its own to count."""
+        recorded = self._apply_shared(
+            keys=[self.keys.offsets, self.keys.outbox],
+            args=[f"{topic}:{partition}", orjson.dumps(groups)],
+        )
+        return int(recorded)
+
+    def hold_lease(self, worker_id: str, lease_ms: int) -> bool:
+        """Take or renew the delivery lease (flush and send); False while another holds it."""
+        return bool(self._lease(keys=[self.keys.deliver_lease], args=[worker_id, lease_ms]))
 
     # --- batches and digests ---------------------------------------------------------------
 

@@ -10,10 +10,29 @@ cost more than routing it). Kafka offsets are committed after the Redis step, at
 are what makes a re-delivery after a crash harmless (it is skipped), so a synchronous commit
 round trip per poll bought nothing but time.
 
-One worker per consumer group. `--group-id` and `--prefix` are configurable, but a second
-worker in the same group is not supported yet: the routing state (users, posts, follows) is
-built from the events each worker consumes, so it would miss the state events of partitions
-assigned to the other; and `send` reads the outbox head without a lock (docs/benchmarks.md).
+N workers per consumer group (`--group-id`, same `--prefix`), each correct on its own:
+- the state topics (users, settings, posts, relationships) are read in full by every worker,
+  through a second consumer outside the group (`assign`, positioned at the offsets recorded in
+  Redis), since any worker may route a like by anyone on anyone's post, and must know a block
+  from any partition. Each state event's changes are written to Redis once (the apply script
+  checks its offset), and every worker applies them to its memory;
+- before routing a poll of event-topic messages, a worker reads the state topics up to their
+  end offsets (a block produced before a like is known when the like is routed, on every
+  worker); at most `STATE_CATCH_UP_SECONDS`, then it routes anyway with a warning;
+- the event topics (engagements, messages, live) are split by the group. The apply script
+  refuses a batch that overlaps an offset already recorded (a partition moved by a rebalance
+  can straddle what its previous owner applied); the worker then routes only the events after
+  it (routing an engagement changes no state, so re-routing is harmless);
+- batches, digests and the outbox are shared: one worker at a time holds the delivery lease
+  (`<prefix>:deliver_lease`, `LEASE_MS`, renewed every poll) and only it flushes and sends, so
+  two workers never call the provider for the same outbox entries. A holder killed with -9
+  leaves the lease to expire; another worker takes it over within `LEASE_MS`.
+Limits: a worker paused longer than the lease between renewing it and calling the provider
+could send alongside its successor (the same idempotency keys, so a device shows it once);
+partitions added to a state topic while workers run are not picked up until they restart; with
+`auto_offset_reset=latest` and nothing recorded in Redis yet, two workers starting at once may
+begin their state reads at different offsets (`--from-beginning` avoids that).
+A worker run with one consumer over every topic (no state consumer) is the one-worker layout.
 
 Moderation decisions (`moderation.decisions`: files in the object store, not Kafka events) are
 read from the first file at start and then about once a second, before each poll's events are
@@ -30,10 +49,13 @@ import argparse
 import gc
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +85,13 @@ TOPIC_ORDER = {"users": 0, "settings": 1, "posts": 2, "relationships": 3}
 LAG_EVERY_SECONDS = 5.0
 COMMIT_EVERY_SECONDS = 1.0  # Kafka offsets; Redis holds the ones exactly-once relies on
 DECISIONS_EVERY_SECONDS = 1.0  # listing the moderation decisions' prefix
+STATE_FAMILIES = frozenset(TOPIC_ORDER)  # read in full by every worker of a group
+STATE_CATCH_UP_SECONDS = 2.0
+LEASE_MS = 3_000  # the delivery lease: how long a killed holder blocks delivery
+
+
+def is_state_topic(topic: str) -> bool:
+    return topic.rsplit(".", 1)[-1] in STATE_FAMILIES
 
 
 def _priority(topic: str) -> int:
@@ -84,8 +113,14 @@ class NotificationWorker:
         metrics: WorkerMetrics | None = None,
         commit_every_seconds: float = COMMIT_EVERY_SECONDS,
         decisions: DecisionReader | None = None,
+        state_consumer: Any | None = None,
+        lease_ms: int = LEASE_MS,
     ) -> None:
         self.consumer = consumer
+        self.state_consumer: Any = state_consumer  # None: state topics come via `consumer`
+        self.lease_ms = lease_ms
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._assigned: frozenset[str] = frozenset()
         self.decisions = decisions
         self._last_decisions = float("-inf")
         self.commit_every_seconds = commit_every_seconds
@@ -99,9 +134,19 @@ class NotificationWorker:
         self.router = Router(self.state)
         self.checker = checker
         self.metrics = metrics or WorkerMetrics()
-        self.applied = self.store.applied_offsets()
+        self.applied = dict(self.state.offsets)  # the same snapshot as the state
         self._stop = threading.Event()
         self._last_lag = 0.0
+        if state_consumer is not None:
+            self._position_state_consumer()
+
+    def _position_state_consumer(self) -> None:
+        """Resume every state partition after the offset the loaded state reflects; one with
+        nothing recorded starts where the consumer's `auto_offset_reset` says."""
+        for tp in self.state_consumer.assignment():
+            done = self.applied.get(f"{tp.topic}:{tp.partition}")
+            if done is not None:
+                self.state_consumer.seek(tp, done + 1)
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,7 +175,10 @@ class NotificationWorker:
     def poll_once(self, timeout_ms: int = 100) -> int:
         self.read_decisions()
         polled = self.consumer.poll(timeout_ms=timeout_ms)
+        self._note_assignment()
         consumed = 0
+        if self.state_consumer is not None:
+            consumed += self._read_state(catch_up=bool(polled))
         for tp in sorted(polled, key=lambda tp: (_priority(tp.topic), tp.topic, tp.partition)):
             consumed += self._partition_batch(tp.topic, tp.partition, polled[tp])
         if polled:
@@ -140,13 +188,61 @@ class NotificationWorker:
         self._report_lag()
         return consumed
 
+    def _note_assignment(self) -> None:
+        assigned = frozenset(f"{tp.topic}:{tp.partition}" for tp in self.consumer.assignment())
+        if assigned != self._assigned:
+            self._assigned = assigned
+            log.info("worker %s assigned: %s", self.worker_id, ",".join(sorted(assigned)))
+
+    def _read_state(self, catch_up: bool) -> int:
+        """Apply what the state consumer has; with `catch_up`, keep reading until it reaches
+        the state topics' end offsets as of now (bounded by STATE_CATCH_UP_SECONDS)."""
+        sc = self.state_consumer
+        ends = sc.end_offsets(list(sc.assignment())) if catch_up else {}
+        deadline = time.monotonic() + STATE_CATCH_UP_SECONDS
+        consumed = 0
+        while True:
+            polled = sc.poll(timeout_ms=50 if ends else 0)
+            for tp in sorted(polled, key=lambda t: (_priority(t.topic), t.topic, t.partition)):
+                consumed += self._partition_batch(tp.topic, tp.partition, polled[tp])
+            behind = [tp for tp, end in ends.items() if sc.position(tp) < end]
+            if not behind:
+                return consumed
+            if time.monotonic() > deadline:
+                log.warning("state topics not caught up, routing anyway: %s", behind)
+                return consumed
+
     def _partition_batch(self, topic: str, partition: int, messages: Sequence[Any]) -> int:
         field = f"{topic}:{partition}"
         done = self.applied.get(field, -1)
         fresh = [m for m in messages if m.offset > done]
         if not fresh:
             return 0
-        events = [event_stream.decode(m.value) for m in fresh]
+        if is_state_topic(topic):
+            return self._shared_batch(topic, partition, fresh)
+        out = Outcome()
+        self._route(fresh, lambda _: out)
+        first, last = fresh[0].offset, fresh[-1].offset
+        recorded = self.store.apply(
+            topic, partition, first, last, self.store.ops_for(out, topic, partition)
+        )
+        if recorded is None:
+            self.metrics.events.labels(topic).inc(len(fresh))
+            for reason, n in out.suppressed.items():
+                self.metrics.suppressed.labels(reason).inc(n)
+            self.metrics.dead_letters.inc(len(out.dead_letters))
+            self.applied[field] = last
+            return len(fresh)
+        # applied before, wholly or up to `recorded` (this worker before a crash, or the
+        # partition's previous owner): route again only what follows
+        self.applied[field] = max(done, recorded)
+        if recorded >= last:
+            return len(fresh)
+        return self._partition_batch(topic, partition, fresh)
+
+    def _route(self, messages: Sequence[Any], out_for: Any) -> None:
+        """Route each message into `out_for(i)`'s outcome, comments checked in one call."""
+        events = [event_stream.decode(m.value) for m in messages]
         comments = [
             i
             for i, e in enumerate(events)
@@ -156,8 +252,8 @@ class NotificationWorker:
         verdicts: dict[int, CommentVerdict] = dict(
             zip(comments, self.checker.check_many(texts), strict=True)
         )
-        out = Outcome()
-        for i, (message, event) in enumerate(zip(fresh, events, strict=True)):
+        for i, (message, event) in enumerate(zip(messages, events, strict=True)):
+            out = out_for(i)
             if event is None:
                 raw = (message.value or b"")[:2000].decode("utf-8", "replace")
                 out.dead_letters.append(
@@ -165,13 +261,26 @@ class NotificationWorker:
                 )
                 continue
             self.router.route(event, int(message.timestamp), out, verdicts.get(i))
-        last = fresh[-1].offset
-        if self.store.apply(topic, partition, last, self.store.ops_for(out, topic, partition)):
-            self.metrics.events.labels(topic).inc(len(fresh))
-            for reason, n in out.suppressed.items():
-                self.metrics.suppressed.labels(reason).inc(n)
-            self.metrics.dead_letters.inc(len(out.dead_letters))
-        self.applied[field] = last
+
+    def _shared_batch(self, topic: str, partition: int, fresh: Sequence[Any]) -> int:
+        """A state partition's batch: every worker routes it (its memory needs the changes);
+        the script writes each event's changes and notifications only if no worker recorded
+        that event's offset yet, so only the first worker's count."""
+        outcomes = [Outcome() for _ in fresh]
+        self._route(fresh, outcomes.__getitem__)
+        groups = [
+            (m.offset, self.store.ops_for(out, topic, partition))
+            for m, out in zip(fresh, outcomes, strict=True)
+        ]
+        recorded = self.store.apply_shared(topic, partition, groups)
+        mine = [out for m, out in zip(fresh, outcomes, strict=True) if m.offset > recorded]
+        if mine:
+            self.metrics.events.labels(topic).inc(len(mine))
+            for out in mine:
+                for reason, n in out.suppressed.items():
+                    self.metrics.suppressed.labels(reason).inc(n)
+                self.metrics.dead_letters.inc(len(out.dead_letters))
+        self.applied[f"{topic}:{partition}"] = max(fresh[-1].offset, recorded)
         return len(fresh)
 
     def _commit(self, force: bool = False) -> None:
@@ -186,6 +295,8 @@ class NotificationWorker:
         self._last_commit, self._uncommitted = now, False
 
     def _deliver(self) -> None:
+        if not self.store.hold_lease(self.worker_id, self.lease_ms):
+            return  # another worker of the group flushes and sends
         counts = self.store.flush_due(self.state)
         self.metrics.batched.inc(counts["batched"])
         self.metrics.digested.inc(counts["digested"])
@@ -242,6 +353,8 @@ class NotificationWorker:
         except Exception as error:  # closing after a broker loss: Redis offsets still guard
             log.warning("final commit failed: %s", error)
         self.consumer.close()
+        if self.state_consumer is not None:
+            self.state_consumer.close()
 
 
 def make_consumer(bootstrap: str, topics: Sequence[str], group_id: str, **overrides: Any) -> Any:
@@ -251,6 +364,44 @@ def make_consumer(bootstrap: str, topics: Sequence[str], group_id: str, **overri
         "fetch_max_wait_ms": 50,
     }
     return event_stream.make_consumer(bootstrap, topics, group_id=group_id, **(options | overrides))
+
+
+def make_state_consumer(bootstrap: str, topics: Sequence[str], **overrides: Any) -> Any:
+    """Every partition of the state topics, outside any group (`assign`): each worker of the
+    group reads them in full. Positioned by the worker at the offsets recorded in Redis."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap.split(","),
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "latest",
+        "isolation_level": "read_committed",
+        "max_poll_records": 5_000,
+        "fetch_max_wait_ms": 50,
+    }
+    consumer = KafkaConsumer(**(config | overrides))
+    partitions = []
+    for topic in topics:
+        found = consumer.partitions_for_topic(topic)
+        if not found:
+            consumer.close()
+            raise SystemExit(f"state topic {topic} has no partitions (does it exist?)")
+        partitions += [TopicPartition(topic, p) for p in sorted(found)]
+    consumer.assign(partitions)
+    return consumer
+
+
+def make_consumers(
+    bootstrap: str, topics: Sequence[str], group_id: str, **overrides: Any
+) -> tuple[Any, Any]:
+    """The group's consumer of the event topics and this worker's reader of the state topics."""
+    state = [t for t in topics if is_state_topic(t)]
+    events = [t for t in topics if not is_state_topic(t)]
+    reset = {k: v for k, v in overrides.items() if k == "auto_offset_reset"}
+    return make_consumer(bootstrap, events, group_id, **overrides), make_state_consumer(
+        bootstrap, state, **reset
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +422,15 @@ def main(argv: list[str] | None = None) -> int:
         default=COMMIT_EVERY_SECONDS,
         help="commit Kafka offsets at most this often (0: after every poll)",
     )
+    parser.add_argument(
+        "--lease-ms", type=int, default=LEASE_MS, help="delivery lease of one group member"
+    )
+    parser.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=None,
+        help="group session timeout: how soon a killed member's partitions move (Kafka: 45 s)",
+    )
     parser.add_argument("--metrics-port", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--idle-exit-seconds", type=float, default=None)
@@ -289,11 +449,19 @@ def main(argv: list[str] | None = None) -> int:
     keys = Keys(args.prefix)
     provider = RecordingProvider(redis, args.record_key or keys.pushed)
     timing = Timing(args.delay_seconds, args.digest_limit, args.digest_window_seconds)
-    consumer = make_consumer(
+    consumer, state_consumer = make_consumers(
         settings.kafka_bootstrap_servers,
         [t for t in args.topics.split(",") if t],
         args.group_id,
         **({"auto_offset_reset": "earliest"} if args.from_beginning else {}),
+        **(
+            {
+                "session_timeout_ms": args.session_timeout_ms,
+                "heartbeat_interval_ms": max(args.session_timeout_ms // 3, 100),
+            }
+            if args.session_timeout_ms
+            else {}
+        ),
     )
     from objectstore.store import store_from_settings
 
@@ -307,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         checker=CommentChecker.trained(),
         commit_every_seconds=args.commit_every_seconds,
         decisions=decisions,
+        state_consumer=state_consumer,
+        lease_ms=args.lease_ms,
     )
     # the routing state loaded from Redis and the comment model live as long as the process:
     # out of the cyclic collector's reach, its full collections stop re-walking them (about

@@ -87,9 +87,11 @@ class Producer:
         self.topics = topics
         self.producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5)
 
-    def send(self, family: str, payload: dict[str, Any] | bytes) -> None:
+    def send(
+        self, family: str, payload: dict[str, Any] | bytes, partition: int | None = None
+    ) -> None:
         value = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.producer.send(self.topics[family], value)
+        self.producer.send(self.topics[family], value, partition=partition)
 
     def flush(self) -> None:
         self.producer.flush()
