@@ -41,7 +41,7 @@ from ml.recommend.explore_signals import (
     SignalWeights,
     with_content,
 )
-from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
+from ml.recommend.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
 from visibility import VisibilityGraph
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ TRENDING_HOURS = 12.0  # the trending signal counts engagements this recent (bef
 
 @dataclass(frozen=True)
 class ExploreParams:
-    als: AlsParams = field(default_factory=lambda: AlsParams(rank=16, reg=0.1, alpha=5.0))
+    als: AlsParams = RECOMMENDER_ALS
     window_hours: float = 72.0  # posts this recent are candidates
     neighbours: int = 50
     # measured: on the generated workload (no taste among strangers) a heavier taste term
@@ -539,7 +539,7 @@ class EngagementHoldout:
         visibility: VisibilityGraph,
         *,
         fraction: float = 0.2,
-        window_hours: float = 72.0,
+        window_hours: float = ExploreParams.window_hours,
     ) -> EngagementHoldout:
         cutoff = engagements["engaged_at"].quantile(1 - fraction).floor("s")
         train = engagements[engagements["engaged_at"] < cutoff]

@@ -40,6 +40,11 @@ class AlsParams:
         }
 
 
+# the ALS settings both recommenders (who to follow, Explore) start from, and the defaults of
+# their Dagster configs (orchestration/models/recommenders.py)
+RECOMMENDER_ALS = AlsParams(rank=16, reg=0.1, alpha=5.0)
+
+
 @dataclass
 class Factors:
     """User and item latent factors, row i belonging to `user_ids[i]` / `item_ids[i]`."""

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from importers.movielens import DEFAULT_DIRECTORY as MOVIELENS_DIRECTORY
-from ml.recommend.evaluate import Popularity, ranking_metrics, relevant_items, time_holdout
+from ml.recommend.evaluate import Popularity, compare, relevant_items, time_holdout
 from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
 
 if TYPE_CHECKING:
@@ -148,15 +148,7 @@ def retrieval_metrics(
         return [item for item, _ in popularity.recommend(n, seen.get(user))]
 
     relevant = relevant_items(test, "user_id", "item_id")
-    ours = ranking_metrics(als_top, relevant, k)
-    theirs = ranking_metrics(popular_top, relevant, k)
-    return {
-        f"recall_at_{k}": ours.recall,
-        f"ndcg_at_{k}": ours.ndcg,
-        f"popularity_recall_at_{k}": theirs.recall,
-        f"popularity_ndcg_at_{k}": theirs.ndcg,
-        "evaluated_users": float(ours.users),
-    }
+    return compare(als_top, popular_top, relevant, k)
 
 
 def movielens_report(spark: SparkSession, directory: Path = DEFAULT_DIR) -> MovieLensReport:

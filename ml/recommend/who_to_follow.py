@@ -31,7 +31,7 @@ from ml.recommend.evaluate import (
     relevant_items,
     time_holdout,
 )
-from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
+from ml.recommend.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
 from ml.recommend.follow_features import (
     FEATURES,
     ItemItemCF,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WhoToFollowParams:
-    als: AlsParams = field(default_factory=lambda: AlsParams(rank=16, reg=0.1, alpha=5.0))
+    als: AlsParams = RECOMMENDER_ALS
     fof_weight: float = 0.5  # friends-of-friends, relative to the ALS score (both scaled to 1)
     engagement_weight: float = 0.1  # one like's worth of engagement, relative to one follow
     popularity_weight: float = 1.0  # log follower count, a prior ALS regularises away

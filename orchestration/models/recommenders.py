@@ -14,7 +14,7 @@ import dagster as dg
 from appconfig import get_settings
 from ml.recommend.data import Interactions, load_interactions
 from ml.recommend.explore import Explore, ExploreParams
-from ml.recommend.factors import AlsParams
+from ml.recommend.factors import RECOMMENDER_ALS, AlsParams
 from ml.recommend.pipeline import RecommenderRun, explore_run, who_to_follow_run
 from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_recommender
 from ml.recommend.who_to_follow import WhoToFollowParams
@@ -40,12 +40,18 @@ SOURCE_MODELS = (
 )
 
 
+# the configs' defaults are the recommenders' own (one place for each number)
+_ALS = RECOMMENDER_ALS
+_WHO_TO_FOLLOW = WhoToFollowParams()
+_EXPLORE = ExploreParams()
+
+
 class AlsConfig(dg.Config):
-    rank: int = 16
-    max_iter: int = 12
-    reg: float = 0.1
-    alpha: float = 5.0
-    seed: int = 7
+    rank: int = _ALS.rank
+    max_iter: int = _ALS.max_iter
+    reg: float = _ALS.reg
+    alpha: float = _ALS.alpha
+    seed: int = _ALS.seed
     k: int = 10
 
     def als(self) -> AlsParams:
@@ -54,21 +60,21 @@ class AlsConfig(dg.Config):
 
 class WhoToFollowConfig(AlsConfig):
     k: int = 20  # Recall@20 / NDCG@20, as issue 14 measures who to follow
-    learned: bool = True  # the logistic regression over graph features (else the blend below)
-    fof_weight: float = 0.5
-    engagement_weight: float = 0.1
-    popularity_weight: float = 1.0
+    learned: bool = _WHO_TO_FOLLOW.learned  # logistic regression over graph features (else blend)
+    fof_weight: float = _WHO_TO_FOLLOW.fof_weight
+    engagement_weight: float = _WHO_TO_FOLLOW.engagement_weight
+    popularity_weight: float = _WHO_TO_FOLLOW.popularity_weight
 
 
 class ExploreConfig(AlsConfig):
-    window_hours: float = 72.0
-    neighbours: int = 50
-    taste_weight: float = 0.3
-    neighbour_weight: float = 0.3
-    popularity_weight: float = 1.0
-    hybrid: bool = True  # learned weights over collaborative + content signals (else the blend)
-    max_per_author: int = 2  # diversity cap per page
-    max_age_hours: float = 72.0  # freshness: never older at request time
+    window_hours: float = _EXPLORE.window_hours
+    neighbours: int = _EXPLORE.neighbours
+    taste_weight: float = _EXPLORE.taste_weight
+    neighbour_weight: float = _EXPLORE.neighbour_weight
+    popularity_weight: float = _EXPLORE.popularity_weight
+    hybrid: bool = _EXPLORE.hybrid  # learned weights over collaborative + content signals
+    max_per_author: int = _EXPLORE.max_per_author  # diversity cap per page
+    max_age_hours: float = _EXPLORE.max_age_hours  # freshness: never older at request time
 
 
 def _read_marts(clickhouse: ClickHouseResource) -> tuple:

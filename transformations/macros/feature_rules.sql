@@ -23,6 +23,14 @@
     {{ var('affinity_half_life_days') * 86400000 }}
 {%- endmacro %}
 
+{% macro affinity_decay(since, until) -%}
+    {#- the factor 2 ^ -(age / half life) an affinity weight from `since` keeps at `until`
+    (above 1 when `until` is earlier: the running sum in fct_user_author_affinity_history
+    scales weights up to a common origin); the request-time twin is
+    feature_repo.request_time.viewer_author_arrays, which reads the half life from the row -#}
+    exp2(-dateDiff('millisecond', {{ since }}, {{ until }}) / {{ affinity_half_life_ms() }})
+{%- endmacro %}
+
 {% macro ms_utc(expression) -%}
     toDateTime64({{ expression }}, 3, 'UTC')
 {%- endmacro %}

@@ -2,14 +2,14 @@
 
 {%- set weights = var('affinity_weights') -%}
 
--- one row per viewer x author the viewer has engaged with (standing likes, comments, shares,
--- saves on the author's posts; never with oneself): affinity_score = sum over the engagements of
--- weight(type) * 0.5 ^ (age / affinity_half_life_days), the age taken at as_of_at, the time of
--- the newest engagement in fct_engagements
-with engagements as (
-    select viewer_id, author_id, engagement_type, engaged_at
-    from {{ ref('fct_engagements') }}
-    where viewer_id != author_id
+-- one row per viewer x author the viewer has engaged with: the pair's latest row in
+-- fct_user_author_affinity_history (where the affinity rule is written), its score decayed on to
+-- as_of_at, the time of the newest engagement in fct_engagements
+with latest as (
+    select *
+    from {{ ref('fct_user_author_affinity_history') }}
+    order by viewer_id, author_id, engaged_at desc
+    limit 1 by viewer_id, author_id
 ),
 
 newest_engagement as (
@@ -17,18 +17,14 @@ newest_engagement as (
 )
 
 select
-    engagements.viewer_id as viewer_id,
-    engagements.author_id as author_id,
-    sum(
-        {{ affinity_weight('engagements.engagement_type') }}
-        * pow(0.5, dateDiff('millisecond', engagements.engaged_at, newest_engagement.as_of_at) / {{ affinity_half_life_ms() }})
-    ) as affinity_score,
-    count() as interactions,
+    latest.viewer_id as viewer_id,
+    latest.author_id as author_id,
+    latest.affinity_score * {{ affinity_decay('latest.engaged_at', 'newest_engagement.as_of_at') }} as affinity_score,
+    latest.interactions as interactions,
     {%- for engagement_type in weights %}
-    countIf(engagements.engagement_type = '{{ engagement_type }}') as {{ engagement_type }}s,
+    latest.{{ engagement_type }}s as {{ engagement_type }}s,
     {%- endfor %}
-    max(engagements.engaged_at) as last_interaction_at,
-    any(newest_engagement.as_of_at) as as_of_at
-from engagements
+    latest.engaged_at as last_interaction_at,
+    newest_engagement.as_of_at as as_of_at
+from latest
 cross join newest_engagement
-group by engagements.viewer_id, engagements.author_id
