@@ -2,7 +2,8 @@
 
 It loads micro-batches until the topics are drained (or a limit is reached) and exits, so it can
 run from a Dagster job, a cron, or a test that kills it with SIGKILL mid-batch. Offsets are
-committed only after each batch is in ClickHouse.
+committed only after each batch is in ClickHouse. The next batch is polled while the current one
+loads (`OverlappedBatches`).
 
 Run N of them with one `--group-id` to share the partitions (a consumer group). Give each its
 own `--instance-id` (static membership): a member restarted after a crash with the same id gets
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from appconfig import get_settings
 from experiments import ExperimentRegistry
-from ingestion.kafka_source import consume_batch, consumer_lag, make_consumer
+from ingestion.kafka_source import OverlappedBatches, consumer_lag, make_consumer
 from ingestion.loader import LoadReport
 from warehouse import clickhouse_client, ensure_raw_tables
 
@@ -48,22 +49,27 @@ def drain(
     total, batches, idle = LoadReport(), 0, 0
     started = time.monotonic()
     try:
-        with clickhouse_client(settings.clickhouse_url) as client:
+        with (
+            clickhouse_client(settings.clickhouse_url) as client,
+            OverlappedBatches(
+                client,
+                settings.clickhouse_raw_database,
+                consumer,
+                max_records=batch_size,
+                known_arm=registry.knows_arm,
+                before_load=registry.refresh,
+            ) as pipeline,
+        ):
             ensure_raw_tables(client, settings.clickhouse_raw_database)
             while idle < idle_polls:
                 if max_batches is not None and batches >= max_batches:
                     break
                 if max_seconds is not None and time.monotonic() - started > max_seconds:
                     break
-                registry.refresh()
-                report = consume_batch(
-                    client,
-                    settings.clickhouse_raw_database,
-                    consumer,
-                    max_records=batch_size,
-                    known_arm=registry.knows_arm,
-                )
-                if report is None:
+                polled, report = pipeline.step()
+                if report is not None:
+                    total.merge(report)
+                if not polled:
                     if not consumer.assignment():  # still joining the group: not idle yet
                         if time.monotonic() - started > join_timeout_seconds:
                             raise SystemExit(
@@ -74,6 +80,8 @@ def drain(
                     continue
                 idle = 0
                 batches += 1
+            report = pipeline.finish()
+            if report is not None:
                 total.merge(report)
         lag = consumer_lag(consumer)
     finally:

@@ -3,12 +3,18 @@
 Offsets are committed only after the batch is in ClickHouse. A crash between the insert and the
 commit re-delivers the batch; the loader recognises every message by its address (topic,
 partition, offset) and skips it, so nothing is loaded twice and nothing is lost.
+
+`OverlappedBatches` polls batch n+1 while batch n loads in a worker thread (about half a drain
+was polling, kafka-python's CRC checks, with the loader idle). The consumer is not thread-safe,
+so it stays on the caller's thread: polls and commits happen there, and the commit of batch n
+names exactly batch n's offsets, only after its load returned.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,20 +46,53 @@ def source_of(topic: str, partition: int) -> str:
 def to_records(messages: Iterable[Any]) -> list[SourceRecord]:
     """kafka-python ConsumerRecords to SourceRecords; the broker's timestamp is when we got it."""
     out = []
+    # Messages produced together share a millisecond, and a batch spans a few hours: build
+    # each datetime and format each hour's partition key once.
+    times: dict[int, tuple[datetime, str]] = {}
+    hour_keys: dict[int, str] = {}
+    sources: dict[tuple[str, int], str] = {}
     for message in messages:
-        received_at = datetime.fromtimestamp(message.timestamp / 1000, tz=UTC)
+        timestamp = message.timestamp
+        known = times.get(timestamp)
+        if known is None:
+            received_at = datetime.fromtimestamp(timestamp / 1000, tz=UTC)
+            key = hour_keys.get(timestamp // 3_600_000)
+            if key is None:
+                key = hour_keys[timestamp // 3_600_000] = partition_key_of(received_at)
+            known = times[timestamp] = (received_at, key)
+        received_at, key = known
+        topic, partition, offset = message.topic, message.partition, message.offset
+        source = sources.get((topic, partition))
+        if source is None:
+            source = sources[(topic, partition)] = source_of(topic, partition)
         out.append(
             SourceRecord(
-                source_of(message.topic, message.partition),
-                message.offset,
+                source,
+                offset,
                 message.value or b"",
                 received_at,
                 "kafka",
-                (message.topic, message.partition, message.offset),
-                partition_key_of(received_at),
+                (topic, partition, offset),
+                key,
             )
         )
     return out
+
+
+def offsets_after(messages: Iterable[Any]) -> dict[Any, Any]:
+    """The offsets to commit once these messages are loaded: one past the last, per partition."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        address = (message.topic, message.partition)
+        if message.offset >= last.get(address, -1):
+            last[address] = message.offset
+    return {
+        TopicPartition(topic, partition): OffsetAndMetadata(offset + 1, "", -1)
+        for (topic, partition), offset in last.items()
+    }
 
 
 @dataclass
@@ -95,8 +134,97 @@ def consume_batch(
     return report
 
 
-def commit(consumer: Any, *, retry_seconds: float = COMMIT_RETRY_SECONDS) -> None:
-    """Commit the consumed offsets, riding out a broker restart.
+class OverlappedBatches:
+    """Micro-batches where the next poll overlaps the current load.
+
+    `step()` polls (on the caller's thread), then waits for the batch loading in the worker,
+    commits its offsets and starts loading what was just polled. `finish()` loads and commits
+    the last one. A crash anywhere leaves at most two batches uncommitted; they are re-delivered
+    and the loader skips what it already has, exactly as with one batch.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        consumer: Any,
+        *,
+        max_records: int = 20_000,
+        timeout_ms: int = 1000,
+        known_arm: Callable[[str, str], bool] | None = None,
+        before_load: Callable[[], object] | None = None,
+    ) -> None:
+        self.client, self.database, self.consumer = client, database, consumer
+        self.max_records, self.timeout_ms = max_records, timeout_ms
+        self.known_arm, self.before_load = known_arm, before_load
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-load")
+        self._pending: tuple[Future[LoadReport], dict[Any, Any]] | None = None
+
+    def step(self) -> tuple[int, LoadReport | None]:
+        """Messages this poll returned, and the report of the batch committed meanwhile."""
+        report = None
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        while True:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            in_flight = self._pending is not None and not self._pending[0].done()
+            polled = self.consumer.poll(
+                timeout_ms=min(remaining_ms, 50) if in_flight else remaining_ms,
+                max_records=self.max_records,
+            )
+            if polled or remaining_ms == 0:
+                break
+            if self._pending is not None and self._pending[0].done():
+                report = self.finish()  # a quiet topic: commit now, not after the poll timeout
+        messages = [m for batch in polled.values() for m in batch]
+        report = self.finish() or report
+        if messages:
+            if self.before_load is not None:
+                self.before_load()  # e.g. refresh the experiment registry while nothing loads
+            future = self._worker.submit(
+                load_records,
+                self.client,
+                self.database,
+                to_records(messages),
+                known_arm=self.known_arm,
+            )
+            self._pending = (future, offsets_after(messages))
+        return len(messages), report
+
+    def finish(self) -> LoadReport | None:
+        """Wait for the batch in flight (if any), then commit its offsets; its report."""
+        if self._pending is None:
+            return None
+        future, offsets = self._pending
+        self._pending = None
+        report = future.result()  # a failed load raises here, before any commit
+        # A rebalance during the last poll may have moved some partitions to another member:
+        # commit only those still ours (the new owner re-reads the rest and the loader skips
+        # what is already in).
+        assigned = self.consumer.assignment()
+        mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if mine:
+            commit(self.consumer, offsets=mine)
+        return report
+
+    def close(self) -> None:
+        """Stop the worker, waiting for a load in flight; its offsets stay uncommitted."""
+        self._pending = None
+        self._worker.shutdown(wait=True)
+
+    def __enter__(self) -> OverlappedBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def commit(
+    consumer: Any,
+    *,
+    offsets: dict[Any, Any] | None = None,
+    retry_seconds: float = COMMIT_RETRY_SECONDS,
+) -> None:
+    """Commit the consumed offsets (or exactly `offsets`), riding out a broker restart.
 
     Retriable errors (connection refused, timeouts) are retried until the deadline; anything
     else propagates, and the batch is simply re-delivered and skipped by the loader.
@@ -106,7 +234,10 @@ def commit(consumer: Any, *, retry_seconds: float = COMMIT_RETRY_SECONDS) -> Non
     deadline = time.monotonic() + retry_seconds
     while True:
         try:
-            consumer.commit()
+            if offsets is None:
+                consumer.commit()
+            else:
+                consumer.commit(offsets=offsets)
             return
         except KafkaError as error:
             if not error.retriable or time.monotonic() >= deadline:
