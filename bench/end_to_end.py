@@ -70,6 +70,7 @@ class ScaleResult:
     records: int = 0
     stages: list[StageFigure] = field(default_factory=list)
     failed: str = ""
+    running: str = ""  # the stage under way when the figures were last saved
 
     @property
     def total_seconds(self) -> float:
@@ -179,8 +180,12 @@ def _count(client: Any, table: str) -> int:
         return 0
 
 
-def run_scale(users: int, days: int, seed: int) -> ScaleResult:
-    """Every stage once on the platform of PLATFORM_DATA_DIR (set by the parent)."""
+def run_scale(
+    users: int, days: int, seed: int, checkpoint: Callable[[ScaleResult], None] | None = None
+) -> ScaleResult:
+    """Every stage once on the platform of PLATFORM_DATA_DIR (set by the parent). The figures so
+    far are handed to `checkpoint` as each stage starts, so a child killed mid-stage (the
+    kernel's OOM killer at large scales) still reports what it finished and where it died."""
     from datetime import UTC, datetime, timedelta
 
     from appconfig import get_settings
@@ -203,10 +208,17 @@ def run_scale(users: int, days: int, seed: int) -> ScaleResult:
         written = write_workload(store_from_settings(settings), settings.landing_prefix, workload)
         return len(workload.records), sorted(written.partitions)
 
+    def starting(stage: str) -> None:
+        result.running = stage
+        if checkpoint is not None:
+            checkpoint(result)
+
+    starting("generate")
     (records, partitions), seconds, peak = _timed("generate", generate_and_write)
     result.records = records
     result.stages.append(StageFigure("generate", records, seconds, peak))
 
+    starting("ingest")
     ok, seconds, peak = _timed(
         "ingest", lambda: ingest_partition_range(partitions[0], partitions[-1])
     )
@@ -219,6 +231,7 @@ def run_scale(users: int, days: int, seed: int) -> ScaleResult:
         result.failed = "ingest"
         return result
 
+    starting("dbt")
     ok, seconds, peak = _timed("dbt build", build_analytics)
     with clickhouse_client(settings.clickhouse_url) as client:
         scan = _bare_scan_seconds(client, raw)
@@ -234,6 +247,7 @@ def run_scale(users: int, days: int, seed: int) -> ScaleResult:
         ("models", "train_models", impressions),
         ("feeds", "build_feeds", posts),
     ):
+        starting(stage)
         outcome, seconds, peak = _timed(stage, partial(run_job_outcome, job))
         skipped = "; ".join(f"{k} skipped" for k in outcome.skipped)
         result.stages.append(StageFigure(stage, rows, seconds, peak, note=skipped))
@@ -264,7 +278,11 @@ def measure(users: int, days: int, seed: int, work: Path) -> ScaleResult:
         return ScaleResult(users, days, failed=f"child exited {completed.returncode}")
     raw = json.loads(out.read_text())
     stages = [StageFigure(**s) for s in raw.pop("stages")]
-    return ScaleResult(**raw, stages=stages)
+    result = ScaleResult(**raw, stages=stages)
+    if completed.returncode != 0:  # killed mid-stage: the figures of the stages it finished
+        killed = " (SIGKILL: out of memory?)" if completed.returncode == -9 else ""
+        result.failed = f"{result.running}, child exited {completed.returncode}{killed}"
+    return result
 
 
 def render(results: list[ScaleResult]) -> Table:
@@ -329,9 +347,14 @@ def main() -> None:
 
         with library_output_to(log_path(get_settings().data_dir)):
             console.file = console_stdout()
-            result = run_scale(users[0], args.days, args.seed)
-        payload = asdict(result)
-        args.child.write_text(json.dumps(payload))
+            result = run_scale(
+                users[0],
+                args.days,
+                args.seed,
+                checkpoint=lambda r: args.child.write_text(json.dumps(asdict(r))),
+            )
+        result.running = ""
+        args.child.write_text(json.dumps(asdict(result)))
         return
 
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
