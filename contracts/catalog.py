@@ -282,6 +282,13 @@ CONTRACTS: tuple[EventContract, ...] = (
                 max_length=64,
                 doc="the experiment's arm the viewer was assigned to",
             ),
+            FieldSpec(
+                "explored",
+                Kind.BOOL,
+                required=False,
+                doc="the slot was filled at random from the eligible candidates "
+                "(the exploration slice, serving.exploration), not by the ranker",
+            ),
         ),
         rules=(EXPERIMENT_AND_ARM,),
         doc="a post was on screen",

@@ -25,7 +25,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from experiments.config import Experiment
+from experiments.config import Arm, Experiment
 from experiments.interleaving import Credit, Verdict, verdict
 
 METRICS = (
@@ -225,35 +225,77 @@ def interleaving_decision(result: Verdict, first: str, second: str) -> str:
     return f"ship {second}" if winner == "b" else f"keep {first}"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A finished experiment's significant verdict: the arm that won, the one that lost, why."""
+
+    experiment: str
+    winner: Arm
+    loser: Arm
+    reason: str
+
+
+def online_outcome(
+    experiment: Experiment,
+    at: datetime,
+    result: Result | None = None,
+    interleaved: Verdict | None = None,
+) -> Outcome | None:
+    """Which arm won this experiment, or None: only a finished experiment (stopped, or past its
+    end) decides, and only when the evidence excludes no difference: the CI of the primary
+    metric lies entirely on one side of 0 (a void A/B, sample-ratio mismatch, decides nothing),
+    or the interleaving sign test names a winner at 5%. The same rule as the decision text
+    ("ship <second>" / "keep <first>"), in both directions: a champion in the first arm can lose
+    too. The reason is what the registry records beside whatever it does about the verdict."""
+    if not (experiment.stopped or at >= experiment.end):
+        return None
+    first, second = experiment.arms[0], experiment.arms[1]
+    if interleaved is not None:
+        side = interleaved.winner()
+        if side is None:
+            return None
+        winner, loser = (first, second) if side == "a" else (second, first)
+        won, lost = (
+            (interleaved.wins_a, interleaved.wins_b)
+            if side == "a"
+            else (interleaved.wins_b, interleaved.wins_a)
+        )
+        return Outcome(
+            experiment.name,
+            winner,
+            loser,
+            f"experiment {experiment.name!r} (interleaving): {loser.name} ({loser.model}) won "
+            f"{lost} sessions to {winner.name}'s ({winner.model}) {won} "
+            f"(sign test p = {interleaved.p_value:.2g})",
+        )
+    if result is None or result.srm_p_value < SRM_ALPHA:
+        return None
+    c = result.comparisons["engagement_rate"]
+    if c.high < 0:
+        winner, loser, mine, theirs = first, second, c.control, c.treatment
+    elif c.low > 0:
+        winner, loser, mine, theirs = second, first, c.treatment, c.control
+    else:
+        return None
+    return Outcome(
+        experiment.name,
+        winner,
+        loser,
+        f"experiment {experiment.name!r}: {loser.name} ({loser.model}) engagement_rate "
+        f"{theirs:.4f} vs {winner.name} ({winner.model}) {mine:.4f}, difference "
+        f"{c.difference:+.4f} (95% CI [{c.low:+.4f}, {c.high:+.4f}], treatment - control)",
+    )
+
+
 def lost_online(
     experiment: Experiment,
     at: datetime,
     result: Result | None = None,
     interleaved: Verdict | None = None,
 ) -> str | None:
-    """Why the challenger (the second arm) lost this experiment, or None: only a finished
-    experiment (stopped, or past its end) decides, and only a loss whose evidence excludes no
-    difference: the CI of the primary metric lies below 0 (a void A/B, sample-ratio mismatch,
-    decides nothing), or the interleaving sign test favours the first arm at 5%. The reason is
-    what promotion records when it refuses the challenger's model."""
-    if not (experiment.stopped or at >= experiment.end):
+    """Why the challenger (the second arm) lost this finished experiment, or None (see
+    `online_outcome`)."""
+    found = online_outcome(experiment, at, result, interleaved)
+    if found is None or found.loser != experiment.arms[1]:
         return None
-    first, second = experiment.arms[0], experiment.arms[1]
-    if interleaved is not None:
-        if interleaved.winner() != "a":
-            return None
-        return (
-            f"experiment {experiment.name!r} (interleaving): {second.name} ({second.model}) won "
-            f"{interleaved.wins_b} sessions to {first.name}'s {interleaved.wins_a} "
-            f"(sign test p = {interleaved.p_value:.2g})"
-        )
-    if result is None or result.srm_p_value < SRM_ALPHA:
-        return None
-    c = result.comparisons["engagement_rate"]
-    if not c.high < 0:
-        return None
-    return (
-        f"experiment {experiment.name!r}: {second.name} ({second.model}) engagement_rate "
-        f"{c.treatment:.4f} vs {first.name} {c.control:.4f}, difference {c.difference:+.4f} "
-        f"(95% CI [{c.low:+.4f}, {c.high:+.4f}])"
-    )
+    return found.reason

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from experiments.interleaving import A, seed_of, team_draft
 from serving.model_loading import ModelHolder
 
 log = logging.getLogger(__name__)
+
+BASELINE_ALIAS = "baseline"  # an arm `<name>@baseline` serves the baseline policy
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,23 @@ def mlflow_model_lookup(
             return False
         return True
 
+    def baseline_holder(name: str) -> ModelHolder:
+        from mlflow import MlflowClient
+
+        from ml.ranking import baseline_version
+
+        def resolve() -> str | None:
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            found = client.get_model_version_by_alias(name, BASELINE_ALIAS).version
+            return baseline_version(name, str(found))
+
+        def load(version: str) -> Any:
+            from ml.ranking.publish import load_baseline
+
+            return load_baseline(tracking_uri, name)
+
+        return ModelHolder(resolve, load)
+
     def holder_for(model: str) -> ModelHolder:
         from mlflow import MlflowClient
 
@@ -152,6 +172,10 @@ def mlflow_model_lookup(
         from ml.registry import download_version_artifacts
 
         name, ref, is_alias = split(model)
+        if is_alias and ref == BASELINE_ALIAS:
+            # the baseline policy arm: the logistic regression serving falls back to, not the
+            # neural ranker of the version that carries it (ml.online_promotion reads it alike)
+            return baseline_holder(name)
 
         def resolve() -> str | None:
             if not is_alias:

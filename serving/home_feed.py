@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from experiments.interleaving import seed_of
 from ml.ranking.columns import Table, take_rows
 from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
 from serving.experiment_routing import Routed
+from serving.exploration import explore
 from serving.features import FeatureReaders
 from serving.model_loading import ModelHolder, RecencyPopularityScorer
 from serving.privacy import visible_rows
@@ -59,6 +61,7 @@ class RankedFeed:
     experiment: str | None = None  # the online experiment and arm that chose the ranker
     arm: str | None = None
     arms: np.ndarray | None = None  # interleaving: per item, the arm whose ranker placed it
+    explored: np.ndarray | None = None  # per item: drawn at random (serving.exploration)
 
 
 @dataclass
@@ -112,6 +115,7 @@ class FeedService:
         max_run: int,
         max_users: int,
         max_candidates: int = 1_000,
+        explore_share: float = 0.0,
     ) -> None:
         self.sources = sources
         self.features = features
@@ -123,6 +127,7 @@ class FeedService:
         self.fresh_seconds = fresh_hours * 3600.0
         self.max_run = max_run
         self.max_candidates = max_candidates
+        self.explore_share = explore_share  # serving.exploration: random eligible slots
         self.latest = _Lru(max_users)  # user -> the snapshot fresh requests get
         self.snapshots = _Lru(max_users * 2)  # snapshot id -> snapshot (cursor pages)
 
@@ -211,6 +216,11 @@ class FeedService:
             order = np.argsort(-scores, kind="stable")
             order = spread_authors(order, kept.author_ids, self.max_run)[: self.snapshot_size]
         snapshot_id = uuid.uuid4().hex[:16]
+        explored: np.ndarray | None = None
+        if self.explore_share > 0 and not (routed is not None and routed.interleaved):
+            # not in an interleaving: its credit goes to the arm that placed each item
+            rng = np.random.default_rng(seed_of("explore", user_id, snapshot_id))
+            order, explored = explore(order, len(kept), self.explore_share, rng)
         experiment = routed.experiment if routed is not None else None
         arm = routed.arm if routed is not None else None
         arms: np.ndarray | None = None
@@ -255,6 +265,7 @@ class FeedService:
             experiment=experiment,
             arm=arm,
             arms=arms,
+            explored=explored,
         )
         self.latest.put(user_id, feed)
         self.snapshots.put(feed.snapshot_id, feed)

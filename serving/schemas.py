@@ -24,6 +24,11 @@ class RankedPost(BaseModel):
         description="the experiment arm whose ranker placed this item (in an interleaving "
         "experiment the arms alternate within one feed): copy it into the impression",
     )
+    explored: bool = Field(
+        False,
+        description="drawn at random from the eligible candidates (the exploration slice), "
+        "not placed by the ranker: copy it into the impression",
+    )
 
 
 class Ranked(BaseModel):

@@ -40,6 +40,9 @@ class ServingSettings(BaseSettings):
     feed_default_limit: int = Field(20, ge=1)
     feed_max_limit: int = Field(100, ge=1)
     feed_snapshot_size: int = Field(300, ge=1)  # ranked posts kept per snapshot (all its pages)
+    # share of feed slots filled with random eligible candidates (serving.exploration), flagged
+    # `explored` on the item and its impression; 0 turns exploration off
+    feed_explore_share: float = Field(0.0, ge=0.0, le=0.5)
 
     feed_candidates: int = Field(1_000, ge=1)  # ranked per feed, at most (after the filters)
     pushed_candidates: int = Field(800, ge=0)  # from the precomputed feed

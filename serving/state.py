@@ -146,6 +146,7 @@ class ServingState:
             cache_ttl=serving.cache_ttl_seconds,
             cursor_ttl=serving.cursor_ttl_seconds,
             snapshot_size=serving.feed_snapshot_size,
+            explore_share=serving.feed_explore_share,
             fresh_hours=serving.fresh_hours,
             max_run=serving.max_consecutive_per_author,
             max_users=serving.max_cached_users,

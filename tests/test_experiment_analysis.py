@@ -131,7 +131,7 @@ def test_a_finished_experiment_the_challenger_lost_blocks_it_and_nothing_else_do
     from datetime import UTC, datetime
 
     from experiments import parse_experiment
-    from experiments.analysis import lost_online
+    from experiments.analysis import lost_online, online_outcome
 
     raw: dict[str, Any] = {
         "name": "e",
@@ -158,6 +158,19 @@ def test_a_finished_experiment_the_challenger_lost_blocks_it_and_nothing_else_do
     better = ab_impressions(WORLD, drawn, {"champion": 3.0, "challenger": 0.0}, "e", rng)
     won = analyse(better, {"champion": 0.5, "challenger": 0.5}, "champion", "challenger")
     assert lost_online(experiment, after, result=won) is None
+    # the same rule in the other direction: the champion (first arm) lost, the registry acts
+    beaten = online_outcome(experiment, after, result=won)
+    assert beaten is not None and beaten.winner.name == "challenger"
+    assert beaten.loser.model == "m@champion" and "95% CI" in beaten.reason
+    assert online_outcome(experiment, during, result=won) is None
+    even = analyse(
+        ab_impressions(WORLD, drawn, {"champion": 0.0, "challenger": 0.0}, "e", rng),
+        {"champion": 0.5, "challenger": 0.5},
+        "champion",
+        "challenger",
+    )
+    assert even.decision == "no difference detected"  # identical arms, this seed
+    assert online_outcome(experiment, after, result=even) is None
     # interleaving: the first arm (the oracle) wins the sessions
     interleaved = parse_experiment(
         dict(
@@ -171,6 +184,8 @@ def test_a_finished_experiment_the_challenger_lost_blocks_it_and_nothing_else_do
     assert "interleaving" in (lost_online(interleaved, after, interleaved=found) or "")
     flipped = verdict(interleaved_credits(WORLD, drawn, 3.0, 0.0, rng))
     assert lost_online(interleaved, after, interleaved=flipped) is None
+    flipped_outcome = online_outcome(interleaved, after, interleaved=flipped)
+    assert flipped_outcome is not None and flipped_outcome.winner.model == "m/2"
 
 
 def test_the_asset_judges_each_kind_and_names_a_finished_loser() -> None:
@@ -201,10 +216,11 @@ def test_the_asset_judges_each_kind_and_names_a_finished_loser() -> None:
         user_id=1, position=0
     )
     after = datetime(2026, 3, 1, tzinfo=UTC)
-    metadata, loss = judge(interleaved, impressions, after)
+    metadata, outcome = judge(interleaved, impressions, after)
     assert metadata["il/decision"] == "keep champion"
     assert set(metadata["il/sessions_won"]) == {"champion", "challenger", "ties"}
-    assert loss is not None and "m/2" in loss
+    assert outcome is not None and "m/2" in outcome.reason
+    assert (outcome.winner.model, outcome.loser.model) == ("m@champion", "m/2")
     _, running = judge(interleaved, impressions, datetime(2026, 1, 2, tzinfo=UTC))
     assert running is None
     assert judge(interleaved, impressions.iloc[:0], after) == (

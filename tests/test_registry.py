@@ -196,3 +196,102 @@ def test_a_version_that_lost_online_is_not_promoted(tmp_path: Path) -> None:
     assert tags["promotion.reason"] == f"lost online: {reason}"
     # an alias resolves to the version it points at now
     assert registry.record_online_loss(uri, f"{name}@champion", "lost too") == f"{name}/{v1}"
+
+
+def test_a_challenger_that_beat_the_champion_online_replaces_it(tmp_path: Path) -> None:
+    """A finished experiment the challenger won moves `champion` to it when it passed the
+    offline gate against the baseline; the old champion is `previous`, every step is tagged, a
+    second run of the asset changes nothing, and a winner below the baseline offline is not
+    promoted."""
+    from ml import online_promotion as online
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "online-promoted"
+    v1, v2, v3 = (publish(uri, name, w, tmp_path / "a") for w in (0.5, 0.6, 0.7))
+    auc = {v1: 0.80, v2: 0.805, v3: 0.69}  # v2 ties v1 offline; v3 is below the baseline
+    for version in (v1, v2, v3):
+        registry.promote_if_better(
+            uri, name, version, metric_name="auc", scores=auc, baseline=0.70, baseline_name="lr"
+        )
+    assert registry.champion_version(uri, name) == v1
+    why = "experiment 'ab': control (m@champion) engagement_rate 0.0400 vs treatment 0.0450"
+    won = online.apply_outcome(uri, "ab", f"{name}/{v2}", f"{name}@champion", why)
+    assert won.action == "promoted" and won.champion == v2 and won.previous == v1, won
+    assert registry.champion_version(uri, name) == v2
+    assert registry.alias_version(uri, name, online.PREVIOUS) == v1
+    client = registry.client(uri)
+    old, new = client.get_model_version(name, v1), client.get_model_version(name, v2)
+    assert why in old.tags[online.ONLINE_DEMOTED_TAG] and f"v{v2}" in old.tags["online.demoted"]
+    assert old.tags[registry.ONLINE_LOSS_TAG] == why
+    promoted = new.tags[online.ONLINE_PROMOTED_TAG]
+    assert f"beat champion v{v1} online" in promoted and "beats the lr 0.70000" in promoted
+    assert (
+        new.run_id and client.get_run(new.run_id).data.tags[online.ONLINE_PROMOTED_TAG] == promoted
+    )
+    assert registry.ONLINE_LOSS_TAG not in new.tags
+    # the asset runs again: `@champion` now names the winner, which must not be tagged a loser
+    again = online.apply_outcome(uri, "ab", f"{name}/{v2}", f"{name}@champion", why)
+    assert again.action == "already_applied" and again.reason.startswith("promoted: ")
+    assert registry.champion_version(uri, name) == v2
+    assert registry.ONLINE_LOSS_TAG not in client.get_model_version(name, v2).tags
+    # a winner online that loses to the baseline offline: the champion serves on
+    kept = online.apply_outcome(uri, "ab-2", f"{name}/{v3}", f"{name}@champion", "v3 won")
+    assert kept.action == "kept" and "does not beat the lr" in kept.reason
+    assert registry.champion_version(uri, name) == v2
+    assert "not promoted" in client.get_model_version(name, v2).tags["online.beaten"]
+    unknown = online.apply_outcome(uri, "ab-3", f"{name}/99", f"{name}@champion", "?")
+    assert unknown.action == "unknown" and registry.champion_version(uri, name) == v2
+
+
+def test_a_champion_that_lost_to_the_baseline_online_is_not_kept(tmp_path: Path) -> None:
+    """The champion lost to the baseline arm: `champion` falls back to the newest version that
+    was champion and lost nothing (not one that lost elsewhere), then, when that one loses to
+    the baseline too, the alias goes and the baseline serves, flagged on the registered model."""
+    from ml import online_promotion as online
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "online-demoted"
+    v1, v2, v3 = (publish(uri, name, w, tmp_path / "a") for w in (0.5, 0.6, 0.7))
+    auc = {v1: 0.80, v2: 0.85, v3: 0.90}
+    for version in (v1, v2, v3):
+        assert registry.promote_if_better(
+            uri, name, version, metric_name="auc", scores=auc, baseline=0.70
+        ).promoted
+    registry.record_online_loss(uri, f"{name}/{v2}", "lost experiment 'older'")
+    baseline_arm = f"{name}@{online.BASELINE_ALIAS}"
+    why = "experiment 'vs-baseline': treatment (m@champion) lost to control (m@baseline)"
+    fell = online.apply_outcome(uri, "vs-baseline", baseline_arm, f"{name}@champion", why)
+    assert fell.action == "fell_back" and fell.champion == v1, fell
+    assert registry.champion_version(uri, name) == v1  # not v3 (lost), not v2 (lost elsewhere)
+    client = registry.client(uri)
+    demoted = client.get_model_version(name, v3).tags
+    assert "lost to the baseline" in demoted[online.ONLINE_DEMOTED_TAG]
+    assert demoted[registry.ONLINE_LOSS_TAG] == why
+    flag = client.get_registered_model(name).tags[online.ONLINE_FALLBACK_TAG]
+    assert flag.startswith(f"v{v1} ") and why in flag
+    # the gate will not bring the loser back either
+    again = registry.promote_if_better(uri, name, v3, metric_name="auc", scores=auc)
+    assert not again.promoted and again.reason.startswith("lost online: ")
+    # the fallback loses to the baseline as well: nothing known better remains
+    last = online.apply_outcome(uri, "vs-baseline-2", baseline_arm, f"{name}@champion", "v1 lost")
+    assert last.action == "baseline" and last.champion is None
+    assert registry.champion_version(uri, name) is None
+    assert (
+        client.get_registered_model(name)
+        .tags[online.ONLINE_FALLBACK_TAG]
+        .startswith("baseline serves")
+    )
+    # a baseline arm that loses changes nothing that serves
+    beaten = online.apply_outcome(uri, "vs-baseline-3", f"{name}/{v1}", baseline_arm, "lr lost")
+    assert beaten.action == "recorded" and registry.champion_version(uri, name) is None
+
+    # serving routes a `@baseline` arm to the baseline policy, named as such, not to the
+    # neural ranker of the version carrying the alias
+    from ml.ranking import baseline_version
+    from serving.experiment_routing import mlflow_model_lookup
+
+    registry.set_alias(uri, name, online.BASELINE_ALIAS, v2)
+    holder_for, known = mlflow_model_lookup(uri)
+    assert known(baseline_arm)
+    assert holder_for(baseline_arm)._resolve_version() == baseline_version(name, v2)
+    assert holder_for(f"{name}/{v1}")._resolve_version() == f"{name}/{v1}"

@@ -282,6 +282,7 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
                 "source": "request",
                 "contributions": {"post_age_hours": -0.25},
                 "arm": "treatment",
+                "explored": False,
             },
             {
                 "post_id": 12,
@@ -292,6 +293,7 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
                 "source": "request",
                 "contributions": None,
                 "arm": "treatment",
+                "explored": False,
             },
         ],
         "excluded": [{"post_id": 5, "reason": "duplicate"}],

@@ -183,6 +183,8 @@ def _read_page(
         }
         if experiment is not None and arm is not None:
             impression["experiment"], impression["arm"] = experiment, arm
+        if items[j].get("explored"):
+            impression["explored"] = True
         lines[(hour, "impression")].append(orjson.dumps(impression))
         if engaged[j]:
             like = {

@@ -15,13 +15,14 @@ from clickhouse_connect.driver.client import Client
 from appconfig import Settings, get_settings
 from experiments import Experiment, ExperimentRegistry
 from experiments.analysis import (
+    Outcome,
     Result,
     analyse,
     analyse_interleaving,
     interleaving_decision,
-    lost_online,
+    online_outcome,
 )
-from ml.registry import record_online_loss
+from ml.online_promotion import apply_outcome
 from ml.tracking import tracking_uri
 from orchestration.resources import ClickHouseResource
 
@@ -72,9 +73,9 @@ def markdown(result: Result) -> str:
 
 def judge(
     experiment: Experiment, impressions: pd.DataFrame, now: datetime
-) -> tuple[dict[str, Any], str | None]:
-    """The asset's metadata for one experiment, and why its challenger lost (None unless the
-    experiment is finished and the challenger lost: see `lost_online`)."""
+) -> tuple[dict[str, Any], Outcome | None]:
+    """The asset's metadata for one experiment, and its verdict (None unless the experiment is
+    finished and one arm won significantly: see `online_outcome`)."""
     name = experiment.name
     if impressions.empty:
         return {f"{name}/decision": "no impressions yet"}, None
@@ -86,7 +87,7 @@ def judge(
             f"{name}/sessions_won": {first: found.wins_a, second: found.wins_b, "ties": found.ties},
             f"{name}/sign_test_p_value": round(found.p_value, 6),
         }
-        return metadata, lost_online(experiment, now, interleaved=found)
+        return metadata, online_outcome(experiment, now, interleaved=found)
     result = result_of(experiment, impressions)
     assert result is not None
     metadata = {
@@ -95,7 +96,7 @@ def judge(
         f"{name}/srm_p_value": round(result.srm_p_value, 6),
         f"{name}/comparisons": dg.MetadataValue.md(markdown(result)),
     }
-    return metadata, lost_online(experiment, now, result=result)
+    return metadata, online_outcome(experiment, now, result=result)
 
 
 @dg.asset(
@@ -108,8 +109,11 @@ def judge(
     "sessions per user and position-weighted engagement, the treatment-minus-control "
     "difference with a 95% delta-method CI (users are the unit), the sample-ratio-mismatch "
     "p-value and the decision (ship / keep / no difference / invalid); the team-draft sign test "
-    "for interleaving experiments. A finished experiment's losing challenger is tagged in the "
-    "model registry so that promotion refuses it.",
+    "for interleaving experiments. A finished experiment's verdict acts on the model registry: "
+    "the loser is tagged so that promotion refuses it, a challenger that beat the champion "
+    "(and passes the offline gate against the baseline) becomes champion, the old one "
+    "`previous`, and a champion that lost to the baseline arm falls back to the newest version "
+    "that lost nothing, else to the baseline.",
 )
 def experiment_results(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
@@ -121,11 +125,19 @@ def experiment_results(
     with clickhouse.client() as client:
         for name, experiment in sorted(registry.experiments.items()):
             impressions = experiment_impressions(client, settings, name)
-            found, loss = judge(experiment, impressions, now)
+            found, outcome = judge(experiment, impressions, now)
             metadata.update(found)
             context.log.info(f"{name}: {found[f'{name}/decision']}")
-            if loss is not None:
-                blocked = record_online_loss(tracking_uri(settings), experiment.arms[1].model, loss)
-                metadata[f"{name}/promotion_blocked"] = blocked or "unknown model version"
-                context.log.warning(f"{name}: {blocked} may not be promoted: {loss}")
+            if outcome is not None:
+                decided = apply_outcome(
+                    tracking_uri(settings),
+                    name,
+                    outcome.winner.model,
+                    outcome.loser.model,
+                    outcome.reason,
+                )
+                metadata[f"{name}/registry"] = f"{decided.action}: {decided.reason}"
+                if decided.action not in ("unknown", "already_applied"):
+                    metadata[f"{name}/champion_after"] = decided.champion or "baseline"
+                context.log.warning(f"{name}: registry {decided.action}: {decided.reason}")
     return dg.MaterializeResult(metadata=metadata)

@@ -34,6 +34,7 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
             "source": str(feed.sources[i]),
             "contributions": None,
             "arm": arm,
+            "explored": bool(feed.explored[i]) if feed.explored is not None else False,
         }
         if contributions is not None:
             item["contributions"] = contributions[i - page.start]

@@ -112,6 +112,7 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
             "source": "request",
             "contributions": contributions[i] if contributions is not None else None,
             "arm": str(arms[i]) if arms is not None else routed.arm,
+            "explored": False,  # /v1/rank orders the given posts: no exploration slice
         }
         for i, j in enumerate(order.tolist())
     ]

@@ -11,6 +11,7 @@ select
     request_id,
     experiment,
     arm,
+    explored,
     occurred_at,
     _received_at as received_at,
     _ingested_at as ingested_at
