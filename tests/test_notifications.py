@@ -169,7 +169,7 @@ def test_routing_privacy_preferences_batching_and_dead_letters(
     # counter read 5 with every sent notification right: one more event was counted as folded
     # into a batch that was not sent in this window. Not explained yet (issue 19's note); the
     # sent batches above are checked exactly, the counter only from below.
-    assert metrics.get_sample_value("notifications_batched_total") >= 3 + 1
+    assert (metrics.get_sample_value("notifications_batched_total") or 0) >= 3 + 1
     assert metrics.get_sample_value("notifications_dead_letters_total") == 4
 
 
