@@ -48,6 +48,7 @@ import tantivy
 from search.autocomplete import RedisAutocomplete
 from search.build import completions, index_documents
 from search.documents import HashtagDoc, MartDocuments, PostDoc, UserDoc
+from search.engine import SearchEngine
 from search.ranking import BLEND, BM25_ONLY, RECENCY_ONLY
 from search.service import SearchService
 from search.tantivy_engine import TantivyEngine
@@ -200,7 +201,11 @@ def bare_tantivy_floor(docs: MartDocuments, path: Path) -> float:
     return len(docs.posts) / (time.perf_counter() - started)
 
 
-def streaming(engine_root: Path, bootstrap: str, events: int, rate: float) -> dict[str, float]:
+def streaming(
+    writer_engine: SearchEngine, reader: SearchEngine, bootstrap: str, events: int, rate: float
+) -> dict[str, float]:
+    """Produce -> searchable: the indexer writes through `writer_engine`; a watcher polls
+    `reader`, a second engine over the same index (as the API process has)."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -211,7 +216,6 @@ def streaming(engine_root: Path, bootstrap: str, events: int, rate: float) -> di
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="bench-search")
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     admin.close()
-    writer_engine = TantivyEngine(engine_root)
     consumer = make_consumer(
         bootstrap, (topic,), group_id=f"bench-search-{run}", metadata_max_age_ms=500
     )
@@ -219,11 +223,16 @@ def streaming(engine_root: Path, bootstrap: str, events: int, rate: float) -> di
     lags: list[float] = []
     thread = threading.Thread(target=runner.run, kwargs={"max_seconds": 600}, daemon=True)
     thread.start()
-    reader = TantivyEngine(engine_root)
     producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=0)
     deadline = time.monotonic() + 60
     while not runner.ready.is_set() and time.monotonic() < deadline:
         time.sleep(0.1)
+    if not runner.ready.is_set():  # a freshly started broker can take this long to make a group
+        runner.stop()
+        thread.join(30)
+        runner.close()
+        producer.close()
+        raise SystemExit("streaming: the indexer got no partitions within 60 s; is Kafka up?")
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
     stop = threading.Event()
@@ -268,7 +277,7 @@ def streaming(engine_root: Path, bootstrap: str, events: int, rate: float) -> di
     runner.close()
     producer.close()
     latencies = [seen[k] - sent[k] for k in sent if k in seen]
-    p50, p99 = percentiles(latencies)
+    p50, p99 = percentiles(latencies) if latencies else (float("nan"), float("nan"))
     return {
         "events": float(len(sent)),
         "searchable": float(len(latencies)),
@@ -446,13 +455,40 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 ac.clear()
         if args.kafka:
-            result = streaming(root / "search", args.kafka, args.stream_events, args.stream_rate)
-            print(f"streaming: {int(result['searchable'])}/{int(result['events'])} posts "
-                  f"searchable; produce -> searchable by another reader p50 {result['p50_ms']:.0f} "
-                  f"ms, p99 {result['p99_ms']:.0f} ms (target p99 <= 2000 ms); indexer Kafka lag "
-                  f"(message -> committed) p99 {result['kafka_lag_p99_ms']:.0f} ms; load average "
-                  f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+            engines: list[tuple[str, SearchEngine, SearchEngine]] = [
+                ("tantivy", TantivyEngine(root / "search"), TantivyEngine(root / "search"))
+            ]
+            if args.opensearch:
+                from search.opensearch_engine import OpenSearchEngine
+
+                prefix = f"bench-stream-{uuid.uuid4().hex[:8]}"
+                engines.append(
+                    (
+                        "opensearch",
+                        OpenSearchEngine(args.opensearch, prefix),
+                        OpenSearchEngine(args.opensearch, prefix),
+                    )
+                )
+            for name, writer, reader in engines:
+                try:
+                    result = streaming(
+                        writer, reader, args.kafka, args.stream_events, args.stream_rate
+                    )
+                finally:
+                    if name == "opensearch":
+                        writer.remove()  # type: ignore[attr-defined]
+                        writer.close()  # type: ignore[attr-defined]
+                        reader.close()  # type: ignore[attr-defined]
+                print_streaming(name, result)
     return 0
+
+
+def print_streaming(name: str, result: dict[str, float]) -> None:
+    print(f"streaming into {name}: {int(result['searchable'])}/{int(result['events'])} posts "
+          f"searchable; produce -> searchable by another reader p50 {result['p50_ms']:.0f} ms, "
+          f"p99 {result['p99_ms']:.0f} ms (target p99 <= 2000 ms); indexer Kafka lag (message "
+          f"-> committed) p99 {result['kafka_lag_p99_ms']:.0f} ms; load average "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

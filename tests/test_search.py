@@ -437,16 +437,45 @@ class _CrashBeforeCommit(IndexerConsumer):
             source.commit = real
 
 
+@contextlib.contextmanager
+def _writer_and_reader(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[SearchEngine, SearchEngine]]:
+    """The indexer's engine and a second one over the same index, as another process has."""
+    with _empty_engine(name, tmp_path, request) as writer:
+        if name == "tantivy":
+            yield writer, TantivyEngine(tmp_path / "search")
+            return
+        from search.opensearch_engine import OpenSearchEngine
+
+        reader = OpenSearchEngine(writer.url, writer.prefix)  # its own HTTP client
+        try:
+            yield writer, reader
+        finally:
+            reader.close()
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
 def test_kafka_indexer_is_fast_exactly_once_in_effect_and_feeds_autocomplete(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    engine_name: str,
+    kafka_bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    with _writer_and_reader(engine_name, tmp_path, request) as (engine, reader):
+        _kafka_indexer_round_trip(engine, reader, kafka_bootstrap, redis_url)
+
+
+def _kafka_indexer_round_trip(
+    engine: SearchEngine, reader: SearchEngine, kafka_bootstrap: str, redis_url: str
 ) -> None:
     from kafka import KafkaProducer
 
     run = uuid.uuid4().hex[:10]
     posts, users = f"test.search.{run}.posts", f"test.search.{run}.users"
     _create_topics(kafka_bootstrap, posts, users)
-    engine = TantivyEngine(tmp_path / "search")
-    service = SearchService(TantivyEngine(tmp_path / "search"), refresh_seconds=0.1)  # a reader
+    service = SearchService(reader, refresh_seconds=0.1)  # a reader
     autocomplete = RedisAutocomplete.from_url(redis_url, prefix=f"test-search-{run}:")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
 
