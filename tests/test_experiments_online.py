@@ -199,12 +199,20 @@ def test_the_closed_loop_reads_served_feeds_and_lands_ingestible_events(online: 
     assert report.sessions == 80 and not report.http_errors
     assert {arm for _, arm in report.arms} == {"control", "treatment"}
     assert report.impressions >= 80
-    # engagement follows the truth: the count is within 4 sd of the sum of true probabilities
-    expected = sum(t.expected_engagements for t in report.arms.values())
-    assert abs(report.engagements - expected) <= 4 * expected**0.5 + 1, (
-        report.engagements,
-        expected,
-    )
+    # the other surfaces were opened too, and their events are the platform's answers
+    surfaces = report.surfaces
+    assert surfaces["home_feed"].sessions == 80
+    assert 10 <= surfaces["explore"].sessions <= 40 and surfaces["explore"].impressions > 0
+    assert 10 <= surfaces["stories"].sessions <= 40
+    assert 1 <= surfaces["suggestions"].sessions <= 20 and surfaces["suggestions"].impressions > 0
+    assert surfaces["home_feed"].impressions == report.impressions
+    # engagement follows the truth: the count is within 4 sd of the sum of true probabilities,
+    # on the home feed and on Explore (likes), and for follows of suggested accounts
+    for name in ("home_feed", "explore", "suggestions"):
+        tally = surfaces[name]
+        expected = tally.expected_engagements
+        assert abs(tally.engagements - expected) <= 4 * expected**0.5 + 1, (name, tally)
+    assert report.engagements == surfaces["home_feed"].engagements
     # seeded: the same API state and seed give the same events
     assert [store.get(k) for k in report.keys] == [store.get(k) for k in again.keys]
 
@@ -218,9 +226,24 @@ def test_the_closed_loop_reads_served_feeds_and_lands_ingestible_events(online: 
             ensure_raw_tables(client, database)
             loaded = load_records(client, database, records, known_arm=registry.knows_arm)
             assert loaded.dead_lettered == 0, loaded.reasons
-            assert loaded.loaded_by_family["views"] == report.impressions
-            assert loaded.loaded_by_family["engagements"] == report.engagements
-            rows = client.query(f"select arm, count() from {database}.views group by arm")
+            shown = report.impressions + surfaces["explore"].impressions
+            assert loaded.loaded_by_family["views"] == shown + surfaces["stories"].engagements
+            liked = report.engagements + surfaces["explore"].engagements
+            assert loaded.loaded_by_family["engagements"] == liked
+            follows = surfaces["suggestions"].engagements
+            assert loaded.loaded_by_family.get("relationships", 0) == follows
+            rows = client.query(
+                f"select surface, count() from {database}.views where event_type = 'impression'"
+                " group by surface"
+            )
+            assert dict(rows.result_rows) == {
+                "home_feed": report.impressions,
+                "explore": surfaces["explore"].impressions,
+            }
+            rows = client.query(
+                f"select arm, count() from {database}.views where surface = 'home_feed'"
+                " group by arm"
+            )
             arms = {str(arm): int(n) for arm, n in rows.result_rows}
             assert arms == {a: t.impressions for (_, a), t in report.arms.items()}
         finally:

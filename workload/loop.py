@@ -7,7 +7,10 @@ the workload's hidden truth says, and their events land where ingestion reads th
 A session: a user of the generated population (the same `--users/--days/--seed/--start` as
 `photo-platform generate`) opens the home feed over HTTP, reads page after page (each next page
 with probability `--continue`), and engages with each shown post with its true probability
-(`workload.truth_oracle`). Every shown post becomes an `impression` event carrying the
+(`workload.truth_oracle`). Then, each with its own probability, it opens Explore (likes with
+the true probability, impressions on the `explore` surface), the stories tray (views the first
+unseen stories in the order served) and who to follow (follows a suggestion with
+sigmoid(base + the pair's true affinity)), so those models' choices shape the data too. Every shown post becomes an `impression` event carrying the
 experiment and arm the API reported, every engagement a `like`; both go to the landing zone as
 a sink connector would write them, so `photo-platform ingest` and the marts see the data the
 platform's own choices produced. The simulated clock starts where the workload ended and moves
@@ -52,6 +55,14 @@ class LoopConfig:
     continue_probability: float = 0.5
     gap_seconds: float = 2.0  # mean simulated time between session starts
     batch_id: str = ""  # names the landing files (default: loop-<seed>)
+    # the other surfaces a session may open after its home feed (0 turns one off)
+    explore_probability: float = 0.3
+    stories_probability: float = 0.3
+    suggestions_probability: float = 0.1
+    story_views_mean: float = 2.5  # stories viewed in tray order per open tray (Poisson)
+    # a suggested account is followed with sigmoid(follow_base_logit + true pair affinity): the
+    # loop's own assumption (the generator draws follows from its graph model, not per request)
+    follow_base_logit: float = -3.0
 
 
 @dataclass
@@ -69,6 +80,9 @@ class LoopReport:
     engagements: int = 0
     http_errors: Counter[int] = field(default_factory=Counter)
     arms: dict[tuple[str | None, str | None], ArmTally] = field(default_factory=dict)
+    # per surface (home_feed, explore, stories, suggestions): sessions that opened it, items
+    # shown, engagements (likes; story views; follows) and the sum of their true probabilities
+    surfaces: dict[str, ArmTally] = field(default_factory=dict)
     seconds: float = 0.0
     keys: list[str] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
@@ -128,11 +142,27 @@ def run_loop(
                 break
             now += config.page_size * 1.5  # reading a page takes a while
             del page
+        feed = report.surfaces.setdefault("home_feed", ArmTally())
+        feed.sessions += 1
+        if rng.random() < config.explore_probability:
+            now += 5.0
+            _explore(client, oracle, rng, user, now, config, lines, report)
+        if rng.random() < config.stories_probability:
+            now += 5.0
+            _stories(client, rng, user, now, config, lines, report)
+        if rng.random() < config.suggestions_probability:
+            now += 5.0
+            _suggestions(client, oracle, rng, user, now, config, lines, report)
         report.sessions += 1
         report.impressions += shown
         if progress is not None:
             progress(n + 1)
     report.engagements = sum(t.engagements for t in report.arms.values())
+    if "home_feed" in report.surfaces:
+        feed = report.surfaces["home_feed"]
+        feed.impressions = sum(t.impressions for t in report.arms.values())
+        feed.engagements = report.engagements
+        feed.expected_engagements = sum(t.expected_engagements for t in report.arms.values())
     report.seconds = time.perf_counter() - started
     batch = config.batch_id or f"loop-{config.seed}"
     for (hour, event_type), chunk in sorted(lines.items()):
@@ -187,21 +217,145 @@ def _read_page(
             impression["explored"] = True
         lines[(hour, "impression")].append(orjson.dumps(impression))
         if engaged[j]:
-            like = {
-                "event_id": ids.pop(),
-                "event_type": "like",
-                "schema_version": 1,
-                "occurred_at": _iso(shown_at + 1.0),
-                "producer": PRODUCER,
-                "user_id": user,
-                "post_id": post,
-            }
-            lines[(hour, "like")].append(orjson.dumps(like))
+            lines[(hour, "like")].append(_like(ids.pop(), user, post, shown_at + 1.0))
         tally = report.arms.setdefault((experiment, arm), ArmTally())
         tally.impressions += 1
         tally.engagements += int(engaged[j])
         tally.expected_engagements += float(p[j])
     return len(items)
+
+
+def _get(client: httpx.Client, path: str, params: dict, report: LoopReport) -> dict | None:
+    response = client.get(path, params=params)
+    if response.status_code != 200:
+        report.http_errors[response.status_code] += 1
+        return None
+    body: dict = orjson.loads(response.content)
+    return body
+
+
+def _explore(
+    client: httpx.Client,
+    oracle: TruthOracle,
+    rng: np.random.Generator,
+    user: int,
+    now: float,
+    config: LoopConfig,
+    lines: dict[tuple[datetime, str], list[bytes]],
+    report: LoopReport,
+) -> None:
+    """One Explore page: impressions on the `explore` surface, likes with the true p."""
+    body = _get(client, f"/v1/users/{user}/explore", {"limit": config.page_size}, report)
+    if body is None:
+        return
+    tally = report.surfaces.setdefault("explore", ArmTally())
+    tally.sessions += 1
+    items = body["items"]
+    if not items:
+        return
+    posts = [int(i["post_id"]) for i in items]
+    positions = [int(i["rank"]) for i in items]
+    p = oracle.probability(user, posts, [int(i["author_id"]) for i in items], positions, now)
+    engaged = rng.random(len(p)) < p
+    ids = random_uuids(rng, len(items) + int(engaged.sum()))
+    request_id = random_uuids(rng, 1)[0]
+    for j, (post, position) in enumerate(zip(posts, positions, strict=True)):
+        shown_at = now + 1.5 * j
+        hour = _hour(shown_at)
+        dwell = int(rng.integers(300, 8000))
+        lines[(hour, "impression")].append(
+            _event("impression", ids.pop(), shown_at, user, post_id=post, surface="explore",
+                   position=position, dwell_ms=dwell, request_id=request_id)
+        )  # fmt: skip
+        if engaged[j]:
+            lines[(hour, "like")].append(_like(ids.pop(), user, post, shown_at + 1.0))
+    tally.impressions += len(items)
+    tally.engagements += int(engaged.sum())
+    tally.expected_engagements += float(p.sum())
+
+
+def _stories(
+    client: httpx.Client,
+    rng: np.random.Generator,
+    user: int,
+    now: float,
+    config: LoopConfig,
+    lines: dict[tuple[datetime, str], list[bytes]],
+    report: LoopReport,
+) -> None:
+    """Open the tray and view its first unseen stories in the order served (as the generator's
+    sessions do: a Poisson number of them)."""
+    body = _get(client, f"/v1/users/{user}/stories", {}, report)
+    if body is None:
+        return
+    tally = report.surfaces.setdefault("stories", ArmTally())
+    tally.sessions += 1
+    unseen = [s["story_id"] for a in body["authors"] for s in a["stories"] if not s["seen"]]
+    viewed = unseen[: int(rng.poisson(config.story_views_mean))]
+    ids = random_uuids(rng, len(viewed))
+    for j, story in enumerate(viewed):
+        at = now + 4.0 * j
+        dwell = int(rng.integers(1000, 8000))
+        lines[(_hour(at), "story_view")].append(
+            _event("story_view", ids[j], at, user, story_id=int(story), dwell_ms=dwell)
+        )
+    tally.impressions += len(unseen)
+    tally.engagements += len(viewed)
+
+
+def _suggestions(
+    client: httpx.Client,
+    oracle: TruthOracle,
+    rng: np.random.Generator,
+    user: int,
+    now: float,
+    config: LoopConfig,
+    lines: dict[tuple[datetime, str], list[bytes]],
+    report: LoopReport,
+) -> None:
+    """Who to follow: each suggested account is followed with sigmoid(base + true affinity)."""
+    body = _get(client, f"/v1/users/{user}/suggestions", {"limit": 5}, report)
+    if body is None:
+        return
+    tally = report.surfaces.setdefault("suggestions", ArmTally())
+    tally.sessions += 1
+    targets = [int(i["user_id"]) for i in body["items"]]
+    if not targets:
+        return
+    logit = config.follow_base_logit + np.array([oracle.pair_affinity(user, t) for t in targets])
+    p = 1.0 / (1.0 + np.exp(-logit))
+    follows = rng.random(len(p)) < p
+    ids = random_uuids(rng, int(follows.sum()))
+    for target in np.asarray(targets)[follows].tolist():
+        lines[(_hour(now), "follow")].append(
+            _event("follow", ids.pop(), now, user, target_user_id=int(target))
+        )
+    tally.impressions += len(targets)
+    tally.engagements += int(follows.sum())
+    tally.expected_engagements += float(p.sum())
+
+
+def _hour(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _like(event_id: str, user: int, post: int, at: float) -> bytes:
+    return _event("like", event_id, at, user, post_id=post)
+
+
+def _event(event_type: str, event_id: str, at: float, user: int, **fields: object) -> bytes:
+    """One event line as the contracts have it (schema version 1, this producer)."""
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "schema_version": 1,
+            "occurred_at": _iso(at),
+            "producer": PRODUCER,
+            "user_id": user,
+            **fields,
+        }
+    )
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -266,6 +420,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop-seed", type=int, default=1)
     parser.add_argument("--page-size", type=int, default=10)
     parser.add_argument("--continue", dest="cont", type=float, default=0.5)
+    defaults = LoopConfig()
+    parser.add_argument("--explore", type=float, default=defaults.explore_probability,
+                        help="probability that a session also opens Explore")  # fmt: skip
+    parser.add_argument("--stories", type=float, default=defaults.stories_probability,
+                        help="probability that a session also opens the stories tray")  # fmt: skip
+    parser.add_argument("--suggestions", type=float, default=defaults.suggestions_probability,
+                        help="probability that a session also opens who to follow")  # fmt: skip
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     start = (
@@ -293,6 +454,9 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.loop_seed,
         page_size=args.page_size,
         continue_probability=args.cont,
+        explore_probability=args.explore,
+        stories_probability=args.stories,
+        suggestions_probability=args.suggestions,
     )
     try:
         with (
@@ -328,6 +492,12 @@ def main(argv: list[str] | None = None) -> None:
             f"  {experiment or '-'}/{arm or '-'}: {t.sessions} sessions, {t.impressions} "
             f"impressions, engagement rate {rate:.4f} (true expected "
             f"{t.expected_engagements / max(t.impressions, 1):.4f})"
+        )
+    for surface, t in report.surfaces.items():
+        expected = f"{t.expected_engagements:.1f}" if surface != "stories" else "-"
+        console.print(
+            f"  {surface}: opened in {t.sessions} sessions, {t.impressions} shown, "
+            f"{t.engagements} engaged (true expected {expected})"
         )
     console.print(f"{len(report.keys)} landing files; partitions {sorted(report.partitions)}")
 
