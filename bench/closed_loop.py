@@ -6,7 +6,8 @@ a registered `feed-ranker@champion`), registers a second version as `@challenger
 experiment config (control: champion, treatment: challenger, 50/50) and starts
 `python -m serving` (one uvicorn worker, access log off). Then `workload.loop` runs
 `--sessions` sessions over HTTP (keep-alive httpx client, one at a time), stops the experiment
-through `POST /admin/experiments/{name}/stop` and runs as many again on the champion alone.
+through `POST /admin/experiments/{name}/stop` and runs as many again on the champion alone, then
+once more with the loop's other surfaces (Explore, stories, who to follow) off.
 
 `--kind interleaving` merges champion and challenger in every feed instead.
 
@@ -20,6 +21,7 @@ import os
 import secrets
 import tempfile
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,7 +127,11 @@ def main() -> None:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
             store = store_from_settings(settings)
             runs = {}
-            for label, seed in (("experiment on", 1), ("experiment stopped", 2)):
+            for label, seed in (
+                ("experiment on", 1),
+                ("experiment stopped", 2),
+                ("experiment stopped, home feed only", 3),
+            ):
                 if label == "experiment stopped":
                     stopped = http.post(
                         f"/admin/experiments/{EXPERIMENT}/stop",
@@ -133,6 +139,13 @@ def main() -> None:
                     )
                     stopped.raise_for_status()
                 config = LoopConfig(sessions=args.sessions, seed=seed, batch_id=f"bench-{seed}")
+                if label.endswith("home feed only"):  # the loop before it opened other surfaces
+                    config = replace(
+                        config,
+                        explore_probability=0.0,
+                        stories_probability=0.0,
+                        suggestions_probability=0.0,
+                    )
                 runs[label] = report = run_loop(
                     http, oracle, store, settings.landing_prefix, start, config
                 )
@@ -146,6 +159,11 @@ def main() -> None:
                         f"  {experiment or '-'}/{arm or '-'}: {t.sessions} sessions, "
                         f"engagement/impression {t.engagements / max(t.impressions, 1):.4f} "
                         f"(true expected {t.expected_engagements / max(t.impressions, 1):.4f})"
+                    )
+                for surface, t in report.surfaces.items():
+                    print(
+                        f"  {surface}: opened in {t.sessions} sessions, {t.impressions} shown, "
+                        f"{t.engagements} engaged (sum of true p {t.expected_engagements:.1f})"
                     )
     finally:
         process.terminate()
