@@ -161,9 +161,14 @@ def main() -> None:
                         f"(true expected {t.expected_engagements / max(t.impressions, 1):.4f})"
                     )
                 for surface, t in report.surfaces.items():
+                    truth = (  # story views follow the served order, with no truth model
+                        "views in tray order"
+                        if surface == "stories"
+                        else f"sum of true p {t.expected_engagements:.1f}"
+                    )
                     print(
                         f"  {surface}: opened in {t.sessions} sessions, {t.impressions} shown, "
-                        f"{t.engagements} engaged (sum of true p {t.expected_engagements:.1f})"
+                        f"{t.engagements} engaged ({truth})"
                     )
     finally:
         process.terminate()
