@@ -22,11 +22,14 @@ import secrets
 import tempfile
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
+
+from appconfig import Settings
+from workload.loop import LoopConfig, run_loop, start_api
 
 EXPERIMENT = "bench-challenger"
 
@@ -83,7 +86,6 @@ def main() -> None:
     from objectstore import store_from_settings
     from workload.config import WorkloadConfig, default_start
     from workload.generator import generate
-    from workload.loop import LoopConfig, run_loop, start_api
     from workload.truth_oracle import TruthOracle
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -93,6 +95,17 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--kind", choices=("ab", "interleaving"), default="ab")
+    parser.add_argument(
+        "--gap-seconds",
+        type=float,
+        default=LoopConfig.gap_seconds,
+        help="mean simulated seconds between sessions (over 24 h in all lets labels finalise)",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="then ingest the loop's events and run marts, features, models and feeds (Dagster)",
+    )
     args = parser.parse_args()
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="closed-loop-"))).resolve()
     started = time.perf_counter()
@@ -138,7 +151,12 @@ def main() -> None:
                         headers={"Authorization": f"Bearer {admin}"},
                     )
                     stopped.raise_for_status()
-                config = LoopConfig(sessions=args.sessions, seed=seed, batch_id=f"bench-{seed}")
+                config = LoopConfig(
+                    sessions=args.sessions,
+                    seed=seed,
+                    batch_id=f"bench-{seed}",
+                    gap_seconds=args.gap_seconds,
+                )
                 if label.endswith("home feed only"):  # the loop before it opened other surfaces
                     config = replace(
                         config,
@@ -173,6 +191,55 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    if args.retrain:
+        partitions = sorted(set().union(*(r.partitions for r in runs.values())))
+        retrain(settings, partitions, start)
+
+
+def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> None:
+    """The platform's own jobs on what the loop produced: ingest its partitions, then marts,
+    features, models (with the promotion gate) and feeds; how much of the next training set
+    the loop wrote."""
+    from mlflow import MlflowClient
+
+    from ml.tracking import tracking_uri
+    from orchestration.runs import build_everything, ingest_partition_range
+    from warehouse import clickhouse_client
+
+    started = time.perf_counter()
+    if not ingest_partition_range(partitions[0], partitions[-1], settings):
+        raise SystemExit("ingesting the loop's events failed (see the Dagster run)")
+    print(f"ingested {len(partitions)} loop partitions in {time.perf_counter() - started:.0f} s")
+    for outcome in build_everything(settings):
+        print(
+            f"{outcome.name}: {'ok' if outcome.success else 'FAILED'}, {len(outcome.built)} built"
+        )
+        for asset, reason in outcome.skipped.items():
+            print(f"  skipped {asset}: {reason}")
+    with clickhouse_client(settings.clickhouse_url) as client:
+        rows = client.query(
+            f"select countIf(impressed_at >= %(t)s), countIf(impressed_at >= %(t)s"
+            f" and label_window_ends_at <= (select max(impressed_at) from"
+            f" {settings.marts_database}.fct_training_impressions)), count()"
+            f" from {settings.marts_database}.fct_training_impressions",
+            parameters={"t": loop_start.replace(tzinfo=None)},
+        ).result_rows[0]
+    print(
+        f"fct_training_impressions: {rows[2]:,} rows, {rows[0]:,} written by the loop, of which "
+        f"{rows[1]:,} have a final label"
+    )
+    registry = MlflowClient(tracking_uri(settings))
+    champion = registry.get_model_version_by_alias("feed-ranker", "champion").version
+    print(f"feed-ranker@champion is v{champion}")
+    for version in sorted(
+        registry.search_model_versions("name='feed-ranker'"), key=lambda v: int(v.version)
+    ):
+        tags = dict(version.tags or {})
+        print(
+            f"feed-ranker v{version.version}: promoted {tags.get('promotion.promoted', '-')} "
+            f"{tags.get('promotion.reason', '')}"
+        )
+    print(f"retrained in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
