@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from appconfig import Settings
-from feeds.fanout import CelebrityPolicy
+from fanout.fanout import CelebrityPolicy
 from serving.search import AutocompleteIndex
 from serving.settings import ServingSettings
 from warehouse import clickhouse_client

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from appconfig import Settings
-from feeds import FeedStore, open_feed_store
+from fanout import FeedStore, open_feed_store
 from serving import suggestion_gate
 from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec

@@ -20,9 +20,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from platform_support import BuiltPlatform, platform_settings
 
-from feeds import Push, open_feed_store
-from feeds.precompute import load_snapshot as load_feed_snapshot
-from feeds.precompute import write_feeds
+from fanout import Push, open_feed_store
+from fanout.precompute import load_snapshot as load_feed_snapshot
+from fanout.precompute import write_feeds
 from ml.ranking.model import RankerParams, build_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
