@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # ... unless a follower threshold is given, which then decides instead of the tier (not
     # dbt's tier_celebrity_min_followers, which draws the tier itself)
     feed_pull_min_followers: int | None = Field(None, alias="FEED_PULL_MIN_FOLLOWERS", ge=1)
+    # how old a post in a home feed may be: the precompute and the pull read this window, and
+    # serving drops older candidates (its freshness floor); one rule, so one setting
     feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
     # --- end feeds -------------------------------------------------------------------------------
 

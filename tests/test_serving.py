@@ -136,7 +136,7 @@ def test_home_feed_is_ranked_from_followed_and_celebrity_posts(served: Served) -
             assert item["post_id"] not in seen
             assert item["author_id"] != user
             created = datetime.fromisoformat(item["created_at"]).timestamp()
-            assert now - rules.fresh_hours * 3600 <= created <= now + 1
+            assert now - served.state.settings.feed_window_hours * 3600 <= created <= now + 1
         authors = [i["author_id"] for i in items]
         for i in range(len(authors) - rules.max_consecutive_per_author):
             window = authors[i : i + rules.max_consecutive_per_author + 1]
