@@ -64,8 +64,8 @@ services-status: install ## which services run, and where
 services-smoke: ## a real round trip through each running service with its own client
 	bash scripts/services/smoke.sh
 
-feeds-consumer: install ## the streaming fan-out (Kafka -> feed store), long-running; needs KAFKA_BOOTSTRAP_SERVERS
-	$(RUN) python -m feeds.consumer
+fanout-consumer: install ## the streaming fan-out (Kafka -> feed store), long-running; needs KAFKA_BOOTSTRAP_SERVERS
+	$(RUN) python -m fanout.consumer
 
 bench: install ## the embedded benchmarks (figures go to docs/benchmarks.md by hand); `photo-platform bench --help`
 	$(RUN) photo-platform bench $(BENCH_ARGS)
@@ -79,4 +79,4 @@ import-movielens: install ## MovieLens 100K into the landing zone (MOVIELENS_ARG
 clean: ## remove the embedded profile's data
 	rm -rf .data
 
-.PHONY: help install demo serve notebooks test lint format ui mlflow-ui dbt-docs feast-ui services-up services-ensure services-down services-status services-smoke feeds-consumer bench bench-serving import-movielens clean
+.PHONY: help install demo serve notebooks test lint format ui mlflow-ui dbt-docs feast-ui services-up services-ensure services-down services-status services-smoke fanout-consumer bench bench-serving import-movielens clean

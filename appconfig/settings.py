@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # --- models (ml/): MLflow tracking + registry; empty = SQLite under <data_dir>/mlflow ---
     mlflow_tracking_uri: str = Field("", alias="MLFLOW_TRACKING_URI")
 
-    # --- feeds (precomputed home feeds, hybrid fan-out; see feeds/) ---------------------------
+    # --- feeds (precomputed home feeds, hybrid fan-out; see fanout/) ---------------------------
     # FEED_STORE_URL: cassandra://host:port/keyspace, redis://... or sqlite:////abs/path; empty ->
     # Cassandra when CASSANDRA_HOSTS is set, else REDIS_URL, else SQLite in the data dir
     feed_store_url: str = Field("", alias="FEED_STORE_URL")
@@ -76,10 +76,12 @@ class Settings(BaseSettings):
     # ... unless a follower threshold is given, which then decides instead of the tier (not
     # dbt's tier_celebrity_min_followers, which draws the tier itself)
     feed_pull_min_followers: int | None = Field(None, alias="FEED_PULL_MIN_FOLLOWERS", ge=1)
+    # how old a post in a home feed may be: the precompute and the pull read this window, and
+    # serving drops older candidates (its freshness floor); one rule, so one setting
     feed_window_hours: int = Field(72, alias="FEED_WINDOW_HOURS", ge=1)
     # --- end feeds -------------------------------------------------------------------------------
 
-    # --- recommenders (Spark ALS; see ml/spark.py, ml/recommend/) ---------------------------
+    # --- recommenders (Spark ALS; see ml/spark.py, ml/recommenders/) ---------------------------
     # SPARK_MASTER: local[N] here; a cluster's master URL (spark://host:7077) runs the same code
     spark_master: str = Field("local[2]", alias="SPARK_MASTER")
     spark_driver_memory: str = Field("2g", alias="SPARK_DRIVER_MEMORY")

@@ -24,9 +24,9 @@ import pandas as pd
 from rich.console import Console
 
 from appconfig import get_settings
-from ml.recommend.evaluate import Popularity
-from ml.recommend.factors import AlsParams, fit_als
-from ml.recommend.movielens import EXPLICIT, IMPLICIT, load_ratings, movielens_report
+from ml.recommenders.evaluate import Popularity
+from ml.recommenders.factors import AlsParams, fit_als
+from ml.recommenders.movielens import EXPLICIT, IMPLICIT, load_ratings, movielens_report
 from ml.spark import spark_session, stop_spark
 
 console = Console()

@@ -40,11 +40,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.fanout import synthetic_graph
-from feeds.cached_store import CachedFeedStore
-from feeds.cassandra_store import CONCURRENCY, CassandraFeedStore
-from feeds.fanout import FanOut, NewPost
-from feeds.redis_store import RedisFeedStore
-from feeds.store import FeedEntry
+from fanout.cached_store import CachedFeedStore
+from fanout.cassandra_store import CONCURRENCY, CassandraFeedStore
+from fanout.fanout import FanOut, NewPost
+from fanout.redis_store import RedisFeedStore
+from fanout.store import FeedEntry
 
 console = Console()
 

@@ -44,9 +44,9 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from feeds.fanout import FanOut, NewPost
-from feeds.redis_store import RedisFeedStore
-from feeds.store import FeedEntry, Push
+from fanout.fanout import FanOut, NewPost
+from fanout.redis_store import RedisFeedStore
+from fanout.store import FeedEntry, Push
 from visibility import VisibilityGraph
 
 console = Console()

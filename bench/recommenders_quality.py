@@ -1,5 +1,5 @@
 """Who to follow and Explore on a freshly built platform (generated workload -> marts in chDB),
-trained and evaluated exactly as the Dagster assets do (`ml.recommend.pipeline`).
+trained and evaluated exactly as the Dagster assets do (`ml.recommenders.pipeline`).
 
     uv run python -m bench.recommenders_quality --users 1000 --days 3 --seed 11
 
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     from platform_support import build_platform
 
     from appconfig import Settings
-    from ml.recommend.data import load_interactions
-    from ml.recommend.pipeline import explore_run, who_to_follow_run
+    from ml.recommenders.data import load_interactions
+    from ml.recommenders.pipeline import explore_run, who_to_follow_run
     from ml.spark import spark_session, stop_spark
     from visibility import VisibilityGraph
     from warehouse import clickhouse_client
@@ -69,8 +69,8 @@ def explore_spread(run: object) -> None:
 
     import numpy as np
 
-    from ml.recommend.evaluate import per_user_ndcg
-    from ml.recommend.explore import collaborative_only, popularity_only
+    from ml.recommenders.evaluate import per_user_ndcg
+    from ml.recommenders.explore import collaborative_only, popularity_only
 
     model, holdout = run.model, run.holdout  # type: ignore[attr-defined]
     variants = {

@@ -76,8 +76,8 @@ def platform(data_dir: Path) -> Settings:
 
 
 def precompute_feeds(settings: Settings) -> None:
-    from feeds import open_feed_store
-    from feeds.precompute import load_snapshot, write_feeds
+    from fanout import open_feed_store
+    from fanout.precompute import load_snapshot, write_feeds
     from warehouse import clickhouse_client
 
     with clickhouse_client(settings.clickhouse_url) as client:

@@ -61,7 +61,7 @@ def from_csv(path: str, seed: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     from appconfig import Settings
-    from ml.recommend.who_to_follow import evaluate_who_to_follow
+    from ml.recommenders.who_to_follow import evaluate_who_to_follow
     from ml.spark import spark_session, stop_spark
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from feeds import FeedStore, FeedStoreUnavailable
+from fanout import FeedStore, FeedStoreUnavailable
 from serving.snapshot import ServingSnapshot
 
 T = TypeVar("T")

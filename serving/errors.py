@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feeds import FeedStoreUnavailable
+from fanout import FeedStoreUnavailable
 
 log = logging.getLogger(__name__)
 REQUEST_ID = "X-Request-ID"

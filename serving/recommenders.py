@@ -62,7 +62,7 @@ class Recommenders:
             from ml.tracking import tracking_uri
 
             uri = tracking_uri(settings)
-            from ml import recommend  # noqa: F401  (the recommendation package, when present)
+            from ml import recommenders  # noqa: F401  (the recommendation package, when present)
 
             for name in ("who-to-follow", "explore"):
                 loaders[name] = _champion_loader(uri)
@@ -119,11 +119,11 @@ class Recommenders:
 
 def _champion_loader(uri: str) -> Callable[[str], tuple[Any, str]]:
     def load(name: str) -> tuple[Any, str]:
-        from ml import recommend
+        from ml import recommenders
 
-        loader = getattr(recommend, "load_champion", None)
+        loader = getattr(recommenders, "load_champion", None)
         if loader is None:
-            raise LookupError("ml.recommend has no load_champion")
+            raise LookupError("ml.recommenders has no load_champion")
         model = loader(uri, name)
         # named like the baselines (`<model>/<version>`, Explore `<model>/<kind>/<version>`:
         # hybrid or collaborative), so model_version says which served

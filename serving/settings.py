@@ -49,7 +49,8 @@ class ServingSettings(BaseSettings):
     pulled_per_celebrity: int = Field(20, ge=0)  # recent posts of each followed celebrity
     pulled_candidates: int = Field(200, ge=0)
     explore_candidates: int = Field(20, ge=0)
-    fresh_hours: float = Field(72.0, gt=0)  # the freshness floor: older posts are not in a feed
+    # the feed's freshness floor is appconfig's FEED_WINDOW_HOURS (one rule: how old a post in a
+    # home feed may be), which the precompute and the pull read too
     max_consecutive_per_author: int = Field(2, ge=1)
 
     feed_store_prefix: str = "feeds:"  # the key prefix the feed precompute writes under

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from appconfig import Settings
-from feeds.fanout import CelebrityPolicy
+from fanout.fanout import CelebrityPolicy
 from serving.search import AutocompleteIndex
 from serving.settings import ServingSettings
 from warehouse import clickhouse_client
@@ -159,7 +159,7 @@ def load_snapshot(settings: Settings, serving: ServingSettings) -> ServingSnapsh
     started = time.perf_counter()
     marts = settings.marts_database
     staging = settings.staging_database
-    history_hours = max(serving.fresh_hours, serving.story_hours, 24.0) + 24.0
+    history_hours = max(settings.feed_window_hours, serving.story_hours, 24.0) + 24.0
     with clickhouse_client(settings.clickhouse_url) as client:
         watermark_value = client.query(
             f"select greatest((select max(created_at) from {marts}.dim_posts),"

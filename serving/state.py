@@ -21,7 +21,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from appconfig import Settings
-from feeds import FeedStore, open_feed_store
+from fanout import FeedStore, open_feed_store
 from serving import suggestion_gate
 from serving.candidates import CandidateSources
 from serving.cursor import CursorCodec
@@ -147,7 +147,7 @@ class ServingState:
             cursor_ttl=serving.cursor_ttl_seconds,
             snapshot_size=serving.feed_snapshot_size,
             explore_share=serving.feed_explore_share,
-            fresh_hours=serving.fresh_hours,
+            fresh_hours=self.settings.feed_window_hours,
             max_run=serving.max_consecutive_per_author,
             max_users=serving.max_cached_users,
             max_candidates=serving.feed_candidates,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.store import FeedStore, FeedStoreUnavailable
+from fanout.store import FeedStore, FeedStoreUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 CASSANDRA_SH = REPO / "scripts" / "services" / "cassandra.sh"

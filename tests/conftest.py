@@ -178,7 +178,7 @@ def cassandra_hosts() -> str:
 @pytest.fixture(scope="session")
 def cassandra_keyspace(cassandra_hosts: str) -> Iterator[str]:
     """A keyspace of this test session's own (tables created once), dropped at the end."""
-    from feeds.cassandra_store import CassandraFeedStore
+    from fanout.cassandra_store import CassandraFeedStore
 
     keyspace = f"test_{uuid.uuid4().hex[:12]}"
     store = CassandraFeedStore(cassandra_hosts, keyspace, timeout=30)

@@ -55,7 +55,7 @@ def community_engagements(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Posts by every followed user and engagements that follow taste: a viewer engages with
     posts of accounts followed by the accounts they follow (their community), not only their own
-    follows. Returns (engagements, posts) shaped like `ml.recommend.data.Interactions`."""
+    follows. Returns (engagements, posts) shaped like `ml.recommenders.data.Interactions`."""
     rng = np.random.default_rng(seed)
     authors = np.unique(follows["followee_id"].to_numpy())
     post_rows = []

@@ -16,9 +16,9 @@ from test_serving import ADMIN, ADMIN_TOKEN, AUTH, TOKEN, tiny_ranker
 
 from experiments.assignment import assign
 from experiments.config import parse_experiment
-from feeds import open_feed_store
-from feeds.precompute import load_snapshot as load_feed_snapshot
-from feeds.precompute import write_feeds
+from fanout import open_feed_store
+from fanout.precompute import load_snapshot as load_feed_snapshot
+from fanout.precompute import write_feeds
 from ml.ranking.scorer import RankerScorer
 from serving.app import create_app
 from serving.model_loading import ModelHolder

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.recommend.explore import Explore, ExploreParams
-from ml.recommend.factors import Factors
+from ml.recommenders.explore import Explore, ExploreParams
+from ml.recommenders.factors import Factors
 from visibility import VisibilityGraph
 
 

@@ -15,9 +15,9 @@ import pytest
 from pyspark.sql import SparkSession
 from recommend_support import spark_for_tests
 
-from ml.recommend.explore import Explore, ExploreParams, fit_signal_weights
-from ml.recommend.explore_signals import SIGNALS, ContentProfiles
-from ml.recommend.factors import AlsParams, Factors
+from ml.recommenders.explore import Explore, ExploreParams, fit_signal_weights
+from ml.recommenders.explore_signals import SIGNALS, ContentProfiles
+from ml.recommenders.factors import AlsParams, Factors
 from visibility import VisibilityGraph
 
 START = pd.Timestamp("2026-11-01", tz="UTC")

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds import FeedEntry, FeedStore
-from feeds.fanout import CelebrityPolicy, FanOut, NewPost
-from feeds.pull import RecentPostIndex, merge_candidates
-from feeds.redis_store import RedisFeedStore
-from feeds.sqlite_store import SQLiteFeedStore
-from feeds.streaming import FanOutConsumer, StreamReport, apply_events, make_consumer
+from fanout import FeedEntry, FeedStore
+from fanout.fanout import CelebrityPolicy, FanOut, NewPost
+from fanout.pull import RecentPostIndex, merge_candidates
+from fanout.redis_store import RedisFeedStore
+from fanout.sqlite_store import SQLiteFeedStore
+from fanout.streaming import FanOutConsumer, StreamReport, apply_events, make_consumer
 from visibility import VisibilityGraph
 
 AUTHOR, CELEBRITY, PRIVATE = 1, 2, 3

@@ -24,9 +24,9 @@ import pytest
 from fastapi.testclient import TestClient
 from platform_support import BuiltPlatform, platform_settings
 
-from feeds import open_feed_store
-from feeds.precompute import load_snapshot as load_feed_snapshot
-from feeds.precompute import write_feeds
+from fanout import open_feed_store
+from fanout.precompute import load_snapshot as load_feed_snapshot
+from fanout.precompute import write_feeds
 from moderation.decisions import decision_events, publish
 from objectstore.store import LocalObjectStore
 from search.build import build_from_marts

@@ -68,7 +68,7 @@ def test_the_built_wheel_imports_every_package_in_a_clean_venv(tmp_path: Path) -
         f"for name in {packages!r}:\n"
         "    module = importlib.import_module(name)\n"
         f"    assert module.__file__.startswith({site!r}), (name, module.__file__)\n"
-        "for name in ('feeds.precompute', 'ml.recommend.data', 'serving.app'):\n"
+        "for name in ('fanout.precompute', 'ml.recommenders.data', 'serving.app'):\n"
         "    importlib.import_module(name)\n"
         "print('ok')\n"
     )

@@ -27,11 +27,11 @@ from ml.ranking.model import RankerParams, build_model
 from ml.ranking.publish import publish_ranker
 from ml.ranking.scorer import RankerScorer
 from ml.ranking.train import RankerReport, train_ranker
-from ml.recommend.evaluate import Popularity
-from ml.recommend.explore import Explore, ExploreParams
-from ml.recommend.factors import Factors
-from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, publish_recommender
-from ml.recommend.who_to_follow import WhoToFollow, WhoToFollowParams
+from ml.recommenders.evaluate import Popularity
+from ml.recommenders.explore import Explore, ExploreParams
+from ml.recommenders.factors import Factors
+from ml.recommenders.publish import EXPLORE, WHO_TO_FOLLOW, publish_recommender
+from ml.recommenders.who_to_follow import WhoToFollow, WhoToFollowParams
 from serving.model_loading import mlflow_holder
 from serving.recommenders import EXPLORE_BASELINE, WHO_TO_FOLLOW_BASELINE, Recommenders
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from recommend_support import community_engagements, community_follows, spark_for_tests
 
-from ml.recommend.explore import Explore, ExploreParams
-from ml.recommend.who_to_follow import WhoToFollow, evaluate_who_to_follow
+from ml.recommenders.explore import Explore, ExploreParams
+from ml.recommenders.who_to_follow import WhoToFollow, evaluate_who_to_follow
 from visibility import VisibilityGraph
 
 USER_IDS = st.integers(min_value=1000, max_value=1299)

@@ -13,7 +13,7 @@ from platform_support import BuiltPlatform
 
 from appconfig import Settings, get_settings
 from ml import registry
-from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion
+from ml.recommenders.publish import EXPLORE, WHO_TO_FOLLOW, load_champion
 from orchestration.models.recommenders import (
     explore,
     suggestions_respect_visibility,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from recommend_support import spark_for_tests
 
-from ml.recommend.movielens import DEFAULT_DIR, load_ratings, rating_rmse, retrieval_metrics
+from ml.recommenders.movielens import DEFAULT_DIR, load_ratings, rating_rmse, retrieval_metrics
 
 
 @pytest.fixture(scope="module")

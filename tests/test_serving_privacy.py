@@ -23,9 +23,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from platform_support import BuiltPlatform, platform_settings
 
-from feeds import open_feed_store
-from feeds.precompute import load_snapshot as load_feed_snapshot
-from feeds.precompute import write_feeds
+from fanout import open_feed_store
+from fanout.precompute import load_snapshot as load_feed_snapshot
+from fanout.precompute import write_feeds
 from ingestion.landing import file_key
 from objectstore.store import LocalObjectStore
 from serving.app import create_app

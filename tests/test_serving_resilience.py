@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from platform_support import BuiltPlatform, platform_settings
 
 from appconfig import Settings
-from feeds import open_feed_store
-from feeds.precompute import load_snapshot as load_feed_snapshot
-from feeds.precompute import write_feeds
+from fanout import open_feed_store
+from fanout.precompute import load_snapshot as load_feed_snapshot
+from fanout.precompute import write_feeds
 from ml.ranking.model import RankerParams, build_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.pyfunc import PIP_REQUIREMENTS, SCORER_ARTIFACT, RankerPyfunc

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.recommend.evaluate import Popularity
-from ml.recommend.factors import Factors
-from ml.recommend.follow_features import (
+from ml.recommenders.evaluate import Popularity
+from ml.recommenders.factors import Factors
+from ml.recommenders.follow_features import (
     FEATURES,
     ItemItemCF,
     UserAttributes,
     candidates,
     features,
 )
-from ml.recommend.who_to_follow import FollowRanker, WhoToFollow, WhoToFollowParams
+from ml.recommenders.who_to_follow import FollowRanker, WhoToFollow, WhoToFollowParams
 from visibility import VisibilityGraph
 
 IDS = list(range(1, 41))

@@ -1,6 +1,6 @@
 """The feeds domain: precomputed home feeds (the push half of hybrid fan-out).
 
-The streaming half is a long-running process, not a sensor: `python -m feeds.consumer`.
+The streaming half is a long-running process, not a sensor: `python -m fanout.consumer`.
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ import numpy as np
 from rich.progress import Progress
 
 from appconfig import get_settings
-from feeds.precompute import load_snapshot, write_feeds
+from fanout.precompute import load_snapshot, write_feeds
 from orchestration.feeds.plots import length_histogram
 from orchestration.feeds.resources import FeedStoreResource
 from orchestration.resources import ClickHouseResource
 
 HOME_FEEDS = dg.AssetKey(["feeds", "home_feeds"])
-# the dbt models load_snapshot reads (feeds/precompute.py, visibility/graph.py): their asset
+# the dbt models load_snapshot reads (fanout/precompute.py, visibility/graph.py): their asset
 # keys come from the manifest when the domain's definitions are built (orchestration.feeds.defs)
 SOURCE_MODELS = ("dim_posts", "dim_users", "int_follow_graph", "int_blocks", "int_mutes")
 

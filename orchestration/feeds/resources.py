@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from feeds import FeedStore, open_feed_store_url
+from fanout import FeedStore, open_feed_store_url
 
 
 class FeedStoreResource(dg.ConfigurableResource):

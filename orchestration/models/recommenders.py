@@ -12,12 +12,12 @@ import base64
 import dagster as dg
 
 from appconfig import get_settings
-from ml.recommend.data import Interactions, load_interactions
-from ml.recommend.explore import Explore, ExploreParams
-from ml.recommend.factors import RECOMMENDER_ALS, AlsParams
-from ml.recommend.pipeline import RecommenderRun, explore_run, who_to_follow_run
-from ml.recommend.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_recommender
-from ml.recommend.who_to_follow import WhoToFollowParams
+from ml.recommenders.data import Interactions, load_interactions
+from ml.recommenders.explore import Explore, ExploreParams
+from ml.recommenders.factors import RECOMMENDER_ALS, AlsParams
+from ml.recommenders.pipeline import RecommenderRun, explore_run, who_to_follow_run
+from ml.recommenders.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_recommender
+from ml.recommenders.who_to_follow import WhoToFollowParams
 from ml.registry import TrainingLineage
 from ml.spark import spark_session
 from orchestration.analytics.lineage import reading_models

@@ -6,7 +6,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from feeds import FeedStoreUnavailable
+from fanout import FeedStoreUnavailable
 from serving.cursor import InvalidCursor
 from serving.dependencies import Authorized, UserId, check_limit, get_snapshot, known_viewer
 from serving.experiment_routing import Routed

@@ -6,7 +6,7 @@ import time
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from feeds import FeedStoreUnavailable
+from fanout import FeedStoreUnavailable
 from serving.dependencies import Admin, State
 from serving.errors import DependencyUnavailable
 from serving.metrics import exposition

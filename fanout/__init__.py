@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from appconfig import Settings
-from feeds.cassandra_store import CassandraFeedStore
-from feeds.store import FeedEntry, FeedStore, FeedStoreUnavailable, Push
+from fanout.cassandra_store import CassandraFeedStore
+from fanout.store import FeedEntry, FeedStore, FeedStoreUnavailable, Push
 
 __all__ = [
     "FeedEntry",
@@ -39,7 +39,7 @@ def open_feed_store(settings: Settings, *, prefix: str = "feeds:") -> FeedStore:
     )
     cache = settings.feed_cache_url
     if isinstance(store, CassandraFeedStore) and cache and cache != "none":
-        from feeds.cached_store import CachedFeedStore
+        from fanout.cached_store import CachedFeedStore
 
         return CachedFeedStore(
             store, cache, prefix=prefix, ttl_seconds=settings.feed_cache_ttl_seconds
@@ -56,11 +56,11 @@ def open_feed_store_url(url: str, *, max_length: int = 800, prefix: str = "feeds
         keyspace = parsed.path.strip("/") or "feeds"
         return CassandraFeedStore(parsed.netloc, keyspace, max_length=max_length)
     if scheme in ("redis", "rediss", "unix"):
-        from feeds.redis_store import RedisFeedStore
+        from fanout.redis_store import RedisFeedStore
 
         return RedisFeedStore(url, max_length=max_length, prefix=prefix)
     if scheme == "sqlite":
-        from feeds.sqlite_store import SQLiteFeedStore
+        from fanout.sqlite_store import SQLiteFeedStore
 
         return SQLiteFeedStore(sqlite_path_of(url), max_length=max_length)
     raise ValueError(

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from importers.movielens import DEFAULT_DIRECTORY as MOVIELENS_DIRECTORY
-from ml.recommend.evaluate import Popularity, compare, relevant_items, time_holdout
-from ml.recommend.factors import AlsParams, Factors, fit_als, top_k
+from ml.recommenders.evaluate import Popularity, compare, relevant_items, time_holdout
+from ml.recommenders.factors import AlsParams, Factors, fit_als, top_k
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -169,7 +169,7 @@ def movielens_report(spark: SparkSession, directory: Path = DEFAULT_DIR) -> Movi
 
 
 def main() -> None:
-    """`python -m ml.recommend.movielens`: print the RMSE table and the top-k figures."""
+    """`python -m ml.recommenders.movielens`: print the RMSE table and the top-k figures."""
     from ml.spark import spark_session, stop_spark
 
     try:

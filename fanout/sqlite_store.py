@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from feeds.store import (
+from fanout.store import (
     FeedEntry,
     FeedStore,
     FeedStoreUnavailable,

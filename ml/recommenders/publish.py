@@ -32,9 +32,9 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from ml import registry
-from ml.recommend import plots
-from ml.recommend.explore import Explore
-from ml.recommend.who_to_follow import WhoToFollow
+from ml.recommenders import plots
+from ml.recommenders.explore import Explore
+from ml.recommenders.who_to_follow import WhoToFollow
 from visibility import VisibilityGraph
 
 WHO_TO_FOLLOW = "who-to-follow"

@@ -1,7 +1,7 @@
 """Precomputed feeds on a platform built end to end, checked against the marts in SQL.
 
 The expected feeds are computed by an independent ClickHouse query over the follow graph,
-blocks, mutes and posts, so the pandas path in `feeds.precompute` is checked, not restated.
+blocks, mutes and posts, so the pandas path in `fanout.precompute` is checked, not restated.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import pytest
 from platform_support import BuiltPlatform
 
 from appconfig import Settings, get_settings
-from feeds import FeedStore
-from feeds.fanout import to_ms
-from feeds.precompute import FeedSnapshot, load_snapshot, write_feeds
-from feeds.pull import RecentPostIndex, merge_candidates
-from feeds.redis_store import RedisFeedStore
-from feeds.sqlite_store import SQLiteFeedStore
+from fanout import FeedStore
+from fanout.fanout import to_ms
+from fanout.precompute import FeedSnapshot, load_snapshot, write_feeds
+from fanout.pull import RecentPostIndex, merge_candidates
+from fanout.redis_store import RedisFeedStore
+from fanout.sqlite_store import SQLiteFeedStore
 from warehouse import clickhouse_client
 
 CELEBRITIES = 5  # the most-followed authors, made celebrities through the follower threshold

@@ -2,7 +2,7 @@
 
 This is the batch side of push: it rebuilds every feed from the marts, so feeds are right even
 where the stream missed something (a consumer that was down, a follow that needs a backfill).
-Celebrities' posts are left out; readers pull them (`feeds.pull`).
+Celebrities' posts are left out; readers pull them (`fanout.pull`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from feeds.fanout import CelebrityPolicy, to_ms
-from feeds.pull import newest_post_at
-from feeds.store import FeedEntry, FeedStore
+from fanout.fanout import CelebrityPolicy, to_ms
+from fanout.pull import newest_post_at
+from fanout.store import FeedEntry, FeedStore
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

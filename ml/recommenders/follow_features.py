@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.recommend.evaluate import Popularity
-from ml.recommend.factors import Factors, top_k
+from ml.recommenders.evaluate import Popularity
+from ml.recommenders.factors import Factors, top_k
 from visibility import VisibilityGraph
 
 FEATURES = (

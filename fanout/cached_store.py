@@ -41,8 +41,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from feeds.cassandra_store import CassandraFeedStore
-from feeds.store import FeedEntry, FeedStore, FeedStoreUnavailable, Push, decode_member
+from fanout.cassandra_store import CassandraFeedStore
+from fanout.store import FeedEntry, FeedStore, FeedStoreUnavailable, Push, decode_member
 
 T = TypeVar("T")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ml.recommend.explore import Explore
-    from ml.recommend.who_to_follow import WhoToFollow
+    from ml.recommenders.explore import Explore
+    from ml.recommenders.who_to_follow import WhoToFollow
     from visibility import VisibilityGraph
 
 
@@ -20,7 +20,7 @@ def load_champion(
     """The `champion` of `who-to-follow` or `explore` from the registry, `.version` set.
 
     Without a visibility graph here, pass one to every `recommend(user_id, k, visibility)`."""
-    from ml.recommend.publish import load_champion as load
+    from ml.recommenders.publish import load_champion as load
 
     model, _ = load(name, visibility, tracking_uri=tracking_uri)
     return model

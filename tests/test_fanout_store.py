@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from appconfig import Settings
-from feeds import FeedEntry, FeedStore, FeedStoreUnavailable, open_feed_store
-from feeds.cached_store import CachedFeedStore
-from feeds.cassandra_store import CassandraFeedStore
-from feeds.redis_store import RedisFeedStore
-from feeds.sqlite_store import SQLiteFeedStore
+from fanout import FeedEntry, FeedStore, FeedStoreUnavailable, open_feed_store
+from fanout.cached_store import CachedFeedStore
+from fanout.cassandra_store import CassandraFeedStore
+from fanout.redis_store import RedisFeedStore
+from fanout.sqlite_store import SQLiteFeedStore
 
 
 @pytest.fixture(params=["redis", "sqlite", "cassandra", "cassandra+redis"])
@@ -201,7 +201,7 @@ def test_push_posts_fans_one_post_out_to_many_users(store: FeedStore) -> None:
 
 _WRITER = """
 import sys
-from feeds.sqlite_store import SQLiteFeedStore
+from fanout.sqlite_store import SQLiteFeedStore
 path, first = sys.argv[1], int(sys.argv[2])
 with SQLiteFeedStore(path, max_length=1000) as store:
     for post in range(first, first + 200):

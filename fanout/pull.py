@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from feeds.store import FeedEntry, to_ms
+from fanout.store import FeedEntry, to_ms
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

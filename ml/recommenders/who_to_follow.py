@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ml.recommend.evaluate import (
+from ml.recommenders.evaluate import (
     Popularity,
     RankingMetrics,
     ranking_metrics,
     relevant_items,
     time_holdout,
 )
-from ml.recommend.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
-from ml.recommend.follow_features import (
+from ml.recommenders.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
+from ml.recommenders.follow_features import (
     FEATURES,
     ItemItemCF,
     UserAttributes,

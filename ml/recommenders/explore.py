@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ml.recommend.evaluate import RankingMetrics, ranking_metrics
-from ml.recommend.explore_signals import (
+from ml.recommenders.evaluate import RankingMetrics, ranking_metrics
+from ml.recommenders.explore_signals import (
     CONTENT_COLUMNS,
     ContentProfiles,
     SignalWeights,
     with_content,
 )
-from ml.recommend.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
+from ml.recommenders.factors import RECOMMENDER_ALS, AlsParams, Factors, fit_als, top_k
 from visibility import VisibilityGraph
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from typing import Any
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY
 from contracts.timestamps import parse_timestamp
-from feeds.fanout import FanOut, FanOutReport, NewPost
-from feeds.pull import RecentPostIndex
-from feeds.store import FeedEntry, FeedStoreUnavailable, to_ms
+from fanout.fanout import FanOut, FanOutReport, NewPost
+from fanout.pull import RecentPostIndex
+from fanout.store import FeedEntry, FeedStoreUnavailable, to_ms
 from ingestion import event_stream
 
 log = logging.getLogger(__name__)

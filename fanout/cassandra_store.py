@@ -2,7 +2,7 @@
 
 `home_feed` is partitioned by `user_id` and clustered by `(created_at DESC, member DESC)`, so a
 read is one sequential slice from the top of one partition, and equal times break ties on the
-member string `"post:author"` exactly as Redis orders equal scores (`feeds.store`). `created_at`
+member string `"post:author"` exactly as Redis orders equal scores (`fanout.store`). `created_at`
 is milliseconds since 1970 (a bigint: no datetime conversion per row on the read path).
 
 Writes are idempotent upserts (a re-delivered entry rewrites the same row), sent as prepared
@@ -17,7 +17,7 @@ and no read on the replica. Counters (an `UPDATE ... + 1` per user beside the ba
 first design and cost about 2.5x the throughput (`bench.cassandra_feed`, docs/benchmarks.md).
 Two writers of one feed resolve by write time: the later timestamp wins, so the version moves
 on every change unless two processes write the same user within their clocks' skew and the
-newer write lands first; the cache tier (`feeds.cached_store`) keeps its own versions as Redis
+newer write lands first; the cache tier (`fanout.cached_store`) keeps its own versions as Redis
 INCRs, which have no such window.
 
 The cap is kept lazily: reads never return more than `max_length`, and a user's partition is
@@ -35,7 +35,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from feeds.store import (
+from fanout.store import (
     FeedEntry,
     FeedStore,
     FeedStoreUnavailable,

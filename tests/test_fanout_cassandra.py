@@ -15,9 +15,9 @@ import pytest
 from cassandra_support import PrivateCassandra, PrivateRedis, Traffic, free_port
 
 from appconfig import Settings
-from feeds import FeedEntry, FeedStoreUnavailable, open_feed_store
-from feeds.cached_store import CachedFeedStore
-from feeds.cassandra_store import CassandraFeedStore
+from fanout import FeedEntry, FeedStoreUnavailable, open_feed_store
+from fanout.cached_store import CachedFeedStore
+from fanout.cassandra_store import CassandraFeedStore
 
 
 def _users(count: int) -> list[int]:
@@ -358,8 +358,8 @@ def test_the_consumer_commits_only_after_both_writes(
     from kafka import KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from feeds.fanout import FanOut
-    from feeds.streaming import FanOutConsumer, make_consumer
+    from fanout.fanout import FanOut
+    from fanout.streaming import FanOutConsumer, make_consumer
     from visibility import VisibilityGraph
 
     run = uuid.uuid4().hex[:10]

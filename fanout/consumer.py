@@ -1,7 +1,7 @@
-"""`python -m feeds.consumer`: the streaming fan-out process (long-running, not a Dagster sensor).
+"""`python -m fanout.consumer`: the streaming fan-out process (long-running, not a Dagster sensor).
 
 A sensor would add a run launch per tick to the latency of every post; a post should be in its
-followers' feeds within seconds, so this runs beside the API (systemd, a container, `make feeds`).
+followers' feeds within seconds, so this runs beside the API (systemd, a container, `make fanout-consumer`).
 At start it loads the follow graph and the celebrities from the marts and closes its ClickHouse
 client at once (embedded chDB allows one process per data directory); `--refresh-seconds`
 reloads that snapshot periodically, between polls.
@@ -17,10 +17,10 @@ from dataclasses import asdict
 from typing import Any
 
 from appconfig import Settings, get_settings
-from feeds import open_feed_store
-from feeds.fanout import CelebrityPolicy, FanOut
-from feeds.pull import RecentPostIndex, newest_post_at, recent_posts
-from feeds.streaming import (
+from fanout import open_feed_store
+from fanout.fanout import CelebrityPolicy, FanOut
+from fanout.pull import RecentPostIndex, newest_post_at, recent_posts
+from fanout.streaming import (
     CONSUMER_GROUP,
     POSTS_TOPIC,
     RELATIONSHIPS_TOPIC,

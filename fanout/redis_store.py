@@ -28,7 +28,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from feeds.store import (
+from fanout.store import (
     FeedEntry,
     FeedStore,
     FeedStoreUnavailable,

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ml.recommend.data import Interactions
-from ml.recommend.explore import Explore, ExploreParams, evaluate_explore
-from ml.recommend.who_to_follow import WhoToFollow, WhoToFollowParams, evaluate_who_to_follow
+from ml.recommenders.data import Interactions
+from ml.recommenders.explore import Explore, ExploreParams, evaluate_explore
+from ml.recommenders.who_to_follow import WhoToFollow, WhoToFollowParams, evaluate_who_to_follow
 from visibility import VisibilityGraph
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def explore_run(
 
 
 def main() -> None:
-    """`python -m ml.recommend.pipeline`: both recommenders evaluated on the marts of the
+    """`python -m ml.recommenders.pipeline`: both recommenders evaluated on the marts of the
     configured data dir (after `make demo`), with the latency of `recommend(user, 20)`."""
     import time
 
@@ -110,7 +110,7 @@ def main() -> None:
     from rich.console import Console
 
     from appconfig import get_settings
-    from ml.recommend.data import load_interactions
+    from ml.recommenders.data import load_interactions
     from ml.spark import spark_session, stop_spark
     from warehouse import clickhouse_client
 

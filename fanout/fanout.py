@@ -1,7 +1,7 @@
 """Hybrid fan-out: push a new post into its followers' feeds, unless its author is a celebrity.
 
 Pushing costs one write per follower, so an account with millions of followers would turn one
-post into millions of writes; those authors' posts are pulled at read time instead (`feeds.pull`).
+post into millions of writes; those authors' posts are pulled at read time instead (`fanout.pull`).
 Which authors count as celebrities is configurable: the `dim_users` tier, or a follower threshold.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from feeds.pull import RecentPostIndex
-from feeds.store import FeedEntry, FeedStore, Push, to_ms
+from fanout.pull import RecentPostIndex
+from fanout.store import FeedEntry, FeedStore, Push, to_ms
 
 __all__ = ["CelebrityPolicy", "FanOut", "FanOutReport", "NewPost", "to_ms"]
 
