@@ -236,7 +236,7 @@ def test_the_closed_loop_reads_served_feeds_and_lands_ingestible_events(online: 
                 f"select surface, count() from {database}.views where event_type = 'impression'"
                 " group by surface"
             )
-            assert dict(rows.result_rows) == {
+            assert {str(s): int(n) for s, n in rows.result_rows} == {
                 "home_feed": report.impressions,
                 "explore": surfaces["explore"].impressions,
             }
