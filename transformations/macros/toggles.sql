@@ -48,3 +48,16 @@
                             ['actor_user_id', 'target_user_id']) }}
     )
 {%- endmacro %}
+
+{% macro toggle_instants(source, on_event, off_event, keys) -%}
+    {#- the history of a toggle: one row per `keys` and instant it was toggled, `is_on` = the
+        state from that instant on (at one instant the off event wins, as in standing_toggles).
+        The state "as of T" is the latest row before T: an ASOF JOIN on `occurred_at`. -#}
+    select
+        {{ keys | join(', ') }},
+        occurred_at,
+        min(event_type = '{{ on_event }}') as is_on
+    from {{ source }}
+    where event_type in ('{{ on_event }}', '{{ off_event }}')
+    group by {{ keys | join(', ') }}, occurred_at
+{%- endmacro %}
