@@ -73,6 +73,8 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
         "int_follow_transitions_start_and_end_inside_one_day",
         "int_follow_transitions_block_ends_follows_both_ways",
         "int_follow_transitions_private_approval_flow",
+        "int_follow_transitions_no_follow_while_a_block_stands",
+        "int_follow_transitions_no_plain_follow_of_a_private_account",
         "int_follow_graph_latest_transition_decides",
         "feat_user__follow_counts_follow_inside_one_day",
         "feat_viewer_author__affinity_stamped_at_the_engagement_millisecond",

@@ -134,7 +134,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
     """`write(rows)` creates hand-built marts in a fresh schema and builds the dbt feature tables
-    (and the follow transitions and affinity history they read) over them; yields (settings, write)."""
+    (and the follow transitions, the privacy periods they ask, and the affinity history they read)
+    over them; yields (settings, write)."""
     schema = f"pit_{uuid.uuid4().hex[:8]}"
     settings = Settings(
         PLATFORM_DATA_DIR=tmp_path / "data",
@@ -161,7 +162,8 @@ def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
             chdb_dir,
             "run",
             "--select",
-            "int_follow_transitions fct_user_author_affinity_history path:models/features",
+            "int_account_privacy int_follow_transitions fct_user_author_affinity_history "
+            "path:models/features",
             schema=schema,
         )
         assert built.returncode == 0, built.output[-4000:]
