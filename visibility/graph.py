@@ -319,6 +319,9 @@ class VisibilityGraph:
         """Apply one relationship event as the contracts name it (follow, unfollow, ...).
 
         `follow_request` changes nothing until `follow_approved` (actor = the private account).
+        A follow across a block or a plain `follow` of a private account is ignored. The batch
+        twin of these rules is dbt's `int_follow_transitions`; tests/test_relationship_state_parity.py
+        holds the two equal.
         """
         match event_type:
             case "follow":
