@@ -56,6 +56,10 @@ def _worker(kafka_bootstrap: str, s: dict[str, Any], **timing: Any) -> Notificat
         list(s["topics"].values()),
         f"test-notify-{s['run']}",
         auto_offset_reset="earliest",
+        # a group that joined before the broker had the new topics' metadata ("No partition
+        # metadata") has no partitions until its metadata is refreshed, 5 min by default;
+        # kafka-python rejoins when the refreshed metadata differs from its assignment
+        metadata_max_age_ms=1_000,
     )
     provider = RecordingProvider(s["redis"], s["keys"].pushed)
     return NotificationWorker(
