@@ -23,6 +23,12 @@ class WorkerMetrics:
         self.dead_letters = Counter(
             "notifications_dead_letters", "events that could not be routed", registry=r
         )
+        self.unconfirmed = Counter(
+            "notifications_unconfirmed",
+            "claimed by a holder that never confirmed the provider call (crash, or a pause the "
+            "next holder outlived): set aside, not re-sent",
+            registry=r,
+        )
         self.lag = Gauge(
             "notifications_consumer_lag", "messages behind the log end", ["topic"], registry=r
         )

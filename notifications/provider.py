@@ -59,16 +59,24 @@ class PushProvider(Protocol):
 
 
 class RecordingProvider:
-    """Records every call (notification + `called_ms`) in a Redis list, in call order."""
+    """Records every call (notification + `called_ms`) in a Redis list, in call order.
 
-    def __init__(self, redis: Any, key: str) -> None:
+    With `latency_ms`, each call first counts itself in `<key>:calls`, then takes that long
+    before recording, as a push service's round trip does: the window in which a worker is
+    inside a provider call (the tests pause a worker there)."""
+
+    def __init__(self, redis: Any, key: str, latency_ms: int = 0) -> None:
         self.redis = redis
         self.key = key
+        self.latency_ms = latency_ms
 
     def send_many(self, notifications: list[Notification]) -> None:
         if not notifications:
             return
         called_ms = int(time.time() * 1000)
+        if self.latency_ms:
+            self.redis.incr(f"{self.key}:calls")
+            time.sleep(self.latency_ms / 1000)
         self.redis.rpush(
             self.key,
             *(orjson.dumps({**n.to_dict(), "called_ms": called_ms}) for n in notifications),

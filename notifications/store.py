@@ -6,11 +6,12 @@ Exactly once in effect:
   of them; a re-delivered offset at or below the recorded one is skipped whole.
 - batches and digests are turned into outbox entries by guarded scripts (the batch is removed in
   the same step), so a crash between never sends or loses one;
-- `send` calls the provider for the outbox head, then marks their idempotency keys sent and
-  trims them off in one script (atomic, as the MULTI it replaced); an entry whose key is
-  marked is dropped without a call.
-  Only a crash between the provider call and that script re-sends (that call's entries),
-  with the same keys (the provider's collapse id), so the device still shows each once.
+- `send` claims the outbox head (marks the idempotency keys, trims the entries, keeps them
+  in flight) in one script fenced by the delivery lease's token, then calls the provider,
+  then confirms. Nothing is ever sent twice, by a restarted worker or by a lease holder paused
+  past its lease alongside its successor. The price: a crash between a claim and the
+  provider's return loses that claim's entries to the `unconfirmed` list (they may or may
+  not have reached the provider); they are counted, never re-sent automatically.
 """
 
 from __future__ import annotations
@@ -94,12 +95,19 @@ return cur
 )
 
 # the right to flush and send, held by one worker of the group at a time (renewed every poll);
-# KEYS: lease key; ARGV: worker id, lease (ms). 1: held by this worker
+# KEYS: lease key, token counter; ARGV: worker id, lease (ms). Returns this holder's fencing
+# token (> 0), 0 while another worker holds the lease. Every acquisition takes a new token
+# (INCR), so a holder whose lease lapsed (paused, GC) holds a stale one: `CLAIM` refuses it.
 LEASE = """
 local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('GET', KEYS[2]))
+end
+if holder == false then
+  local token = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return token
 end
 return 0
 """
@@ -145,13 +153,58 @@ end
 return out
 """
 
-MARK_SENT = """
--- KEYS: outbox, then the idempotency keys sent; ARGV: their ttl (s), outbox entries to trim
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+CLAIM = """
+-- claim the outbox head before calling the provider (at most once: a claimed entry is never
+-- claimed again). KEYS: lease, token counter, outbox, inflight, inflight token, unconfirmed,
+-- then the idempotency keys of the n head entries the caller read; ARGV: worker id, token, n,
+-- ttl (s). Refused ({-1}) unless the caller holds the lease with the current token: only the
+-- current holder trims the outbox, so the head it read is still the head. A claim left in
+-- flight by an earlier holder (crashed or paused between its claim and its confirm) moves to
+-- the unconfirmed list first: it may or may not have reached the provider, and is not re-sent.
+-- Returns {entries moved to unconfirmed, then the 1-based indexes of the entries claimed}.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  return {-1}
 end
-redis.call('LTRIM', KEYS[1], ARGV[2], -1)
-return #KEYS - 1
+local moved = redis.call('LLEN', KEYS[4])
+if moved > 0 then
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+    redis.call('RPUSH', KEYS[6], entry)
+  end
+  redis.call('DEL', KEYS[4])
+end
+local out = {moved}
+local head = redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+for i = 1, #head do
+  if redis.call('SET', KEYS[6 + i], ARGV[2], 'NX', 'EX', ARGV[4]) then
+    redis.call('RPUSH', KEYS[4], head[i])
+    out[#out + 1] = i
+  end
+end
+redis.call('LTRIM', KEYS[3], #head, -1)
+redis.call('SET', KEYS[5], ARGV[2])
+return out
+"""
+
+CONFIRM = """
+-- the provider returned: KEYS: inflight, inflight token; ARGV: token
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+"""
+
+RELEASE = """
+-- the provider raised: put the claim back at the outbox head for a retry (same keys), only if
+-- this holder still holds the lease with its token and the claim is still its own.
+-- KEYS: lease, token counter, inflight, inflight token, outbox, then the claimed idempotency
+-- keys; ARGV: worker id, token
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2]
+   or redis.call('GET', KEYS[4]) ~= ARGV[2] then
+  return 0
+end
+local entries = redis.call('LRANGE', KEYS[3], 0, -1)
+for i = #entries, 1, -1 do redis.call('LPUSH', KEYS[5], entries[i]) end
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[3])
+return #entries
 """
 
 FLUSH_DIGEST = """
@@ -186,7 +239,9 @@ class NotificationStore:
         self._lease = redis.register_script(LEASE)
         self._flush_batches = redis.register_script(FLUSH_BATCHES)
         self._read_batches = redis.register_script(READ_BATCHES)
-        self._mark_sent = redis.register_script(MARK_SENT)
+        self._claim = redis.register_script(CLAIM)
+        self._confirm = redis.register_script(CONFIRM)
+        self._release = redis.register_script(RELEASE)
         self._flush_digest = redis.register_script(FLUSH_DIGEST)
 
     # --- applying events -------------------------------------------------------------------
@@ -274,9 +329,14 @@ class NotificationStore:
         )
         return int(recorded)
 
-    def hold_lease(self, worker_id: str, lease_ms: int) -> bool:
-        """Take or renew the delivery lease (flush and send); False while another holds it."""
-        return bool(self._lease(keys=[self.keys.deliver_lease], args=[worker_id, lease_ms]))
+    def hold_lease(self, worker_id: str, lease_ms: int) -> int:
+        """Take or renew the delivery lease (flush and send): this holder's fencing token, 0
+        while another worker holds it."""
+        return int(
+            self._lease(
+                keys=[self.keys.deliver_lease, self.keys.deliver_token], args=[worker_id, lease_ms]
+            )
+        )
 
     # --- batches and digests ---------------------------------------------------------------
 
@@ -387,28 +447,63 @@ class NotificationStore:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def send(self, provider: PushProvider, limit: int = 2_000) -> Counter[str]:
-        """Send the outbox head, oldest first; returns sent counts by kind.
+    def send(
+        self, provider: PushProvider, holder: str, token: int, limit: int = 2_000
+    ) -> tuple[Counter[str], int]:
+        """Claim the outbox head, call the provider for it, confirm; returns the sent counts by
+        kind and how many entries of an earlier holder's unconfirmed claim were set aside.
 
-        One round trip reads the head, one (MGET) which keys are already sent, the provider gets
-        the others in one call, one script marks them all sent and trims them off the outbox
-        (atomically: a crash leaves all of them marked and trimmed, or none)."""
+        Claim -> provider -> confirm, so no notification is ever sent twice, even by a holder
+        paused past its lease: the claim (fenced by `token`) marks the idempotency keys and
+        trims the entries off the outbox in one script before any call, and a stale token
+        claims nothing. A crash (or a pause outlived by the next holder's claim) between
+        claim and confirm leaves the claim in flight; the next claim moves it to the
+        `unconfirmed` list: at most once, those may have reached the provider or not, and are
+        not re-sent automatically. A provider that raises gets its claim back at the outbox
+        head (same keys) for the next round, unless the lease moved meanwhile."""
         sent: Counter[str] = Counter()
         raws = self.redis.lrange(self.keys.outbox, 0, limit - 1)
         if not raws:
-            return sent
+            return sent, 0
         notes = [Notification.from_json(raw) for raw in raws]
-        # one MGET of every idempotency key, not one EXISTS per notification: the reply is
-        # per key (None: not sent), and redis-py's cost is per command, not per key
-        already = self.redis.mget([self.keys.sent(note.key) for note in notes])
-        todo = [note for note, done in zip(notes, already, strict=True) if done is None]
-        provider.send_many(todo)
-        sent.update(note.kind for note in todo)
-        self._mark_sent(  # atomic, as a MULTI of one SET per key was, in one command
-            keys=[self.keys.outbox, *(self.keys.sent(note.key) for note in notes)],
-            args=[self.timing.sent_ttl_seconds, len(notes)],
+        k = self.keys
+        reply = self._claim(
+            keys=[
+                k.deliver_lease,
+                k.deliver_token,
+                k.outbox,
+                k.inflight,
+                k.inflight_token,
+                k.unconfirmed,
+                *(k.sent(note.key) for note in notes),
+            ],
+            args=[holder, token, len(notes), self.timing.sent_ttl_seconds],
         )
-        return sent
+        moved = int(reply[0])
+        if moved < 0:
+            return sent, 0  # the lease moved since this poll renewed it: the holder sends
+        todo = [notes[int(i) - 1] for i in reply[1:]]
+        try:
+            provider.send_many(todo)
+        except Exception:
+            self._release(
+                keys=[
+                    k.deliver_lease,
+                    k.deliver_token,
+                    k.inflight,
+                    k.inflight_token,
+                    k.outbox,
+                    *(k.sent(note.key) for note in todo),
+                ],
+                args=[holder, token],
+            )
+            raise
+        self._confirm(keys=[k.inflight, k.inflight_token], args=[token])
+        sent.update(note.kind for note in todo)
+        return sent, moved
+
+    def unconfirmed(self) -> list[Notification]:
+        return [Notification.from_json(r) for r in self.redis.lrange(self.keys.unconfirmed, 0, -1)]
 
     def sizes(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)

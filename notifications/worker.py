@@ -24,14 +24,18 @@ N workers per consumer group (`--group-id`, same `--prefix`), each correct on it
   can straddle what its previous owner applied); the worker then routes only the events after
   it (routing an engagement changes no state, so re-routing is harmless);
 - batches, digests and the outbox are shared: one worker at a time holds the delivery lease
-  (`<prefix>:deliver_lease`, `LEASE_MS`, renewed every poll) and only it flushes and sends, so
-  two workers never call the provider for the same outbox entries. A holder killed with -9
-  leaves the lease to expire; another worker takes it over within `LEASE_MS`.
-Limits: a worker paused longer than the lease between renewing it and calling the provider
-could send alongside its successor (the same idempotency keys, so a device shows it once);
-partitions added to a state topic while workers run are not picked up until they restart; with
-`auto_offset_reset=latest` and nothing recorded in Redis yet, two workers starting at once may
-begin their state reads at different offsets (`--from-beginning` avoids that).
+  (`<prefix>:deliver_lease`, `LEASE_MS`, renewed every poll) and only it flushes and sends. A
+  holder killed with -9 leaves the lease to expire; another worker takes it over within
+  `LEASE_MS`. Each acquisition carries a fencing token (INCR); the send claims the outbox
+  head in a script that refuses a stale token before the provider is called
+  (`NotificationStore.send`), so a holder paused past its lease (GC, SIGSTOP) and its
+  successor never send the same notification: what the paused one claimed before its pause is
+  sent once, by it, when it resumes; after the pause it claims nothing.
+Limits: partitions added to a state topic while workers run are not picked up until they
+restart; with `auto_offset_reset=latest` and nothing recorded in Redis yet, two workers
+starting at once may begin their state reads at different offsets (`--from-beginning` avoids
+that). Flushing batches and digests is not fenced: each flush script is guarded on its own
+(a batch or digest already flushed by another worker is skipped).
 A worker run with one consumer over every topic (no state consumer) is the one-worker layout.
 
 Moderation decisions (`moderation.decisions`: files in the object store, not Kafka events) are
@@ -196,16 +200,21 @@ class NotificationWorker:
 
     def _read_state(self, catch_up: bool) -> int:
         """Apply what the state consumer has; with `catch_up`, keep reading until it reaches
-        the state topics' end offsets as of now (bounded by STATE_CATCH_UP_SECONDS)."""
+        the state topics' end offsets as of now (bounded by STATE_CATCH_UP_SECONDS).
+
+        A poll waits for data (up to its 50 ms) only while a partition is behind its end: a
+        worker already caught up pays the end-offsets round trip and a non-blocking poll, not
+        a fetch wait per poll of events (that wait was 50 ms of every urgent notification's
+        latency in the group layout)."""
         sc = self.state_consumer
         ends = sc.end_offsets(list(sc.assignment())) if catch_up else {}
         deadline = time.monotonic() + STATE_CATCH_UP_SECONDS
         consumed = 0
         while True:
-            polled = sc.poll(timeout_ms=50 if ends else 0)
+            behind = [tp for tp, end in ends.items() if sc.position(tp) < end]
+            polled = sc.poll(timeout_ms=50 if behind else 0)
             for tp in sorted(polled, key=lambda t: (_priority(t.topic), t.topic, t.partition)):
                 consumed += self._partition_batch(tp.topic, tp.partition, polled[tp])
-            behind = [tp for tp, end in ends.items() if sc.position(tp) < end]
             if not behind:
                 return consumed
             if time.monotonic() > deadline:
@@ -295,7 +304,8 @@ class NotificationWorker:
         self._last_commit, self._uncommitted = now, False
 
     def _deliver(self) -> None:
-        if not self.store.hold_lease(self.worker_id, self.lease_ms):
+        token = self.store.hold_lease(self.worker_id, self.lease_ms)
+        if not token:
             return  # another worker of the group flushes and sends
         counts = self.store.flush_due(self.state)
         self.metrics.batched.inc(counts["batched"])
@@ -304,8 +314,12 @@ class NotificationWorker:
             if counts[f"suppressed_{reason}"]:
                 self.metrics.suppressed.labels(reason).inc(counts[f"suppressed_{reason}"])
         self.store.flush_digests(self.state)
-        for kind, n in self.store.send(self.provider).items():
+        sent, unconfirmed = self.store.send(self.provider, self.worker_id, token)
+        for kind, n in sent.items():
             self.metrics.sent.labels(kind).inc(n)
+        if unconfirmed:
+            log.warning("%d notifications of an unconfirmed claim set aside", unconfirmed)
+            self.metrics.unconfirmed.inc(unconfirmed)
 
     def _report_lag(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -366,6 +380,30 @@ def make_consumer(bootstrap: str, topics: Sequence[str], group_id: str, **overri
     return event_stream.make_consumer(bootstrap, topics, group_id=group_id, **(options | overrides))
 
 
+class StateConsumer:
+    """The state topics' consumer, whose end offsets are asked on a connection of their own.
+
+    A broker answers one connection's requests in order, and the consumer's connection almost
+    always has a fetch in flight, which the broker holds up to `fetch_max_wait_ms` (50 ms) when
+    there is nothing new: an end-offsets request behind it waited for it (34 ms per poll on
+    average in the group layout, measured with the bench's latency workload). A consumer that
+    never fetches answers in about a millisecond."""
+
+    def __init__(self, consumer: Any, probe: Any) -> None:
+        self._consumer = consumer
+        self._probe = probe
+
+    def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return dict(self._probe.end_offsets(partitions))
+
+    def close(self) -> None:
+        self._probe.close()
+        self._consumer.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
 def make_state_consumer(bootstrap: str, topics: Sequence[str], **overrides: Any) -> Any:
     """Every partition of the state topics, outside any group (`assign`): each worker of the
     group reads them in full. Positioned by the worker at the offsets recorded in Redis."""
@@ -389,7 +427,8 @@ def make_state_consumer(bootstrap: str, topics: Sequence[str], **overrides: Any)
             raise SystemExit(f"state topic {topic} has no partitions (does it exist?)")
         partitions += [TopicPartition(topic, p) for p in sorted(found)]
     consumer.assign(partitions)
-    return consumer
+    probe = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None)
+    return StateConsumer(consumer, probe)
 
 
 def make_consumers(
@@ -431,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="group session timeout: how soon a killed member's partitions move (Kafka: 45 s)",
     )
+    parser.add_argument(
+        "--provider-latency-ms",
+        type=int,
+        default=0,
+        help="RecordingProvider: how long each call takes (a push service's round trip)",
+    )
     parser.add_argument("--metrics-port", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--idle-exit-seconds", type=float, default=None)
@@ -447,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS and REDIS_URL must be set")
     redis = Redis.from_url(settings.redis_url)
     keys = Keys(args.prefix)
-    provider = RecordingProvider(redis, args.record_key or keys.pushed)
+    provider = RecordingProvider(
+        redis, args.record_key or keys.pushed, latency_ms=args.provider_latency_ms
+    )
     timing = Timing(args.delay_seconds, args.digest_limit, args.digest_window_seconds)
     consumer, state_consumer = make_consumers(
         settings.kafka_bootstrap_servers,

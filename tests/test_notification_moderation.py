@@ -122,6 +122,10 @@ def test_the_worker_drops_a_batch_whose_post_was_hidden_after_batching(
             list(setup["topics"].values()),
             f"test-notify-mod-{setup['run']}",
             auto_offset_reset="earliest",
+            # a group that joined before the broker had the new topics' metadata ("No partition
+            # metadata") has no partitions until its metadata is refreshed, 5 min by default;
+            # kafka-python rejoins when the refreshed metadata differs from its assignment
+            metadata_max_age_ms=1_000,
         ),
         redis,
         RecordingProvider(redis, keys.pushed),
