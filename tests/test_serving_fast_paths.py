@@ -306,6 +306,7 @@ def test_categoricals_from_text_codes_equal_the_texts() -> None:
     the indices the per-row dict lookup gives, and fall back to it when "" is a category."""
     name = "post_attributes__media_type"
     train = _typed_frame(500, 1)
+    train[name] = train[name].fillna("photo")  # with None pandas would not call it text
     spec = Preprocessing.fit(train, list(train.columns))
     serve = _typed_frame(300, 2)
     serve.loc[5, name] = "unseen-kind"
