@@ -35,6 +35,8 @@ class TextCodes:
         self.token_index: dict[str, int] = {}
         # row 0: missing (no tokens); row c + 1: the tokens of code c, for codes seen by `tokens`
         self._tokens = np.zeros((1, 0), dtype=bool)
+        # id(mapping) -> (mapping, table): row 0 missing, row c + 1 mapping's value of code c
+        self._lookups: dict[int, tuple[dict[str, int], np.ndarray]] = {}
         self._lock = threading.Lock()  # encoders and readers may run in several threads
 
     def __len__(self) -> int:
@@ -74,6 +76,20 @@ class TextCodes:
                 self._add_token_rows()
             table = self._tokens
         return [table[np.asarray(c, dtype="int64") + 1] for c in codes]
+
+    def lookup(self, codes: np.ndarray, mapping: dict[str, int]) -> np.ndarray:
+        """`mapping.get(text, 0)` of each code's text, 0 for missing codes, as int32: one gather
+        from a table per mapping (kept while the mapping is, extended as texts are added) instead
+        of a dict lookup per row. The ranker's vocabularies map its categoricals this way."""
+        with self._lock:
+            held = self._lookups.get(id(mapping))
+            table = held[1] if held is not None and held[0] is mapping else np.zeros(1, "int32")
+            if len(table) <= len(self.texts):
+                done = len(table) - 1
+                new = [mapping.get(text, 0) for text in self.texts[done:]]
+                table = np.concatenate([table, np.asarray(new, dtype="int32")])
+                self._lookups[id(mapping)] = (mapping, table)
+        return table[np.asarray(codes, dtype="int64") + 1]
 
     def _add_token_rows(self) -> None:
         done = len(self._tokens) - 1

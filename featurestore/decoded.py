@@ -135,7 +135,7 @@ class DecodedVectors:
                 group = self._group(join_keys, len(group_keys))
                 self._load_missing(group, group_keys)
                 index = group.index
-                rows = np.fromiter((index[k] for k in group_keys), "int64", len(group_keys))
+                rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
                 for view in group.views:
                     strings = codes = None
                     if view.strings is not None and view.codes is not None:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -95,6 +95,16 @@ class ViewRead:
     prefix: str
     join_keys: tuple[str, ...]
     ttl_seconds: float | None
+
+
+class ColumnRead(NamedTuple):
+    """`OnlineFeatureReader.read_coded`: the user's values, the candidates' columns, and the
+    candidates' text columns again as codes of `texts`."""
+
+    user: dict[str, Any]
+    columns: dict[str, Any]
+    codes: dict[str, np.ndarray]
+    texts: TextCodes
 
 
 @dataclass
@@ -486,6 +496,20 @@ class OnlineFeatureReader:
         `numbers`: candidates' numeric, boolean and timestamp columns as float64 arrays (NaN =
         null, times in Unix seconds) rather than typed (nullable) columns: what the ranker's
         preprocessing reads anyway, without building a pandas array per column."""
+        read = self.read_coded(user_id, post_ids, author_ids, request_at, numbers=numbers)
+        return read.user, read.columns
+
+    def read_coded(
+        self,
+        user_id: int | None,
+        post_ids: Sequence[int] | None,
+        author_ids: Sequence[int] | None,
+        request_at: datetime,
+        *,
+        numbers: bool = False,
+    ) -> ColumnRead:
+        """`read_columns`, plus the candidates' text columns as int64 codes (-1 missing) of the
+        `TextCodes` returned with them, for the ranker's categoricals (`ml.ranking.columns`)."""
         now = request_at.timestamp()
         posts = [int(p) for p in post_ids] if post_ids is not None else None
         authors = [int(a) for a in author_ids] if author_ids is not None else None
@@ -514,6 +538,7 @@ class OnlineFeatureReader:
 
         user: dict[str, Any] = {}
         columns: dict[str, Any] = {}
+        coded: dict[str, np.ndarray] = {}
         if posts is not None:
             columns["post_id"] = np.asarray(posts, dtype="int64")
         if authors is not None:
@@ -539,6 +564,11 @@ class OnlineFeatureReader:
             target = user if scalar else columns
             for feature in view.outputs:
                 target[f"{view.prefix}__{feature}"] = values[feature]
+            if codes is not None and not scalar:
+                string_index = self.string_index[view.view.name]
+                for feature in view.outputs:
+                    if feature in string_index:
+                        coded[f"{view.prefix}__{feature}"] = codes[:, string_index[feature]]
 
         for (odfv, prefix, outputs), fast in zip(self.odfvs, self.fast_odfvs, strict=True):
             if fast is not None:  # a known transformation, computed on the arrays directly
@@ -561,7 +591,7 @@ class OnlineFeatureReader:
                     user[f"{prefix}__{feature}"] = series.iloc[0] if len(series) else None
                 else:
                     columns[f"{prefix}__{feature}"] = series.to_numpy()
-        return user, columns
+        return ColumnRead(user, columns, coded, texts)
 
     def _decode(
         self, keys: dict[tuple[str, ...], list[bytes]]

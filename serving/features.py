@@ -81,16 +81,17 @@ class FeatureReaders:
         features repeated, and the request context the ranker expects (top slot, surface).
 
         Numbers come as float64 arrays (NaN = null) in a `ColumnTable`, not a DataFrame: the
-        ranker's preprocessing reads them as they are (`ml.ranking.columns`)."""
-        user, columns = self.ranking.read_columns(
+        ranker's preprocessing reads them as they are (`ml.ranking.columns`); the candidates'
+        texts come with their codes, which map the ranker's categoricals by one gather."""
+        read = self.ranking.read_coded(
             user_id, post_ids.tolist(), author_ids.tolist(), request_at, numbers=True
         )
-        rows = len(post_ids)
-        for name, value in user.items():  # the viewer's features, one value per row
+        columns, rows = read.columns, len(post_ids)
+        for name, value in read.user.items():  # the viewer's features, one value per row
             columns[name] = _repeated(value, rows)
         columns["position"] = _repeated(0.0, rows)
         columns["surface"] = _repeated(surface, rows)
-        return ColumnTable(columns, rows)
+        return ColumnTable(columns, rows, read.codes, read.texts)
 
     def ranking_frame(
         self,

@@ -1,12 +1,35 @@
 """Response and request bodies shared by the routers."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import orjson
 from pydantic import BaseModel, Field
+
+MAX_ISO_TEXTS = 1_000_000  # memoised times; then the memo starts over
 
 
 def iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+_ISO_TEXTS: dict[float, str] = {}
+
+
+def iso_texts(stamps: Iterable[float]) -> list[str]:
+    """`iso(ts)` of each Unix time as the text orjson writes for it (`OPT_UTC_Z`, as the routers
+    serialize), memoised per time: a ranked answer of 1,000 posts otherwise spent ~1 ms making
+    datetimes of creation times that repeat across requests."""
+    memo = _ISO_TEXTS
+    if len(memo) > MAX_ISO_TEXTS:
+        memo.clear()
+    out = []
+    for ts in stamps:
+        text = memo.get(ts)
+        if text is None:
+            text = memo[ts] = orjson.dumps(iso(ts), option=orjson.OPT_UTC_Z)[1:-1].decode()
+        out.append(text)
+    return out
 
 
 class RankedPost(BaseModel):

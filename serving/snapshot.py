@@ -60,10 +60,22 @@ class Posts:
             self.location_ids = np.zeros(n, dtype="int64")
             self.location_names = [""] * n
         self.index = {int(p): i for i, p in enumerate(self.post_ids)}
+        self._by_id = np.argsort(self.post_ids, kind="stable")  # rows in id order
+        self._sorted_ids = self.post_ids[self._by_id]
         groups: dict[int, list[int]] = defaultdict(list)
         for row, author in enumerate(self.author_ids):
             groups[int(author)].append(row)
         self.by_author = {a: np.asarray(rows, dtype="int64") for a, rows in groups.items()}
+
+    def rows_or_missing(self, post_ids: np.ndarray) -> np.ndarray:
+        """`index[p]` of each id, -1 for ids not among the posts: a binary search in numpy per
+        id rather than a dict lookup in Python (the 1,000 ids of a `/v1/rank` request)."""
+        ids = np.asarray(post_ids, dtype=np.int64)
+        if not len(self._sorted_ids):
+            return np.full(len(ids), -1, dtype="int64")
+        at = np.searchsorted(self._sorted_ids, ids, side="right") - 1  # the last, as `index`
+        at = np.maximum(at, 0)
+        return np.where(self._sorted_ids[at] == ids, self._by_id[at], -1)
 
     def rows_of(self, post_ids: list[int]) -> np.ndarray:
         """Rows of the known posts among `post_ids` (unknown and deleted ones are dropped)."""

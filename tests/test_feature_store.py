@@ -541,15 +541,23 @@ def test_served_features_and_scores_equal_feasts_transformations(online: Online)
         )["viewer_id"].tolist()
     posts, authors = list(candidates["post_id"]), list(candidates["author_id"])
 
-    def table(reader: OnlineFeatureReader, user_id: int) -> ColumnTable:
-        user, columns = reader.read_columns(user_id, posts, authors, end, numbers=True)
-        for name, value in user.items():
+    def table(reader: OnlineFeatureReader, user_id: int, coded: bool) -> ColumnTable:
+        """As `serving.features` builds it (`coded`: texts with their codes, which the ranker's
+        categoricals are looked up through), or texts only."""
+        read = reader.read_coded(user_id, posts, authors, end, numbers=True)
+        columns = read.columns
+        for name, value in read.user.items():
             columns[name] = _repeated(value, len(posts))
         columns["position"] = _repeated(0.0, len(posts))
         columns["surface"] = _repeated("home_feed", len(posts))
-        return ColumnTable(columns, len(posts))
+        if not coded:
+            return ColumnTable(columns, len(posts))
+        assert read.codes  # the candidates' texts (media type, tier) come coded
+        return ColumnTable(columns, len(posts), read.codes, read.texts)
 
-    requests = [(int(u), table(fast, int(u)), table(pandas_path, int(u))) for u in [*users, 1]]
+    requests = [
+        (int(u), table(fast, int(u), True), table(pandas_path, int(u), False)) for u in [*users, 1]
+    ]
     text_views = ("viewer_author_similarity__", "viewer_post_location__")
     seen = 0
     for _, ours, theirs in requests:
@@ -564,7 +572,12 @@ def test_served_features_and_scores_equal_feasts_transformations(online: Online)
     frame = pd.concat([theirs.to_frame() for _, _, theirs in requests], ignore_index=True)
     spec = Preprocessing.fit(frame, feature_columns(frame))
     scorer = RankerScorer(spec, build_model(spec, RankerParams()))
+    # the candidates' coded texts (media type, author tier) are among the categoricals
+    assert {c.name for c in spec.categorical} & set(requests[0][1].codes)
     for _, ours, theirs in requests:
+        np.testing.assert_array_equal(
+            spec.transform(ours)["categorical"], spec.transform(theirs)["categorical"]
+        )
         np.testing.assert_allclose(scorer.predict(ours), scorer.predict(theirs), rtol=0, atol=1e-6)
     fast.close()
     pandas_path.close()

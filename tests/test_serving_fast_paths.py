@@ -299,3 +299,84 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
         "excluded": [{"post_id": 5, "reason": "duplicate"}],
     }
     assert rank_body(response) == RankResponse.model_validate(response).model_dump_json().encode()
+
+
+def test_categoricals_from_text_codes_equal_the_texts() -> None:
+    """The ranker's categoricals looked up through the reader's text codes (one gather) give
+    the indices the per-row dict lookup gives, and fall back to it when "" is a category."""
+    name = "post_attributes__media_type"
+    train = _typed_frame(500, 1)
+    train[name] = train[name].fillna("photo")  # with None pandas would not call it text
+    spec = Preprocessing.fit(train, list(train.columns))
+    serve = _typed_frame(300, 2)
+    serve.loc[5, name] = "unseen-kind"
+    table = _as_arrays(serve)
+    codes = TextCodes()
+    codes.encode(np.array(["video", "x"], dtype=object))  # codes that predate the request's
+    coded = ColumnTable(table.data, len(table), {name: codes.encode(table[name])}, codes)
+    assert coded.coded(name) is not None
+    expected = spec.transform(table)["categorical"]
+    np.testing.assert_array_equal(spec.transform(coded)["categorical"], expected)
+    column = [c.name for c in spec.categorical].index(name)
+    assert len(set(expected[:, column].tolist())) > 2  # known kinds and unknown/missing
+
+    with_empty = train.copy()
+    with_empty.loc[:100, name] = ""
+    spec_empty = Preprocessing.fit(with_empty, list(train.columns))
+    assert "" in next(c.vocabulary for c in spec_empty.categorical if c.name == name)
+    serve.loc[:20, name] = ""
+    table = _as_arrays(serve)
+    coded = ColumnTable(table.data, len(table), {name: codes.encode(table[name])}, codes)
+    np.testing.assert_array_equal(
+        spec_empty.transform(coded)["categorical"], spec_empty.transform(table)["categorical"]
+    )
+
+
+def test_text_code_lookups_grow_with_the_texts() -> None:
+    texts = TextCodes()
+    mapping, other = {"a": 1, "b": 2}, {"x": 5}
+    first = texts.encode(np.array(["a", None, "x", ""], dtype=object))
+    assert texts.lookup(first, mapping).tolist() == [1, 0, 0, 0]
+    later = texts.encode(np.array(["b", "a", "c", np.nan], dtype=object))  # new texts after
+    assert texts.lookup(later, mapping).tolist() == [2, 1, 0, 0]
+    assert texts.lookup(first, other).tolist() == [0, 0, 5, 0]
+    assert texts.lookup(first, mapping).dtype == np.int32
+
+
+def test_iso_texts_are_what_orjson_writes_for_the_datetimes() -> None:
+    """`/v1/rank` writes creation times as memoised texts: the same JSON as the datetimes."""
+    from serving.schemas import iso, iso_texts
+
+    rng = np.random.default_rng(3)
+    stamps = [
+        *rng.uniform(1.6e9, 1.9e9, 300).tolist(),
+        *np.floor(rng.uniform(1.6e9, 1.9e9, 300)).tolist(),
+        *np.round(rng.uniform(1.6e9, 1.9e9, 300), 3).tolist(),
+        0.0,
+        1_796_537_046.123456,
+    ]
+    for _ in range(2):  # computed, then memoised
+        got = orjson.dumps(iso_texts(stamps))
+        assert got == orjson.dumps([iso(t) for t in stamps], option=orjson.OPT_UTC_Z)
+
+
+def test_post_rows_by_binary_search_equal_the_index() -> None:
+    from serving.snapshot import Posts
+
+    rng = np.random.default_rng(4)
+    ids = rng.choice(10_000, 500, replace=False)
+    frame = pd.DataFrame(
+        {
+            "post_id": ids,
+            "author_id": rng.integers(1, 50, 500),
+            "created_ts": rng.uniform(0, 1e6, 500),
+            "popularity": rng.random(500),
+        }
+    )
+    posts = Posts(frame, deleted=frozenset())
+    asked = np.concatenate([ids[::-3], rng.integers(-5, 10_010, 300), ids[:5]])
+    expected = [posts.index.get(int(p), -1) for p in asked]
+    assert posts.rows_or_missing(asked).tolist() == expected
+    assert Posts(frame.iloc[:0], deleted=frozenset()).rows_or_missing(asked).tolist() == [-1] * len(
+        asked
+    )

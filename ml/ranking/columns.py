@@ -11,7 +11,7 @@ through `floats` and `texts`, so training (DataFrames) and serving (tables) shar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,37 @@ import pandas as pd
 MASKED_ARRAYS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 
 
-class ColumnTable:
-    """Equal-length columns by name; `to_frame()` when a real DataFrame is needed (explain)."""
+class Codes(Protocol):
+    """Texts as integer codes (`feature_repo.text_codes.TextCodes`), seen from here."""
 
-    def __init__(self, data: dict[str, Any], rows: int) -> None:
+    def lookup(self, codes: np.ndarray, mapping: dict[str, int]) -> np.ndarray: ...
+
+
+class ColumnTable:
+    """Equal-length columns by name; `to_frame()` when a real DataFrame is needed (explain).
+
+    `codes`: for some text columns, the same texts as int64 codes (-1 missing) of `encoder`, so
+    the preprocessing maps them to vocabulary indices by one gather instead of a dict lookup
+    per row (the online reader's decoded cache encodes each entity's texts once)."""
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        rows: int,
+        codes: dict[str, np.ndarray] | None = None,
+        encoder: Codes | None = None,
+    ) -> None:
         self.data = data
         self.rows = rows
+        self.codes = codes if encoder is not None and codes is not None else {}
+        self.encoder = encoder
+
+    def coded(self, name: str) -> tuple[np.ndarray, Codes] | None:
+        """The codes of text column `name` and their encoder, if the table has them."""
+        codes = self.codes.get(name)
+        if codes is None or self.encoder is None:
+            return None
+        return codes, self.encoder
 
     def __len__(self) -> int:
         return self.rows

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.ranking.columns import Table, floats, texts
+from ml.ranking.columns import ColumnTable, Table, floats, texts
 from ml.ranking.derived import BY_NAME, DERIVATIONS
 
 # columns of a training set that identify a row or carry its label: never features
@@ -162,21 +162,21 @@ class Preprocessing:
         Absent columns count as missing for every row, exactly like nulls."""
         rows, width = len(frame), len(self.numeric)
         inputs = [c.name for c in self.numeric if not c.derived_from]
-        # column-major: every step below works a column at a time (serving speed)
-        raw = np.empty((rows, width), order="F")
-        raw[:, : len(inputs)] = _numeric_matrix(frame, inputs, rows)
+        # column-major, filled in place: one matrix, no temporaries of its size (serving speed)
+        raw = _numeric_matrix(frame, inputs, rows, width)
         derived = [c.name for c in self.numeric if c.derived_from]  # fit puts them last
         for j, name in enumerate(derived, start=len(inputs)):
             raw[:, j] = BY_NAME[name].compute(frame)
         missing = np.isnan(raw)
-        values = np.where(missing, 0.0, raw)
-        logs = np.flatnonzero([c.log1p for c in self.numeric])
-        if len(logs):
-            values[:, logs] = np.log1p(np.maximum(values[:, logs], 0.0))
-        means = np.array([c.mean for c in self.numeric])
-        stds = np.array([c.std for c in self.numeric])
+        np.copyto(raw, 0.0, where=missing)
+        logs = np.array([c.log1p for c in self.numeric], dtype=bool)
+        if logs.any():
+            np.maximum(raw, 0.0, out=raw, where=logs)
+            np.log1p(raw, out=raw, where=logs)
+        raw -= np.array([c.mean for c in self.numeric])
+        raw /= np.array([c.std for c in self.numeric])
         numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
-        numeric[:, :width] = (values - means) / stds
+        numeric[:, :width] = raw
         numeric[:, width:] = missing[:, [c.missing_indicator for c in self.numeric]]
         offsets = self.category_offsets()
         categorical = np.tile(np.array(offsets, dtype=np.int32), (rows, 1))
@@ -184,6 +184,11 @@ class Preprocessing:
             if column.name not in frame:
                 continue
             lookup = self._vocabulary_lookup(j)  # 1-based; not a string or unknown: 0
+            coded = frame.coded(column.name) if isinstance(frame, ColumnTable) else None
+            if coded is not None and "" not in lookup:  # codes hold "" as missing
+                codes, encoder = coded
+                categorical[:, j] += encoder.lookup(codes, lookup)
+                continue
             values = texts(frame[column.name])
             if rows and values.strides == (0,):  # one value broadcast (the viewer's, serving)
                 first = values[0]
@@ -263,9 +268,10 @@ def _as_float(series: pd.Series) -> np.ndarray:
         return np.asarray(pd.to_numeric(series, errors="coerce"), dtype=np.float64)
 
 
-def _numeric_matrix(frame: Table, names: list[str], rows: int) -> np.ndarray:
-    """The numeric columns as one float64 matrix (NaN = missing), column-major."""
-    matrix = np.full((rows, len(names)), np.nan, order="F")
+def _numeric_matrix(frame: Table, names: list[str], rows: int, width: int) -> np.ndarray:
+    """The numeric columns as the first of `width` columns of a float64 matrix (NaN = missing),
+    column-major."""
+    matrix = np.full((rows, width), np.nan, order="F")
     for j, name in enumerate(names):
         if name in frame:
             matrix[:, j] = floats(frame[name])

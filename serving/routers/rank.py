@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ml.ranking.columns import Table, take_rows
 from serving.dependencies import Snapshot, State, known_viewer, require
 from serving.home_feed import RECENCY
-from serving.schemas import Excluded, RankRequest, RankResponse, iso
+from serving.schemas import Excluded, RankRequest, RankResponse, iso_texts
 from serving.scoring import score
 from serving.snapshot import ServingSnapshot
 from serving.stages import stage
@@ -31,20 +31,26 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
     """The ranked answer as `RankResponse`'s fields (plain data, for `rank_body`)."""
     posts = snapshot.posts
     user = body.user_id
-    excluded: list[Excluded] = []
-    seen: set[int] = set()
-    rows: list[int] = []
-    for post_id in body.post_ids:
-        if post_id in seen:
-            excluded.append(Excluded(post_id=post_id, reason="duplicate"))
-        elif post_id in posts.deleted:
-            excluded.append(Excluded(post_id=post_id, reason="deleted"))
-        elif post_id not in posts.index:
-            excluded.append(Excluded(post_id=post_id, reason="unknown or too old to serve"))
-        else:
-            rows.append(posts.index[post_id])
-        seen.add(post_id)
-    chosen = np.asarray(rows, dtype="int64")
+    # each id's fate in array steps (in request order): duplicate of an earlier id, deleted,
+    # unknown or too old, else its row
+    ids = np.asarray(body.post_ids, dtype=np.int64)
+    first = np.zeros(len(ids), dtype=bool)
+    first[np.unique(ids, return_index=True)[1]] = True
+    deleted = np.fromiter(map(posts.deleted.__contains__, body.post_ids), bool, len(ids))
+    found = posts.rows_or_missing(ids)
+    keep = first & ~deleted & (found >= 0)
+    excluded = [
+        Excluded(
+            post_id=post_id,
+            reason="duplicate"
+            if not first[i]
+            else "deleted"
+            if deleted[i]
+            else "unknown or too old to serve",
+        )
+        for i, post_id in zip(np.flatnonzero(~keep).tolist(), ids[~keep].tolist(), strict=True)
+    ]
+    chosen = found[keep]
     post_ids, authors = posts.post_ids[chosen], posts.author_ids[chosen]
     visible = snapshot.visibility.visible_posts_mask(user, post_ids, authors)
     excluded += [
@@ -102,19 +108,33 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
             {k: round(float(v), 6) for k, v in row.items() if v == v and abs(v) > 1e-9}
             for row in table.to_dict(orient="records")
         ]
+    # plain Python values column by column (one `tolist` each), not numpy scalars per item
+    arm_of = arms.tolist() if arms is not None else [routed.arm] * len(order)
+    explained: list[Any] = [None] * len(order)
+    if contributions is not None:
+        explained = contributions
     items = [
         {
-            "post_id": int(post_ids[j]),
-            "author_id": int(authors[j]),
+            "post_id": post_id,
+            "author_id": author_id,
             "rank": i,
-            "score": float(scores[j]),
-            "created_at": iso(float(created[j])),
+            "score": item_score,
+            "created_at": created_at,
             "source": "request",
-            "contributions": contributions[i] if contributions is not None else None,
-            "arm": str(arms[i]) if arms is not None else routed.arm,
+            "contributions": explained[i],
+            "arm": arm,
             "explored": False,  # /v1/rank orders the given posts: no exploration slice
         }
-        for i, j in enumerate(order.tolist())
+        for i, (post_id, author_id, item_score, created_at, arm) in enumerate(
+            zip(
+                post_ids[order].tolist(),
+                authors[order].tolist(),
+                np.asarray(scores, dtype=np.float64)[order].tolist(),
+                iso_texts(created[order].tolist()),
+                arm_of,
+                strict=True,
+            )
+        )
     ]
     return {
         "user_id": user,
