@@ -31,6 +31,11 @@ def make_consumer(
     }
     config.update(overrides)
     consumer = KafkaConsumer(**config)
+    # the topics' metadata before the group is joined: a join whose assignor has none for a
+    # topic ("No partition metadata") assigns none of its partitions, and kafka-python's rejoin
+    # on the next metadata refresh did not always follow (seen in CI with fresh topics)
+    for topic in topics:
+        consumer.partitions_for_topic(topic)
     consumer.subscribe(topics=list(topics))
     return consumer
 
