@@ -144,15 +144,14 @@ def run_loop(
             del page
         feed = report.surfaces.setdefault("home_feed", ArmTally())
         feed.sessions += 1
-        if rng.random() < config.explore_probability:
-            now += 5.0
-            _explore(client, oracle, rng, user, now, config, lines, report)
-        if rng.random() < config.stories_probability:
-            now += 5.0
-            _stories(client, rng, user, now, config, lines, report)
-        if rng.random() < config.suggestions_probability:
-            now += 5.0
-            _suggestions(client, oracle, rng, user, now, config, lines, report)
+        for probability, visit in (
+            (config.explore_probability, _explore),
+            (config.stories_probability, _stories),
+            (config.suggestions_probability, _suggestions),
+        ):
+            if rng.random() < probability:
+                now += 5.0
+                visit(_Visit(client, oracle, rng, user, now, config, lines, report))
         report.sessions += 1
         report.impressions += shown
         if progress is not None:
@@ -225,31 +224,39 @@ def _read_page(
     return len(items)
 
 
-def _get(client: httpx.Client, path: str, params: dict, report: LoopReport) -> dict | None:
-    response = client.get(path, params=params)
-    if response.status_code != 200:
-        report.http_errors[response.status_code] += 1
-        return None
-    body: dict = orjson.loads(response.content)
-    return body
+@dataclass
+class _Visit:
+    """One session's visit to a surface other than the home feed: what its handler needs."""
+
+    client: httpx.Client
+    oracle: TruthOracle
+    rng: np.random.Generator
+    user: int
+    now: float
+    config: LoopConfig
+    lines: dict[tuple[datetime, str], list[bytes]]
+    report: LoopReport
+
+    def open(self, surface: str, path: str, params: dict) -> tuple[dict, ArmTally] | None:
+        """The surface's answer and its tally (the session counted), or None on an HTTP error
+        (counted in the report)."""
+        response = self.client.get(path, params=params)
+        if response.status_code != 200:
+            self.report.http_errors[response.status_code] += 1
+            return None
+        tally = self.report.surfaces.setdefault(surface, ArmTally())
+        tally.sessions += 1
+        body: dict = orjson.loads(response.content)
+        return body, tally
 
 
-def _explore(
-    client: httpx.Client,
-    oracle: TruthOracle,
-    rng: np.random.Generator,
-    user: int,
-    now: float,
-    config: LoopConfig,
-    lines: dict[tuple[datetime, str], list[bytes]],
-    report: LoopReport,
-) -> None:
+def _explore(v: _Visit) -> None:
     """One Explore page: impressions on the `explore` surface, likes with the true p."""
-    body = _get(client, f"/v1/users/{user}/explore", {"limit": config.page_size}, report)
-    if body is None:
+    opened = v.open("explore", f"/v1/users/{v.user}/explore", {"limit": v.config.page_size})
+    if opened is None:
         return
-    tally = report.surfaces.setdefault("explore", ArmTally())
-    tally.sessions += 1
+    body, tally = opened
+    oracle, rng, user, now, lines = v.oracle, v.rng, v.user, v.now, v.lines
     items = body["items"]
     if not items:
         return
@@ -274,22 +281,14 @@ def _explore(
     tally.expected_engagements += float(p.sum())
 
 
-def _stories(
-    client: httpx.Client,
-    rng: np.random.Generator,
-    user: int,
-    now: float,
-    config: LoopConfig,
-    lines: dict[tuple[datetime, str], list[bytes]],
-    report: LoopReport,
-) -> None:
+def _stories(v: _Visit) -> None:
     """Open the tray and view its first unseen stories in the order served (as the generator's
     sessions do: a Poisson number of them)."""
-    body = _get(client, f"/v1/users/{user}/stories", {}, report)
-    if body is None:
+    opened = v.open("stories", f"/v1/users/{v.user}/stories", {})
+    if opened is None:
         return
-    tally = report.surfaces.setdefault("stories", ArmTally())
-    tally.sessions += 1
+    body, tally = opened
+    rng, user, now, config, lines = v.rng, v.user, v.now, v.config, v.lines
     unseen = [s["story_id"] for a in body["authors"] for s in a["stories"] if not s["seen"]]
     viewed = unseen[: int(rng.poisson(config.story_views_mean))]
     ids = random_uuids(rng, len(viewed))
@@ -303,22 +302,13 @@ def _stories(
     tally.engagements += len(viewed)
 
 
-def _suggestions(
-    client: httpx.Client,
-    oracle: TruthOracle,
-    rng: np.random.Generator,
-    user: int,
-    now: float,
-    config: LoopConfig,
-    lines: dict[tuple[datetime, str], list[bytes]],
-    report: LoopReport,
-) -> None:
+def _suggestions(v: _Visit) -> None:
     """Who to follow: each suggested account is followed with sigmoid(base + true affinity)."""
-    body = _get(client, f"/v1/users/{user}/suggestions", {"limit": 5}, report)
-    if body is None:
+    opened = v.open("suggestions", f"/v1/users/{v.user}/suggestions", {"limit": 5})
+    if opened is None:
         return
-    tally = report.surfaces.setdefault("suggestions", ArmTally())
-    tally.sessions += 1
+    body, tally = opened
+    oracle, rng, user, now, config, lines = v.oracle, v.rng, v.user, v.now, v.config, v.lines
     targets = [int(i["user_id"]) for i in body["items"]]
     if not targets:
         return
