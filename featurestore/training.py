@@ -250,9 +250,11 @@ def write_training_set(
 ) -> WrittenTrainingSet:
     """The training set as one Parquet file, built chunk by chunk.
 
-    Each chunk is written to its own file first: a column can be all null in one chunk (Arrow
-    type null) and text in another, so the file's schema is known only at the end. The parts
-    are then copied, one at a time, into one file under the unified schema."""
+    Each chunk is written to its own file first: pandas types a column by the chunk's values
+    (an integer feature with a null in this chunk is float64, without one int64; a column all
+    null is Arrow's null type), so the file's schema is known only at the end. The parts are
+    then copied, one at a time, into one file under the unified schema: the types the whole
+    set in one frame would have had."""
     service = store.get_feature_service(service_name)
     rows = positives = 0
     columns: list[str] = []
@@ -276,7 +278,7 @@ def write_training_set(
             parts.append(part)
             del frame
         schemas = [pq.read_schema(part) for part in parts]
-        schema = pa.unify_schemas(schemas).with_metadata(schemas[0].metadata)
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
         sink = io.BytesIO()
         with pq.ParquetWriter(sink, schema) as writer:
             for part in parts:
