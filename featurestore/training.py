@@ -185,6 +185,8 @@ def training_frames(
             if end is not None:
                 where.append(f"event_timestamp < {ch_time(end)}")
             chunk = f"select * from {table}" + (f" where {' and '.join(where)}" if where else "")
+            if not int(client.query(f"select count() from ({chunk})").result_rows[0][0]):
+                continue  # a cut at the first instant: nothing before it
             frame = historical_features(store, service, chunk).to_df()
             frame = frame[[*keys, *context, *features]]  # ODFV inputs the service does not name go
             yield frame.sort_values(["event_timestamp", "impression_id"], ignore_index=True)
