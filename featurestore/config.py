@@ -42,7 +42,8 @@ REGISTRY_CACHE_TTL_SECONDS = 60
 # Materialization: ClickHouse keeps each entity's latest row in the window (Feast's default
 # pulls every row of it into pandas to drop the older ones: a view's whole history), and Feast
 # turns rows into protobufs and writes them this many at a time (its default: all at once).
-MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 10_000}
+# At 3,000 users x 7 days, batches of 10,000 took 1.5x as long as 100,000 (docs/benchmarks.md).
+MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 100_000}
 
 
 @dataclass(frozen=True)

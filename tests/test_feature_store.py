@@ -145,7 +145,7 @@ def test_feature_store_yaml_follows_the_settings(tmp_path: Path, monkeypatch) ->
     assert config["registry"]["path"] == str(tmp_path / "feast" / "registry.db")
     assert config["materialization"] == {
         "pull_latest_features": True,
-        "online_write_batch_size": 10_000,
+        "online_write_batch_size": 100_000,
     }
     assert not secrets
 
