@@ -39,6 +39,11 @@ PROJECT = "photo_platform"
 ENTITY_KEY_SERIALIZATION_VERSION = 3
 POINTER_MODULE = "platform_features.py"
 REGISTRY_CACHE_TTL_SECONDS = 60
+# Materialization: ClickHouse keeps each entity's latest row in the window (Feast's default
+# pulls every row of it into pandas to drop the older ones: a view's whole history), and Feast
+# turns rows into protobufs and writes them this many at a time (its default: all at once).
+# At 3,000 users x 7 days, batches of 10,000 took 1.5x as long as 100,000 (docs/benchmarks.md).
+MATERIALIZATION = {"pull_latest_features": True, "online_write_batch_size": 100_000}
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ def render_config(
         "offline_store": offline,
         "online_store": online,
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
+        "materialization": dict(MATERIALIZATION),
     }
     return config, {**offline_secrets, **online_secrets, **registry_secrets}
 

@@ -143,6 +143,10 @@ def test_feature_store_yaml_follows_the_settings(tmp_path: Path, monkeypatch) ->
     assert config["online_store"]["path"] == str(tmp_path / "feast" / "online.db")
     assert config["registry"]["registry_type"] == "file"
     assert config["registry"]["path"] == str(tmp_path / "feast" / "registry.db")
+    assert config["materialization"] == {
+        "pull_latest_features": True,
+        "online_write_batch_size": 100_000,
+    }
     assert not secrets
 
     services = Settings(

@@ -7,6 +7,7 @@ The training set is built the way the `training_set` asset builds it.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from analytics_support import run_dbt
 from appconfig import Settings
 from featurestore.config import close_offline_client, feature_store
 from featurestore.registry import apply_definitions
-from featurestore.training import EntityKeyCollision, build_training_set
+from featurestore.training import build_training_set, entity_query, write_training_set
 from warehouse import clickhouse_client
 
 T0 = datetime(2026, 11, 10, tzinfo=UTC)
@@ -172,10 +173,31 @@ def marts(chdb_dir: Path, tmp_path: Path) -> Iterator[Any]:
     close_offline_client()
 
 
-def training_rows(settings: Settings) -> pd.DataFrame:
+def training_rows(settings: Settings, *, same_as_feast: bool = True) -> pd.DataFrame:
+    """The training set (ASOF joins); with `same_as_feast`, checked equal to what Feast's own
+    point-in-time join gives for the same impressions, column by column. The asset's chunked
+    Parquet is checked equal to it too."""
     store = feature_store(settings, project="pit")
     apply_definitions(store, settings)
     built = build_training_set(store, settings, "feed_ranker_v1", mature_labels_only=False)
+    if same_as_feast:
+        feast = store.get_historical_features(
+            entity_df=entity_query(settings, None, mature_labels_only=False),
+            features=store.get_feature_service("feed_ranker_v1"),
+            full_feature_names=True,
+        ).to_df()
+        feast = feast[list(built.frame.columns)]
+        feast = feast.sort_values(["event_timestamp", "impression_id"], ignore_index=True)
+        pd.testing.assert_frame_equal(built.frame, feast)
+    # the asset's Parquet, built two impressions at a time, reads back as the whole set does
+    written = write_training_set(
+        store, settings, "feed_ranker_v1", mature_labels_only=False, rows_per_chunk=2
+    )
+    assert written.rows == len(built.frame)
+    assert written.positives == int(built.frame["is_engaged"].sum())
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(io.BytesIO(written.data)), pd.read_parquet(io.BytesIO(built.to_parquet()))
+    )
     return built.frame
 
 
@@ -327,10 +349,10 @@ def test_ttl_windows_and_follow_state(marts) -> None:
     assert row(frame, 1, 100, at(2))["post_request_features__post_age_hours"] == pytest.approx(2.0)
 
 
-def test_pair_keys_that_read_alike_are_refused(marts) -> None:
+def test_pair_keys_that_read_alike_keep_their_own_features(marts) -> None:
     """Feast's ClickHouse join names an entity row by its keys and time concatenated as text:
-    (user 1, author 23) and (user 12, author 3) at one instant collide and would swap
-    features. The training set refuses such rows."""
+    (user 1, author 23) and (user 12, author 3) at one instant collide and swap features. The
+    ASOF join identifies rows by position: each pair keeps its own value."""
     settings, write = marts
     write(
         {
@@ -343,19 +365,19 @@ def test_pair_keys_that_read_alike_are_refused(marts) -> None:
             "stg_raw__users": [signup(u, at(-30)) for u in (1, 12, 3, 23)],
         }
     )
-    store = feature_store(settings, project="pit")
-    apply_definitions(store, settings)
-    with pytest.raises(EntityKeyCollision, match="viewer_author"):
-        build_training_set(store, settings, "feed_ranker_v1", mature_labels_only=False)
+    frame = training_rows(settings, same_as_feast=False)
+    assert row(frame, 1, 230, at(5))["viewer_author_affinity__shares"] == 1
+    assert pd.isna(row(frame, 12, 300, at(5))["viewer_author_affinity__shares"])
     # what Feast itself does with them (if this starts failing, Feast fixed it upstream)
+    store = feature_store(settings, project="pit")
     entity_sql = (
         "select viewer_id as user_id, author_id, impressed_at as event_timestamp "
         f"from {settings.marts_database}.fct_training_impressions"
     )
-    frame = store.get_historical_features(
+    feast_frame = store.get_historical_features(
         entity_df=entity_sql, features=["viewer_author_affinity:shares"]
     ).to_df()
-    by_user = dict(zip(frame["user_id"], frame["shares"], strict=True))
+    by_user = dict(zip(feast_frame["user_id"], feast_frame["shares"], strict=True))
     assert by_user[1] == 1
     assert by_user[12] == 1  # user 12 never engaged with author 3: this is user 1's value
 

@@ -13,7 +13,7 @@ from appconfig import get_settings
 from featurestore.config import registry_url
 from featurestore.materialize import data_watermark, materialize_online
 from featurestore.registry import apply_definitions
-from featurestore.training import NoTrainingData, build_training_set
+from featurestore.training import NoTrainingData, write_training_set
 from objectstore import store_from_settings
 from orchestration.features.resources import FeatureStoreResource
 from orchestration.skipping import skipped
@@ -128,7 +128,7 @@ def training_set(
     with feature_store.store() as store:
         as_of = _parse(config.as_of) or data_watermark(store, settings)
         try:
-            built = build_training_set(
+            built = write_training_set(
                 store,
                 settings,
                 config.feature_service,
@@ -140,7 +140,7 @@ def training_set(
     stamp = as_of.strftime("%Y%m%dT%H%M%SZ") if as_of else "all"
     key = f"{TRAINING_PREFIX}/{built.service}/as_of={stamp}/training_set.parquet"
     objects = store_from_settings(settings)
-    objects.put(key, built.to_parquet())
+    objects.put(key, built.data)
     return dg.MaterializeResult(
         metadata={
             "feature_service": built.service,
@@ -151,6 +151,6 @@ def training_set(
             "as_of": as_of.isoformat() if as_of else "",
             "path": dg.MetadataValue.path(f"{objects.url}/{key}"),
             "object_key": key,
-            "columns": dg.MetadataValue.json(list(built.frame.columns)),
+            "columns": dg.MetadataValue.json(built.columns),
         }
     )
