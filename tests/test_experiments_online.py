@@ -319,7 +319,15 @@ def test_an_interleaving_experiment_merges_both_arms_and_is_analysed_from_served
                 store,
                 "landing/interleaved",
                 online.built.watermark,
-                LoopConfig(sessions=60, seed=11, batch_id="interleaved"),
+                # the home feed only: the experiment's surface (likes carry no surface)
+                LoopConfig(
+                    sessions=60,
+                    seed=11,
+                    batch_id="interleaved",
+                    explore_probability=0.0,
+                    stories_probability=0.0,
+                    suggestions_probability=0.0,
+                ),
             )
         finally:
             del online.client.headers["Authorization"]
