@@ -16,6 +16,7 @@ Equivalences kept on purpose:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,20 +141,26 @@ def fit_statistics(train: DataFrame, columns: list[str]) -> Preprocessing:
     second_pass = train.select(
         *[F.avg(transformed(i, c)).alias(f"mean_{i}") for i, c in enumerate(numeric)],
         *[F.stddev_pop(transformed(i, c)).alias(f"std_{i}") for i, c in enumerate(numeric)],
+        *[F.min(transformed(i, c)).alias(f"low_{i}") for i, c in enumerate(numeric)],
+        *[F.max(transformed(i, c)).alias(f"high_{i}") for i, c in enumerate(numeric)],
     ).first()
     assert second_pass is not None
     spec = Preprocessing()
     for i, name in enumerate(numeric):
         std = second_pass[f"std_{i}"]
         std = float(std) if std is not None and std > 1e-9 else 1.0
-        mean = second_pass[f"mean_{i}"]
+        mean = float(second_pass[f"mean_{i}"] or 0.0)
+        low, high = second_pass[f"low_{i}"], second_pass[f"high_{i}"]
         spec.numeric.append(
             NumericColumn(
                 name=name,
                 log1p=bool(log1p[i]),
-                mean=float(mean) if mean is not None else 0.0,
+                mean=mean,
                 std=std,
                 missing_indicator=bool(first_pass[f"present_{i}"] < rows),
+                low=(float(low) - mean) / std if low is not None else -math.inf,
+                high=(float(high) - mean) / std if high is not None else math.inf,
+                observed=bool(first_pass[f"present_{i}"]),
             )
         )
     for name in text:

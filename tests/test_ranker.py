@@ -26,6 +26,7 @@ author, interest x visible quality, recency per media type):
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,38 @@ def test_preprocessing_round_trips_as_json_and_treats_absent_like_null(
     j = [c.name for c in spec.categorical].index("surface")
     unseen = spec.transform(rows.assign(surface="never-seen"))
     assert (unseen["categorical"][:, j] == offsets[j]).all()
+
+
+def test_values_the_training_split_never_held_cannot_move_the_inputs() -> None:
+    """A column empty in training (a feature view that had not filled yet) and one constant in
+    training must not scale a later value by the fallback std of 1: a loop's retrained holdout
+    once scored the old champion at AUC 0.508 (dwell 178,000 ms -> z = 178,000, every score
+    0.995). Values beyond the training range are clipped to it."""
+    train = pd.DataFrame(
+        {
+            "empty": [np.nan] * 6,
+            "constant": [0.0] * 6,
+            "count": [0.0, 1.0, 2.0, 4.0, 8.0, 10.0],
+        }
+    )
+    spec = Preprocessing.fit(train, list(train.columns), derive=False)
+    by_name = {c.name: c for c in spec.numeric}
+    assert not by_name["empty"].observed and by_name["count"].observed
+    seen = pd.DataFrame({"empty": [np.nan], "constant": [0.0], "count": [10.0]})
+    unseen = pd.DataFrame({"empty": [178_000.0], "constant": [500.0], "count": [1e6]})
+    np.testing.assert_array_equal(
+        spec.transform(unseen)["numeric"], spec.transform(seen)["numeric"]
+    )
+    inside = pd.DataFrame({"empty": [np.nan], "constant": [0.0], "count": [3.0]})
+    assert spec.transform(inside)["numeric"][0, 2] != spec.transform(seen)["numeric"][0, 2]
+    # a scorer saved before the bounds existed loads unbounded and reading every column, as
+    # it was trained
+    data = json.loads(spec.to_json())
+    for column in data["numeric"]:
+        del column["low"], column["high"], column["observed"]
+    legacy = Preprocessing.from_json(json.dumps(data))
+    assert legacy.transform(unseen)["numeric"][0, 2] > spec.transform(unseen)["numeric"][0, 2]
+    assert legacy.transform(unseen)["numeric"][0, 0] == 178_000.0
 
 
 def test_scorer_save_load_gives_identical_predictions(report: RankerReport, tmp_path: Path) -> None:

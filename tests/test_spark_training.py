@@ -54,6 +54,9 @@ def test_spark_split_and_statistics_equal_the_pandas_path(parquet: Path, tmp_pat
         assert ours.missing_indicator == theirs.missing_indicator, ours.name
         assert math.isclose(ours.mean, theirs.mean, rel_tol=1e-9, abs_tol=1e-9), ours.name
         assert math.isclose(ours.std, theirs.std, rel_tol=1e-6, abs_tol=1e-9), ours.name
+        assert math.isclose(ours.low, theirs.low, rel_tol=1e-6, abs_tol=1e-6), ours.name
+        assert math.isclose(ours.high, theirs.high, rel_tol=1e-6, abs_tol=1e-6), ours.name
+        assert ours.observed == theirs.observed, ours.name
     assert [c.name for c in prepared.preprocessing.categorical] == [
         c.name for c in expected.categorical
     ]

@@ -12,6 +12,7 @@ is not an error.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +38,13 @@ class NumericColumn:
     std: float
     missing_indicator: bool
     derived_from: list[str] = field(default_factory=list)  # empty: a column of the input
+    # the training split's range after standardizing; `transform` clips to it, so a value the
+    # model never saw (a column empty or constant in training that later fills, a count far
+    # beyond the training range) cannot saturate the score. Unbounded in scorers saved before.
+    low: float = -math.inf
+    high: float = math.inf
+    # False: no value at all in the training split; read as missing whatever the input holds
+    observed: bool = True
 
 
 @dataclass
@@ -127,27 +135,24 @@ class Preprocessing:
             filled = np.nan_to_num(values, nan=0.0)
             if log1p:
                 filled = np.log1p(np.maximum(filled, 0.0))
-            std = float(filled.std()) if len(filled) else 1.0
             spec.numeric.append(
-                NumericColumn(
-                    name=name,
+                _standardized(
+                    name,
+                    filled,
                     log1p=log1p,
-                    mean=float(filled.mean()) if len(filled) else 0.0,
-                    std=std if std > 1e-9 else 1.0,
                     missing_indicator=bool(len(present) < len(values)),
+                    observed=bool(len(present)),
                 )
             )
         for derivation in DERIVATIONS if derive else ():
             if not set(derivation.inputs) <= set(columns):
                 continue
-            derived = derivation.compute(frame)
-            std = float(derived.std()) if len(derived) else 1.0
+            derived = np.asarray(derivation.compute(frame), dtype=np.float64)
             spec.numeric.append(
-                NumericColumn(
-                    name=derivation.name,
+                _standardized(
+                    derivation.name,
+                    derived,
                     log1p=False,
-                    mean=float(derived.mean()) if len(derived) else 0.0,
-                    std=std if std > 1e-9 else 1.0,
                     missing_indicator=False,
                     derived_from=list(derivation.inputs),
                 )
@@ -161,7 +166,7 @@ class Preprocessing:
         `frame` is a DataFrame (training) or a `ColumnTable` of arrays (serving): the same steps.
         Absent columns count as missing for every row, exactly like nulls."""
         rows, width = len(frame), len(self.numeric)
-        inputs = [c.name for c in self.numeric if not c.derived_from]
+        inputs = [c.name if c.observed else "" for c in self.numeric if not c.derived_from]
         # column-major, filled in place: one matrix, no temporaries of its size (serving speed)
         raw = _numeric_matrix(frame, inputs, rows, width)
         derived = [c.name for c in self.numeric if c.derived_from]  # fit puts them last
@@ -175,6 +180,7 @@ class Preprocessing:
             np.log1p(raw, out=raw, where=logs)
         raw -= np.array([c.mean for c in self.numeric])
         raw /= np.array([c.std for c in self.numeric])
+        np.clip(raw, [c.low for c in self.numeric], [c.high for c in self.numeric], out=raw)
         numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
         numeric[:, :width] = raw
         numeric[:, width:] = missing[:, [c.missing_indicator for c in self.numeric]]
@@ -243,6 +249,18 @@ class Preprocessing:
         )
 
 
+def _standardized(
+    name: str, filled: np.ndarray, *, log1p: bool, missing_indicator: bool, **extra: Any
+) -> NumericColumn:
+    """A numeric column's statistics from its training values (missing already 0, log1p done)."""
+    if not len(filled):
+        return NumericColumn(name, log1p, 0.0, 1.0, missing_indicator, **extra)
+    mean, std = float(filled.mean()), float(filled.std())
+    std = std if std > 1e-9 else 1.0
+    low, high = (float(filled.min()) - mean) / std, (float(filled.max()) - mean) / std
+    return NumericColumn(name, log1p, mean, std, missing_indicator, low=low, high=high, **extra)
+
+
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """Every column of a training set that may be a feature: the feature service's columns and
     the request context (position, surface)."""
@@ -270,9 +288,9 @@ def _as_float(series: pd.Series) -> np.ndarray:
 
 def _numeric_matrix(frame: Table, names: list[str], rows: int, width: int) -> np.ndarray:
     """The numeric columns as the first of `width` columns of a float64 matrix (NaN = missing),
-    column-major."""
+    column-major; a name "" stays missing."""
     matrix = np.full((rows, width), np.nan, order="F")
     for j, name in enumerate(names):
-        if name in frame:
+        if name and name in frame:
             matrix[:, j] = floats(frame[name])
     return matrix
