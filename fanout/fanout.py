@@ -143,7 +143,9 @@ class FanOut:
         self.recent.remove(post_id, author_id)
         return self.store.remove_post(post_id, author_id, self.graph.followers(author_id))
 
-    def relationship_changed(self, event_type: str, actor: int, target: int) -> int:
+    def relationship_changed(
+        self, event_type: str, actor: int, target: int, occurred_at: object = None
+    ) -> int:
         """Apply a relationship event to the graph and bring the feeds in line: drop what a user
         may no longer see, backfill a new follow with the author's recent posts (celebrities
         excepted: they are pulled). Returns the feed entries removed or added."""
@@ -153,7 +155,7 @@ class FanOut:
         elif event_type == "block":  # hidden both ways
             changed += self.store.remove_author(actor, target)
             changed += self.store.remove_author(target, actor)
-        self.graph.apply_relationship(event_type, actor, target)
+        self.graph.apply_relationship(event_type, actor, target, occurred_at)
         if event_type in ("follow", "follow_approved"):
             follower, author = (actor, target) if event_type == "follow" else (target, actor)
             changed += self.backfill(follower, author)

@@ -246,7 +246,7 @@ def check_and_apply(
         return f"unblock with no block ({user} -> {target})", set()
     if kind == "unmute" and target not in graph.muted_by_user(user):
         return f"unmute with no mute ({user} -> {target})", set()
-    graph.apply_relationship(kind, user, target)
+    graph.apply_relationship(kind, user, target, event.get("occurred_at"))
     if kind == "follow_approved":
         return None, {target}
     return None, {user, target} if kind in ("block", "unblock") else {user}
