@@ -143,17 +143,23 @@ class FanOut:
         self.recent.remove(post_id, author_id)
         return self.store.remove_post(post_id, author_id, self.graph.followers(author_id))
 
-    def relationship_changed(self, event_type: str, actor: int, target: int) -> int:
+    def relationship_changed(
+        self, event_type: str, actor: int, target: int, occurred_at: object = None
+    ) -> int:
         """Apply a relationship event to the graph and bring the feeds in line: drop what a user
         may no longer see, backfill a new follow with the author's recent posts (celebrities
         excepted: they are pulled). Returns the feed entries removed or added."""
         changed = 0
-        if event_type in ("unfollow", "mute"):
+        self.graph.apply_relationship(event_type, actor, target, occurred_at)
+        # an unfollow or a block ends the follow whatever else came at its instant; a mute hides
+        # only if it stands (an unmute at the same instant wins)
+        if event_type == "unfollow" or (
+            event_type == "mute" and target in self.graph.muted_by_user(actor)
+        ):
             changed += self.store.remove_author(actor, target)
         elif event_type == "block":  # hidden both ways
             changed += self.store.remove_author(actor, target)
             changed += self.store.remove_author(target, actor)
-        self.graph.apply_relationship(event_type, actor, target)
         if event_type in ("follow", "follow_approved"):
             follower, author = (actor, target) if event_type == "follow" else (target, actor)
             changed += self.backfill(follower, author)

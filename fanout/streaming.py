@@ -98,7 +98,7 @@ def apply_events(
             flush()
             report.relationship_events += 1
             report.relationship_feed_changes += fanout.relationship_changed(
-                str(kind), user, int(event["target_user_id"])
+                str(kind), user, int(event["target_user_id"]), event.get("occurred_at")
             )
         else:
             report.skipped += 1

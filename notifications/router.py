@@ -141,14 +141,14 @@ class Router:
                 self._notify(out, notify_kind, author, actor, post, source_ms, event)
             case "follow" | "follow_request":
                 assert target is not None
-                out.ops += s.relationship(kind, actor, target)
+                out.ops += s.relationship(kind, actor, target, event.get("occurred_at"))
                 notify_kind = Kind.FOLLOW if kind == "follow" else Kind.FOLLOW_REQUEST
                 if kind == "follow" and s.graph.is_private(target):
                     return  # the app sends a follow_request for a private account instead
                 self._notify(out, notify_kind, target, actor, 0, source_ms, event)
             case "follow_approved" | "unfollow" | "block" | "unblock" | "mute" | "unmute":
                 assert target is not None
-                out.ops += s.relationship(kind, actor, target)
+                out.ops += s.relationship(kind, actor, target, event.get("occurred_at"))
             case "story_reply":
                 assert target is not None
                 if s.graph.is_story_moderated(int(event["story_id"])):

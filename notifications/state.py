@@ -135,10 +135,12 @@ class RoutingState:
     def wants(self, user: int, setting: str) -> bool:
         return self.preferences.get(user, {}).get(setting, True)
 
-    def relationship(self, event_type: str, actor: int, target: int) -> list[list[str]]:
+    def relationship(
+        self, event_type: str, actor: int, target: int, occurred_at: object = None
+    ) -> list[list[str]]:
         """Apply one relationship event to the graph; persist the edges it changed."""
         before = self._edges(actor, target)
-        self.graph.apply_relationship(event_type, actor, target)
+        self.graph.apply_relationship(event_type, actor, target, occurred_at)
         after = self._edges(actor, target)
         ops = []
         for key, members in after.items():

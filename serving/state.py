@@ -63,7 +63,7 @@ class ServingState:
     snapshot: ServingSnapshot | None = None
     features: FeatureReaders | None = None
     feed_store: FeedStore | None = None
-    feeds: FeedService | None = None
+    home_feed: FeedService | None = None  # builds, caches and pages home feeds (home_feed.py)
     recommenders: Recommenders | None = None
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)  # token -> its scopes
     errors: dict[str, str] = field(default_factory=dict)  # component -> why it is not loaded
@@ -138,7 +138,7 @@ class ServingState:
             explore_posts=self.explore_posts,
             retry_seconds=serving.feed_store_retry_seconds,
         )
-        self.feeds = FeedService(
+        self.home_feed = FeedService(
             sources,
             self.features,
             self.models,
@@ -186,14 +186,14 @@ class ServingState:
             self.snapshot = snapshot
             self.snapshot_error = None
             suggestion_gate.warm(snapshot)  # hashtag/location gate decided off the request path
-            if self.feeds is not None:
-                self.feeds.invalidate()
+            if self.home_feed is not None:
+                self.home_feed.invalidate()
             log.info("serving snapshot loaded in %.2f s", snapshot.load_seconds)
             return True
 
     @property
     def ready(self) -> bool:
-        return self.snapshot is not None and self.feeds is not None
+        return self.snapshot is not None and self.home_feed is not None
 
     # --- background refresh ---------------------------------------------------------------------
 

@@ -166,13 +166,13 @@ class VisibilityChanges:
     def _invalidate(self, users: set[int] | None) -> None:
         """Drop cached first pages of these users (None: everyone). Cursor pages stay: they
         are re-checked item by item when served."""
-        feeds = self.state.feeds
-        if feeds is None:
+        home_feed = self.state.home_feed
+        if home_feed is None:
             return
         if users is None:
-            feeds.invalidate()
+            home_feed.invalidate()
             return
-        cache = feeds.latest
+        cache = home_feed.latest
         with cache.lock:
             for user in users:
                 cache.items.pop(user, None)
@@ -246,7 +246,7 @@ def check_and_apply(
         return f"unblock with no block ({user} -> {target})", set()
     if kind == "unmute" and target not in graph.muted_by_user(user):
         return f"unmute with no mute ({user} -> {target})", set()
-    graph.apply_relationship(kind, user, target)
+    graph.apply_relationship(kind, user, target, event.get("occurred_at"))
     if kind == "follow_approved":
         return None, {target}
     return None, {user, target} if kind in ("block", "unblock") else {user}

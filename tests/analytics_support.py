@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appconfig import Settings
 from ingestion.landing_source import landing_batches
 from ingestion.loader import load_records
 from objectstore.store import ObjectStore
@@ -20,6 +21,9 @@ from warehouse import clickhouse_client, ensure_raw_tables
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "transformations"
 DBT = Path(sys.executable).parent / "dbt"
+DEFAULT_SCHEMA = "analytics"  # run_dbt's DBT_SCHEMA unless a test passes its own
+# the databases dbt writes for DEFAULT_SCHEMA, named where every such name is built (the settings)
+DBT_DATABASES = Settings.model_construct(analytics_schema=DEFAULT_SCHEMA)
 
 
 @dataclass
@@ -46,7 +50,7 @@ def load_landing(chdb_path: Path, store: ObjectStore, partitions: list[str]) -> 
             load_records(client, "raw", records)
 
 
-def run_dbt(work: Path, chdb_path: Path, *args: str, schema: str = "analytics") -> DbtRun:
+def run_dbt(work: Path, chdb_path: Path, *args: str, schema: str = DEFAULT_SCHEMA) -> DbtRun:
     """`dbt <args>` in a subprocess on the embedded target; artifacts and logs under `work`."""
     env = {
         **os.environ,

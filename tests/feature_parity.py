@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from analytics_support import load_landing, run_dbt
+from analytics_support import DBT_DATABASES, load_landing, run_dbt
 
 from featurestore.config import close_offline_client, feature_store
 from featurestore.materialize import data_watermark, materialize_online
@@ -71,11 +71,11 @@ def snapshot(work: Path) -> dict[str, pd.DataFrame]:
             ).frame
         with clickhouse_client(settings.clickhouse_url) as client:
             posts = client.query_df(
-                "select post_id, author_id from analytics_marts.dim_posts "
+                f"select post_id, author_id from {DBT_DATABASES.marts_database}.dim_posts "
                 f"order by post_id limit {ONLINE_POSTS}"
             )
             users = client.query_df(
-                "select user_id from analytics_marts.dim_users "
+                f"select user_id from {DBT_DATABASES.marts_database}.dim_users "
                 f"order by follower_count desc, user_id limit {ONLINE_USERS}"
             )
     finally:

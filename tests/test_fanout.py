@@ -113,6 +113,29 @@ def test_mute_unfollow_and_block_drop_the_authors_posts(store: FeedStore) -> Non
     assert fanout.publish([NewPost(103, AUTHOR, 4_000)]).recipients == 0  # nobody left
 
 
+def test_events_of_one_instant_change_feeds_as_the_sql_rule_says(store: FeedStore) -> None:
+    """An unmute and a mute in one millisecond: the unmute wins whichever arrives first, so the
+    feed keeps the author's posts; a follow at the instant of an unfollow starts nothing, so
+    nothing is backfilled (int_follow_transitions / toggle_instants: at one instant an end
+    wins)."""
+    fanout = FanOut(store, _graph(), celebrities=set())
+    fanout.publish([NewPost(100, AUTHOR, 1_000)])
+    at = "2026-11-04T10:00:00.000Z"
+
+    fanout.relationship_changed("unmute", FAN, AUTHOR, at)
+    fanout.relationship_changed("mute", FAN, AUTHOR, at)
+    assert _feed(store, FAN) == [100] and not fanout.graph.muted_by_user(FAN)
+    newcomer = 20
+    fanout.relationship_changed("unfollow", newcomer, AUTHOR, at)
+    assert fanout.relationship_changed("follow", newcomer, AUTHOR, at) == 0
+    assert _feed(store, newcomer) == [] and not fanout.graph.is_following(newcomer, AUTHOR)
+    # a moment later both apply as they come
+    later = "2026-11-04T10:00:00.001Z"
+    fanout.relationship_changed("mute", FAN, AUTHOR, later)
+    assert _feed(store, FAN) == []
+    assert fanout.relationship_changed("follow", newcomer, AUTHOR, later) == 1
+
+
 def test_a_new_follow_is_backfilled_with_the_authors_recent_posts(store: FeedStore) -> None:
     graph = _graph()
     fanout = FanOut(store, graph, celebrities={CELEBRITY})

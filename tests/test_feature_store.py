@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from analytics_support import load_landing, run_dbt
+from analytics_support import DBT_DATABASES, load_landing, run_dbt
 from feast import FeatureStore
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -55,8 +55,9 @@ from workload.generator import generate
 from workload.writer import write_workload
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
-MARTS = "analytics_marts"
-FEATURES = "analytics_features"
+MARTS = DBT_DATABASES.marts_database
+FEATURES = DBT_DATABASES.features_database
+INTERMEDIATE = DBT_DATABASES.intermediate_database
 # the on-demand views' inputs are timestamps read at one-second precision online
 TIME_TOLERANCE_HOURS = 1.0 / 3600
 
@@ -263,11 +264,11 @@ def test_feature_histories_end_at_the_marts(warehouse: Warehouse) -> None:
                 on h.user_id = a.viewer_id and h.author_id = a.author_id""",
         "follow state (int_follow_graph)": f"""
             select
-                (select count() from analytics_intermediate.int_follow_graph)
+                (select count() from {INTERMEDIATE}.int_follow_graph)
                     != countIf(h.is_following),
                 count()
             from ({latest("feat_viewer_author__follow", "user_id, author_id")}) as h
-            left join analytics_intermediate.int_follow_graph as g
+            left join {INTERMEDIATE}.int_follow_graph as g
                 on h.user_id = g.follower_id and h.author_id = g.followee_id
             where h.is_following""",
     }
@@ -352,7 +353,7 @@ def test_online_reads_match_the_offline_store_as_of_materialization(
             (select viewer_id as user_id, author_id from {MARTS}.fct_user_author_affinity
              order by cityHash64(viewer_id, author_id) limit 10)
             union all
-            (select follower_id, followee_id from analytics_intermediate.int_follow_graph
+            (select follower_id, followee_id from {INTERMEDIATE}.int_follow_graph
              order by cityHash64(follower_id, followee_id) limit 10))""",
     )
     groups = {

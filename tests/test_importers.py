@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
-from analytics_support import load_landing, run_dbt
+from analytics_support import DBT_DATABASES, load_landing, run_dbt
 from conftest import in_ci
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -410,21 +410,22 @@ def test_pipeline_runs_on_imported_movielens_and_edges(movielens_dir: Path, tmp_
     assert run.returncode == 0, run.output[-4000:]
 
     counts = movielens.log.counts
+    marts_db = DBT_DATABASES.marts_database
     with clickhouse_client(f"chdb://{chdb_path}") as client:
         dead = client.query("select count() from raw.dead_letters").result_rows[0][0]
         marts = {
-            name: client.query(f"select count() from analytics_marts.{name}").result_rows[0][0]
+            name: client.query(f"select count() from {marts_db}.{name}").result_rows[0][0]
             for name in ("dim_users", "dim_posts")
         }
         labels = client.query(
-            "select count(), sum(is_engaged) from analytics_marts.fct_training_impressions"
+            f"select count(), sum(is_engaged) from {marts_db}.fct_training_impressions"
         ).result_rows[0]
         genre_followers = client.query(
-            "select sum(follower_count) from analytics_marts.dim_users "
+            f"select sum(follower_count) from {marts_db}.dim_users "
             f"where user_id in {tuple(movielens.genre_accounts.values())}"
         ).result_rows[0][0]
         edge_followers = client.query(
-            "select sum(follower_count) from analytics_marts.dim_users "
+            f"select sum(follower_count) from {marts_db}.dim_users "
             f"where user_id >= {DEFAULT_ID_OFFSET}"
         ).result_rows[0][0]
     assert dead == 0

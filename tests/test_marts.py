@@ -22,7 +22,7 @@ import orjson
 import pandas as pd
 import pytest
 import yaml
-from analytics_support import PROJECT_DIR, load_landing, run_dbt
+from analytics_support import DBT_DATABASES, PROJECT_DIR, load_landing, run_dbt
 
 from ingestion.landing import hour_of_partition
 from objectstore.store import ObjectStore, open_store
@@ -95,9 +95,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     dbt("run", chdb_path, work)
     second_run_sql = next((work / "target" / "run").rglob("fct_engagements.sql")).read_text()
     with clickhouse_client(f"chdb://{chdb_path}") as client:
-        marts = {name: client.query_df(f"select * from analytics_marts.{name}") for name in MARTS}
+        marts = {
+            name: client.query_df(f"select * from {DBT_DATABASES.marts_database}.{name}")
+            for name in MARTS
+        }
         for name in INTERMEDIATE:
-            marts[name] = client.query_df(f"select * from analytics_intermediate.{name}")
+            marts[name] = client.query_df(
+                f"select * from {DBT_DATABASES.intermediate_database}.{name}"
+            )
 
     events: list[dict[str, Any]] = []
     split_ms = (SPLIT - EPOCH) // timedelta(milliseconds=1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from analytics_support import load_landing, run_dbt
+from analytics_support import DBT_DATABASES, load_landing, run_dbt
 from platform_support import platform_settings
 
 from featurestore.config import close_offline_client, feature_store
@@ -61,7 +61,7 @@ def test_media_quality_features_are_in_feed_ranker_v1_and_read_online(tmp_path: 
         dim = client.query_df(
             "select post_id, author_id, "
             + ", ".join(MEDIA_FEATURES)
-            + " from analytics_marts.dim_posts order by post_id"
+            + f" from {DBT_DATABASES.marts_database}.dim_posts order by post_id"
         )
     processed = dim[dim["processed_media_count"].notna()]
     unprocessed = dim[dim["processed_media_count"].isna()]

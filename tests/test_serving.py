@@ -415,7 +415,7 @@ def test_cursor_of_another_user_or_snapshot_is_refused(served: Served) -> None:
     assert page["next_cursor"]
     stolen = served.client.get(FEED.format(b), params={"cursor": page["next_cursor"]}, headers=AUTH)
     assert stolen.status_code == 400 and "another user" in stolen.json()["detail"]
-    served.state.feeds.snapshots.clear()  # type: ignore[union-attr]
+    served.state.home_feed.snapshots.clear()  # type: ignore[union-attr]
     expired = served.client.get(
         FEED.format(a), params={"cursor": page["next_cursor"]}, headers=AUTH
     )
@@ -524,7 +524,7 @@ def test_no_leaks_in_feed_explore_suggestions_stories_rank(served: Served) -> No
             deleted_posts=deleted,
         )
         snapshot.visibility = graph
-        served.state.feeds.invalidate()  # type: ignore[union-attr]
+        served.state.home_feed.invalidate()  # type: ignore[union-attr]
         for viewer in viewers:
             forbidden = forbidden_authors(viewer, follows, relations)
             # a stale precomputed feed still holding posts of hidden authors must not leak them
@@ -577,7 +577,7 @@ def test_no_leaks_in_feed_explore_suggestions_stories_rank(served: Served) -> No
         check()
     finally:  # the stale entries pushed above must not leak into other tests' feeds
         snapshot.visibility = original
-        served.state.feeds.invalidate()  # type: ignore[union-attr]
+        served.state.home_feed.invalidate()  # type: ignore[union-attr]
         with open_feed_store(served.state.settings) as store:
             for viewer, entries in saved.items():
                 store.replace_feed(viewer, entries)

@@ -95,11 +95,11 @@ def fresh_graph(live: Live) -> VisibilityGraph:
 
 def reset(live: Live) -> None:
     snapshot = live.state.snapshot
-    assert snapshot is not None and live.state.changes is not None and live.state.feeds
+    assert snapshot is not None and live.state.changes is not None and live.state.home_feed
     snapshot.visibility = fresh_graph(live)
     live.state.changes._journal.clear()
-    live.state.feeds.invalidate()
-    live.state.feeds.snapshots.clear()
+    live.state.home_feed.invalidate()
+    live.state.home_feed.snapshots.clear()
 
 
 # --- the reference model: the rules, written again over plain sets -----------------------------
@@ -557,8 +557,8 @@ def test_a_dependency_down_is_a_503_with_retry_after(live: Live) -> None:
         assert response.json()["request_id"] == response.headers["X-Request-ID"]
     finally:
         live.state.features = FeatureReaders.open(feature_store(live.state.settings))
-        assert live.state.feeds is not None
-        live.state.feeds.features = live.state.features  # the feed ranks with it too
+        assert live.state.home_feed is not None
+        live.state.home_feed.features = live.state.features  # the feed ranks with it too
     assert live.client.get(f"/v1/features/users/{viewer}", headers=AUTH).status_code == 200
 
 

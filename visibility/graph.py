@@ -46,6 +46,7 @@ class VisibilityGraph:
         self._deleted_posts: set[int] = set()
         self._moderated_posts: set[int] = set()  # hidden by a moderation decision
         self._moderated_stories: set[int] = set()  # stories hidden by a moderation decision
+        self._instant = _Instant()  # the relationship events of the latest instant applied
 
     # --- construction --------------------------------------------------------------------
 
@@ -163,6 +164,9 @@ class VisibilityGraph:
 
     def muted_by_user(self, user: int) -> frozenset[int]:
         return frozenset(self._muted.get(user, _EMPTY))
+
+    def is_blocking(self, blocker: int, blocked: int) -> bool:
+        return blocked in self._blocked.get(blocker, _EMPTY)
 
     def is_blocked_either_way(self, a: int, b: int) -> bool:
         return b in self._blocked.get(a, _EMPTY) or a in self._blocked.get(b, _EMPTY)
@@ -315,29 +319,55 @@ class VisibilityGraph:
     def moderated_stories(self) -> frozenset[int]:
         return frozenset(self._moderated_stories)
 
-    def apply_relationship(self, event_type: str, actor: int, target: int) -> None:
+    def apply_relationship(
+        self, event_type: str, actor: int, target: int, occurred_at: object = None
+    ) -> None:
         """Apply one relationship event as the contracts name it (follow, unfollow, ...).
 
         `follow_request` changes nothing until `follow_approved` (actor = the private account).
         A follow across a block or a plain `follow` of a private account is ignored. The batch
         twin of these rules is dbt's `int_follow_transitions`; tests/test_relationship_state_parity.py
         holds the two equal.
+
+        Events of one instant (equal `occurred_at`, the event's own time) give the same state in
+        any arrival order, the SQL's: an end wins (an `unfollow` or `block` at the instant of a
+        follow leaves no follow, an `unblock` / `unmute` at the instant of a `block` / `mute`
+        leaves none), and a follow reads the blocks as of the instant before (an unblock at its
+        instant comes too late). Without `occurred_at`, events apply in arrival order.
         """
+        instant = self._instant.at(occurred_at)
         match event_type:
-            case "follow":
-                if target not in self._private:
-                    self.add_follow(actor, target)
-            case "follow_approved":
-                self.add_follow(target, actor)
+            case "follow" | "follow_approved":
+                follower, followee = (actor, target) if event_type == "follow" else (target, actor)
+                if ("follow", follower, followee) in instant.ended:
+                    return  # an end at this instant wins
+                if instant.was_blocked(self, follower, followee) or instant.was_blocked(
+                    self, followee, follower
+                ):
+                    return  # the app refuses follows while a block stands
+                if event_type == "follow" and followee in self._private:
+                    return  # the app sends a follow_request to a private account
+                self.add_follow(follower, followee)
             case "unfollow":
+                instant.ended.add(("follow", actor, target))
                 self.remove_follow(actor, target)
             case "block":
-                self.add_block(actor, target)
+                instant.remember_block(self, actor, target)
+                instant.ended.update((("follow", actor, target), ("follow", target, actor)))
+                if ("block", actor, target) in instant.ended:
+                    self.remove_follow(actor, target)  # the block still ends the follows
+                    self.remove_follow(target, actor)
+                else:
+                    self.add_block(actor, target)
             case "unblock":
+                instant.remember_block(self, actor, target)
+                instant.ended.add(("block", actor, target))
                 self.remove_block(actor, target)
             case "mute":
-                self.add_mute(actor, target)
+                if ("mute", actor, target) not in instant.ended:
+                    self.add_mute(actor, target)
             case "unmute":
+                instant.ended.add(("mute", actor, target))
                 self.remove_mute(actor, target)
             case "follow_request":
                 pass
@@ -373,3 +403,31 @@ class VisibilityGraph:
             f"deleted_posts={len(self._deleted_posts)}, moderated_posts={len(self._moderated_posts)}, "
             f"moderated_stories={len(self._moderated_stories)})"
         )
+
+
+class _Instant:
+    """What `apply_relationship` remembers of the latest instant so that the events of one
+    instant give one state whatever order they arrive in: the pairs a `unfollow` / `block` /
+    `unblock` / `unmute` ended at it, and the block state of the pairs it toggled as it was
+    before it. Only the latest instant is kept: memory stays bounded, and an event of an older
+    instant arriving late applies in arrival order."""
+
+    def __init__(self) -> None:
+        self.occurred_at: object = None
+        self.ended: set[tuple[str, int, int]] = set()  # (what, actor, target)
+        self.blocked_before: dict[tuple[int, int], bool] = {}  # (blocker, blocked) -> blocked
+
+    def at(self, occurred_at: object) -> _Instant:
+        if occurred_at is None or occurred_at != self.occurred_at:
+            self.occurred_at = occurred_at
+            self.ended.clear()
+            self.blocked_before.clear()
+        return self
+
+    def remember_block(self, graph: VisibilityGraph, blocker: int, blocked: int) -> None:
+        self.blocked_before.setdefault((blocker, blocked), graph.is_blocking(blocker, blocked))
+
+    def was_blocked(self, graph: VisibilityGraph, blocker: int, blocked: int) -> bool:
+        """Did `blocker` block `blocked` before this instant?"""
+        known = self.blocked_before.get((blocker, blocked))
+        return graph.is_blocking(blocker, blocked) if known is None else known

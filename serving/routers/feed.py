@@ -54,13 +54,13 @@ def feed_response(page: FeedPage, contributions: list[dict[str, float]] | None) 
     }
 
 
-def _cached_feed(feeds: FeedService, user_id: int, routed: Routed) -> RankedFeed | None:
+def _cached_feed(home_feed: FeedService, user_id: int, routed: Routed) -> RankedFeed | None:
     """The reusable ranked snapshot, if the user's feed has not changed since it was built."""
     try:
-        version = feeds.sources.feed_version(user_id)
+        version = home_feed.sources.feed_version(user_id)
     except FeedStoreUnavailable:
         return None  # rebuilt on the degraded path, which says why
-    return feeds.cached(user_id, version, routed)
+    return home_feed.cached(user_id, version, routed)
 
 
 @router.get("/{user_id}/feed", response_model=FeedResponse)
@@ -77,32 +77,32 @@ async def home_feed(
     snapshot = await get_snapshot(state)
     known_viewer(state, snapshot, user_id)
     size = check_limit(limit, config.feed_default_limit, config.feed_max_limit)
-    feeds = state.feeds
-    assert feeds is not None
+    home_feed = state.home_feed
+    assert home_feed is not None
     if cursor is not None:
         try:
-            position = feeds.codec.decode(cursor, user_id)
-            feed = feeds.resume(position)
+            position = home_feed.codec.decode(cursor, user_id)
+            feed = home_feed.resume(position)
         except InvalidCursor as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from exc
         except CursorExpired as exc:
             raise HTTPException(status.HTTP_410_GONE, str(exc)) from exc
-        page = feeds.page(feed, position.offset, size, cached=True, snapshot=snapshot)
+        page = home_feed.page(feed, position.offset, size, cached=True, snapshot=snapshot)
         FEED_REQUESTS.labels("cursor").inc()
     else:
         assert state.experiments is not None
         routed = state.experiments.route("home_feed", user_id)
-        found = _cached_feed(feeds, user_id, routed)
+        found = _cached_feed(home_feed, user_id, routed)
         if found is not None:
-            page = feeds.page(found, 0, size, cached=True, snapshot=snapshot)
+            page = home_feed.page(found, 0, size, cached=True, snapshot=snapshot)
             FEED_REQUESTS.labels("cached").inc()
         else:
-            built = await run_in_threadpool(feeds.build, snapshot, user_id, routed)
-            page = feeds.page(built, 0, size, cached=False, snapshot=snapshot)
+            built = await run_in_threadpool(home_feed.build, snapshot, user_id, routed)
+            page = home_feed.page(built, 0, size, cached=False, snapshot=snapshot)
             FEED_REQUESTS.labels("degraded" if built.degraded else "ranked").inc()
     contributions = None
     if explain:
-        contributions = await run_in_threadpool(feeds.explain, page.feed, page.start, page.stop)
+        contributions = await run_in_threadpool(home_feed.explain, page.feed, page.start, page.stop)
     if page.cached:
         body = orjson.dumps(feed_response(page, contributions))
     else:

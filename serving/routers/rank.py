@@ -62,8 +62,7 @@ def rank_posts(state: ServingState, snapshot: ServingSnapshot, body: RankRequest
         posts.created_ts[chosen][visible],
     )
 
-    feeds = state.feeds
-    assert feeds is not None
+    assert state.home_feed is not None
     now = snapshot.clock.now()
     assert state.experiments is not None  # the viewer's arm ranks, as on the home feed
     routed = state.experiments.route("home_feed", user)

@@ -10,7 +10,8 @@
 -- block at the same instant ends the follow anyway, and an unblock at the same instant comes
 -- too late), or a plain `follow` of an account private at that instant (int_account_privacy).
 -- int_follow_graph (who follows whom now) and the follow feature tables (the history) both read
--- this model.
+-- this model. The streaming twin, visibility.VisibilityGraph.apply_relationship, reaches the same
+-- state from the events of one instant in whatever order they arrive.
 with relationship_events as (
     select * from {{ ref('stg_raw__relationships') }}
 ),

@@ -21,16 +21,7 @@ with engagement_events as (
     select *
     from {{ ref('stg_raw__engagements') }}
     where event_type in ('like', 'comment', 'share', 'save')
-    {% if is_incremental() %}
-        and (
-            ingested_at >= (select max(ingested_at) from {{ this }})
-            or post_id in (
-                select post_id
-                from {{ ref('int_posts') }}
-                where ingested_at >= (select max(ingested_at) from {{ this }})
-            )
-        )
-    {% endif %}
+    {{ rereads_since_last_run([(['post_id'], ref('int_posts'))]) }}
 ),
 
 standing_likes as (

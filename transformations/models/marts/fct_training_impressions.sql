@@ -21,21 +21,10 @@ with impressions as (
     select *
     from {{ ref('stg_raw__views') }}
     where event_type = 'impression'
-    {% if is_incremental() %}
-        and (
-            ingested_at >= (select max(ingested_at) from {{ this }})
-            or (viewer_id, post_id) in (
-                select viewer_id, post_id
-                from {{ ref('stg_raw__engagements') }}
-                where ingested_at >= (select max(ingested_at) from {{ this }})
-            )
-            or post_id in (
-                select post_id
-                from {{ ref('int_posts') }}
-                where ingested_at >= (select max(ingested_at) from {{ this }})
-            )
-        )
-    {% endif %}
+    {{ rereads_since_last_run([
+        (['viewer_id', 'post_id'], ref('stg_raw__engagements')),
+        (['post_id'], ref('int_posts')),
+    ]) }}
 ),
 
 engagement_actions as (
