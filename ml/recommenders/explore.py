@@ -484,7 +484,7 @@ def fit_signal_weights(
     users = sorted(split.relevant)
     if len(users) > params.ranker_users:
         users = sorted(rng.choice(users, params.ranker_users, replace=False).tolist())
-    cases: list[_ValidationUser] = []
+    cases: list[ValidationUser] = []
     for user in users:
         mask = inner.candidate_mask(user, graph, inner.as_of)
         positive = mask & np.isin(inner._post_ids, np.fromiter(split.relevant[user], np.int64))
@@ -495,7 +495,7 @@ def fit_signal_weights(
         rows = np.concatenate([np.flatnonzero(positive), sample])
         signals = inner.signal_rows(user, graph, inner.as_of)
         cases.append(
-            _ValidationUser(
+            ValidationUser(
                 signals[rows],
                 np.r_[np.ones(int(positive.sum())), np.zeros(len(sample))].astype(np.int64),
                 signals[mask],
@@ -503,26 +503,33 @@ def fit_signal_weights(
                 len(split.relevant[user]),
             )
         )
+    return checked_weights(cases, params.weights_c, rng)
+
+
+def checked_weights(
+    cases: list[ValidationUser], c: float, rng: np.random.Generator
+) -> SignalWeights | None:
+    """The regression fitted on every validation user's rows, kept only if weights fitted the
+    same way rank the users they were not fitted on (`WEIGHT_FOLDS` folds) at least as well as
+    popularity alone ranks them by NDCG@10; otherwise popularity alone. None: no labels."""
     if not cases:
         return None
-    y = np.concatenate([c.labels for c in cases])
+    y = np.concatenate([case.labels for case in cases])
     if y.all() or not y.any():
         return None
-    learned = SignalWeights.fit(np.concatenate([c.rows for c in cases]), y, params.weights_c)
+    learned = SignalWeights.fit(np.concatenate([case.rows for case in cases]), y, c)
     folds = rng.permutation(len(cases)) % WEIGHT_FOLDS
     held_out = np.zeros(len(cases))
     for fold in range(WEIGHT_FOLDS):
-        fit_on = [c for c, f in zip(cases, folds, strict=True) if f != fold]
-        labels = np.concatenate([c.labels for c in fit_on]) if fit_on else np.zeros(0)
+        fit_on = [case for case, f in zip(cases, folds, strict=True) if f != fold]
+        labels = np.concatenate([case.labels for case in fit_on]) if fit_on else np.zeros(0)
         if not labels.any() or labels.all():
             return SignalWeights.popularity_only()
-        weights = SignalWeights.fit(
-            np.concatenate([c.rows for c in fit_on]), labels, params.weights_c
-        )
+        weights = SignalWeights.fit(np.concatenate([case.rows for case in fit_on]), labels, c)
         for i in np.flatnonzero(folds == fold):
             held_out[i] = cases[i].ndcg(weights.score(cases[i].candidates))
     popular = SIGNALS.index("popularity")
-    baseline = float(np.mean([c.ndcg(c.candidates[:, popular]) for c in cases]))
+    baseline = float(np.mean([case.ndcg(case.candidates[:, popular]) for case in cases]))
     chosen = learned if held_out.mean() >= baseline else SignalWeights.popularity_only()
     return replace(
         chosen,
@@ -537,7 +544,7 @@ WEIGHT_FOLDS = 3  # validation users per check: each fold scored by weights fitt
 
 
 @dataclass
-class _ValidationUser:
+class ValidationUser:
     """One validation user: the sampled rows the regression fits, and every candidate (with
     which were engaged) that NDCG@10 ranks."""
 
