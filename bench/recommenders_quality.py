@@ -79,6 +79,12 @@ def explore_spread(run: object) -> None:
             model.pool, model.engaged, model.as_of, replace(model.params, max_per_author=0)
         ),
         "popularity": _without_weights(model, popularity_only(model.params)),
+        # the baseline under the hybrid's own rules (at most max_per_author posts per author):
+        # the like-for-like comparison for the capped hybrid
+        "popularity_capped": _without_weights(
+            model,
+            replace(popularity_only(model.params), max_per_author=model.params.max_per_author),
+        ),
         "collaborative": _without_weights(model, collaborative_only(model.params)),
     }
     ndcg = {}
@@ -92,7 +98,7 @@ def explore_spread(run: object) -> None:
     users = len(ndcg["popularity"])
     rng = np.random.default_rng(0)
     draws = rng.integers(0, users, size=(2000, users))
-    for name in ("hybrid", "hybrid_uncapped", "collaborative"):
+    for name in ("hybrid", "hybrid_uncapped", "popularity_capped", "collaborative"):
         ratios = ndcg[name][draws].mean(axis=1) / np.maximum(
             ndcg["popularity"][draws].mean(axis=1), 1e-12
         )
@@ -101,6 +107,14 @@ def explore_spread(run: object) -> None:
             f"explore {name}: NDCG@10 {ndcg[name].mean():.4f} vs popularity "
             f"{ndcg['popularity'].mean():.4f} = {ndcg[name].mean() / ndcg['popularity'].mean():.2f}x "
             f"(95% CI {low:.2f}-{high:.2f}, {users} users)"
+        )
+    weights = model.weights
+    if weights is not None:
+        print(
+            f"explore weights: validation NDCG@10 (each fold by weights fitted on the others) "
+            f"{weights.validation_ndcg:.4f} vs popularity {weights.validation_popularity_ndcg:.4f}; "
+            f"{weights.positives} positives in {weights.rows} rows; "
+            + ", ".join(f"{k} {v:.2f}" for k, v in weights.weights().items())
         )
 
 

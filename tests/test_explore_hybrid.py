@@ -1,8 +1,9 @@
 """Explore's hybrid: its rules (at most k posts per author in a page, nothing too old or not yet
 published at request time) and its signal weights, which must come from the data: planted taste
 for hashtags makes the hashtag signal weigh most, planted taste for a media type makes the media
-signal weigh most, with the same code and parameters (real Spark ALS for the collaborative
-signals)."""
+signal weigh most, planted taste for the topics a viewer picked at signup makes the topic signal
+weigh most, with the same code and parameters (real Spark ALS for the collaborative signals).
+Weights that rank unseen validation users below popularity alone are not kept."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ import pytest
 from pyspark.sql import SparkSession
 from recommend_support import spark_for_tests
 
-from ml.recommenders.explore import Explore, ExploreParams, fit_signal_weights
-from ml.recommenders.explore_signals import SIGNALS, ContentProfiles
+from ml.recommenders.explore import (
+    Explore,
+    ExploreParams,
+    ValidationUser,
+    checked_weights,
+    fit_signal_weights,
+)
+from ml.recommenders.explore_signals import SIGNALS, ContentProfiles, Declared
 from ml.recommenders.factors import AlsParams, Factors
 from visibility import VisibilityGraph
 
@@ -173,6 +180,14 @@ def test_content_profiles_round_trip(tmp_path_factory: pytest.TempPathFactory) -
     viewer = int(engagements["viewer_id"].iloc[0])
     assert np.allclose(profiles.viewer_signals(viewer, pool), loaded.viewer_signals(viewer, again))
     assert (profiles.viewer_signals(viewer, pool)[:, 2] > 0).all()  # media shares, smoothed
+    engagements, posts, declared = planted_topics()  # and the declared topics
+    profiles = ContentProfiles.build(engagements, posts, declared)
+    profiles.save(directory / "declared")
+    loaded = ContentProfiles.load(directory / "declared")
+    pool, again = profiles.pool(posts.head(200)), loaded.pool(posts.head(200))
+    signals = profiles.viewer_signals(1000, pool)
+    assert np.allclose(signals, loaded.viewer_signals(1000, again))
+    assert signals[:, 4].max() == 1.0  # topics: a post about the topic viewer 1000 picked
 
 
 def test_new_posts_carry_their_content() -> None:
@@ -188,3 +203,95 @@ def test_new_posts_carry_their_content() -> None:
     share = explore.profiles.by_tag[explore.profiles.viewer_ids.get_loc(fan)].toarray().ravel()
     cats = share[explore.profiles.tags.get_loc("cats")]
     assert rows[-1, hashtags] == pytest.approx(cats) and cats > 0
+
+
+def planted_topics(seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, Declared]:
+    """The hashtag world of `planted`, but each viewer engages far more often with posts about
+    the topic they picked at signup; a post's topic is drawn apart from its hashtags and media,
+    so only the declared topics explain the engagements."""
+    _, posts = planted("media", seed)  # its posts only: the engagements are drawn here
+    rng = np.random.default_rng(seed)
+    viewers = np.arange(1000, 1080)
+    picked = rng.integers(0, len(TAGS), len(viewers))
+    about = rng.integers(0, len(TAGS), len(posts))
+    user_topics = pd.DataFrame(np.eye(len(TAGS))[picked], index=viewers, columns=list(TAGS))
+    post_topics = pd.DataFrame(np.eye(len(TAGS))[about], index=posts["post_id"], columns=list(TAGS))
+    topic_of = dict(zip(posts["post_id"].tolist(), about.tolist(), strict=True))
+    pick_of = dict(zip(viewers.tolist(), picked.tolist(), strict=True))
+    rows = []
+    for viewer in viewers.tolist():
+        shown = rng.choice(len(posts), 200, replace=False)
+        ids = posts["post_id"].to_numpy()[shown]
+        match = np.array([topic_of[int(p)] == pick_of[viewer] for p in ids])
+        for row in shown[rng.random(len(shown)) < np.where(match, 0.5, 0.03)]:
+            at = posts["created_at"].iloc[row] + pd.Timedelta(minutes=int(rng.integers(1, 24 * 60)))
+            rows.append(
+                (viewer, int(posts["post_id"].iloc[row]), int(posts["author_id"].iloc[row]), at)
+            )
+    engagements = pd.DataFrame(rows, columns=["viewer_id", "post_id", "author_id", "engaged_at"])
+    engagements["weight"] = 1.0
+    declared = Declared(user_topics, post_topics, pd.Series(dtype=object))
+    return engagements, posts, declared
+
+
+def test_topics_the_viewer_picked_are_learned(spark: SparkSession) -> None:
+    """The topic signal (signup topics x what the post is about) exists, weighs most when it is
+    what drives engagement, and the page follows it."""
+    engagements, posts, declared = planted_topics()
+    as_of = datetime(2026, 11, 3, tzinfo=UTC)
+    graph = VisibilityGraph.from_edges(follows=[])
+    params = ExploreParams(SMALL_ALS, window_hours=48.0, max_age_hours=48.0)
+    model = Explore.fit(spark, engagements, posts, as_of, params, graph, declared=declared)
+    assert model.weights is not None
+    weights = model.weights.weights()
+    assert max(weights, key=lambda name: weights[name]) == "topics", weights
+    assert model.weights.validation_ndcg > model.weights.validation_popularity_ndcg
+    viewer = 1000
+    page = [p for p, _ in model.recommend(viewer, 10, graph)]
+    topics = declared.post_topics.loc[page].to_numpy().argmax(axis=1)
+    favourite = int(declared.user_topics.loc[viewer].to_numpy().argmax())
+    assert (topics == favourite).mean() >= 0.6, (favourite, topics.tolist())
+
+
+def validation_users(trap: bool, users: int = 30, seed: int = 0) -> list[ValidationUser]:
+    """Validation users of 100 candidates each; the most popular candidate is engaged with.
+    With `trap`, five middling candidates are engaged with too and carry the `author` signal,
+    which ten a little more popular candidates nobody engaged with carry as well: across all
+    rows the author signal separates engaged from not far better than popularity does, so a
+    regression fitted on the rows ranks those ten first (none engaged), while popularity ranks
+    the one popular positive first.
+    Without it the author signal marks the positives: a real signal."""
+    rng = np.random.default_rng(seed)
+    popularity, author = SIGNALS.index("popularity"), SIGNALS.index("author")
+    out = []
+    for _ in range(users):
+        signals = np.zeros((100, len(SIGNALS)))
+        signals[:, popularity] = np.linspace(0.0, 1.0, 100) + rng.normal(0, 0.001, 100)
+        engaged = np.zeros(100, dtype=bool)
+        engaged[99] = True
+        if trap:
+            engaged[45:50] = True
+            signals[45:50, author] = 1.0
+            signals[60:70, author] = 1.0
+        else:
+            engaged[[20, 40, 60]] = True
+            signals[[20, 40, 60], author] = 1.0
+        out.append(ValidationUser(signals, engaged.astype(np.int64), signals, engaged, 10))
+    return out
+
+
+def test_weights_that_rank_unseen_users_below_popularity_are_not_kept() -> None:
+    """Popularity is one of the signals, so the hybrid must never rank below it: the weights are
+    checked on validation users they were not fitted on, and replaced by popularity alone when
+    they lose (before, the regression's weights were used whatever they ranked)."""
+    trapped = validation_users(trap=True)
+    weights = checked_weights(trapped, 0.01, np.random.default_rng(0))
+    assert weights is not None
+    assert weights.validation_ndcg < weights.validation_popularity_ndcg  # the trap worked
+    ranking = weights.weights()
+    assert ranking["popularity"] == 1.0 and sum(abs(v) for v in ranking.values()) == 1.0
+    for case in trapped:  # popularity's ranking: the popular positive first
+        assert case.ndcg(weights.score(case.candidates)) == case.ndcg(case.candidates[:, 0])
+    honest = checked_weights(validation_users(trap=False), 0.01, np.random.default_rng(0))
+    assert honest is not None and honest.weights()["author"] > 0  # a real signal is kept
+    assert honest.validation_ndcg > honest.validation_popularity_ndcg

@@ -27,6 +27,11 @@ class Interactions:
     posts: pd.DataFrame  # post_id, author_id, created_at, is_deleted, media_type, hashtags,
     # location_id (0: no place): the content Explore's hybrid matches against a viewer's taste
     users: pd.DataFrame | None = None  # user_id, country (when dim_users has them)
+    # what users said they like at signup (index user_id, one 0/1 column per topic) and what
+    # posts are about (index post_id, share per topic, learned from hashtags point in time):
+    # dbt's feat_user__topics / feat_post__topics; None when the features were not built
+    user_topics: pd.DataFrame | None = None
+    post_topics: pd.DataFrame | None = None
 
     def explore_gap(self) -> str | None:
         """Why Explore cannot be trained on this data (None when it can)."""
@@ -85,6 +90,7 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
         ).astype({"user_id": "int64"})
     except Exception:
         users = None
+    user_topics, post_topics = _topics(client, settings)
     weights = engagements["engagement_type"].map(ENGAGEMENT_WEIGHTS)
     engagements["weight"] = weights.fillna(1.0).astype("float64")
     for frame, column in (
@@ -100,4 +106,33 @@ def load_interactions(client: Client, settings: Settings) -> Interactions:
             {"post_id": "int64", "author_id": "int64", "is_deleted": "bool", "location_id": "int64"}
         ),
         users,
+        user_topics,
+        post_topics,
     )
+
+
+def _topics(client: Client, settings: Settings) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Each user's latest signup topics and each post's topic shares, columns named by topic
+    (the dbt var `topics`, in the models' column order); (None, None) without the features."""
+    features = settings.features_database
+    try:
+        users = client.query_df(f"select * from {features}.feat_user__topics")
+        posts = client.query_df(f"select * from {features}.feat_post__topics")
+    except Exception:  # a follow-only import, or marts built without the features layer
+        return None, None
+    if users.empty or posts.empty:
+        return None, None
+    picked = [c for c in users.columns if c.startswith("picked_")]
+    latest = users.sort_values("event_timestamp", kind="stable").groupby("user_id").last()
+    user_topics = latest[picked].astype("float64").rename(columns=lambda c: c[len("picked_") :])
+    shares = [c for c in posts.columns if c.startswith("topic_")]
+    post_topics = (
+        posts.sort_values("event_timestamp", kind="stable")
+        .groupby("post_id")
+        .last()[shares]
+        .astype("float64")
+        .rename(columns=lambda c: c[len("topic_") :])
+    )
+    user_topics.index = user_topics.index.astype("int64")
+    post_topics.index = post_topics.index.astype("int64")
+    return user_topics, post_topics

@@ -37,7 +37,9 @@ import pandas as pd
 from ml.recommenders.evaluate import RankingMetrics, ranking_metrics
 from ml.recommenders.explore_signals import (
     CONTENT_COLUMNS,
+    SIGNALS,
     ContentProfiles,
+    Declared,
     SignalWeights,
     with_content,
 )
@@ -67,6 +69,7 @@ class ExploreParams:
     validation_fraction: float = 0.2  # the latest training engagements the weights learn from
     ranker_users: int = 600  # validation users whose candidates train the weights (a sample)
     negatives: int = 200  # candidates per validation user not engaged with (a sample)
+    weights_c: float = 0.01  # the regression's inverse L2 strength (SignalWeights.fit says why)
 
     def as_dict(self) -> dict[str, float | int | bool]:
         out: dict[str, float | int | bool] = {f"als_{k}": v for k, v in self.als.as_dict().items()}
@@ -166,9 +169,11 @@ class Explore:
         as_of: datetime,
         params: ExploreParams | None = None,
         visibility: VisibilityGraph | None = None,
+        declared: Declared | None = None,
     ) -> Explore:
         """engagements: viewer_id, post_id, author_id, weight; posts: post_id, author_id,
-        created_at, is_deleted (+ media_type, hashtags, location_id). Only engagements and posts
+        created_at, is_deleted (+ media_type, hashtags, location_id); declared: signup topics,
+        post topics and countries (None: those signals are 0). Only engagements and posts
         before `as_of` are used; the hybrid also fits its weights on a validation split of them."""
         params = params or ExploreParams()
         as_of_ts = pd.Timestamp(as_of)
@@ -176,8 +181,10 @@ class Explore:
             engagements = engagements[engagements["engaged_at"] < as_of_ts]
         weights = profiles = None
         if params.hybrid:
-            weights = fit_signal_weights(spark, engagements, posts, params, visibility)
-            profiles = ContentProfiles.build(engagements, posts) if weights else None
+            weights = fit_signal_weights(
+                spark, engagements, posts, params, visibility, declared=declared
+            )
+            profiles = ContentProfiles.build(engagements, posts, declared) if weights else None
         factors = fit_als(spark, _als_pairs(engagements), params.als)
         window = as_of_ts - timedelta(hours=params.window_hours)
         recent = posts[
@@ -255,7 +262,7 @@ class Explore:
     def signal_rows(self, user_id: int, graph: VisibilityGraph, at: pd.Timestamp) -> np.ndarray:
         """pool x len(SIGNALS): every signal of every pool post for the viewer."""
         taste, votes = self._collaborative(user_id, graph)
-        content = np.zeros((len(self._post_ids), 4))
+        content = np.zeros((len(self._post_ids), 7))  # ContentProfiles.viewer_signals
         reach = np.zeros(len(self._post_ids))
         if self.profiles is not None and self._content is not None:
             content = self.profiles.viewer_signals(user_id, self._content)
@@ -379,7 +386,7 @@ class Explore:
         (directory / "params.json").write_text(json.dumps(meta))
         if self.weights is not None and self.profiles is not None:
             (directory / "weights.json").write_text(json.dumps(self.weights.to_json()))
-            self.profiles.save(directory / "profiles")
+            self.profiles.save(directory / "profiles", posts=self._post_ids)
         return directory
 
     @classmethod
@@ -439,12 +446,19 @@ def fit_signal_weights(
     params: ExploreParams,
     visibility: VisibilityGraph | None,
     seed: int = 0,
+    declared: Declared | None = None,
 ) -> SignalWeights | None:
     """The hybrid's weights from the data: hold out the latest `validation_fraction` of the
     training engagements, compute every signal from what came before (its own ALS fit and
     content profiles), label 1 the candidates each validation user went on to engage with and
     fit a logistic regression on those and a sample of the rest. None when there is nothing to
-    learn from (then the collaborative blend ranks)."""
+    learn from (then the collaborative blend ranks).
+
+    Popularity is one of the signals, so the fitted model should never rank worse than it. The
+    regression fits every candidate alike while NDCG@10 is decided at the top, so that is
+    checked, not assumed: the validation users are split in `WEIGHT_FOLDS`, each fold ranked by
+    weights fitted on the others; if those rank worse than popularity alone, the weights are
+    popularity alone (measured: C=1 weights ranked at 0.6-0.7x popularity on the holdout)."""
     graph = visibility or VisibilityGraph()
     if "engaged_at" not in engagements or engagements.empty:
         return None
@@ -462,7 +476,7 @@ def fit_signal_weights(
         split.pool,
         split.engaged,
         params,
-        profiles=ContentProfiles.build(split.train, posts),
+        profiles=ContentProfiles.build(split.train, posts, declared),
         weights=None,
         as_of=split.cutoff,
     )
@@ -470,7 +484,7 @@ def fit_signal_weights(
     users = sorted(split.relevant)
     if len(users) > params.ranker_users:
         users = sorted(rng.choice(users, params.ranker_users, replace=False).tolist())
-    blocks, labels = [], []
+    cases: list[ValidationUser] = []
     for user in users:
         mask = inner.candidate_mask(user, graph, inner.as_of)
         positive = mask & np.isin(inner._post_ids, np.fromiter(split.relevant[user], np.int64))
@@ -479,14 +493,74 @@ def fit_signal_weights(
             continue
         sample = rng.choice(others, min(params.negatives, len(others)), replace=False)
         rows = np.concatenate([np.flatnonzero(positive), sample])
-        blocks.append(inner.signal_rows(user, graph, inner.as_of)[rows])
-        labels.append(np.r_[np.ones(int(positive.sum())), np.zeros(len(sample))])
-    if not blocks:
+        signals = inner.signal_rows(user, graph, inner.as_of)
+        cases.append(
+            ValidationUser(
+                signals[rows],
+                np.r_[np.ones(int(positive.sum())), np.zeros(len(sample))].astype(np.int64),
+                signals[mask],
+                positive[mask],
+                len(split.relevant[user]),
+            )
+        )
+    return checked_weights(cases, params.weights_c, rng)
+
+
+def checked_weights(
+    cases: list[ValidationUser], c: float, rng: np.random.Generator
+) -> SignalWeights | None:
+    """The regression fitted on every validation user's rows, kept only if weights fitted the
+    same way rank the users they were not fitted on (`WEIGHT_FOLDS` folds) at least as well as
+    popularity alone ranks them by NDCG@10; otherwise popularity alone. None: no labels."""
+    if not cases:
         return None
-    y = np.concatenate(labels)
+    y = np.concatenate([case.labels for case in cases])
     if y.all() or not y.any():
         return None
-    return SignalWeights.fit(np.concatenate(blocks), y.astype(np.int64))
+    learned = SignalWeights.fit(np.concatenate([case.rows for case in cases]), y, c)
+    folds = rng.permutation(len(cases)) % WEIGHT_FOLDS
+    held_out = np.zeros(len(cases))
+    for fold in range(WEIGHT_FOLDS):
+        fit_on = [case for case, f in zip(cases, folds, strict=True) if f != fold]
+        labels = np.concatenate([case.labels for case in fit_on]) if fit_on else np.zeros(0)
+        if not labels.any() or labels.all():
+            return SignalWeights.popularity_only()
+        weights = SignalWeights.fit(np.concatenate([case.rows for case in fit_on]), labels, c)
+        for i in np.flatnonzero(folds == fold):
+            held_out[i] = cases[i].ndcg(weights.score(cases[i].candidates))
+    popular = SIGNALS.index("popularity")
+    baseline = float(np.mean([case.ndcg(case.candidates[:, popular]) for case in cases]))
+    chosen = learned if held_out.mean() >= baseline else SignalWeights.popularity_only()
+    return replace(
+        chosen,
+        rows=learned.rows,
+        positives=learned.positives,
+        validation_ndcg=float(held_out.mean()),
+        validation_popularity_ndcg=baseline,
+    )
+
+
+WEIGHT_FOLDS = 3  # validation users per check: each fold scored by weights fitted on the rest
+
+
+@dataclass
+class ValidationUser:
+    """One validation user: the sampled rows the regression fits, and every candidate (with
+    which were engaged) that NDCG@10 ranks."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+    candidates: np.ndarray
+    engaged: np.ndarray
+    relevant: int  # held-out engagements, reachable or not (NDCG's ideal, as in evaluation)
+
+    def ndcg(self, scores: np.ndarray, k: int = 10) -> float:
+        top = np.argsort(-scores, kind="stable")[:k]
+        discounts = 1.0 / np.log2(np.arange(2, k + 2))
+        gains = self.engaged[top].astype(np.float64)
+        return float(
+            (gains * discounts[: len(gains)]).sum() / discounts[: min(self.relevant, k)].sum()
+        )
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -583,6 +657,7 @@ def evaluate_explore(
     *,
     k: int = 10,
     holdout_fraction: float = 0.2,
+    declared: Declared | None = None,
 ) -> tuple[ExploreEvaluation, Explore, EngagementHoldout]:
     """Train before a time cutoff (the latest `holdout_fraction` of engagements are after it);
     relevant = posts each user engaged with after it, from authors they do not follow. The
@@ -595,7 +670,9 @@ def evaluate_explore(
         fraction=holdout_fraction,
         window_hours=params.window_hours,
     )
-    model = Explore.fit(spark, holdout.train, posts, holdout.cutoff, params, visibility)
+    model = Explore.fit(
+        spark, holdout.train, posts, holdout.cutoff, params, visibility, declared=declared
+    )
     popular = model.with_pool(model.pool, model.engaged, model.as_of, popularity_only(params))
     popular.weights = None
     collaborative = None

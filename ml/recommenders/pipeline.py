@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml.recommenders.data import Interactions
 from ml.recommenders.explore import Explore, ExploreParams, evaluate_explore
+from ml.recommenders.explore_signals import Declared
 from ml.recommenders.who_to_follow import WhoToFollow, WhoToFollowParams, evaluate_who_to_follow
 from visibility import VisibilityGraph
 
@@ -74,8 +75,15 @@ def explore_run(
     k: int = 10,
 ) -> RecommenderRun:
     params = params or ExploreParams()
+    declared = Declared.of(interactions.user_topics, interactions.post_topics, interactions.users)
     evaluation, model, holdout = evaluate_explore(
-        spark, interactions.engagements, interactions.posts, visibility, params, k=k
+        spark,
+        interactions.engagements,
+        interactions.posts,
+        visibility,
+        params,
+        k=k,
+        declared=declared,
     )
     model.visibility = visibility
     return RecommenderRun(

@@ -37,6 +37,8 @@ SOURCE_MODELS = (
     "dim_users",
     "fct_engagements",
     "dim_posts",
+    "feat_user__topics",  # Explore's declared signals: signup topics x what a post is about
+    "feat_post__topics",
 )
 
 
@@ -201,7 +203,9 @@ def who_to_follow(
     description="Explore: recent posts from outside a user's follows, ranked by a logistic "
     "regression (fitted on a validation split) over collaborative signals (ALS taste, nearest "
     "users' engagements) and content ones (authors, hashtags, media types, places the user "
-    "engaged with), popularity and age; at most k posts per author, none too old. NDCG@k on "
+    "engaged with), declared ones (signup topics against post topics and the author's, same "
+    "country), popularity and age; weights that rank unseen validation users below popularity "
+    "are replaced by popularity alone; at most k posts per author, none too old. NDCG@k on "
     "held-out engagements vs popularity and the collaborative-only blend; registered as "
     "`explore`, `champion` moves only when it beats the champion and popularity.",
 )
