@@ -27,38 +27,39 @@ follow_intervals as (
     where delta = 1
 ),
 
-path_intervals as (
-    select
-        first_hop.follower_id as user_id,
-        second_hop.followee_id as author_id,
-        greatest(first_hop.started_at, second_hop.started_at) as started_at,
-        -- null: both follows still hold at the end of the data
-        if(
-            first_hop.ended_at is null and second_hop.ended_at is null,
-            null,
-            least(
-                ifNull(first_hop.ended_at, second_hop.ended_at),
-                ifNull(second_hop.ended_at, first_hop.ended_at)
-            )
-        ) as ended_at
-    from follow_intervals as first_hop
-    inner join follow_intervals as second_hop
-        on first_hop.followee_id = second_hop.follower_id
-    where first_hop.follower_id != second_hop.followee_id
-),
-
+-- each two-hop path's interval, as its +1 at the start and, if it ends, its -1 at the end: one
+-- pass over the join (a CTE named twice, as in a UNION ALL of starts and ends, is computed twice
+-- by ClickHouse). Paths whose interval is empty (they end when they start) count nowhere.
 count_changes as (
-    select user_id, author_id, started_at as changed_at, 1 as delta
-    from path_intervals
-    where ended_at is null or ended_at > started_at
-
-    union all
-
-    select user_id, author_id, assumeNotNull(ended_at) as changed_at, -1 as delta
-    from path_intervals
-    where ended_at is not null and ended_at > started_at
+    select user_id, author_id, change.1 as changed_at, change.2 as delta
+    from (
+        select
+            first_hop.follower_id as user_id,
+            second_hop.followee_id as author_id,
+            greatest(first_hop.started_at, second_hop.started_at) as started_at,
+            -- null: both follows still hold at the end of the data
+            if(
+                first_hop.ended_at is null and second_hop.ended_at is null,
+                null,
+                least(
+                    ifNull(first_hop.ended_at, second_hop.ended_at),
+                    ifNull(second_hop.ended_at, first_hop.ended_at)
+                )
+            ) as ended_at
+        from follow_intervals as first_hop
+        inner join follow_intervals as second_hop
+            on first_hop.followee_id = second_hop.follower_id
+        where first_hop.follower_id != second_hop.followee_id
+            and (ended_at is null or ended_at > started_at)
+    )
+    array join if(
+        ended_at is null,
+        [(started_at, toInt8(1))],
+        [(started_at, toInt8(1)), (assumeNotNull(ended_at), toInt8(-1))]
+    ) as change
 ),
 
+-- the net change per pair and instant; instants where paths start and end alike change nothing
 net_changes as (
     select user_id, author_id, changed_at, sum(delta) as delta
     from count_changes
@@ -66,12 +67,19 @@ net_changes as (
     having delta != 0
 )
 
+-- the running count per pair: each pair's changes sorted by time and summed in an array (a
+-- window function with one partition per pair cost twice as much: 6.1M rows over 2.7M pairs at
+-- 4,000 users x 7 days)
 select
     user_id,
     author_id,
-    {{ ms_utc('changed_at') }} as event_timestamp,
-    toInt64(sum(delta) over (
-        partition by user_id, author_id order by changed_at
-        rows between unbounded preceding and current row
-    )) as common_follows
-from net_changes
+    {{ ms_utc('change.1') }} as event_timestamp,
+    change.2 as common_follows
+from (
+    select user_id, author_id, arraySort(groupArray((changed_at, delta))) as changes
+    from net_changes
+    group by user_id, author_id
+)
+array join arrayZip(
+    arrayMap(c -> c.1, changes), arrayCumSum(arrayMap(c -> toInt64(c.2), changes))
+) as change
