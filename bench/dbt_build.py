@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ingestion.landing_source import landing_batches
 from ingestion.loader import load_records
@@ -30,6 +31,18 @@ from workload.writer import write_workload
 EVENTS_PER_1000_USERS_3_DAYS = 135_000
 
 
+def load_workload(client: Any, tmp: Path, config: WorkloadConfig) -> int:
+    """One generated workload written to a file landing zone and loaded into raw tables."""
+    store = open_store(f"file://{tmp}/objects-{config.seed}")
+    workload = generate(config, progress=False)
+    written = write_workload(store, "landing/events", workload)
+    del workload
+    return sum(
+        load_records(client, "raw", records).loaded
+        for _, records in landing_batches(store, "landing/events", sorted(written.partitions))
+    )
+
+
 def load_events(ch_url: str, tmp: Path, target: int) -> int:
     loaded = 0
     seed = 0
@@ -37,17 +50,51 @@ def load_events(ch_url: str, tmp: Path, target: int) -> int:
     with clickhouse_client(ch_url) as client:
         ensure_raw_tables(client, "raw")
         while loaded < target:
-            store = open_store(f"file://{tmp}/objects-{seed}")
-            workload = generate(
-                WorkloadConfig(users=users, days=3, seed=100 + seed), progress=False
+            loaded += load_workload(
+                client, tmp, WorkloadConfig(users=users, days=3, seed=100 + seed)
             )
-            written = write_workload(store, "landing/events", workload)
-            del workload
-            for _, records in landing_batches(store, "landing/events", sorted(written.partitions)):
-                loaded += load_records(client, "raw", records).loaded
             seed += 1
             print(f"  chunk {seed}: {loaded:,} events loaded")
     return loaded
+
+
+def run_build(ch_path: Path, tmp: Path, *args: str) -> tuple[float, list[dict[str, Any]]]:
+    """`dbt build` (or the command in args) on the embedded target: seconds and run_results."""
+    env = {
+        **os.environ,
+        "DBT_TARGET": "embedded",
+        "CHDB_PATH": str(ch_path),
+        "RAW_DATABASE": "raw",
+        "DBT_SCHEMA": "bench",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    started = time.perf_counter()
+    run = subprocess.run(
+        [
+            dbt_executable(),
+            *(args or ("build",)),
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(PROJECT_DIR),
+            "--target-path",
+            str(tmp / "target"),
+            "--log-path",
+            str(tmp / "logs"),
+            "--quiet",
+        ],
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    results = json.loads((tmp / "target" / "run_results.json").read_text())["results"]
+    failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")]
+    if run.returncode or failed:
+        print(run.stdout[-3000:], run.stderr[-3000:], failed)
+        raise SystemExit("dbt build failed")
+    return seconds, results
 
 
 def main() -> None:
@@ -66,40 +113,7 @@ def main() -> None:
             client.query(f"SELECT count(), sum(cityHash64(payload)) FROM ({union})")
             scan_seconds = time.perf_counter() - started
 
-        env = {
-            **os.environ,
-            "DBT_TARGET": "embedded",
-            "CHDB_PATH": str(ch_path),
-            "RAW_DATABASE": "raw",
-            "DBT_SCHEMA": "bench",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }
-        started = time.perf_counter()
-        run = subprocess.run(
-            [
-                dbt_executable(),
-                "build",
-                "--project-dir",
-                str(PROJECT_DIR),
-                "--profiles-dir",
-                str(PROJECT_DIR),
-                "--target-path",
-                str(tmp / "target"),
-                "--log-path",
-                str(tmp / "logs"),
-                "--quiet",
-            ],
-            env=env,
-            cwd=PROJECT_DIR,
-            capture_output=True,
-            text=True,
-        )
-        dbt_seconds = time.perf_counter() - started
-        results = json.loads((tmp / "target" / "run_results.json").read_text())["results"]
-        failed = [r["unique_id"] for r in results if r["status"] not in ("success", "pass")]
-        if run.returncode or failed:
-            print(run.stdout[-3000:], run.stderr[-3000:], failed)
-            raise SystemExit("dbt build failed")
+        dbt_seconds, results = run_build(ch_path, tmp)
 
     print(f"events: {events:,}; dbt nodes: {len(results)} (all passed)")
     print(f"dbt build: {dbt_seconds:.1f} s = {events / dbt_seconds:,.0f} events/s")
