@@ -67,7 +67,7 @@ def render(sizes: list[dict[str, Any]], top: int) -> Table:
         f"build {small['build_seconds']:.0f} s -> {large['build_seconds']:.0f} s)"
     )
     for column in ("model", "rows small", "s small", "rows large", "s large", "x time", "x rows"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     by_time = sorted(large["models"].items(), key=lambda kv: -kv[1]["seconds"])
     for name, big in by_time[:top]:
         little = small["models"][name]
@@ -99,7 +99,7 @@ def main() -> None:
         work = args.work_dir / f"u{users}_d{args.days}"
         work.mkdir(parents=True, exist_ok=True)
         sizes.append(size_figures(work, users, args.days, args.seed))
-    Console().print(render(sizes, args.top))
+    Console(width=160).print(render(sizes, args.top))
     if args.json:
         args.json.write_text(json.dumps(sizes, indent=2))
 
