@@ -260,6 +260,31 @@ def test_decoded_vectors_start_over_when_the_store_changes_or_fills(store: FakeS
     assert store.fetched[before:] == [[b"c", b"p1"]]
 
 
+def test_decoded_vectors_by_entity_id_read_what_store_keys_read(store: FakeStore) -> None:
+    """The online reader looks cached entities up by id and builds store keys only for those
+    not cached yet: the same rows as reading by store key, and no key built on a warm read."""
+    by_key = _cache(store).read({("post_id",): [b"p2", b"p1", b"nope", b"p2", b"old"]})[0]
+    names = {2: b"p2", 1: b"p1", 0: b"nope", 9: b"old", 5: b"p5"}
+    encoded: list[list[object]] = []
+
+    def encode(join_keys: tuple[str, ...], ids: list) -> list[bytes]:
+        assert join_keys == ("post_id",)
+        encoded.append(list(ids))
+        return [names[i] for i in ids]
+
+    cache = _cache(store)
+    by_id = cache.read({("post_id",): [2, 1, 0, 2, 9]}, encode)[0]
+    for got, expected in zip(by_id["posts"], by_key["posts"], strict=True):
+        assert got is not None and expected is not None
+        np.testing.assert_array_equal(got, expected)
+    assert encoded == [[2, 1, 0, 9]]  # each distinct id once
+    again = cache.read({("post_id",): [1, 9]}, encode)[0]["posts"]
+    assert encoded == [[2, 1, 0, 9]]  # warm: no key built, nothing fetched
+    np.testing.assert_array_equal(again[1][0], by_key["posts"][1][1])
+    cache.read({("post_id",): [1, 5]}, encode)  # one new id: only it is encoded
+    assert encoded[1:] == [[5]]
+
+
 def test_rank_body_is_the_json_pydantic_writes() -> None:
     """`/v1/rank` serializes plain data with orjson: the same JSON as `RankResponse`'s."""
     from serving.routers.rank import rank_body
