@@ -26,6 +26,7 @@ from featurestore.decoded import DecodedVectors
 from featurestore.online import _viewer_hashtag_affinity
 from featurestore.vectors import HEADER, VectorLayout
 from ml.ranking.columns import ColumnTable, take_rows
+from ml.ranking.derived import viewer_media_type_rate
 from ml.ranking.preprocessing import Preprocessing
 
 
@@ -324,6 +325,24 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
         "excluded": [{"post_id": 5, "reason": "duplicate"}],
     }
     assert rank_body(response) == RankResponse.model_validate(response).model_dump_json().encode()
+
+
+def test_media_type_rate_from_text_codes_equals_the_texts() -> None:
+    """The derived viewer x media type rate reads the rows' media types through the reader's
+    text codes when it has them: the same values as comparing the texts."""
+    name = "post_attributes__media_type"
+    serve = _typed_frame(300, 2)
+    serve.loc[5, name] = "unseen-kind"
+    serve["user_content_preferences__engagements_video"] = np.arange(300) % 7
+    serve["user_content_preferences__impressions_video"] = np.full(300, 50)
+    table = _as_arrays(serve)
+    codes = TextCodes()
+    codes.encode(np.array(["carousel", "x"], dtype=object))  # codes that predate the request's
+    coded = ColumnTable(table.data, len(table), {name: codes.encode(table[name])}, codes)
+    assert coded.coded(name) is not None
+    expected = viewer_media_type_rate(table)
+    np.testing.assert_array_equal(viewer_media_type_rate(coded), expected)
+    assert len(set(expected.tolist())) > 3  # photo's, video's and the prior's rates
 
 
 def test_categoricals_from_text_codes_equal_the_texts() -> None:
