@@ -12,12 +12,16 @@ The request time is the data's watermark for every build, so two runs on the sam
 code and a baseline checkout) rank the same feeds and `--compare` can check them equal:
 
     uv run python -m bench.feed_cpu --data-dir /tmp/sl --out /tmp/new.npz
-    PYTHONPATH=/tmp/base uv run python -m bench.feed_cpu --data-dir /tmp/sl --out /tmp/old.npz
+    git archive <commit> | tar -x -C /tmp/base && cp bench/feed_cpu.py /tmp/base/bench/
+    (cd /tmp/base && PYTHONPATH=/tmp/base $PWD/.venv/bin/python -m bench.feed_cpu \
+        --data-dir /tmp/sl --out /tmp/old.npz)
     uv run python -m bench.feed_cpu --compare /tmp/old.npz /tmp/new.npz
 
-(`git archive <commit> | tar -x -C /tmp/base` for the baseline; the data directory comes from
-`bench.serving_load`, which builds it when empty. chDB opens a directory from one process at a
-time: start the second run once the first prints its warm-up line.)
+The baseline runs from its own directory (`-m` puts the working directory first on sys.path)
+with this environment. The data directory comes from `bench.serving_load`, which builds it when
+empty. chDB opens a directory from one process at a time: to run both at once (the machine's
+load then hits both alike), start the second once the first prints its warm-up line, both with
+the same `--start-at` so their timed rounds overlap.
 """
 
 import argparse
@@ -49,7 +53,9 @@ def stage_sums(histogram: Any) -> dict[str, float]:
     return out
 
 
-def measure(data_dir: Path, users: int, rounds: int, out: Path | None) -> None:
+def measure(
+    data_dir: Path, users: int, rounds: int, out: Path | None, start_at: float | None = None
+) -> None:
     os.environ.update(SERVER_ENV)
     for name in ("REDIS_URL", "FEED_STORE_URL", "MLFLOW_TRACKING_URI", "METADATA_DB_URL"):
         os.environ.pop(name, None)
@@ -84,6 +90,8 @@ def measure(data_dir: Path, users: int, rounds: int, out: Path | None) -> None:
     for user in ids:
         one(user)
     print(f"warm: {len(ids)} users built once", flush=True)
+    if start_at is not None:  # two runs (old code, new code) time their rounds side by side
+        time.sleep(max(0.0, start_at - time.time()))
     stages.time = type("ThreadClock", (), {"perf_counter": staticmethod(time.thread_time)})  # type: ignore[assignment]
     totals, per_stage = [], []
     for _ in range(rounds):
@@ -138,12 +146,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the feeds here (.npz) for --compare")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"))
+    parser.add_argument(
+        "--start-at", type=float, help="Unix time to start the timed rounds (after warm-up)"
+    )
     args = parser.parse_args()
     if args.compare:
         sys.exit(0 if compare(*args.compare) else 1)
     if args.data_dir is None:
         parser.error("--data-dir is required unless --compare")
-    measure(args.data_dir, args.users, args.rounds, args.out)
+    measure(args.data_dir, args.users, args.rounds, args.out, args.start_at)
 
 
 if __name__ == "__main__":
