@@ -11,7 +11,7 @@ from bench.feed_cpu import compare
 def _feeds(path: Path, posts: list[int], scores: list[float]) -> Path:
     np.savez(
         path,
-        **{
+        **{  # type: ignore[arg-type]
             "7_post": np.array(posts),
             "7_score": np.array(scores),
             "7_source": np.array(["pushed"] * len(posts)),
