@@ -19,8 +19,9 @@ value's ttl is applied by the caller at request time on the event times kept her
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from feature_repo.text_codes import TextCodes
 from featurestore.vectors import VectorLayout
 
 Fetch = Callable[[list[tuple[str, list[bytes]]]], list[list[bytes | None]]]
+# the store's keys of entities given by id: (join keys, ids) -> one key per id
+Encode = Callable[[tuple[str, ...], list[Hashable]], list[bytes]]
 # times, numbers, strings (object 2-D), the strings' codes (int64 2-D, -1 missing)
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
@@ -77,7 +80,7 @@ class _Group:
 
     def __init__(self, views: Sequence[tuple[str, VectorLayout]]) -> None:
         self.views = [_ViewRows(name, layout) for name, layout in views]
-        self.index: dict[bytes, int] = {}
+        self.index: dict[Hashable, int] = {}  # entity id (or store key) -> row
 
     def __len__(self) -> int:
         return len(self.index)
@@ -122,10 +125,17 @@ class DecodedVectors:
         self.lock = threading.Lock()  # one request fills the cache at a time
 
     def read(
-        self, keys: dict[tuple[str, ...], list[bytes]]
+        self,
+        keys: Mapping[tuple[str, ...], Sequence[Hashable]],
+        encode: Encode | None = None,
     ) -> tuple[dict[str, Decoded], TextCodes]:
         """Times, numbers, strings and their codes of every view, one row per key (in key
-        order), and the `TextCodes` those codes belong to."""
+        order), and the `TextCodes` those codes belong to.
+
+        `keys` are the entities' ids as the cache indexes them (a post id, an (author, user)
+        pair), and `encode(join_keys, ids)` turns those not cached yet into the store's keys;
+        without it the ids are the store's keys already. Ids rather than store keys: a warm
+        request then looks its ~3,000 entities up by int without building a key per entity."""
         with self.lock:
             version = self.version()
             if version != self.seen_version or len(self.texts) >= self.max_rows:
@@ -133,9 +143,12 @@ class DecodedVectors:
             out: dict[str, Decoded] = {}
             for join_keys, group_keys in keys.items():
                 group = self._group(join_keys, len(group_keys))
-                self._load_missing(group, group_keys)
                 index = group.index
-                rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
+                try:  # warm: every entity cached, one pass
+                    rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
+                except KeyError:
+                    self._load_missing(group, join_keys, group_keys, encode)
+                    rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
                 for view in group.views:
                     strings = codes = None
                     if view.strings is not None and view.codes is not None:
@@ -149,12 +162,21 @@ class DecodedVectors:
             group = self.groups[join_keys] = _Group(self.layouts[join_keys])
         return group
 
-    def _load_missing(self, group: _Group, keys: list[bytes]) -> None:
+    def _load_missing(
+        self,
+        group: _Group,
+        join_keys: tuple[str, ...],
+        keys: Sequence[Hashable],
+        encode: Encode | None,
+    ) -> None:
         index = group.index
         missing = [k for k in dict.fromkeys(keys) if k not in index]
         if not missing:
             return
-        blobs = self.fetch([(view.name, missing) for view in group.views])
+        store_keys = (
+            encode(join_keys, missing) if encode is not None else cast(list[bytes], missing)
+        )
+        blobs = self.fetch([(view.name, store_keys) for view in group.views])
         start = len(index)
         for view, view_blobs in zip(group.views, blobs, strict=True):
             view.put(start, decode(view.layout, view_blobs, self.texts))

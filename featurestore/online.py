@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -145,7 +146,7 @@ def _column(values: np.ndarray, kind: str) -> Any:
 
 
 def _scalar(value: float, kind: str) -> Any:
-    if np.isnan(value):
+    if value != value:  # NaN (np.isnan costs ~1 us on a Python float)
         return None
     if kind == "int":
         return int(value)
@@ -351,7 +352,9 @@ class OnlineFeatureReader:
         unknown = {v.join_keys for v in self.views} - {USER, POST, AUTHOR, PAIR}
         if unknown:
             raise ValueError(f"views keyed by {sorted(unknown)} are not user, post or author")
-        self.codecs = {keys: EntityKeyCodec(keys) for keys in (USER, POST, AUTHOR, PAIR)}
+        self.codecs: dict[tuple[str, ...], EntityKeyCodec] = {
+            keys: EntityKeyCodec(keys) for keys in (USER, POST, AUTHOR, PAIR)
+        }
         self.kinds = {
             v.view.name: {f.name: _dtype_name(f.dtype) for f in v.view.features} for v in self.views
         }
@@ -363,6 +366,9 @@ class OnlineFeatureReader:
             v.view.name: {name: i for i, name in enumerate(v.layout.strings)} for v in self.views
         }
         self.texts = TextCodes()  # the codes of uncached reads (a cache keeps its own)
+        # per-view and per-on-demand-view index plans, filled on first use
+        self._number_plans: dict[str, tuple[list[int], dict[str, int]]] = {}
+        self._input_plans: dict[str, list[tuple[str, bool, list[tuple[str, bool, int]]]]] = {}
         self.fast_odfvs = [self._fast_transformation(odfv) for odfv, _, _ in self.odfvs]
         self.backend = _backend(store)
         self.groups = sorted({v.join_keys for v in self.views})
@@ -524,17 +530,17 @@ class OnlineFeatureReader:
         if rows and needs & {AUTHOR, PAIR} and authors is None:
             raise ValueError("these features need the author of every candidate (author_ids)")
 
-        keys: dict[tuple[str, ...], list[bytes]] = {}
+        ids: dict[tuple[str, ...], list[Any]] = {}
         if USER in needs:
-            keys[USER] = self.codecs[USER].encode_many([user_id])  # type: ignore[list-item]
+            ids[USER] = [user_id]
         if POST in needs and posts is not None:
-            keys[POST] = self.codecs[POST].encode_many(posts)
+            ids[POST] = posts
         if AUTHOR in needs and authors is not None:
-            keys[AUTHOR] = self.codecs[AUTHOR].encode_many(authors)
+            ids[AUTHOR] = authors
         if PAIR in needs and authors is not None:
-            keys[PAIR] = self.codecs[PAIR].encode_many(authors, [user_id] * len(authors))  # type: ignore[list-item]
+            ids[PAIR] = list(zip(authors, repeat(user_id)))  # sorted join keys: author, user
 
-        views, texts = self._decode(keys)
+        views, texts = self._decode(ids)
 
         user: dict[str, Any] = {}
         columns: dict[str, Any] = {}
@@ -570,9 +576,10 @@ class OnlineFeatureReader:
                     if feature in string_index:
                         coded[f"{view.prefix}__{feature}"] = codes[:, string_index[feature]]
 
+        request_nanos = _epoch_nanos(request_at)  # once: a pandas Timestamp costs ~20 us
         for (odfv, prefix, outputs), fast in zip(self.odfvs, self.fast_odfvs, strict=True):
             if fast is not None:  # a known transformation, computed on the arrays directly
-                arrays = fast(self._raw_inputs(odfv, raw, rows), _epoch_nanos(request_at), texts)
+                arrays = fast(self._raw_inputs(odfv, raw, rows), request_nanos, texts)
                 for feature in outputs:
                     columns[f"{prefix}__{feature}"] = arrays[feature]
                 continue
@@ -594,21 +601,33 @@ class OnlineFeatureReader:
         return ColumnRead(user, columns, coded, texts)
 
     def _decode(
-        self, keys: dict[tuple[str, ...], list[bytes]]
+        self, ids: dict[tuple[str, ...], list[Any]]
     ) -> tuple[dict[str, Decoded], TextCodes]:
         """Every view's event times, numbers, strings and their codes (rows x features), one row
-        per key, and the `TextCodes` of those codes; from the decoded cache when the reader keeps
-        one. The arrays are the caller's to edit."""
+        per entity id (ints; (author, user) pairs for PAIR), and the `TextCodes` of those
+        codes; from the decoded cache when the reader keeps one. The arrays are the caller's
+        to edit."""
         if self.decoded is not None:
-            return self.decoded.read({group: keys.get(group, []) for group in self.groups})
+            return self.decoded.read(
+                {group: ids.get(group, []) for group in self.groups}, self._keys
+            )
         if len(self.texts) >= MAX_CACHED_ROWS:  # a new one: a read in flight keeps the old
             self.texts = TextCodes()
         texts = self.texts
+        keys = {group: self._keys(group, entities) for group, entities in ids.items()}
         requests = [(v.view.name, keys.get(v.join_keys, [])) for v in self.views]
         out: dict[str, Decoded] = {}
         for view, blobs in zip(self.views, self.backend.fetch(requests), strict=True):
             out[view.view.name] = decode(view.layout, blobs, texts)
         return out, texts
+
+    def _keys(self, join_keys: tuple[str, ...], ids: list[Any]) -> list[bytes]:
+        """The online store's keys of entities given by id (tuples in sorted join key order
+        when the view has several join keys)."""
+        codec = self.codecs[join_keys]
+        if len(join_keys) == 1:
+            return codec.encode_many(ids)
+        return codec.encode_many(*(list(column) for column in zip(*ids, strict=True)))
 
     def _raw_inputs(
         self,
@@ -619,21 +638,39 @@ class OnlineFeatureReader:
         """An on-demand view's inputs as float64 columns (NaN = null, times in Unix seconds) or
         text codes, the user's values repeated on every candidate row."""
         out: dict[str, np.ndarray] = {}
-        for projection in odfv.source_feature_view_projections.values():
-            numbers, codes = raw[projection.name]
-            numeric, strings = (
-                self.numeric_index[projection.name],
-                self.string_index[projection.name],
-            )
-            per_user = self._join_keys(projection.name) == USER
-            for f in projection.features:
-                if f.name in strings:
+        for view_name, per_user, fields in self._input_plan(odfv):
+            numbers, codes = raw[view_name]
+            for name, is_text, j in fields:
+                if is_text:
                     assert codes is not None
-                    column = codes[:, strings[f.name]]
+                    column = codes[:, j]
                 else:
-                    column = numbers[:, numeric[f.name]]
-                out[f.name] = np.repeat(column[:1], rows) if per_user else column
+                    column = numbers[:, j]
+                out[name] = np.repeat(column[:1], rows) if per_user else column
         return out
+
+    def _input_plan(
+        self, odfv: OnDemandFeatureView
+    ) -> list[tuple[str, bool, list[tuple[str, bool, int]]]]:
+        """Per source view of `odfv`: its name, whether it is keyed by the user, and each input
+        (name, is a text, its column); worked out once per view, not per request."""
+        plans = self._input_plans
+        plan = plans.get(odfv.name)
+        if plan is None:
+            plan = []
+            for projection in odfv.source_feature_view_projections.values():
+                numeric = self.numeric_index[projection.name]
+                strings = self.string_index[projection.name]
+                fields = [
+                    (f.name, True, strings[f.name])
+                    if f.name in strings
+                    else (f.name, False, numeric[f.name])
+                    for f in projection.features
+                ]
+                per_user = self._join_keys(projection.name) == USER
+                plan.append((projection.name, per_user, fields))
+            plans[odfv.name] = plan
+        return plan
 
     def _join_keys(self, view_name: str) -> tuple[str, ...]:
         return next(v.join_keys for v in self.views if v.view.name == view_name)
@@ -652,11 +689,12 @@ class OnlineFeatureReader:
         values: dict[str, Any] = {}
         # numbers for serving: one copy of the returned features' rows, feature-major (a copy, so
         # the caller's columns do not keep the decoded matrix alive; one per view, not per column)
-        by_feature, slot = None, {}
+        by_feature: np.ndarray | None = None
+        slot: dict[str, int] = {}
         if numbers and not scalar:
-            returned = [f for f in view.outputs if kinds[f] != "string"]
-            slot = {f: i for i, f in enumerate(returned)}
-            by_feature = matrix[:, [numeric_index[f] for f in returned]].T.copy()
+            columns, slot = self._returned_numbers(view)
+            by_feature = matrix[:, columns].T.copy()
+        row = matrix[0].tolist() if scalar and len(matrix) else None  # Python floats, once
         for feature in view.features:
             kind = kinds[feature]
             if kind == "string":
@@ -666,6 +704,9 @@ class OnlineFeatureReader:
                     texts = strings[:, string_index[feature]].copy()
                 values[feature] = texts[0] if scalar else texts
             else:
+                if row is not None:
+                    values[feature] = _scalar(row[numeric_index[feature]], kind)
+                    continue
                 column = matrix[:, numeric_index[feature]]
                 if scalar:
                     values[feature] = _scalar(column[0], kind)
@@ -675,6 +716,19 @@ class OnlineFeatureReader:
                 else:
                     values[feature] = _column(column, kind)
         return values
+
+    def _returned_numbers(self, view: ViewRead) -> tuple[list[int], dict[str, int]]:
+        """The matrix columns of a view's returned numeric features, and each one's position
+        among them; worked out once per view."""
+        plans: dict[str, tuple[list[int], dict[str, int]]] = self._number_plans
+        plan = plans.get(view.view.name)
+        if plan is None:
+            kinds = self.kinds[view.view.name]
+            returned = [f for f in view.outputs if kinds[f] != "string"]
+            numeric_index = self.numeric_index[view.view.name]
+            plan = [numeric_index[f] for f in returned], {f: i for i, f in enumerate(returned)}
+            plans[view.view.name] = plan
+        return plan
 
     def _transform(
         self,

@@ -26,6 +26,7 @@ from featurestore.decoded import DecodedVectors
 from featurestore.online import _viewer_hashtag_affinity
 from featurestore.vectors import HEADER, VectorLayout
 from ml.ranking.columns import ColumnTable, take_rows
+from ml.ranking.derived import viewer_media_type_rate
 from ml.ranking.preprocessing import Preprocessing
 
 
@@ -260,6 +261,31 @@ def test_decoded_vectors_start_over_when_the_store_changes_or_fills(store: FakeS
     assert store.fetched[before:] == [[b"c", b"p1"]]
 
 
+def test_decoded_vectors_by_entity_id_read_what_store_keys_read(store: FakeStore) -> None:
+    """The online reader looks cached entities up by id and builds store keys only for those
+    not cached yet: the same rows as reading by store key, and no key built on a warm read."""
+    by_key = _cache(store).read({("post_id",): [b"p2", b"p1", b"nope", b"p2", b"old"]})[0]
+    names = {2: b"p2", 1: b"p1", 0: b"nope", 9: b"old", 5: b"p5"}
+    encoded: list[list[object]] = []
+
+    def encode(join_keys: tuple[str, ...], ids: list) -> list[bytes]:
+        assert join_keys == ("post_id",)
+        encoded.append(list(ids))
+        return [names[i] for i in ids]
+
+    cache = _cache(store)
+    by_id = cache.read({("post_id",): [2, 1, 0, 2, 9]}, encode)[0]
+    for got, expected in zip(by_id["posts"], by_key["posts"], strict=True):
+        assert got is not None and expected is not None
+        np.testing.assert_array_equal(got, expected)
+    assert encoded == [[2, 1, 0, 9]]  # each distinct id once
+    again = cache.read({("post_id",): [1, 9]}, encode)[0]["posts"]
+    assert encoded == [[2, 1, 0, 9]]  # warm: no key built, nothing fetched
+    np.testing.assert_array_equal(again[1][0], by_key["posts"][1][1])
+    cache.read({("post_id",): [1, 5]}, encode)  # one new id: only it is encoded
+    assert encoded[1:] == [[5]]
+
+
 def test_rank_body_is_the_json_pydantic_writes() -> None:
     """`/v1/rank` serializes plain data with orjson: the same JSON as `RankResponse`'s."""
     from serving.routers.rank import rank_body
@@ -299,6 +325,24 @@ def test_rank_body_is_the_json_pydantic_writes() -> None:
         "excluded": [{"post_id": 5, "reason": "duplicate"}],
     }
     assert rank_body(response) == RankResponse.model_validate(response).model_dump_json().encode()
+
+
+def test_media_type_rate_from_text_codes_equals_the_texts() -> None:
+    """The derived viewer x media type rate reads the rows' media types through the reader's
+    text codes when it has them: the same values as comparing the texts."""
+    name = "post_attributes__media_type"
+    serve = _typed_frame(300, 2)
+    serve.loc[5, name] = "unseen-kind"
+    serve["user_content_preferences__engagements_video"] = np.arange(300) % 7
+    serve["user_content_preferences__impressions_video"] = np.full(300, 50)
+    table = _as_arrays(serve)
+    codes = TextCodes()
+    codes.encode(np.array(["carousel", "x"], dtype=object))  # codes that predate the request's
+    coded = ColumnTable(table.data, len(table), {name: codes.encode(table[name])}, codes)
+    assert coded.coded(name) is not None
+    expected = viewer_media_type_rate(table)
+    np.testing.assert_array_equal(viewer_media_type_rate(coded), expected)
+    assert len(set(expected.tolist())) > 3  # photo's, video's and the prior's rates
 
 
 def test_categoricals_from_text_codes_equal_the_texts() -> None:

@@ -182,19 +182,31 @@ class VisibilityGraph:
     def can_see_post(self, viewer: int, post_id: int, author: int) -> bool:
         return not self.is_withheld(post_id) and self.can_see_author(viewer, author)
 
-    def post_checker(self, viewer: int) -> Callable[[int, int], bool]:
-        """`can_see_post` for one viewer as a closure over their sets, looked up once: the
-        per-item check of a served page (a few set lookups per item)."""
+    def author_checker(self, viewer: int) -> Callable[[int], bool]:
+        """`can_see_author` for one viewer as a closure over their sets, looked up once (the
+        viewer's blocks both ways and mutes merged into one set): a set lookup or three per
+        author instead of six dict and set lookups."""
         hidden = self.hidden_authors(viewer)
         following = self._following.get(viewer, _EMPTY)
-        private, deleted, moderated = self._private, self._deleted_posts, self._moderated_posts
+        private = self._private
+
+        def visible(author: int) -> bool:
+            if author == viewer:
+                return True
+            return author not in hidden and (author not in private or author in following)
+
+        return visible
+
+    def post_checker(self, viewer: int) -> Callable[[int, int], bool]:
+        """`can_see_post` for one viewer as a closure (`author_checker`'s): the per-item check
+        of a served page (a few set lookups per item)."""
+        author_visible = self.author_checker(viewer)
+        deleted, moderated = self._deleted_posts, self._moderated_posts
 
         def visible(post_id: int, author: int) -> bool:
             if post_id in deleted or post_id in moderated:
                 return False
-            if author == viewer:
-                return True
-            return author not in hidden and (author not in private or author in following)
+            return author_visible(author)
 
         return visible
 
@@ -208,9 +220,7 @@ class VisibilityGraph:
             return np.zeros(0, dtype=bool)
         distinct, positions = np.unique(authors, return_inverse=True)
         allowed = np.fromiter(
-            (self.can_see_author(viewer, author) for author in distinct.tolist()),
-            dtype=bool,
-            count=len(distinct),
+            map(self.author_checker(viewer), distinct.tolist()), dtype=bool, count=len(distinct)
         )
         return allowed[positions]
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.ranking.columns import Table, floats, texts
+from ml.ranking.columns import ColumnTable, Table, floats, texts
 
 MEDIA_TYPES = ("photo", "video", "carousel")
+MEDIA_COLUMN = "post_attributes__media_type"
+MEDIA_INDEX = {media_type: i for i, media_type in enumerate(MEDIA_TYPES, start=1)}
 PRIOR_ENGAGEMENTS = 0.5
 PRIOR_IMPRESSIONS = 8.0
 
@@ -37,14 +39,24 @@ def smoothed_log_rate(engagements: np.ndarray, impressions: np.ndarray) -> np.nd
     )
 
 
+def _media_type_masks(frame: Table) -> list[np.ndarray]:
+    """Per media type of MEDIA_TYPES, the rows of that type: from the column's text codes when
+    the table has them (one gather, no string comparisons), else from the texts."""
+    coded = frame.coded(MEDIA_COLUMN) if isinstance(frame, ColumnTable) else None
+    if coded is not None:
+        codes, encoder = coded
+        kinds = encoder.lookup(codes, MEDIA_INDEX)  # 0: another type or missing
+        return [kinds == i for i in range(1, len(MEDIA_TYPES) + 1)]
+    media = texts(frame[MEDIA_COLUMN])
+    return [media == media_type for media_type in MEDIA_TYPES]
+
+
 def viewer_media_type_rate(frame: Table) -> np.ndarray:
     """The viewer's smoothed engagement rate on posts of this post's media type."""
     rate = smoothed_log_rate(np.zeros(len(frame)), np.zeros(len(frame)))
-    if "post_attributes__media_type" not in frame:
+    if MEDIA_COLUMN not in frame:
         return rate
-    media = texts(frame["post_attributes__media_type"])
-    for media_type in MEDIA_TYPES:
-        rows = media == media_type
+    for media_type, rows in zip(MEDIA_TYPES, _media_type_masks(frame), strict=True):
         if rows.any():
             rate[rows] = smoothed_log_rate(
                 _values(frame, f"user_content_preferences__engagements_{media_type}")[rows],
@@ -79,7 +91,7 @@ DERIVATIONS: tuple[Derivation, ...] = (
     Derivation(
         "derived__viewer_media_type_rate",
         (
-            "post_attributes__media_type",
+            MEDIA_COLUMN,
             *(
                 f"user_content_preferences__{kind}_{m}"
                 for m in MEDIA_TYPES

@@ -58,6 +58,21 @@ class CategoricalColumn:
         return len(self.vocabulary) + 1  # + unknown/missing at index 0
 
 
+@dataclass(frozen=True)
+class _Steps:
+    """`Preprocessing.transform`'s per-column constants, in `Preprocessing.numeric` order."""
+
+    inputs: list[str]  # the input columns ("" for one never observed: read as missing)
+    derived: list[str]
+    logs: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
+    indicators: list[bool]
+    offsets: np.ndarray  # each categorical's start in the shared embedding table
+
+
 @dataclass
 class Preprocessing:
     numeric: list[NumericColumn] = field(default_factory=list)
@@ -166,26 +181,24 @@ class Preprocessing:
         `frame` is a DataFrame (training) or a `ColumnTable` of arrays (serving): the same steps.
         Absent columns count as missing for every row, exactly like nulls."""
         rows, width = len(frame), len(self.numeric)
-        inputs = [c.name if c.observed else "" for c in self.numeric if not c.derived_from]
+        steps = self._steps()
         # column-major, filled in place: one matrix, no temporaries of its size (serving speed)
-        raw = _numeric_matrix(frame, inputs, rows, width)
-        derived = [c.name for c in self.numeric if c.derived_from]  # fit puts them last
-        for j, name in enumerate(derived, start=len(inputs)):
+        raw = _numeric_matrix(frame, steps.inputs, rows, width)
+        for j, name in enumerate(steps.derived, start=len(steps.inputs)):
             raw[:, j] = BY_NAME[name].compute(frame)
         missing = np.isnan(raw)
         np.copyto(raw, 0.0, where=missing)
-        logs = np.array([c.log1p for c in self.numeric], dtype=bool)
+        logs = steps.logs
         if logs.any():
             np.maximum(raw, 0.0, out=raw, where=logs)
             np.log1p(raw, out=raw, where=logs)
-        raw -= np.array([c.mean for c in self.numeric])
-        raw /= np.array([c.std for c in self.numeric])
-        np.clip(raw, [c.low for c in self.numeric], [c.high for c in self.numeric], out=raw)
+        raw -= steps.means
+        raw /= steps.stds
+        np.clip(raw, steps.lows, steps.highs, out=raw)
         numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
         numeric[:, :width] = raw
-        numeric[:, width:] = missing[:, [c.missing_indicator for c in self.numeric]]
-        offsets = self.category_offsets()
-        categorical = np.tile(np.array(offsets, dtype=np.int32), (rows, 1))
+        numeric[:, width:] = missing[:, steps.indicators]
+        categorical = np.tile(steps.offsets, (rows, 1))
         for j, column in enumerate(self.categorical):
             if column.name not in frame:
                 continue
@@ -206,6 +219,26 @@ class Preprocessing:
                 count=rows,
             )
         return {"numeric": numeric, "categorical": categorical}
+
+    def _steps(self) -> _Steps:
+        """The column lists and per-column constants `transform` applies, built once (a spec is
+        not edited after fitting; rebuilding them cost ~0.1 ms per call at 120 columns)."""
+        steps: _Steps | None = self.__dict__.get("_steps_cache")
+        if steps is None:
+            numeric = self.numeric
+            steps = _Steps(
+                inputs=[c.name if c.observed else "" for c in numeric if not c.derived_from],
+                derived=[c.name for c in numeric if c.derived_from],  # fit puts them last
+                logs=np.array([c.log1p for c in numeric], dtype=bool),
+                means=np.array([c.mean for c in numeric], dtype=np.float64),
+                stds=np.array([c.std for c in numeric], dtype=np.float64),
+                lows=np.array([c.low for c in numeric], dtype=np.float64),
+                highs=np.array([c.high for c in numeric], dtype=np.float64),
+                indicators=[c.missing_indicator for c in numeric],
+                offsets=np.array(self.category_offsets(), dtype=np.int32),
+            )
+            self.__dict__["_steps_cache"] = steps
+        return steps
 
     def _vocabulary_lookup(self, j: int) -> dict[str, int]:
         """The j-th categorical's vocabulary -> 1-based index, built once (a dict lookup per
