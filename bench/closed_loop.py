@@ -201,6 +201,7 @@ def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> 
     features, models (with the promotion gate) and feeds; how much of the next training set
     the loop wrote."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from ml.tracking import tracking_uri
     from orchestration.runs import build_everything, ingest_partition_range
@@ -229,8 +230,11 @@ def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> 
         f"{rows[1]:,} have a final label"
     )
     registry = MlflowClient(tracking_uri(settings))
-    champion = registry.get_model_version_by_alias("feed-ranker", "champion").version
-    print(f"feed-ranker@champion is v{champion}")
+    try:
+        champion = registry.get_model_version_by_alias("feed-ranker", "champion").version
+        print(f"feed-ranker@champion is v{champion}")
+    except MlflowException:  # the gate demoted it and nothing beat the baseline
+        print("feed-ranker has no champion: the logistic regression baseline serves")
     for version in sorted(
         registry.search_model_versions("name='feed-ranker'"), key=lambda v: int(v.version)
     ):
@@ -239,6 +243,10 @@ def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> 
             f"feed-ranker v{version.version}: promoted {tags.get('promotion.promoted', '-')} "
             f"{tags.get('promotion.reason', '')}"
         )
+        metrics = registry.get_run(version.run_id).data.metrics if version.run_id else {}
+        aucs = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.endswith("_auc")}
+        if aucs:  # the bench's own v1 and v2 are untrained placeholders: no metrics
+            print(f"  holdout AUC: {aucs}")
     print(f"retrained in {time.perf_counter() - started:.0f} s")
 
 

@@ -35,6 +35,9 @@ from featurestore.materialize import ch_time
 from featurestore.point_in_time import historical_features
 
 LABEL = "is_engaged"
+# the impression's slot was drawn at random by serving's exploration slice, not ranked: not a
+# feature (serving cannot know it before ranking), a row attribute training may select or weight by
+EXPLORED = "explored"
 # impressions per chunk: ~200 columns, so ~0.3 GB of values, a few times that while Feast runs
 # the on-demand views over it in pandas
 ROWS_PER_CHUNK = 200_000
@@ -82,6 +85,7 @@ def entity_query(settings: Settings, as_of: datetime | None, mature_labels_only:
             impressed_at as request_at,
             toString(surface) as surface,
             position,
+            explored,
             is_engaged
         from {settings.marts_database}.fct_training_impressions
         {"where " + " and ".join(where) if where else ""}
@@ -175,7 +179,7 @@ def training_frames(
         raise NoTrainingData(gap)
     features = service_feature_columns(service)
     keys = ["impression_id", "user_id", "post_id", "author_id", "event_timestamp"]
-    context = ["surface", "position", LABEL]
+    context = ["surface", "position", EXPLORED, LABEL]
     client = get_client(store.config.offline_store)
     with _entity_table(store, entity_query(settings, as_of, mature_labels_only)) as table:
         for start, end in _chunk_bounds(client, table, rows_per_chunk):

@@ -84,6 +84,7 @@ def test_dbt_build_passes_every_model_and_test(build: DbtRun) -> None:
         "int_likes_like_unlike_like",
         "fct_post_engagement_window_edges",
         "fct_training_impressions_label_window_edges",
+        "fct_training_impressions_explored_flag",
         "int_posts_deleted_posts",
         "int_account_privacy_periods",
         "int_hashtag_trends_deleted_or_private_after_the_hour_still_counts_then",

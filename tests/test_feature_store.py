@@ -697,7 +697,8 @@ def test_build_features_job_writes_the_training_set(
         assert meta["label_rate"] == pytest.approx(float(expected["label_rate"]), abs=1e-6)
         assert frame["is_engaged"].mean() == pytest.approx(float(expected["label_rate"]))
         store = feature_store(settings)
-        assert list(frame.columns[8:]) == service_feature_columns(
+        assert list(frame.columns[5:9]) == ["surface", "position", "explored", "is_engaged"]
+        assert list(frame.columns[9:]) == service_feature_columns(
             store.get_feature_service("feed_ranker_v1")
         )
     finally:

@@ -35,7 +35,8 @@ def at(hours: float) -> datetime:
 TABLES = {
     "marts.fct_training_impressions": "impression_id UUID, viewer_id Int64, post_id Int64, "
     "author_id Int64, impressed_at DateTime64(3, 'UTC'), surface LowCardinality(String), "
-    "position Int64, dwell_ms Int64, label_window_ends_at DateTime64(3, 'UTC'), is_engaged Bool",
+    "position Int64, dwell_ms Int64, explored Bool, label_window_ends_at DateTime64(3, 'UTC'), "
+    "is_engaged Bool",
     "marts.fct_engagements": "engagement_id UUID, engagement_type LowCardinality(String), "
     "viewer_id Int64, post_id Int64, author_id Int64, engaged_at DateTime64(3, 'UTC')",
     "marts.dim_posts": "post_id Int64, author_id Int64, created_at DateTime64(3, 'UTC'), "
@@ -60,7 +61,14 @@ TABLES = {
 }
 
 
-def impression(viewer: int, post: int, author: int, when: datetime, engaged: bool = False) -> dict:
+def impression(
+    viewer: int,
+    post: int,
+    author: int,
+    when: datetime,
+    engaged: bool = False,
+    explored: bool = False,
+) -> dict:
     return {
         "impression_id": uuid.uuid4(),
         "viewer_id": viewer,
@@ -70,6 +78,7 @@ def impression(viewer: int, post: int, author: int, when: datetime, engaged: boo
         "surface": "feed",
         "position": 0,
         "dwell_ms": 1000,
+        "explored": explored,
         "label_window_ends_at": when + timedelta(hours=24),
         "is_engaged": engaged,
     }
@@ -258,6 +267,28 @@ def test_a_value_written_after_the_impression_never_joins_to_it(marts) -> None:
     assert row(frame, 1, 100, at(10.3))["author_stats__posts"] == 1
     assert row(frame, 1, 100, at(10.3))["author_stats__likes_received"] == 0
     assert row(frame, 1, 100, at(11))["author_stats__likes_received"] == 1
+
+
+def test_the_exploration_flag_reaches_the_training_set_and_is_no_feature(marts) -> None:
+    settings, write = marts
+    write(
+        {
+            "dim_posts": [post(100, 12, at(0)), post(200, 13, at(0))],
+            "fct_training_impressions": [
+                impression(1, 100, 12, at(5), explored=True),
+                impression(1, 200, 13, at(5)),
+                impression(2, 200, 13, at(6), engaged=True, explored=True),
+            ],
+            "stg_raw__users": [signup(1, at(-30)), signup(2, at(-30))],
+        }
+    )
+    frame = training_rows(settings)
+    assert row(frame, 1, 100, at(5))["explored"]
+    assert not row(frame, 1, 200, at(5))["explored"]
+    assert row(frame, 2, 200, at(6))["explored"]
+    from ml.ranking.preprocessing import feature_columns
+
+    assert "explored" not in feature_columns(frame)  # serving cannot know it before ranking
 
 
 def test_missing_features_are_null_not_zero(marts) -> None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
+from ml.ranking.explored_rows import DEFAULT as EXPLORED_ROWS_DEFAULT
+from ml.ranking.explored_rows import check_mode
 from ml.ranking.preprocessing import Preprocessing
 
 
@@ -35,6 +37,11 @@ class RankerParams:
     patience: int = 5  # epochs without validation improvement before stopping
     seed: int = 7
     monitor: str = "val_loss"
+    # how the exploration slice enters the network's training (ml.ranking.explored_rows)
+    explored_rows: str = EXPLORED_ROWS_DEFAULT
+
+    def __post_init__(self) -> None:
+        check_mode(self.explored_rows)
 
     def as_dict(self) -> dict[str, object]:
         values = asdict(self)
@@ -95,19 +102,27 @@ def fit_model(
     validation_labels: np.ndarray,
     verbose: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    train_weights: np.ndarray | None = None,
+    validation_weights: np.ndarray | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train with early stopping on a validation metric (best weights restored); seeded."""
-    model = build_model(spec, params, base_rate=float(np.mean(train_labels)))
+    """Train with early stopping on a validation metric (best weights restored); seeded.
+    Sample weights (None: every row 1) weight the loss and the validation metrics."""
+    rate = np.average(train_labels, weights=train_weights)
+    model = build_model(spec, params, base_rate=float(rate))
     stop = keras.callbacks.EarlyStopping(
         monitor=params.monitor,
         mode="max" if params.monitor.endswith("auc") else "min",
         patience=params.patience,
         restore_best_weights=True,
     )
+    validation_data: tuple[object, ...] = (validation, validation_labels.astype(np.float32))
+    if validation_weights is not None:
+        validation_data = (*validation_data, validation_weights)
     history = model.fit(
         train,
         train_labels.astype(np.float32),
-        validation_data=(validation, validation_labels.astype(np.float32)),
+        sample_weight=train_weights,
+        validation_data=validation_data,
         batch_size=params.batch_size,
         epochs=params.epochs,
         shuffle=True,

@@ -22,8 +22,17 @@ import pandas as pd
 from ml.ranking.columns import ColumnTable, Table, floats, texts
 from ml.ranking.derived import BY_NAME, DERIVATIONS
 
-# columns of a training set that identify a row or carry its label: never features
-ROW_COLUMNS = ("impression_id", "user_id", "post_id", "author_id", "event_timestamp", "is_engaged")
+# columns of a training set that identify a row, carry its label or say how it was served
+# (`explored`, which training may select or weight by): never features
+ROW_COLUMNS = (
+    "impression_id",
+    "user_id",
+    "post_id",
+    "author_id",
+    "event_timestamp",
+    "is_engaged",
+    "explored",
+)
 # request context the ranker uses besides the feature service's columns; serving passes
 # position 0 (the top slot) and the surface it ranks for
 CONTEXT_COLUMNS = ("position", "surface")

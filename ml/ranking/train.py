@@ -22,6 +22,7 @@ from rich.progress import Progress
 from ml.ranking.baselines import Baseline, LogisticBaseline, popularity_baseline, recency_baseline
 from ml.ranking.dataset import Splits, labels, time_split
 from ml.ranking.evaluate import Evaluation, evaluate_scores, oracle_evaluation, true_probabilities
+from ml.ranking.explored_rows import select_rows
 from ml.ranking.ladder import Ladder, build_ladder
 from ml.ranking.model import RankerParams, fit_model
 from ml.ranking.preprocessing import Preprocessing, feature_columns
@@ -111,9 +112,11 @@ def train_ranker(
     params = params or RankerParams()
     splits = time_split(frame, validation=validation, holdout=holdout)
     spec = Preprocessing.fit(splits.train, feature_columns(frame))
-    y_train, y_valid, y_hold = (
-        labels(p) for p in (splits.train, splits.validation, splits.holdout)
-    )
+    y_train, y_hold = labels(splits.train), labels(splits.holdout)
+    # the network learns from the rows (and weights) params.explored_rows picks; the baselines
+    # and the holdout keep every row, so the gate compares like with like
+    net_train, w_train = select_rows(splits.train, params.explored_rows, "train")
+    net_valid, w_valid = select_rows(splits.validation, params.explored_rows, "validation")
     evaluations: dict[str, Evaluation] = {}
     scores: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
@@ -123,11 +126,13 @@ def train_ranker(
         model, history = fit_model(
             spec,
             params,
-            spec.transform(splits.train),
-            y_train,
-            spec.transform(splits.validation),
-            y_valid,
+            spec.transform(net_train),
+            labels(net_train),
+            spec.transform(net_valid),
+            labels(net_valid),
             callbacks=[_EpochProgress(bar, task)],
+            train_weights=w_train,
+            validation_weights=w_valid,
         )
         seconds[RANKER] = time.perf_counter() - started
         bar.update(task, completed=params.epochs)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ml.drift import THRESHOLD, drifting, population_stability
 from ml.ranking import MODEL_NAME
+from ml.ranking.explored_rows import DEFAULT as EXPLORED_ROWS_DEFAULT
 from objectstore import ObjectStore
 from orchestration.features.assets import TRAINING_SET
 from orchestration.models.resources import MlflowResource
@@ -35,6 +36,9 @@ class FeedRankerConfig(dg.Config):
     seed: int = 7
     model_name: str = MODEL_NAME
     feature_service: str = "feed_ranker_v1"
+    # how serving's exploration slice enters training: all | only | inverse_share
+    # (ml.ranking.explored_rows; RankerParams checks the value)
+    explored_rows: str = EXPLORED_ROWS_DEFAULT
 
 
 class DriftConfig(dg.Config):
@@ -164,7 +168,7 @@ def feed_ranker(
     )
     report = train_ranker(
         training.frame,
-        RankerParams(epochs=config.epochs, seed=config.seed),
+        RankerParams(epochs=config.epochs, seed=config.seed, explored_rows=config.explored_rows),
         truth_impressions=truth,
         progress=False,
     )

@@ -66,6 +66,8 @@ select
     toLowCardinality(assumeNotNull(impressions.surface)) as surface,
     assumeNotNull(impressions.position) as position,
     assumeNotNull(impressions.dwell_ms) as dwell_ms,
+    -- serving's exploration slice drew this slot at random (an impression not flagged was ranked)
+    toBool(coalesce(impressions.explored, false)) as explored,
     impressions.occurred_at + interval {{ label_window_hours }} hour as label_window_ends_at,
     impression_labels.is_engaged as is_engaged
 from impressions
