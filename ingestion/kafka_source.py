@@ -197,13 +197,7 @@ class OverlappedBatches:
         future, offsets = self._pending
         self._pending = None
         report = future.result()  # a failed load raises here, before any commit
-        # A rebalance during the last poll may have moved some partitions to another member:
-        # commit only those still ours (the new owner re-reads the rest and the loader skips
-        # what is already in).
-        assigned = self.consumer.assignment()
-        mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-        if mine:
-            commit(self.consumer, offsets=mine)
+        commit(self.consumer, offsets=offsets)
         return report
 
     def close(self) -> None:
@@ -224,25 +218,43 @@ def commit(
     offsets: dict[Any, Any] | None = None,
     retry_seconds: float = COMMIT_RETRY_SECONDS,
 ) -> None:
-    """Commit the consumed offsets (or exactly `offsets`), riding out a broker restart.
+    """Commit the consumed offsets (or `offsets`, those of its partitions still assigned here),
+    riding out a broker restart and a rebalance of the group.
 
-    Retriable errors (connection refused, timeouts) are retried until the deadline; anything
+    Retriable errors (connection refused, timeouts) are retried until the deadline. A rebalance
+    (another member joined or left, the subscription's metadata changed) makes the broker refuse
+    the commit; the member rejoins without fetching, then commits the partitions still its own:
+    the new owner of the others re-reads them and the loader skips what is already in. Anything
     else propagates, and the batch is simply re-delivered and skipped by the loader.
     """
-    from kafka.errors import KafkaError
+    from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
     deadline = time.monotonic() + retry_seconds
     while True:
         try:
             if offsets is None:
                 consumer.commit()
-            else:
-                consumer.commit(offsets=offsets)
+                return
+            assigned = consumer.assignment()
+            mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+            if mine:
+                consumer.commit(offsets=mine)
             return
+        except (RebalanceInProgressError, CommitFailedError):
+            if time.monotonic() >= deadline:
+                raise
+            rejoin(consumer, timeout_s=max(1.0, deadline - time.monotonic()))
         except KafkaError as error:
             if not error.retriable or time.monotonic() >= deadline:
                 raise
             time.sleep(1.0)
+
+
+def rejoin(consumer: Any, *, timeout_s: float) -> None:
+    """Finish a rebalance of the consumer's group without fetching records: a poll would hand
+    back messages the caller has no place for. Partitions kept across it keep their positions
+    (kafka-python preserves their state); new ones start from the group's committed offsets."""
+    consumer._coordinator.poll(timeout_ms=int(timeout_s * 1000))
 
 
 def consumer_lag(consumer: Any) -> dict[str, int]:
