@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import yaml
 
 from appconfig import Settings
+from orchestration.sqlite_storage import tune_sqlite_storage
 
 
 def instance_config(settings: Settings) -> dict:
@@ -46,6 +47,9 @@ def ensure_dagster_home(settings: Settings) -> Path:
     """Write dagster.yaml for these settings and point DAGSTER_HOME at it."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(settings), sort_keys=False))
+    config = instance_config(settings)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if "sqlite" in config["storage"]:
+        tune_sqlite_storage(Path(config["storage"]["sqlite"]["base_dir"]))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
