@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -604,6 +605,56 @@ def test_sqlite_reads_past_the_bound_variable_limit(online: Online, monkeypatch)
     chunked = read()
     pd.testing.assert_frame_equal(whole.candidates, chunked.candidates)
     assert whole.user == chunked.user
+    reader.close()
+
+
+@pytest.mark.parametrize("online", ["sqlite"], indirect=True)
+def test_sqlite_batched_read_equals_one_lookup_per_view_and_key(
+    online: Online, monkeypatch
+) -> None:
+    """The views of one entity are read in one query (`view IN (..) AND entity_key IN (..)`):
+    every blob must be the one a lookup of that view and key alone returns, found or missing,
+    for the pair views (one key list shared), the post views, and chunked statements."""
+    from featurestore.online import PAIR, POST
+    from featurestore.online_stores import sqlite_vector_table
+
+    reader = OnlineFeatureReader(online.store, "feed_ranker_v1")
+    candidates = query_candidates(online)
+    user_id = int(candidates["user_id"].iloc[0])
+    authors = sorted({*map(int, candidates["author_id"]), *range(1, 40)})  # some never paired
+    pair_keys = reader._keys(PAIR, [(a, user_id) for a in authors])
+    post_keys = reader._keys(POST, [*map(int, candidates["post_id"]), 10**9])
+    pair_views = [v.view.name for v in reader.views if v.join_keys == PAIR]
+    post_views = [v.view.name for v in reader.views if v.join_keys == POST]
+    assert len(pair_views) >= 2 and len(post_views) >= 2
+    # the views sharing one key list (as the decoded cache asks), then one view with its own
+    requests = [
+        *((view, pair_keys) for view in pair_views),
+        *((view, post_keys) for view in post_views),
+        (pair_views[0], pair_keys[:3]),
+    ]
+    sqlite = online.store.config.online_store
+    conn = sqlite3.connect(f"file:{sqlite.path}?mode=ro", uri=True)
+    lookup = (
+        f'SELECT vector FROM "{sqlite_vector_table(online.store.project)}" '
+        "WHERE view = ? AND entity_key = ?"
+    )
+    expected = [
+        [
+            (row[0] if (row := conn.execute(lookup, (view, key)).fetchone()) else None)
+            for key in keys
+        ]
+        for view, keys in requests
+    ]
+    conn.close()
+    found = [sum(b is not None for b in blobs) for blobs in expected[: len(pair_views)]]
+    missing = [sum(b is None for b in blobs) for blobs in expected[: len(pair_views)]]
+    assert max(found) > 0 and min(missing) > 0  # hits and misses in the pair views
+
+    assert reader.backend.fetch(requests) == expected
+    assert [reader.backend.fetch([request])[0] for request in requests] == expected
+    monkeypatch.setattr("featurestore.online.MAX_SQLITE_VARIABLES", 7)  # views and keys split
+    assert reader.backend.fetch(requests) == expected
     reader.close()
 
 
