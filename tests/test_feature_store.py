@@ -658,6 +658,66 @@ def test_sqlite_batched_read_equals_one_lookup_per_view_and_key(
     reader.close()
 
 
+@pytest.mark.parametrize("online", ["sqlite"], indirect=True)
+def test_sqlite_pairs_read_by_viewer_equal_pairs_read_by_key(online: Online) -> None:
+    """The viewer x author vectors are also kept clustered by viewer (same blobs), and the
+    serving cache reading a viewer's pairs at once returns what reading them key by key does,
+    cold and warm, for pairs the store holds and pairs it lacks."""
+    from featurestore.online import PAIR
+    from featurestore.online_stores import (
+        fill_user_vectors,
+        sqlite_user_vector_table,
+        sqlite_vector_table,
+    )
+
+    store, end = online.store, online.materialized.end
+    project = store.project
+    pair_views = sorted(v.name for v in store.list_feature_views() if len(v.join_keys) > 1)
+    conn = sqlite3.connect(store.config.online_store.path)
+    users_table, table = sqlite_user_vector_table(project), sqlite_vector_table(project)
+    marks = ",".join("?" * len(pair_views))
+    written = conn.execute(
+        f'SELECT view, user_id, entity_key, vector FROM "{users_table}" ORDER BY 1, 3', []
+    ).fetchall()
+    assert len(written) > 100
+    assert [(v, k, b) for v, _, k, b in written] == conn.execute(
+        f'SELECT view, entity_key, vector FROM "{table}" WHERE view IN ({marks}) ORDER BY 1, 2',
+        pair_views,
+    ).fetchall()
+    codec = EntityKeyCodec(["author_id", "user_id"])
+    assert [u for _, u, _, _ in written] == [codec.decode_many([k])[0][1] for _, _, k, _ in written]
+    with conn:  # a store written before the table existed: `update` fills it the same
+        conn.execute(f'DELETE FROM "{users_table}"')
+        assert fill_user_vectors(conn, project, pair_views, 3) == len(written)
+    assert conn.execute(f'SELECT * FROM "{users_table}" ORDER BY 1, 3').fetchall() == written
+    conn.close()
+
+    by_viewer = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    by_key = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    assert by_viewer.decoded is not None and PAIR in by_viewer.decoded.viewers
+    assert by_key.decoded is not None
+    by_key.decoded.viewers = {}
+    candidates = query_candidates(online)
+    posts = list(map(int, candidates["post_id"]))
+    authors = list(map(int, candidates["author_id"]))
+    viewers = [*sorted({u for _, u, _, _ in written})[:5], 10**9]
+    pair_columns = [
+        f"{v.prefix}__{f}" for v in by_key.views if v.join_keys == PAIR for f in v.outputs
+    ]
+    more = [*authors, *range(1, 30)]  # authors the viewer has no pair with too
+    ids = [*posts, *range(len(more) - len(posts))]
+    held = 0
+    for _ in range(2):  # cold, then warm
+        for viewer in viewers:
+            expected = by_key.read(viewer, ids, more, request_at=end)
+            got = by_viewer.read(viewer, ids, more, request_at=end)
+            pd.testing.assert_frame_equal(got.candidates, expected.candidates)
+            held += int(expected.candidates[pair_columns].notna().any(axis=1).sum())
+    assert 0 < held < 2 * len(viewers) * len(more)  # pairs held and pairs lacking
+    by_viewer.close()
+    by_key.close()
+
+
 def query_candidates(online: Online) -> pd.DataFrame:
     with clickhouse_client(online.settings.clickhouse_url) as client:
         return client.query_df(
