@@ -10,11 +10,10 @@ Texts are kept twice: as decoded (object arrays, what the ranker's categoricals 
 int64 codes of one `feature_repo.text_codes.TextCodes` per cache, so the on-demand views that
 compare texts (same home city, topic overlap) run as array code on them.
 
-A group keyed by (something, viewer) can be read a viewer at a time (`ReadViewer`): the first
-miss of a viewer loads every entity the store holds for that viewer in one range read, and the
-viewer is then complete: a later miss of that viewer is absent from the store and gets the
-group's blank row (what a missing blob decodes to) without asking it. A viewer's first feed
-otherwise sought ~250 (author, viewer) keys x 4 views one by one (~2.5 of its ~10 ms).
+A group keyed by (something, viewer) can be read a viewer at a time (`ReadViewer`): the missing
+entities' blobs come from one range read of everything the store holds for their viewer, rather
+than one seek per key and view (a viewer's first feed sought ~250 (author, viewer) keys x 4
+views: ~2.5 of its ~10 ms). Only the entities asked for are decoded and kept, as by key.
 
 Correctness is the online store's: the whole cache starts over when the store's version changes
 (`PRAGMA data_version`: any commit, e.g. a materialization; the text codes start over with it),
@@ -37,8 +36,8 @@ from featurestore.vectors import VectorLayout
 Fetch = Callable[[list[tuple[str, list[bytes]]]], list[list[bytes | None]]]
 # the store's keys of entities given by id: (join keys, ids) -> one key per id
 Encode = Callable[[tuple[str, ...], list[Hashable]], list[bytes]]
-# every entity of one viewer: (views, viewer) -> the entities' ids, and blobs per view aligned
-ReadViewer = Callable[[list[str], Hashable], tuple[list[Hashable], list[list[bytes | None]]]]
+# every entity of one viewer: (views, viewer) -> per view, the store's key -> blob
+ReadViewer = Callable[[list[str], Hashable], list[dict[bytes, bytes]]]
 # times, numbers, strings (object 2-D), the strings' codes (int64 2-D, -1 missing)
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
@@ -89,9 +88,6 @@ class _Group:
     def __init__(self, views: Sequence[tuple[str, VectorLayout]]) -> None:
         self.views = [_ViewRows(name, layout) for name, layout in views]
         self.index: dict[Hashable, int] = {}  # entity id (or store key) -> row
-        self.rows = 0  # rows filled (entities absent from the store may share the blank row)
-        self.complete: set[Hashable] = set()  # viewers whose every entity is in `index`
-        self.blank: int | None = None  # the row of an entity the store lacks (read by viewer)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -187,47 +183,31 @@ class DecodedVectors:
         missing = [k for k in dict.fromkeys(keys) if k not in index]
         if not missing:
             return
-        if join_keys in self.viewers:
-            self._load_viewers(group, join_keys, missing)
-            return
         store_keys = (
             encode(join_keys, missing) if encode is not None else cast(list[bytes], missing)
         )
-        blobs = self.fetch([(view.name, store_keys) for view in group.views])
-        start = group.rows
+        if join_keys in self.viewers:
+            blobs = self._viewer_blobs(group, join_keys, missing, store_keys)
+        else:
+            blobs = self.fetch([(view.name, store_keys) for view in group.views])
+        start = len(index)
         for view, view_blobs in zip(group.views, blobs, strict=True):
             view.put(start, decode(view.layout, view_blobs, self.texts))
         for i, key in enumerate(missing):
             index[key] = start + i
-        group.rows += len(missing)
 
-    def _load_viewers(
-        self, group: _Group, join_keys: tuple[str, ...], missing: list[Hashable]
-    ) -> None:
-        """Every entity of each viewer among `missing` not complete yet; the rest (the store
-        has no such entity) to the blank row."""
+    def _viewer_blobs(
+        self,
+        group: _Group,
+        join_keys: tuple[str, ...],
+        missing: list[Hashable],
+        store_keys: list[bytes],
+    ) -> list[list[bytes | None]]:
+        """`fetch`'s answer for `missing`, from one read per viewer among them."""
         position, read_viewer = self.viewers[join_keys]
-        index = group.index
         names = [view.name for view in group.views]
-        for viewer in dict.fromkeys(cast(tuple, k)[position] for k in missing):
-            if viewer in group.complete:
-                continue
-            ids, blobs = read_viewer(names, viewer)
-            new = [i for i, key in enumerate(ids) if key not in index]
-            if new:
-                start = group.rows
-                for view, view_blobs in zip(group.views, blobs, strict=True):
-                    view.put(start, decode(view.layout, [view_blobs[i] for i in new], self.texts))
-                for offset, i in enumerate(new):
-                    index[ids[i]] = start + offset
-                group.rows += len(new)
-            group.complete.add(viewer)
-        absent = [k for k in missing if k not in index]
-        if absent:
-            if group.blank is None:
-                group.blank = group.rows
-                for view in group.views:
-                    view.put(group.blank, decode(view.layout, [None], self.texts))
-                group.rows += 1
-            for key in absent:
-                index[key] = group.blank
+        found: list[dict[bytes, bytes]] = [{} for _ in names]
+        for viewer in dict.fromkeys(cast(tuple, key)[position] for key in missing):
+            for mine, theirs in zip(found, read_viewer(names, viewer), strict=True):
+                mine.update(theirs)
+        return [[blobs.get(key) for key in store_keys] for blobs in found]

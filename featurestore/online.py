@@ -86,24 +86,6 @@ class EntityKeyCodec:
         width = self.dtype.itemsize
         return [buffer[i : i + width] for i in range(0, rows * width, width)]
 
-    def decode_many(self, keys: Sequence[bytes]) -> list[tuple[int, ...]]:
-        """`encode_many` backwards: each key's values in sorted join key order (keys of another
-        layout raise ValueError)."""
-        width = self.dtype.itemsize
-        if any(len(key) != width for key in keys):
-            raise ValueError("not a key of these int64 join keys")
-        packed = np.frombuffer(b"".join(keys), dtype=self.dtype)
-        if len(packed) and (
-            (packed["prefix"] != self.prefix).any()
-            or any(
-                (packed[f"header{i}"] != self.value_header).any()
-                for i in range(len(self.join_keys))
-            )
-        ):
-            raise ValueError("not a key of these int64 join keys")
-        columns = [packed[f"value{i}"].tolist() for i in range(len(self.join_keys))]
-        return list(zip(*columns, strict=True))
-
 
 @dataclass(frozen=True)
 class ViewRead:
@@ -401,26 +383,10 @@ class OnlineFeatureReader:
             backend = self.backend
             viewers: dict[tuple[str, ...], tuple[int, ReadViewer]] = {}
             if PAIR in layouts and backend.by_user:
-                viewers[PAIR] = (PAIR.index("user_id"), self._read_viewer)
+                viewers[PAIR] = (PAIR.index("user_id"), backend.fetch_user)
             self.decoded = DecodedVectors(
                 layouts, backend.fetch, backend.data_version, MAX_CACHED_ROWS, viewers
             )
-
-    def _read_viewer(
-        self, views: list[str], user_id: Any
-    ) -> tuple[list[Any], list[list[bytes | None]]]:
-        """Every (author, viewer) pair the store holds for `user_id` in `views`: the pairs as
-        ids, and each view's blobs aligned with them (None where that view has none)."""
-        assert isinstance(self.backend, _SqliteVectors)
-        rows = self.backend.fetch_user(views, int(user_id))
-        slots: dict[bytes, int] = {}
-        for _, key, _ in rows:
-            slots.setdefault(key, len(slots))
-        blobs: list[list[bytes | None]] = [[None] * len(slots) for _ in views]
-        position = {view: i for i, view in enumerate(views)}
-        for view, key, vector in rows:
-            blobs[position[view]][slots[key]] = vector
-        return list(self.codecs[PAIR].decode_many(list(slots))), blobs
 
     def _fast_transformation(self, odfv: OnDemandFeatureView) -> FastTransformation | None:
         """The array form of a known transformation when this view is exactly it (same function,
@@ -823,15 +789,19 @@ class _SqliteVectors:
         )
         self.lock = threading.Lock()
 
-    def fetch_user(self, views: list[str], user_id: int) -> list[tuple[str, bytes, bytes]]:
-        """(view, entity key, blob) of every entity of `user_id` in these by-user views: one
-        range of the table per view."""
+    def fetch_user(self, views: list[str], user_id: Any) -> list[dict[bytes, bytes]]:
+        """Per view, entity key -> blob of every entity of `user_id` in these by-user views:
+        one range of the table per view."""
+        found: dict[str, dict[bytes, bytes]] = {view: {} for view in views}
         with self.lock:
-            return self.conn.execute(
+            rows = self.conn.execute(
                 f'SELECT view, entity_key, vector FROM "{self.user_table}" WHERE view IN '
                 f"({','.join('?' * len(views))}) AND user_id = ?",
-                [*views, user_id],
+                [*views, int(user_id)],
             ).fetchall()
+        for view, key, vector in rows:
+            found[view][key] = vector
+        return [found[view] for view in views]
 
     def data_version(self) -> int:
         """Changes whenever another connection commits to the database (one cheap statement)."""

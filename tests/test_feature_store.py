@@ -27,7 +27,7 @@ import pytest
 import yaml
 from analytics_support import DBT_DATABASES, load_landing, run_dbt
 from feast import FeatureStore
-from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
@@ -684,8 +684,10 @@ def test_sqlite_pairs_read_by_viewer_equal_pairs_read_by_key(online: Online) -> 
         f'SELECT view, entity_key, vector FROM "{table}" WHERE view IN ({marks}) ORDER BY 1, 2',
         pair_views,
     ).fetchall()
-    codec = EntityKeyCodec(["author_id", "user_id"])
-    assert [u for _, u, _, _ in written] == [codec.decode_many([k])[0][1] for _, _, k, _ in written]
+    users = [deserialize_entity_key(k, 3) for _, _, k, _ in written]
+    assert [u for _, u, _, _ in written] == [
+        key.entity_values[list(key.join_keys).index("user_id")].int64_val for key in users
+    ]
     with conn:  # a store written before the table existed: `update` fills it the same
         conn.execute(f'DELETE FROM "{users_table}"')
         assert fill_user_vectors(conn, project, pair_views, 3) == len(written)
