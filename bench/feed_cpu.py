@@ -8,6 +8,11 @@ page, and its JSON. One warm-up pass fills the decoded feature cache, as a runni
 then `--rounds` passes are timed with `time.thread_time`, and the per-stage histograms
 (`serving.stages`) are read in thread CPU too. BLAS runs on one thread, as the server sets it.
 
+`--first-visit` times that first pass too (after 100 other users' feeds, so posts and authors
+are mostly cached and what a first visit adds is its viewer's rows and (author, viewer) pairs):
+most requests of the HTTP bench are a viewer's first feed since the store last changed.
+`--first-out` writes those first feeds for `--compare`, as `--out` does the warm ones.
+
 The request time is the data's watermark for every build, so two runs on the same data (this
 code and a baseline checkout) rank the same feeds and `--compare` can check them equal:
 
@@ -41,6 +46,8 @@ SERVER_ENV = {
     "SERVING_EXPLORE_CANDIDATES": "200",
     "SERVING_SNAPSHOT_REFRESH_SECONDS": "0",
 }
+FIRST_VISIT_WARMUP = 100  # other users built before the timed first visits
+FIRST_VISIT_GAP = 10.0  # s after --start-at when side-by-side runs start their warm rounds
 
 
 def stage_sums(histogram: Any) -> dict[str, float]:
@@ -54,7 +61,13 @@ def stage_sums(histogram: Any) -> dict[str, float]:
 
 
 def measure(
-    data_dir: Path, users: int, rounds: int, out: Path | None, start_at: float | None = None
+    data_dir: Path,
+    users: int,
+    rounds: int,
+    out: Path | None,
+    start_at: float | None = None,
+    first_visit: bool = False,
+    first_out: Path | None = None,
 ) -> None:
     os.environ.update(SERVER_ENV)
     for name in ("REDIS_URL", "FEED_STORE_URL", "MLFLOW_TRACKING_URI", "METADATA_DB_URL"):
@@ -74,7 +87,8 @@ def measure(
     state = ServingState.create(settings, ServingSettings())
     state.load()
     gc.freeze()  # as the server's lifespan does
-    ids = bench_users(settings, 1000)[:users]
+    everyone = bench_users(settings, 1000)
+    ids, others = everyone[:users], everyone[users : users + FIRST_VISIT_WARMUP]
     snapshot, service, router = state.snapshot, state.home_feed, state.experiments
     assert snapshot is not None and service is not None and router is not None
     watermark = snapshot.clock.watermark
@@ -87,12 +101,37 @@ def measure(
             body = orjson.dumps(feed_response(page, None))
         return built, body
 
-    for user in ids:
-        one(user)
+    thread_clock = type("ThreadClock", (), {"perf_counter": staticmethod(time.thread_time)})
+    wall_clock = stages.time
+    if first_visit:
+        if len(others) < FIRST_VISIT_WARMUP:
+            raise SystemExit(f"--first-visit needs {users + FIRST_VISIT_WARMUP} bench users")
+        for user in others:
+            one(user)
+        print(f"first visits: {len(others)} other users built first", flush=True)
+        if start_at is not None:
+            time.sleep(max(0.0, start_at - time.time()))
+        stages.time = thread_clock  # type: ignore[assignment]
+        before = stage_sums(stages.STAGE_SECONDS)
+        started = time.thread_time()
+        firsts = {user: one(user) for user in ids}
+        spent = (time.thread_time() - started) / len(ids) * 1e3
+        after = stage_sums(stages.STAGE_SECONDS)
+        stages.time = wall_clock
+        print(f"CPU ms per first-visit feed: {spent:.2f} (load average {os.getloadavg()[0]:.1f})")
+        for name in stages.STAGES:
+            print(
+                f"  {name:14s} {(after.get(name, 0.0) - before.get(name, 0.0)) / len(ids) * 1e3:.3f} ms"
+            )
+        if first_out is not None:
+            save(firsts, first_out)
+    else:
+        for user in ids:
+            one(user)
     print(f"warm: {len(ids)} users built once", flush=True)
     if start_at is not None:  # two runs (old code, new code) time their rounds side by side
-        time.sleep(max(0.0, start_at - time.time()))
-    stages.time = type("ThreadClock", (), {"perf_counter": staticmethod(time.thread_time)})  # type: ignore[assignment]
+        time.sleep(max(0.0, start_at - time.time() + (FIRST_VISIT_GAP if first_visit else 0.0)))
+    stages.time = thread_clock  # type: ignore[assignment]
     totals, per_stage = [], []
     for _ in range(rounds):
         before = stage_sums(stages.STAGE_SECONDS)
@@ -107,17 +146,23 @@ def measure(
     for name in stages.STAGES:
         print(f"  {name:14s} {np.median([s.get(name, 0.0) for s in per_stage]):.3f} ms")
     if out is not None:
-        saved: dict[str, np.ndarray] = {}
-        for user in ids:
-            built, body = one(user)
-            page = orjson.loads(body)
-            saved[f"{user}_post"] = built.post_ids
-            saved[f"{user}_score"] = np.asarray(built.scores, dtype="float64")
-            saved[f"{user}_source"] = built.sources.astype(str)
-            saved[f"{user}_counts"] = np.array([built.candidates, built.ranked, built.degraded])
-            saved[f"{user}_page"] = np.array([item["post_id"] for item in page["items"]])
-        np.savez(out, **saved)  # type: ignore[arg-type]
-        print(f"feeds of {len(ids)} users written to {out}")
+        save({user: one(user) for user in ids}, out)
+
+
+def save(feeds: dict[int, tuple[Any, bytes]], out: Path) -> None:
+    """Each user's built feed (posts, scores, sources, counts) and first page, for `compare`."""
+    import orjson
+
+    saved: dict[str, np.ndarray] = {}
+    for user, (built, body) in feeds.items():
+        page = orjson.loads(body)
+        saved[f"{user}_post"] = built.post_ids
+        saved[f"{user}_score"] = np.asarray(built.scores, dtype="float64")
+        saved[f"{user}_source"] = built.sources.astype(str)
+        saved[f"{user}_counts"] = np.array([built.candidates, built.ranked, built.degraded])
+        saved[f"{user}_page"] = np.array([item["post_id"] for item in page["items"]])
+    np.savez(out, **saved)  # type: ignore[arg-type]
+    print(f"feeds of {len(feeds)} users written to {out}")
 
 
 def compare(old: Path, new: Path, tolerance: float = 1e-9) -> bool:
@@ -149,12 +194,26 @@ def main() -> None:
     parser.add_argument(
         "--start-at", type=float, help="Unix time to start the timed rounds (after warm-up)"
     )
+    parser.add_argument(
+        "--first-visit", action="store_true", help="also time each user's first feed"
+    )
+    parser.add_argument("--first-out", type=Path, help="write the first feeds here (.npz)")
     args = parser.parse_args()
     if args.compare:
         sys.exit(0 if compare(*args.compare) else 1)
     if args.data_dir is None:
         parser.error("--data-dir is required unless --compare")
-    measure(args.data_dir, args.users, args.rounds, args.out, args.start_at)
+    if args.first_out is not None and not args.first_visit:
+        parser.error("--first-out needs --first-visit")
+    measure(
+        args.data_dir,
+        args.users,
+        args.rounds,
+        args.out,
+        args.start_at,
+        first_visit=args.first_visit,
+        first_out=args.first_out,
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -26,7 +27,7 @@ import pytest
 import yaml
 from analytics_support import DBT_DATABASES, load_landing, run_dbt
 from feast import FeatureStore
-from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
@@ -605,6 +606,118 @@ def test_sqlite_reads_past_the_bound_variable_limit(online: Online, monkeypatch)
     pd.testing.assert_frame_equal(whole.candidates, chunked.candidates)
     assert whole.user == chunked.user
     reader.close()
+
+
+@pytest.mark.parametrize("online", ["sqlite"], indirect=True)
+def test_sqlite_batched_read_equals_one_lookup_per_view_and_key(
+    online: Online, monkeypatch
+) -> None:
+    """The views of one entity are read in one query (`view IN (..) AND entity_key IN (..)`):
+    every blob must be the one a lookup of that view and key alone returns, found or missing,
+    for the pair views (one key list shared), the post views, and chunked statements."""
+    from featurestore.online import PAIR, POST
+    from featurestore.online_stores import sqlite_vector_table
+
+    reader = OnlineFeatureReader(online.store, "feed_ranker_v1")
+    candidates = query_candidates(online)
+    user_id = int(candidates["user_id"].iloc[0])
+    authors = sorted({*map(int, candidates["author_id"]), *range(1, 40)})  # some never paired
+    pair_keys = reader._keys(PAIR, [(a, user_id) for a in authors])
+    post_keys = reader._keys(POST, [*map(int, candidates["post_id"]), 10**9])
+    pair_views = [v.view.name for v in reader.views if v.join_keys == PAIR]
+    post_views = [v.view.name for v in reader.views if v.join_keys == POST]
+    assert len(pair_views) >= 2 and len(post_views) >= 2
+    # the views sharing one key list (as the decoded cache asks), then one view with its own
+    requests = [
+        *((view, pair_keys) for view in pair_views),
+        *((view, post_keys) for view in post_views),
+        (pair_views[0], pair_keys[:3]),
+    ]
+    sqlite = online.store.config.online_store
+    conn = sqlite3.connect(f"file:{sqlite.path}?mode=ro", uri=True)
+    lookup = (
+        f'SELECT vector FROM "{sqlite_vector_table(online.store.project)}" '
+        "WHERE view = ? AND entity_key = ?"
+    )
+    expected = [
+        [
+            (row[0] if (row := conn.execute(lookup, (view, key)).fetchone()) else None)
+            for key in keys
+        ]
+        for view, keys in requests
+    ]
+    conn.close()
+    found = [sum(b is not None for b in blobs) for blobs in expected[: len(pair_views)]]
+    missing = [sum(b is None for b in blobs) for blobs in expected[: len(pair_views)]]
+    assert max(found) > 0 and min(missing) > 0  # hits and misses in the pair views
+
+    assert reader.backend.fetch(requests) == expected
+    assert [reader.backend.fetch([request])[0] for request in requests] == expected
+    monkeypatch.setattr("featurestore.online.MAX_SQLITE_VARIABLES", 7)  # views and keys split
+    assert reader.backend.fetch(requests) == expected
+    reader.close()
+
+
+@pytest.mark.parametrize("online", ["sqlite"], indirect=True)
+def test_sqlite_pairs_read_by_viewer_equal_pairs_read_by_key(online: Online) -> None:
+    """The viewer x author vectors are also kept clustered by viewer (same blobs), and the
+    serving cache reading a viewer's pairs at once returns what reading them key by key does,
+    cold and warm, for pairs the store holds and pairs it lacks."""
+    from featurestore.online import PAIR
+    from featurestore.online_stores import (
+        fill_user_vectors,
+        sqlite_user_vector_table,
+        sqlite_vector_table,
+    )
+
+    store, end = online.store, online.materialized.end
+    project = store.project
+    pair_views = sorted(v.name for v in store.list_feature_views() if len(v.join_keys) > 1)
+    conn = sqlite3.connect(store.config.online_store.path)
+    users_table, table = sqlite_user_vector_table(project), sqlite_vector_table(project)
+    marks = ",".join("?" * len(pair_views))
+    written = conn.execute(
+        f'SELECT view, user_id, entity_key, vector FROM "{users_table}" ORDER BY 1, 3', []
+    ).fetchall()
+    assert len(written) > 100
+    assert [(v, k, b) for v, _, k, b in written] == conn.execute(
+        f'SELECT view, entity_key, vector FROM "{table}" WHERE view IN ({marks}) ORDER BY 1, 2',
+        pair_views,
+    ).fetchall()
+    users = [deserialize_entity_key(k, 3) for _, _, k, _ in written]
+    assert [u for _, u, _, _ in written] == [
+        key.entity_values[list(key.join_keys).index("user_id")].int64_val for key in users
+    ]
+    with conn:  # a store written before the table existed: `update` fills it the same
+        conn.execute(f'DELETE FROM "{users_table}"')
+        assert fill_user_vectors(conn, project, pair_views, 3) == len(written)
+    assert conn.execute(f'SELECT * FROM "{users_table}" ORDER BY 1, 3').fetchall() == written
+    conn.close()
+
+    by_viewer = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    by_key = OnlineFeatureReader(store, "feed_ranker_v1", cache_vectors=True)
+    assert by_viewer.decoded is not None and PAIR in by_viewer.decoded.viewers
+    assert by_key.decoded is not None
+    by_key.decoded.viewers = {}
+    candidates = query_candidates(online)
+    posts = list(map(int, candidates["post_id"]))
+    authors = list(map(int, candidates["author_id"]))
+    viewers = [*sorted({u for _, u, _, _ in written})[:5], 10**9]
+    pair_columns = [
+        f"{v.prefix}__{f}" for v in by_key.views if v.join_keys == PAIR for f in v.outputs
+    ]
+    more = [*authors, *range(1, 30)]  # authors the viewer has no pair with too
+    ids = [*posts, *range(len(more) - len(posts))]
+    held = 0
+    for _ in range(2):  # cold, then warm
+        for viewer in viewers:
+            expected = by_key.read(viewer, ids, more, request_at=end)
+            got = by_viewer.read(viewer, ids, more, request_at=end)
+            pd.testing.assert_frame_equal(got.candidates, expected.candidates)
+            held += int(expected.candidates[pair_columns].notna().any(axis=1).sum())
+    assert 0 < held < 2 * len(viewers) * len(more)  # pairs held and pairs lacking
+    by_viewer.close()
+    by_key.close()
 
 
 def query_candidates(online: Online) -> pd.DataFrame:

@@ -286,6 +286,40 @@ def test_decoded_vectors_by_entity_id_read_what_store_keys_read(store: FakeStore
     assert encoded[1:] == [[5]]
 
 
+def test_decoded_vectors_read_by_viewer_equal_reads_by_key(store: FakeStore) -> None:
+    """A (author, viewer) group read a viewer at a time: the same rows as key by key, one
+    viewer read per viewer missing something, and nothing read when all is cached."""
+    pairs = {(1, 7): b"p1", (2, 7): b"p2", (3, 7): b"old", (1, 8): b"p2"}
+
+    def encode(join_keys: tuple[str, ...], ids: list) -> list[bytes]:
+        return [pairs.get(i, repr(i).encode()) for i in ids]
+
+    viewer_reads: list[object] = []
+
+    def read_viewer(views: list[str], viewer: object) -> list[dict[bytes, bytes]]:
+        assert views == ["posts"]
+        viewer_reads.append(viewer)
+        return [{key: store.blobs[key] for pair, key in pairs.items() if pair[1] == viewer}]
+
+    group = ("author_id", "user_id")
+    by_key = DecodedVectors({group: [("posts", LAYOUT)]}, store.fetch, lambda: 1, 100)
+    by_viewer = DecodedVectors(
+        {group: [("posts", LAYOUT)]}, store.fetch, lambda: 1, 100, {group: (1, read_viewer)}
+    )
+    for ids in (
+        [(2, 7), (9, 7), (1, 7)],
+        [(3, 7), (5, 7), (1, 8), (9, 7), (6, 8)],
+        [(1, 8), (2, 7)],
+    ):
+        expected = by_key.read({group: ids}, encode)[0]["posts"]
+        got = by_viewer.read({group: ids}, encode)[0]["posts"]
+        for mine, theirs in zip(got, expected, strict=True):
+            assert mine is not None and theirs is not None
+            np.testing.assert_array_equal(mine, theirs)
+    assert viewer_reads == [7, 7, 8]  # the last read was all cached
+    assert len(store.fetched) == 2  # (by_key's reads only)
+
+
 def test_rank_body_is_the_json_pydantic_writes() -> None:
     """`/v1/rank` serializes plain data with orjson: the same JSON as `RankResponse`'s."""
     from serving.routers.rank import rank_body
