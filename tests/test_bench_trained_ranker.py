@@ -87,6 +87,7 @@ def test_champion_comes_from_the_gate_and_the_run_is_the_assets(
     found = registry.client(uri).get_model_version(name, ranker.version)
     assert found.tags["promotion.promoted"] == "true"
     assert "logistic_regression baseline" in found.tags["promotion.reason"]
+    assert found.run_id
     run = registry.client(uri).get_run(found.run_id)
     assert run.data.params["epochs"] == str(PARAMS.epochs)
     assert run.data.params["train_rows"] == str(len(ranker.report.splits.train))
