@@ -359,8 +359,9 @@ def require_champion(settings: Settings) -> None:
 
     if champion_version(tracking_uri(settings), MODEL_NAME) is None:
         raise SystemExit(
-            f"no {MODEL_NAME}@champion: the promotion gate refused the trained ranker (see its "
-            "line above) and the logistic regression baseline would serve; try another --seed"
+            f"no {MODEL_NAME}@champion: the promotion gate refused the trained ranker (its line "
+            "above) or a later retrain demoted it, and the logistic regression baseline would "
+            "serve; build a fresh --data-dir, or try another --seed"
         )
 
 
