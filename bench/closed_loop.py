@@ -2,8 +2,10 @@
 routing half the users to a challenger and, as the same-run baseline, with it stopped.
 
 Builds (or reuses, `--data-dir`) the platform `bench.serving_feed` builds (marts, Feast, feeds,
-a registered `feed-ranker@champion`), registers a second version as `@challenger`, writes an
-experiment config (control: champion, treatment: challenger, 50/50) and starts
+a ranker trained on the marts' training set and published through the promotion gate), trains
+and publishes a second one with another seed (`@challenger`), writes an experiment config
+(control: the first ranker if the gate made it champion, else the baseline that then serves;
+treatment: the challenger; 50/50, pinned to versions) and starts
 `python -m serving` (one uvicorn worker, access log off). Then `workload.loop` runs
 `--sessions` sessions over HTTP (keep-alive httpx client, one at a time), stops the experiment
 through `POST /admin/experiments/{name}/stop` and runs as many again on the champion alone, then
@@ -24,46 +26,82 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 
 from appconfig import Settings
+from ml.ranking import BASELINE_ALIAS
 from workload.loop import LoopConfig, run_loop, start_api
 
+if TYPE_CHECKING:
+    from ml.ranking.model import RankerParams
+
 EXPERIMENT = "bench-challenger"
+CHALLENGER = "challenger"
+ARMS_FILE = "closed-loop-arms.json"  # written last: the platform under `--data-dir` is ready
 
 
-def prepare(data_dir: Path, users: int, days: int, seed: int) -> None:
-    from bench.serving_feed import platform, prepare, register_ranker
+def prepare(
+    data_dir: Path,
+    users: int,
+    days: int,
+    seed: int,
+    params: RankerParams | None = None,
+    challenger_seed: int = 8,
+) -> dict[str, str]:
+    """The platform of `bench.serving_feed` (its trained ranker published through the gate), a
+    second ranker trained on the same set with another seed (`@challenger`, also through the
+    gate), and the experiment's arms pinned to versions: control is what served before the
+    challenger existed (the first ranker if the gate made it champion, else the baseline the
+    platform falls back to), treatment the challenger."""
+    from bench.serving_feed import prepare
+    from bench.trained_ranker import register_ranker
     from featurestore.config import close_offline_client, feature_store
     from featurestore.materialize import data_watermark
     from featurestore.training import build_training_set
-    from ml.registry import client
+    from ml.ranking import MODEL_NAME
+    from ml.ranking.model import RankerParams
+    from ml.registry import TrainingLineage, champion_version, set_alias
     from ml.tracking import tracking_uri
+    from objectstore import store_from_settings
+    from orchestration.models.ranker import ground_truth_impressions
 
-    marker = data_dir / "closed-loop-ready"
+    marker = data_dir / ARMS_FILE
     if marker.exists():
-        return
-    settings = prepare(data_dir, users, days, seed)
+        return orjson.loads(marker.read_bytes())
+    params = params or RankerParams()
+    settings = prepare(data_dir, users, days, seed, params)
+    uri = tracking_uri(settings)
+    first = champion_version(uri, MODEL_NAME)
     store = feature_store(settings)
     try:
         watermark = data_watermark(store, settings)
         training = build_training_set(store, settings, as_of=watermark)
     finally:
         close_offline_client()
-    version = register_ranker(platform(data_dir), training.frame, data_dir / "challenger")
-    uri = tracking_uri(settings)
-    champion = client(uri).get_model_version_by_alias("feed-ranker", "champion").version
-    if str(champion) == str(version):  # register_ranker moved champion: point it back
-        client(uri).set_registered_model_alias("feed-ranker", "champion", str(int(version) - 1))
-    client(uri).set_registered_model_alias("feed-ranker", "challenger", version)
-    marker.write_text("ok")
+    challenger = register_ranker(
+        uri,
+        training.frame,
+        data_dir / "challenger",
+        replace(params, seed=challenger_seed),
+        truth_impressions=ground_truth_impressions(store_from_settings(settings)),
+        lineage=TrainingLineage(training.service, training.version, "bench"),
+        run_name="bench challenger",
+    )
+    set_alias(uri, MODEL_NAME, CHALLENGER, challenger.version)
+    arms = {
+        "control": f"{MODEL_NAME}/{first}" if first else f"{MODEL_NAME}@{BASELINE_ALIAS}",
+        "treatment": f"{MODEL_NAME}/{challenger.version}",
+    }
+    marker.write_bytes(orjson.dumps(arms))
+    return arms
 
 
-def write_experiment(folder: Path, kind: str = "ab") -> None:
-    """50/50 A/B of champion and challenger, or (`kind="interleaving"`) both merged by team
-    draft in every feed."""
+def write_experiment(folder: Path, arms: dict[str, str], kind: str = "ab") -> None:
+    """50/50 A/B of the `control` and `treatment` models, or (`kind="interleaving"`) both
+    merged by team draft in every feed."""
     folder.mkdir(parents=True, exist_ok=True)
     config: dict = {
         "name": EXPERIMENT,
@@ -72,8 +110,8 @@ def write_experiment(folder: Path, kind: str = "ab") -> None:
         "start": "2020-01-01T00:00:00Z",
         "end": "2100-01-01T00:00:00Z",
         "arms": [
-            {"name": "control", "model": "feed-ranker@champion", "traffic": [0.0, 0.5]},
-            {"name": "treatment", "model": "feed-ranker@challenger", "traffic": [0.5, 1.0]},
+            {"name": "control", "model": arms["control"], "traffic": [0.0, 0.5]},
+            {"name": "treatment", "model": arms["treatment"], "traffic": [0.5, 1.0]},
         ],
     }
     if kind == "interleaving":
@@ -96,6 +134,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--kind", choices=("ab", "interleaving"), default="ab")
     parser.add_argument(
+        "--epochs", type=int, default=60, help="the rankers' epoch bound (early stopping decides)"
+    )
+    parser.add_argument("--challenger-seed", type=int, default=8)
+    parser.add_argument(
         "--gap-seconds",
         type=float,
         default=LoopConfig.gap_seconds,
@@ -109,9 +151,18 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="closed-loop-"))).resolve()
     started = time.perf_counter()
-    prepare(data_dir, args.users, args.days, args.seed)
-    print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}")
-    write_experiment(data_dir / "experiments", args.kind)
+    from ml.ranking.model import RankerParams
+
+    arms = prepare(
+        data_dir,
+        args.users,
+        args.days,
+        args.seed,
+        RankerParams(epochs=args.epochs),
+        args.challenger_seed,
+    )
+    print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}: {arms}")
+    write_experiment(data_dir / "experiments", arms, args.kind)
 
     for name in (
         "REDIS_URL",
@@ -194,6 +245,10 @@ def main() -> None:
     if args.retrain:
         partitions = sorted(set().union(*(r.partitions for r in runs.values())))
         retrain(settings, partitions, start)
+        from bench.versions_vs_truth import versions_vs_truth
+
+        print("every version on the retrained holdout, against the labels and the truth:")
+        versions_vs_truth(data_dir, args.users, args.days, args.seed)
 
 
 def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> None:
@@ -245,7 +300,7 @@ def retrain(settings: Settings, partitions: list[str], loop_start: datetime) -> 
         )
         metrics = registry.get_run(version.run_id).data.metrics if version.run_id else {}
         aucs = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.endswith("_auc")}
-        if aucs:  # the bench's own v1 and v2 are untrained placeholders: no metrics
+        if aucs:
             print(f"  holdout AUC: {aucs}")
     print(f"retrained in {time.perf_counter() - started:.0f} s")
 

@@ -2,8 +2,9 @@
 
 Builds (or reuses, `--data-dir`) a small platform: marts from a generated workload, Feast
 applied and materialized (SQLite online store), the feed precompute (SQLite feed store), and a
-Keras ranker of the production architecture registered as `feed-ranker@champion` in a SQLite
-MLflow store (its weights are untrained: scoring cost does not depend on them). Then it starts
+Keras ranker trained on the marts' training set and published as the platform publishes it
+(`bench.trained_ranker`: `feed-ranker@champion` in a SQLite MLflow store only if it passes the
+promotion gate; the bench stops when it does not). Then it starts
 `python -m serving` (one uvicorn worker, access log off) and drives it with a minimal
 keep-alive HTTP/1.1 client on asyncio (this process):
 
@@ -27,11 +28,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from appconfig import Settings, path_with
+
+if TYPE_CHECKING:  # TensorFlow loads when a bench trains, not when it imports `platform`
+    from ml.ranking.model import RankerParams
 
 TOKEN = "bench-token"
 
@@ -39,13 +44,21 @@ TOKEN = "bench-token"
 # --- the platform ------------------------------------------------------------------------------
 
 
-def prepare(data_dir: Path, users: int, days: int, seed: int) -> Settings:
-    """Marts, Feast, feeds and a registered ranker under `data_dir`."""
+def prepare(
+    data_dir: Path, users: int, days: int, seed: int, params: "RankerParams | None" = None
+) -> Settings:
+    """Marts, Feast, feeds and a trained, registered ranker under `data_dir` (`params`: its
+    training, `RankerParams()` by default as in the Dagster asset)."""
     from bench.online_features import build_marts
+    from bench.trained_ranker import register_ranker
     from featurestore.config import close_offline_client, feature_store
     from featurestore.materialize import data_watermark, materialize_online
     from featurestore.registry import apply_definitions
     from featurestore.training import build_training_set
+    from ml.registry import TrainingLineage
+    from ml.tracking import tracking_uri
+    from objectstore import store_from_settings
+    from orchestration.models.ranker import ground_truth_impressions
 
     build_marts(data_dir, users, days, seed)
     settings = platform(data_dir)
@@ -59,7 +72,15 @@ def prepare(data_dir: Path, users: int, days: int, seed: int) -> Settings:
     finally:
         close_offline_client()
     precompute_feeds(settings)
-    register_ranker(settings, training.frame, data_dir / "ranker")
+    register_ranker(
+        tracking_uri(settings),
+        training.frame,
+        data_dir / "ranker",
+        params,
+        truth_impressions=ground_truth_impressions(store_from_settings(settings)),
+        lineage=TrainingLineage(training.service, training.version, "bench"),
+        run_name="bench champion",
+    )
     return settings
 
 
@@ -96,41 +117,6 @@ def ranker_inputs(frame: pd.DataFrame, names: list[str], categorical: set[str]) 
         else:
             out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
     return out
-
-
-def register_ranker(settings: Settings, frame: pd.DataFrame, work: Path) -> str:
-    from ml.ranking.model import RankerParams, build_model
-    from ml.ranking.preprocessing import Preprocessing, feature_columns
-    from ml.ranking.pyfunc import PIP_REQUIREMENTS, SCORER_ARTIFACT, RankerPyfunc
-    from ml.ranking.scorer import RankerScorer
-    from ml.registry import PyfuncModel, TrainingLineage, client, log_training_run, register
-    from ml.tracking import tracking_uri
-
-    uri = tracking_uri(settings)
-    spec = Preprocessing.fit(frame, feature_columns(frame))
-    scorer = RankerScorer(spec, build_model(spec, RankerParams()))
-    directory = work / SCORER_ARTIFACT  # MLflow names the artifact after the directory
-    scorer.save(directory)
-    categorical = {c.name for c in spec.categorical}
-    logged = log_training_run(
-        uri,
-        "feed-ranker",
-        "serving-bench",
-        model=PyfuncModel(
-            RankerPyfunc(scorer),
-            {SCORER_ARTIFACT: str(directory)},
-            ranker_inputs(frame.head(5), spec.feature_names, categorical),
-            pip_requirements=PIP_REQUIREMENTS,
-        ),
-        params={"bench": True},
-        metrics={},
-        training=TrainingLineage("feed_ranker_v1", "v1", "bench"),
-        artifact_location=(work / "artifacts").as_uri(),
-    )
-    version = register(uri, "feed-ranker", logged)
-    client(uri).set_registered_model_alias("feed-ranker", "champion", version)
-    print(f"ranker: feed-ranker/{version} ({len(spec.feature_names)} input columns)")
-    return version
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -365,6 +351,20 @@ def bench_users(settings: Settings, count: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def require_champion(settings: Settings) -> None:
+    """The latency figures are the neural ranker's: stop when the gate left the baseline serving."""
+    from ml.ranking import MODEL_NAME
+    from ml.registry import champion_version
+    from ml.tracking import tracking_uri
+
+    if champion_version(tracking_uri(settings), MODEL_NAME) is None:
+        raise SystemExit(
+            f"no {MODEL_NAME}@champion: the promotion gate refused the trained ranker (its line "
+            "above) or a later retrain demoted it, and the logistic regression baseline would "
+            "serve; build a fresh --data-dir, or try another --seed"
+        )
+
+
 def rank_payloads(settings: Settings, user: int, candidates: int) -> tuple[bytes, bytes, int]:
     """The same request both ways: ours (user + post ids) and MLflow's (the feature rows)."""
     from featurestore.config import feature_store
@@ -408,6 +408,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument(
+        "--epochs", type=int, default=60, help="the ranker's epoch bound (early stopping decides)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -415,7 +418,11 @@ def main() -> None:
         if (data_dir / "ranker").exists():
             settings = platform(data_dir)  # built by an earlier run
         else:
-            settings = prepare(data_dir, args.users, args.days, args.seed)
+            from ml.ranking.model import RankerParams
+
+            params = RankerParams(epochs=args.epochs)
+            settings = prepare(data_dir, args.users, args.days, args.seed, params)
+        require_champion(settings)
         users = bench_users(settings, 200)
         ours_rank, mlflow_rank, rows = rank_payloads(settings, users[0], args.candidates)
         feed: list[tuple[str, str, bytes | None]] = [
