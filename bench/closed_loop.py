@@ -72,7 +72,7 @@ def prepare(
     if marker.exists():
         return orjson.loads(marker.read_bytes())
     params = params or RankerParams()
-    settings = prepare(data_dir, users, days, seed, params)
+    settings = prepare(data_dir, users, days, seed, params, serve_refused=False)
     uri = tracking_uri(settings)
     first = champion_version(uri, MODEL_NAME)
     store = feature_store(settings)
