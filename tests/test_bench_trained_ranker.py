@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from impression_frames import impression_keys
 
 from bench.trained_ranker import RegisteredRanker, register_ranker
 from ml import registry
@@ -35,12 +36,7 @@ def world(rows: int, seed: int) -> pd.DataFrame:
     x1, x2 = rng.uniform(-1, 1, rows), rng.uniform(-1, 1, rows)
     frame = pd.DataFrame(
         {
-            "impression_id": np.arange(rows),
-            "user_id": rng.integers(0, 50, rows),
-            "post_id": np.arange(rows),
-            "author_id": rng.integers(0, 50, rows),
-            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC")
-            + pd.to_timedelta(np.arange(rows), unit="min"),
+            **impression_keys(rng, rows),
             "is_engaged": rng.random(rows) < 1 / (1 + np.exp(-8 * x1 * x2)),
             "x1": x1,
             "x2": x2,

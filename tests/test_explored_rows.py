@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from impression_frames import impression_keys
 
 from ml.ranking.evaluate import safe_auc
 from ml.ranking.explored_rows import NoExploredRows, select_rows
@@ -30,12 +31,7 @@ def disagreeing_frame(rows: int = 4000, seed: int = 3) -> pd.DataFrame:
     engaged = rng.random(rows) < 1 / (1 + np.exp(-slope * x))
     return pd.DataFrame(
         {
-            "impression_id": np.arange(rows),
-            "user_id": rng.integers(0, 50, rows),
-            "post_id": np.arange(rows),
-            "author_id": rng.integers(0, 50, rows),
-            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC")
-            + pd.to_timedelta(np.arange(rows), unit="min"),
+            **impression_keys(rng, rows),
             "is_engaged": engaged,
             "explored": explored,
             "x": x,

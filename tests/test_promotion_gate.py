@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from impression_frames import impression_keys
 
 from appconfig import Settings
 from ml import registry
@@ -57,12 +58,7 @@ def interaction_frame(rows: int = 3000, seed: int = 5) -> pd.DataFrame:
     engaged = rng.random(rows) < 1 / (1 + np.exp(-6 * x1 * x2))
     return pd.DataFrame(
         {
-            "impression_id": np.arange(rows),
-            "user_id": rng.integers(0, 50, rows),
-            "post_id": np.arange(rows),
-            "author_id": rng.integers(0, 50, rows),
-            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC")
-            + pd.to_timedelta(np.arange(rows), unit="min"),
+            **impression_keys(rng, rows),
             "is_engaged": engaged,
             "x1": x1,
             "x2": x2,
