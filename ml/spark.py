@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from appconfig import Settings, get_settings
@@ -53,6 +55,21 @@ def spark_session(settings: Settings | None = None) -> SparkSession:
         session.sparkContext.setCheckpointDir(str(scratch / "checkpoints"))
         _session = session
         return session
+
+
+@contextmanager
+def spark_for_one_job(settings: Settings | None = None) -> Iterator[SparkSession]:
+    """The process's session for one job, stopped after it if the job started it: a long
+    process (a Dagster run training the ranker next) should not keep the JVM (a driver heap of
+    `spark_driver_memory` and more) resident once Spark's work is done (issue 17). A session
+    someone else started is theirs to stop."""
+    with _lock:
+        running = _session is not None and _session.sparkContext._jsc is not None
+    try:
+        yield spark_session(settings)
+    finally:
+        if not running:
+            stop_spark()
 
 
 def stop_spark() -> None:

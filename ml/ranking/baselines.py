@@ -21,11 +21,15 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from ml.ranking.columns import Table, take_rows
 from ml.ranking.preprocessing import Preprocessing
+from ml.ranking.sandwich import blocked_hessian
 
 AGE = "post_request_features__post_age_hours"
 ENGAGEMENTS_SO_FAR = "post_engagement__engagements_total"
 MAX_ITER = 100
+# rows preprocessed at a time into the logistic regression's design matrix
+DESIGN_ROWS = 65_536
 
 
 class Baseline(Protocol):
@@ -92,20 +96,40 @@ class LogisticBaseline:
         # than lbfgs, whose result also depends on when it stops
         self._model = LogisticRegression(C=self.c, solver="newton-cholesky", max_iter=MAX_ITER)
 
-    def design(self, frame: pd.DataFrame) -> np.ndarray:
-        inputs = self.spec.transform(frame)
-        one_hot = np.zeros((len(frame), max(self.spec.category_count, 1)), dtype=np.float32)
-        if self.spec.categorical:
-            rows = np.repeat(np.arange(len(frame)), len(self.spec.categorical))
-            one_hot[rows, inputs["categorical"].ravel()] = 1.0
-        return np.concatenate([inputs["numeric"], one_hot], axis=1)
+    def design(self, frame: Table) -> np.ndarray:
+        """The regression's float64 inputs: the ranker's preprocessed numeric inputs (float32
+        values, widened) then one-hot categoricals. Built straight into the one float64 matrix
+        sklearn fits on, DESIGN_ROWS rows of the frame at a time: a float32 copy of the whole
+        design and whole-frame transform temporaries beside it cost as much memory again as the
+        design itself at 1M training rows (issue 17); the values are the same."""
+        spec = self.spec
+        width = spec.numeric_width
+        design = np.zeros((len(frame), width + max(spec.category_count, 1)), dtype=np.float64)
+        for start in range(0, len(frame), DESIGN_ROWS):
+            stop = min(start + DESIGN_ROWS, len(frame))
+            part = frame if stop - start == len(frame) else _rows(frame, start, stop)
+            inputs = spec.transform(part)
+            design[start:stop, :width] = inputs["numeric"]
+            if spec.categorical:
+                rows = np.repeat(np.arange(start, stop), len(spec.categorical))
+                design[rows, width + inputs["categorical"].ravel()] = 1.0
+        return design
 
     def fit(self, frame: pd.DataFrame, labels: np.ndarray) -> LogisticBaseline:
-        self._model.fit(self.design(frame).astype(np.float64), labels)
+        design = self.design(frame)
+        with blocked_hessian():  # no second design-sized array for the Hessian (issue 17)
+            self._model.fit(design, labels)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self._model.predict_proba(self.design(frame))[:, 1])
+
+
+def _rows(frame: Table, start: int, stop: int) -> Table:
+    """Rows [start, stop) of a DataFrame or a `ColumnTable`."""
+    if isinstance(frame, pd.DataFrame):
+        return frame.iloc[start:stop]
+    return take_rows(frame, np.arange(start, stop))
 
 
 LOGISTIC_VERSION = "baseline/logistic-regression"
@@ -131,7 +155,7 @@ class LogisticScorer:
         return cls(baseline.spec, baseline._model.coef_[0], float(baseline._model.intercept_[0]))
 
     def _design(self, frame: pd.DataFrame) -> np.ndarray:
-        return LogisticBaseline(self.preprocessing).design(frame).astype(np.float64)
+        return LogisticBaseline(self.preprocessing).design(frame)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         logits = self._design(frame) @ self.coef + self.intercept

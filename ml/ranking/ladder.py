@@ -46,6 +46,10 @@ TRUE_FACTORS: dict[str, str] = {
     "position": "log1p",
 }
 
+# what training reads from the ground truth's impressions: the oracle's probability and the true
+# factors, by impression (event_id); a reader may skip every other column
+TRUTH_COLUMNS = ("event_id", "true_probability", *TRUE_FACTORS)
+
 
 @dataclass
 class Ladder:

@@ -109,9 +109,30 @@ def train_ranker(
     progress: bool = True,
     ladder_enabled: bool = True,
 ) -> RankerReport:
-    params = params or RankerParams()
+    """`train_on_splits` on `frame` split by time. The caller's frame stays alive beside its
+    splits for the whole training: a caller short of memory splits first, drops the frame and
+    calls `train_on_splits` (the Dagster asset does)."""
     splits = time_split(frame, validation=validation, holdout=holdout)
-    spec = Preprocessing.fit(splits.train, feature_columns(frame))
+    return train_on_splits(
+        splits,
+        params,
+        truth_impressions=truth_impressions,
+        progress=progress,
+        ladder_enabled=ladder_enabled,
+    )
+
+
+def train_on_splits(
+    splits: Splits,
+    params: RankerParams | None = None,
+    *,
+    truth_impressions: pd.DataFrame | None = None,
+    progress: bool = True,
+    ladder_enabled: bool = True,
+) -> RankerReport:
+    """The ranker, the baselines, their holdout evaluations and the ladder on these splits."""
+    params = params or RankerParams()
+    spec = Preprocessing.fit(splits.train, feature_columns(splits.train))
     y_train, y_hold = labels(splits.train), labels(splits.holdout)
     # the network learns from the rows (and weights) params.explored_rows picks; the baselines
     # and the holdout keep every row, so the gate compares like with like

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ml.drift import THRESHOLD, drifting, population_stability
 from ml.ranking import MODEL_NAME
@@ -52,11 +53,18 @@ class NoTrainingSet(LookupError):
 
 @dataclass
 class TrainingSetFile:
-    frame: pd.DataFrame
+    """The newest training set's object; `frame` reads it (each time: the caller decides how
+    long the whole frame lives, the ranker asset drops it once split)."""
+
+    store: ObjectStore
     object_key: str
     uri: str
     feature_service: str
     version: str
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.store.get(self.object_key)))
 
 
 def latest_training_set(
@@ -85,9 +93,8 @@ def latest_training_set(
     key = str(metadata.get("object_key", ""))
     if not key or not store.exists(key):
         raise dg.Failure(f"the training set object {key!r} is not in the object store")
-    frame = pd.read_parquet(io.BytesIO(store.get(key)))
     return TrainingSetFile(
-        frame=frame,
+        store=store,
         object_key=key,
         uri=f"{store.url}/{key}",
         feature_service=feature_service,
@@ -95,12 +102,21 @@ def latest_training_set(
     )
 
 
-def ground_truth_impressions(store: ObjectStore) -> pd.DataFrame | None:
-    """Every generated workload's true impression probabilities in the store (None: real data)."""
+def ground_truth_impressions(
+    store: ObjectStore, columns: tuple[str, ...] | None = None
+) -> pd.DataFrame | None:
+    """Every generated workload's true impression probabilities in the store (None: real data);
+    only `columns` (those a file has) when given."""
     keys = [k for k in store.list(GROUND_TRUTH_PREFIX) if k.endswith("/impressions.parquet")]
     if not keys:
         return None
-    return pd.concat([pd.read_parquet(io.BytesIO(store.get(k))) for k in keys], ignore_index=True)
+    frames = []
+    for key in keys:
+        source = pq.ParquetFile(io.BytesIO(store.get(key)))
+        names = source.schema_arrow.names
+        wanted = names if columns is None else [c for c in columns if c in names]
+        frames.append(source.read(columns=wanted).to_pandas())
+    return pd.concat(frames, ignore_index=True)
 
 
 def _image(title: str, png: bytes) -> dg.MetadataValue:
@@ -148,9 +164,11 @@ def feed_ranker(
     object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
     # TensorFlow and MLflow load when a run needs them, not when the definitions load
+    from ml.ranking.dataset import time_split
+    from ml.ranking.ladder import TRUTH_COLUMNS
     from ml.ranking.model import RankerParams
     from ml.ranking.publish import publish_ranker
-    from ml.ranking.train import train_ranker
+    from ml.ranking.train import train_on_splits
     from ml.registry import TrainingLineage
 
     store = object_store.store()
@@ -158,16 +176,21 @@ def feed_ranker(
         training = latest_training_set(context.instance, store, config.feature_service)
     except NoTrainingSet as missing:
         return skipped(context, str(missing))
-    gap = _unlearnable(training.frame)
+    frame = training.frame
+    gap = _unlearnable(frame)
     if gap is not None:
         return skipped(context, gap, training_set=dg.MetadataValue.path(training.uri))
-    truth = ground_truth_impressions(store)
+    rows = len(frame)
+    # the whole frame goes once split: training holds the splits, not both (issue 17)
+    splits = time_split(frame)
+    del frame
+    truth = ground_truth_impressions(store, TRUTH_COLUMNS)
     context.log.info(
-        f"training on {len(training.frame)} impressions from {training.object_key}"
+        f"training on {rows} impressions from {training.object_key}"
         f" ({'with' if truth is not None else 'without'} ground truth)"
     )
-    report = train_ranker(
-        training.frame,
+    report = train_on_splits(
+        splits,
         RankerParams(epochs=config.epochs, seed=config.seed, explored_rows=config.explored_rows),
         truth_impressions=truth,
         progress=False,

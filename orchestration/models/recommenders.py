@@ -19,7 +19,7 @@ from ml.recommenders.pipeline import RecommenderRun, explore_run, who_to_follow_
 from ml.recommenders.publish import EXPLORE, WHO_TO_FOLLOW, load_champion, publish_recommender
 from ml.recommenders.who_to_follow import WhoToFollowParams
 from ml.registry import TrainingLineage
-from ml.spark import spark_session
+from ml.spark import spark_for_one_job
 from orchestration.analytics.lineage import reading_models
 from orchestration.models.resources import MlflowResource
 from orchestration.resources import ClickHouseResource
@@ -190,7 +190,8 @@ def who_to_follow(
         config.popularity_weight,
         learned=config.learned,
     )
-    run = who_to_follow_run(spark_session(), interactions, visibility, params, config.k)
+    with spark_for_one_job() as spark:
+        run = who_to_follow_run(spark, interactions, visibility, params, config.k)
     source = f"{get_settings().intermediate_database}.int_follow_graph"
     return _publish(context, run, mlflow, source)
 
@@ -231,7 +232,8 @@ def explore(
         max_per_author=config.max_per_author,
         max_age_hours=config.max_age_hours,
     )
-    run = explore_run(spark_session(), interactions, visibility, params, config.k)
+    with spark_for_one_job() as spark:
+        run = explore_run(spark, interactions, visibility, params, config.k)
     source = f"{get_settings().marts_database}.fct_engagements"
     return _publish(context, run, mlflow, source)
 
