@@ -120,6 +120,14 @@ def write_experiment(folder: Path, arms: dict[str, str], kind: str = "ab") -> No
     (folder / f"{EXPERIMENT}.json").write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
 
 
+def world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's world: its generator's size and seed. The benches that read a loop's data dir
+    after it (`explored_training`, `versions_vs_truth`) take the same, to rebuild its truth."""
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+
+
 def main() -> None:
     from objectstore import store_from_settings
     from workload.config import WorkloadConfig, default_start
@@ -127,9 +135,7 @@ def main() -> None:
     from workload.truth_oracle import TruthOracle
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
+    world_arguments(parser)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--kind", choices=("ab", "interleaving"), default="ab")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from bench.closed_loop import world_arguments
 from ml.ranking.dataset import time_split
 from ml.ranking.evaluate import safe_auc
 from ml.ranking.explored_rows import MODES, explored_flags
@@ -75,9 +76,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
+    world_arguments(parser)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     args = parser.parse_args()
     key, frame = newest_training_set(args.data_dir.resolve())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.closed_loop import world_arguments
 from ml.ranking import MODEL_NAME
 
 
@@ -72,9 +73,7 @@ def versions_vs_truth(data_dir: Path, users: int, days: int, seed: int) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--users", type=int, default=300)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
+    world_arguments(parser)
     args = parser.parse_args()
     versions_vs_truth(args.data_dir.resolve(), args.users, args.days, args.seed)
 
