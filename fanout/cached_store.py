@@ -42,6 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from fanout.cassandra_store import CassandraFeedStore
+from fanout.redis_store import ZADD_ALL_LUA
 from fanout.store import FeedEntry, FeedStore, FeedStoreUnavailable, Push, decode_member
 
 T = TypeVar("T")
@@ -57,16 +58,6 @@ local function epoch(prefix, now)
 end
 """
 
-_ZADD_ALL = """
-local function zadd_all(key, flat)
-  local added = 0
-  for first = 1, #flat, 4000 do
-    added = added + redis.call('ZADD', key, unpack(flat, first, math.min(first + 3999, #flat)))
-  end
-  return added
-end
-"""
-
 # ARGV = prefix, user, now -> {epoch, version}
 _VERSION = (
     _EPOCH
@@ -77,7 +68,7 @@ return {epoch(ARGV[1], ARGV[3]), redis.call('GET', ARGV[1] .. 'version:' .. ARGV
 
 # ARGV = prefix, user, expected version, ttl seconds, msgpack [score, member, ...] -> 1 if filled
 _FILL = (
-    _ZADD_ALL
+    ZADD_ALL_LUA
     + """
 local prefix, user = ARGV[1], ARGV[2]
 local v = redis.call('GET', prefix .. 'version:' .. user) or '0'
@@ -94,7 +85,7 @@ return 1
 
 # ARGV = prefix, cap, msgpack [[user, changed (0/1), [score, member, ...]], ...] -> entries added
 _PUSH = (
-    _ZADD_ALL
+    ZADD_ALL_LUA
     + """
 local prefix, cap = ARGV[1], tonumber(ARGV[2])
 local total = 0

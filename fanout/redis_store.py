@@ -39,7 +39,9 @@ from fanout.store import (
 
 T = TypeVar("T")
 
-_ZADD_ALL = """
+# a Lua helper the feed scripts share: ZADD of a flat [score, member, ...] list in slices, since
+# unpack() of a whole long feed would overflow Lua's stack
+ZADD_ALL_LUA = """
 local function zadd_all(key, flat)
   local added = 0
   for first = 1, #flat, 4000 do
@@ -52,7 +54,7 @@ end
 # ARGV = prefix, cap, msgpack [[user, [score, member, score, member, ...]], ...]: each feed is
 # emptied, refilled, trimmed and gets a new version
 _REPLACE = (
-    _ZADD_ALL
+    ZADD_ALL_LUA
     + """
 local feed, version = ARGV[1] .. 'feed:', ARGV[1] .. 'version:'
 local cap = tonumber(ARGV[2])

@@ -153,13 +153,8 @@ class FanOutConsumer:
         messages = event_stream.poll_in_order(self.consumer, self.ready, timeout_ms)
         if not messages:
             return 0
-        events = []
-        for message in messages:
-            event = event_stream.decode(message.value)
-            if event is None:
-                self.report.skipped += 1
-            else:
-                events.append(event)
+        events, skipped = event_stream.decode_all(messages)
+        self.report.skipped += skipped
         if not self._apply_until_written(events):
             return 0  # stopped while the store was down: nothing committed, re-delivered later
         self.commit()  # only after the feed writes: at-least-once

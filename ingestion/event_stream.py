@@ -49,6 +49,16 @@ def decode(value: bytes | None) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+def decode_all(messages: Sequence[Any]) -> tuple[list[dict[str, Any]], int]:
+    """The events of a micro-batch in its order, and how many messages were not events."""
+    events = []
+    for message in messages:
+        event = decode(message.value)
+        if event is not None:
+            events.append(event)
+    return events, len(messages) - len(events)
+
+
 def poll_in_order(consumer: Any, ready: threading.Event, timeout_ms: int) -> list[Any]:
     """One poll's messages across partitions, oldest first; sets `ready` once the group has
     assigned this member its partitions (tests and health checks wait on it)."""

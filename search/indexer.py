@@ -260,13 +260,8 @@ class IndexerConsumer:
         messages = event_stream.poll_in_order(self.consumer, self.ready, timeout_ms)
         if not messages:
             return 0
-        events = []
-        for message in messages:
-            event = event_stream.decode(message.value)
-            if event is None:
-                self.report.skipped += 1
-            else:
-                events.append(event)
+        events, skipped = event_stream.decode_all(messages)
+        self.report.skipped += skipped
         apply_events(self.engine, events, self.report, self.autocomplete)
         from ingestion.kafka_source import commit
 

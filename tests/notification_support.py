@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kafka_support import create_topics
+
 from notifications.worker import TOPICS
+
+__all__ = ["create_topics"]  # the notification tests import it from here with their events
 
 _ids = itertools.count(1)
 
@@ -17,30 +20,6 @@ _ids = itertools.count(1)
 def topics_for(run: str) -> dict[str, str]:
     """One private topic per family the worker reads, e.g. 'users' -> 'test.notify.<run>.users'."""
     return {t.rsplit(".", 1)[-1]: f"test.notify.{run}.{t.rsplit('.', 1)[-1]}" for t in TOPICS}
-
-
-def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
-    """Create the topics and return once the broker's metadata lists every one of them: a
-    consumer group that joins before that gets no partitions of a missing topic (the range
-    assignor skips it) and would not rebalance until its metadata ages out, minutes later."""
-    from kafka import KafkaConsumer
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="test-notify")
-    try:
-        admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
-        )
-    finally:
-        admin.close()
-    probe = KafkaConsumer(bootstrap_servers=bootstrap.split(","), client_id="test-notify-probe")
-    try:
-        deadline = time.monotonic() + 30
-        while missing := set(names) - probe.topics():  # topics() fetches fresh metadata
-            assert time.monotonic() < deadline, f"topics without metadata after 30 s: {missing}"
-            time.sleep(0.1)
-    finally:
-        probe.close()
 
 
 def event(event_type: str, **payload: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka_support import create_topics, wait_for
 
 from fanout import FeedEntry, FeedStore
 from fanout.fanout import CelebrityPolicy, FanOut, NewPost
@@ -240,25 +241,6 @@ def test_no_push_ever_leaks_or_carries_a_celebrity(
 # --- Kafka -> feed, real broker and real Redis ----------------------------------------------
 
 
-def _create_topics(bootstrap: str, *names: str) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="test-feeds")
-    try:
-        admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
-    finally:
-        admin.close()
-
-
-def _wait_for(predicate: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def test_a_post_produced_to_kafka_reaches_a_followers_feed_within_seconds(
     kafka_bootstrap: str, redis_url: str
 ) -> None:
@@ -266,7 +248,7 @@ def test_a_post_produced_to_kafka_reaches_a_followers_feed_within_seconds(
 
     run = uuid.uuid4().hex[:10]
     posts_topic, relationships_topic = f"test.feeds.{run}.posts", f"test.feeds.{run}.relationships"
-    _create_topics(kafka_bootstrap, posts_topic, relationships_topic)
+    create_topics(kafka_bootstrap, [posts_topic, relationships_topic])
     store = RedisFeedStore(redis_url, prefix=f"test-fanout-kafka-{run}:")
     fanout = FanOut(store, _graph(), celebrities={CELEBRITY})
     consumer = make_consumer(
@@ -289,15 +271,15 @@ def test_a_post_produced_to_kafka_reaches_a_followers_feed_within_seconds(
         assert runner.ready.wait(60), "the consumer group never got its partitions"
         send(posts_topic, event_type="post_created", user_id=CELEBRITY, post_id=7)
         send(posts_topic, event_type="post_created", user_id=AUTHOR, post_id=8)
-        latency = _wait_for(lambda: _feed(store, FAN) == [8], timeout=10)
+        latency = wait_for(lambda: _feed(store, FAN) == [8], timeout=10)
         print(f"post_created -> follower feed: {latency:.2f} s")
         assert _feed(store, FRIEND) == [8]
         assert _feed(store, BLOCKER) == [] and _feed(store, MUTER) == []
 
         send(relationships_topic, event_type="unfollow", user_id=FRIEND, target_user_id=AUTHOR)
         send(posts_topic, event_type="post_deleted", user_id=AUTHOR, post_id=8)
-        _wait_for(lambda: _feed(store, FAN) == [] and _feed(store, FRIEND) == [], timeout=10)
-        _wait_for(lambda: runner.report.messages == 4, timeout=10)
+        wait_for(lambda: _feed(store, FAN) == [] and _feed(store, FRIEND) == [], timeout=10)
+        wait_for(lambda: runner.report.messages == 4, timeout=10)
         assert runner.report.fanout.celebrity_posts == 1  # pulled, never pushed
         assert store.version(FAN) == 2  # one push, one removal
     finally:
@@ -324,7 +306,7 @@ def test_a_crash_before_the_commit_redelivers_and_changes_nothing(
 
     run = uuid.uuid4().hex[:10]
     topic, group = f"test.feeds.{run}.redelivery", f"test-feeds-redelivery-{run}"
-    _create_topics(kafka_bootstrap, topic)
+    create_topics(kafka_bootstrap, [topic])
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
     for post in (21, 22, 23):
         event = {"event_type": "post_created", "user_id": AUTHOR, "post_id": post,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka_support import create_topics, wait_for
 
 from search.autocomplete import Completion, RedisAutocomplete
 from search.documents import HashtagDoc, Kind, LocationDoc, PostDoc, UserDoc
@@ -403,25 +404,6 @@ def test_stream_counts_hashtags_and_places_only_from_visible_posts(engine: Tanti
 # --- through Kafka and Redis -------------------------------------------------------------------
 
 
-def _create_topics(bootstrap: str, *names: str) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="test-search")
-    try:
-        admin.create_topics([NewTopic(n, num_partitions=2, replication_factor=1) for n in names])
-    finally:
-        admin.close()
-
-
-def _wait_for(predicate: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 class _CrashBeforeCommit(IndexerConsumer):
     def poll_once(self, timeout_ms: int = 200) -> int:
         import ingestion.kafka_source as source
@@ -474,7 +456,7 @@ def _kafka_indexer_round_trip(
 
     run = uuid.uuid4().hex[:10]
     posts, users = f"test.search.{run}.posts", f"test.search.{run}.users"
-    _create_topics(kafka_bootstrap, posts, users)
+    create_topics(kafka_bootstrap, [posts, users], partitions=2)
     service = SearchService(reader, refresh_seconds=0.1)  # a reader
     autocomplete = RedisAutocomplete.from_url(redis_url, prefix=f"test-search-{run}:")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
@@ -505,7 +487,7 @@ def _kafka_indexer_round_trip(
         runner = IndexerConsumer(engine, consumer(), autocomplete)
         thread = threading.Thread(target=runner.run, kwargs={"max_seconds": 120}, daemon=True)
         thread.start()
-        _wait_for(lambda: runner.report.messages >= 2, timeout=60)  # re-delivered
+        wait_for(lambda: runner.report.messages >= 2, timeout=60)  # re-delivered
         assert engine.count("posts") == 1 and engine.count("users") == 1
 
         # 2. a new post is searchable by another process's reader within seconds
@@ -513,17 +495,17 @@ def _kafka_indexer_round_trip(
         for i in range(5):
             sent = time.monotonic()
             send(posts, _event("post_created", 60, post_id=700 + i, caption=f"Fjord number{i}"))
-            _wait_for(lambda i=i: 700 + i in _ids(service, f"number{i}", viewer=None), timeout=15)
+            wait_for(lambda i=i: 700 + i in _ids(service, f"number{i}", viewer=None), timeout=15)
             latencies.append(time.monotonic() - sent)
         print(f"post_created -> searchable: max {max(latencies):.2f} s")
         assert max(latencies) < 10  # the 2 s target is measured by bench/search.py
 
         # 3. a deletion reaches the index; autocomplete knows the user
         send(posts, _event("post_deleted", 60, post_id=700))
-        _wait_for(lambda: 700 not in _ids(service, "number0", viewer=None), timeout=10)
+        wait_for(lambda: 700 not in _ids(service, "number0", viewer=None), timeout=10)
         assert [c.id for c in autocomplete.search("quen", 5)] == [60]
         send(users, _event("profile_updated", 60, username="quincy"))
-        _wait_for(lambda: [c.text for c in autocomplete.search("qu", 5)] == ["quincy"], timeout=10)
+        wait_for(lambda: [c.text for c in autocomplete.search("qu", 5)] == ["quincy"], timeout=10)
         runner.stop()
         thread.join(30)
         runner.close()
