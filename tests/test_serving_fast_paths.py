@@ -458,3 +458,93 @@ def test_post_rows_by_binary_search_equal_the_index() -> None:
     assert Posts(frame.iloc[:0], deleted=frozenset()).rows_or_missing(asked).tolist() == [-1] * len(
         asked
     )
+
+
+def test_columns_broadcast_to_every_row_give_the_materialized_model_inputs() -> None:
+    """Serving repeats the viewer's features on every candidate row as stride-0 views
+    (`serving.features._repeated`); the preprocessing scales those once, as one row. The model
+    inputs equal those of the same values copied to every row, bit for bit: log1p, clipping,
+    missing indicators (a viewer's missing value) and absent columns included."""
+    from serving.features import _repeated
+
+    rng = np.random.default_rng(5)
+    rows = 400
+    train = pd.DataFrame(
+        {
+            "post_likes": np.where(rng.random(rows) < 0.2, np.nan, rng.poisson(5, rows) * 1.0),
+            "viewer_likes": np.where(rng.random(rows) < 0.3, np.nan, rng.poisson(40, rows) * 1.0),
+            "viewer_rate": rng.normal(size=rows),
+            "viewer_gone": np.where(rng.random(rows) < 0.5, np.nan, rng.normal(size=rows)),
+            "viewer_flag": rng.random(rows) < 0.5,
+            "absent": np.where(rng.random(rows) < 0.5, np.nan, rng.normal(size=rows)),
+            "post_engagement__engagements_total": rng.poisson(3, rows) * 1.0,
+            "post_engagement__impressions_total": rng.poisson(30, rows) * 1.0,
+            "surface": np.full(rows, "home_feed", dtype=object),
+        }
+    )
+    spec = Preprocessing.fit(train, list(train.columns))
+    assert sum(c.missing_indicator for c in spec.numeric) >= 3 and any(
+        c.log1p for c in spec.numeric
+    )
+    serve = rows // 2
+    for viewer in [(7.0, 0.3, np.nan, True), (1e6, -9.0, 2.0, False), (np.nan, np.nan, np.nan, 0)]:
+        varying = {
+            "post_likes": train["post_likes"].to_numpy()[:serve],
+            "post_engagement__engagements_total": rng.poisson(3, serve) * 1.0,
+            "post_engagement__impressions_total": rng.poisson(30, serve) * 1.0,
+        }
+        names = ["viewer_likes", "viewer_rate", "viewer_gone", "viewer_flag"]
+        shared = dict(zip(names, viewer, strict=True))
+        broadcast = ColumnTable(
+            {
+                **varying,
+                **{name: _repeated(value, serve) for name, value in shared.items()},
+                "surface": _repeated("home_feed", serve),
+            },
+            serve,
+        )
+        assert broadcast["viewer_likes"].strides == (0,)
+        copied = ColumnTable(
+            {
+                **varying,
+                **{name: np.full(serve, float(value)) for name, value in shared.items()},
+                "surface": np.full(serve, "home_feed", dtype=object),
+            },
+            serve,
+        )
+        got, expected = spec.transform(broadcast), spec.transform(copied)
+        np.testing.assert_array_equal(got["numeric"], expected["numeric"])
+        np.testing.assert_array_equal(got["categorical"], expected["categorical"])
+        assert got["numeric"].flags.c_contiguous and got["numeric"].dtype == np.float32
+    empty = ColumnTable({name: _repeated(1.0, 0) for name in train.columns}, 0)
+    assert spec.transform(empty)["numeric"].shape == (0, spec.numeric_width)
+
+
+def test_keep_mask_by_set_lookups_equals_isin() -> None:
+    from serving.rules import keep_mask
+
+    rng = np.random.default_rng(6)
+    posts = rng.integers(0, 5_000, 800)
+    created = rng.uniform(0, 100, 800)
+    excluded = set(rng.integers(0, 5_000, 300).tolist())
+    expected = (created >= 40.0) & ~np.isin(posts, list(excluded))
+    for given in (excluded, frozenset(excluded), sorted(excluded), np.array(sorted(excluded))):
+        got = keep_mask(posts, created, now_ts=100.0, fresh_seconds=60.0, excluded=given)
+        np.testing.assert_array_equal(got, expected)
+    alone = keep_mask(posts, created, now_ts=100.0, fresh_seconds=60.0, excluded=set())
+    np.testing.assert_array_equal(alone, created >= 40.0)
+
+
+def test_user_values_on_every_row_are_read_only_stride_0_views() -> None:
+    from featurestore.online import _every_row
+    from serving.features import _repeated
+
+    column = np.array([2.5, 9.0])
+    for repeated in (_every_row(column, 5), _repeated(2.5, 5)):
+        np.testing.assert_array_equal(repeated, np.full(5, 2.5))
+        assert repeated.strides == (0,) and not repeated.flags.writeable
+        with pytest.raises(ValueError):
+            repeated[0] = 1.0
+    assert _every_row(np.array([3], dtype="int64"), 3).dtype == np.int64
+    assert len(_every_row(np.zeros(0), 4)) == 0
+    assert np.isnan(_repeated(None, 3)).all() and _repeated("x", 2).tolist() == ["x", "x"]

@@ -370,7 +370,13 @@ def _scale(matrix: np.ndarray, steps: _Steps, columns: list[int]) -> np.ndarray:
     `Preprocessing.numeric`): nulls to 0, log1p where fitted, mean and std, clipped to the
     training range. Returns where the values were missing."""
     if len(columns) == len(steps.logs):
-        logs, means, stds, lows, highs = steps.logs, steps.means, steps.stds, steps.lows, steps.highs
+        logs, means, stds, lows, highs = (
+            steps.logs,
+            steps.means,
+            steps.stds,
+            steps.lows,
+            steps.highs,
+        )
     else:
         logs, means, stds = steps.logs[columns], steps.means[columns], steps.stds[columns]
         lows, highs = steps.lows[columns], steps.highs[columns]
