@@ -548,3 +548,72 @@ def test_user_values_on_every_row_are_read_only_stride_0_views() -> None:
     assert _every_row(np.array([3], dtype="int64"), 3).dtype == np.int64
     assert len(_every_row(np.zeros(0), 4)) == 0
     assert np.isnan(_repeated(None, 3)).all() and _repeated("x", 2).tolist() == ["x", "x"]
+
+
+# serving.rules.spread_authors as it was before its prefix was placed at once: the reference
+def _spread_one_by_one(order: np.ndarray, authors: np.ndarray, max_run: int) -> np.ndarray:
+    """Reorder `order` (row indices, best first) so no author fills more than `max_run`
+    consecutive slots: a post that would break the rule waits for the first slot where it fits,
+    keeping the ranking otherwise. Posts that never fit (one author left) go last, in order."""
+    result: list[int] = []
+    waiting: list[int] = []
+    by_row = authors.tolist()  # Python ints: indexing a numpy array per check costs ~3x more
+    run_author, run = None, 0  # the author ending `result`, and how many slots in a row
+
+    def fits(row: int) -> bool:  # the last max_run slots are not all this author's
+        return run < max_run or by_row[row] != run_author
+
+    def place(row: int) -> None:
+        nonlocal run_author, run
+        author = by_row[row]
+        run = run + 1 if author == run_author else 1
+        run_author = author
+        result.append(row)
+
+    for row in order.tolist():
+        placed = True
+        while placed and waiting:  # an earlier, better post may fit again now
+            placed = False
+            for i, pending in enumerate(waiting):
+                if fits(pending):
+                    place(waiting.pop(i))
+                    placed = True
+                    break
+        if fits(row):
+            place(row)
+        else:
+            waiting.append(row)
+    while waiting:
+        for i, pending in enumerate(waiting):
+            if fits(pending):
+                place(waiting.pop(i))
+                break
+        else:
+            result.extend(waiting)
+            break
+    return np.asarray(result, dtype=np.int64)
+
+
+def test_spread_authors_equals_placing_every_post_one_by_one() -> None:
+    from serving.rules import spread_authors
+
+    rng = np.random.default_rng(7)
+    cases = 0
+    for _ in range(3_000):
+        rows = int(rng.integers(0, 60))
+        authors = rng.integers(0, int(rng.integers(1, 12)), rows)
+        order = rng.permutation(rows)
+        for max_run in (0, 1, 2, 3):
+            expected = _spread_one_by_one(order, authors, max_run)
+            got = spread_authors(order, authors, max_run)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, expected)
+            cases += 1
+    # a long feed whose only overlong run comes late (the prefix path) and one with none
+    authors = np.arange(700) % 300
+    authors[650:655] = 5
+    for order in (np.arange(700), np.arange(600)):
+        np.testing.assert_array_equal(
+            spread_authors(order, authors, 2), _spread_one_by_one(order, authors, 2)
+        )
+    assert cases == 12_000
