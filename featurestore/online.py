@@ -164,6 +164,25 @@ def _epoch_nanos(moment: datetime) -> int:
     return int((stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).value)
 
 
+def _ints(ids: Sequence[int] | np.ndarray) -> list[int]:
+    """Ids as a list of Python ints: one `tolist()` for an integer array (the feed passes its
+    ~1,000 candidates so) rather than an `int()` call per id."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
+        return list(ids.tolist())
+    return [int(i) for i in ids]
+
+
+def _every_row(column: np.ndarray, rows: int) -> np.ndarray:
+    """The first value of `column` on `rows` rows: a read-only stride-0 view (what
+    `np.broadcast_to` makes, ~1.5 us instead of ~7 for it or ~3 for `np.repeat`'s copy). The
+    user's values feed every candidate's on-demand features: ~50 per feed."""
+    if not len(column):
+        return np.repeat(column, rows)  # no user row: empty (a read without candidates)
+    repeated = np.ndarray((rows,), column.dtype, np.array(column[0]), 0, (0,))
+    repeated.flags.writeable = False
+    return repeated
+
+
 def _post_age(
     inputs: dict[str, np.ndarray], request_nanos: int, texts: TextCodes
 ) -> dict[str, np.ndarray]:
@@ -513,8 +532,8 @@ class OnlineFeatureReader:
     def read_coded(
         self,
         user_id: int | None,
-        post_ids: Sequence[int] | None,
-        author_ids: Sequence[int] | None,
+        post_ids: Sequence[int] | np.ndarray | None,
+        author_ids: Sequence[int] | np.ndarray | None,
         request_at: datetime,
         *,
         numbers: bool = False,
@@ -522,8 +541,8 @@ class OnlineFeatureReader:
         """`read_columns`, plus the candidates' text columns as int64 codes (-1 missing) of the
         `TextCodes` returned with them, for the ranker's categoricals (`ml.ranking.columns`)."""
         now = request_at.timestamp()
-        posts = [int(p) for p in post_ids] if post_ids is not None else None
-        authors = [int(a) for a in author_ids] if author_ids is not None else None
+        posts = _ints(post_ids) if post_ids is not None else None
+        authors = _ints(author_ids) if author_ids is not None else None
         if posts is not None and authors is not None and len(authors) != len(posts):
             raise ValueError("author_ids must align with post_ids")
         rows = len(posts) if posts is not None else len(authors) if authors is not None else 0
@@ -651,7 +670,7 @@ class OnlineFeatureReader:
                     column = codes[:, j]
                 else:
                     column = numbers[:, j]
-                out[name] = np.repeat(column[:1], rows) if per_user else column
+                out[name] = _every_row(column, rows) if per_user else column
         return out
 
     def _input_plan(

@@ -46,13 +46,17 @@ def _repeated(value: Any, rows: int) -> np.ndarray:
     """One value on every row, as a read-only broadcast view (no copy per row): numbers as
     float64 (missing: NaN, for numbers and categories alike), texts as objects."""
     if value is None or value is pd.NA:
-        scalar = np.array(np.nan)
+        number = np.nan
     elif isinstance(value, bool | int | float):
-        scalar = np.array(float(value))
+        number = float(value)
     else:  # texts; timestamps (not ranker inputs: absolute times are not features)
         scalar = np.empty((), dtype=object)
         scalar[()] = value
-    return np.broadcast_to(scalar, (rows,))
+        return np.broadcast_to(scalar, (rows,))
+    # what np.broadcast_to makes, built directly: ~1.4 us instead of ~7 (~50 per feed)
+    repeated = np.ndarray((rows,), np.float64, np.array(number), 0, (0,))
+    repeated.flags.writeable = False
+    return repeated
 
 
 @dataclass
@@ -83,9 +87,7 @@ class FeatureReaders:
         Numbers come as float64 arrays (NaN = null) in a `ColumnTable`, not a DataFrame: the
         ranker's preprocessing reads them as they are (`ml.ranking.columns`); the candidates'
         texts come with their codes, which map the ranker's categoricals by one gather."""
-        read = self.ranking.read_coded(
-            user_id, post_ids.tolist(), author_ids.tolist(), request_at, numbers=True
-        )
+        read = self.ranking.read_coded(user_id, post_ids, author_ids, request_at, numbers=True)
         columns, rows = read.columns, len(post_ids)
         for name, value in read.user.items():  # the viewer's features, one value per row
             columns[name] = _repeated(value, rows)

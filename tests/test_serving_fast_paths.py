@@ -458,3 +458,162 @@ def test_post_rows_by_binary_search_equal_the_index() -> None:
     assert Posts(frame.iloc[:0], deleted=frozenset()).rows_or_missing(asked).tolist() == [-1] * len(
         asked
     )
+
+
+def test_columns_broadcast_to_every_row_give_the_materialized_model_inputs() -> None:
+    """Serving repeats the viewer's features on every candidate row as stride-0 views
+    (`serving.features._repeated`); the preprocessing scales those once, as one row. The model
+    inputs equal those of the same values copied to every row, bit for bit: log1p, clipping,
+    missing indicators (a viewer's missing value) and absent columns included."""
+    from serving.features import _repeated
+
+    rng = np.random.default_rng(5)
+    rows = 400
+    train = pd.DataFrame(
+        {
+            "post_likes": np.where(rng.random(rows) < 0.2, np.nan, rng.poisson(5, rows) * 1.0),
+            "viewer_likes": np.where(rng.random(rows) < 0.3, np.nan, rng.poisson(40, rows) * 1.0),
+            "viewer_rate": rng.normal(size=rows),
+            "viewer_gone": np.where(rng.random(rows) < 0.5, np.nan, rng.normal(size=rows)),
+            "viewer_flag": rng.random(rows) < 0.5,
+            "absent": np.where(rng.random(rows) < 0.5, np.nan, rng.normal(size=rows)),
+            "post_engagement__engagements_total": rng.poisson(3, rows) * 1.0,
+            "post_engagement__impressions_total": rng.poisson(30, rows) * 1.0,
+            "surface": np.full(rows, "home_feed", dtype=object),
+        }
+    )
+    spec = Preprocessing.fit(train, list(train.columns))
+    assert sum(c.missing_indicator for c in spec.numeric) >= 3 and any(
+        c.log1p for c in spec.numeric
+    )
+    serve = rows // 2
+    for viewer in [(7.0, 0.3, np.nan, True), (1e6, -9.0, 2.0, False), (np.nan, np.nan, np.nan, 0)]:
+        varying = {
+            "post_likes": train["post_likes"].to_numpy()[:serve],
+            "post_engagement__engagements_total": rng.poisson(3, serve) * 1.0,
+            "post_engagement__impressions_total": rng.poisson(30, serve) * 1.0,
+        }
+        names = ["viewer_likes", "viewer_rate", "viewer_gone", "viewer_flag"]
+        shared = dict(zip(names, viewer, strict=True))
+        broadcast = ColumnTable(
+            {
+                **varying,
+                **{name: _repeated(value, serve) for name, value in shared.items()},
+                "surface": _repeated("home_feed", serve),
+            },
+            serve,
+        )
+        assert broadcast["viewer_likes"].strides == (0,)
+        copied = ColumnTable(
+            {
+                **varying,
+                **{name: np.full(serve, float(value)) for name, value in shared.items()},
+                "surface": np.full(serve, "home_feed", dtype=object),
+            },
+            serve,
+        )
+        got, expected = spec.transform(broadcast), spec.transform(copied)
+        np.testing.assert_array_equal(got["numeric"], expected["numeric"])
+        np.testing.assert_array_equal(got["categorical"], expected["categorical"])
+        assert got["numeric"].flags.c_contiguous and got["numeric"].dtype == np.float32
+    empty = ColumnTable({name: _repeated(1.0, 0) for name in train.columns}, 0)
+    assert spec.transform(empty)["numeric"].shape == (0, spec.numeric_width)
+
+
+def test_keep_mask_by_set_lookups_equals_isin() -> None:
+    from serving.rules import keep_mask
+
+    rng = np.random.default_rng(6)
+    posts = rng.integers(0, 5_000, 800)
+    created = rng.uniform(0, 100, 800)
+    excluded = set(rng.integers(0, 5_000, 300).tolist())
+    expected = (created >= 40.0) & ~np.isin(posts, list(excluded))
+    for given in (excluded, frozenset(excluded), sorted(excluded), np.array(sorted(excluded))):
+        got = keep_mask(posts, created, now_ts=100.0, fresh_seconds=60.0, excluded=given)
+        np.testing.assert_array_equal(got, expected)
+    alone = keep_mask(posts, created, now_ts=100.0, fresh_seconds=60.0, excluded=set())
+    np.testing.assert_array_equal(alone, created >= 40.0)
+
+
+def test_user_values_on_every_row_are_read_only_stride_0_views() -> None:
+    from featurestore.online import _every_row
+    from serving.features import _repeated
+
+    column = np.array([2.5, 9.0])
+    for repeated in (_every_row(column, 5), _repeated(2.5, 5)):
+        np.testing.assert_array_equal(repeated, np.full(5, 2.5))
+        assert repeated.strides == (0,) and not repeated.flags.writeable
+        with pytest.raises(ValueError):
+            repeated[0] = 1.0
+    assert _every_row(np.array([3], dtype="int64"), 3).dtype == np.int64
+    assert len(_every_row(np.zeros(0), 4)) == 0
+    assert np.isnan(_repeated(None, 3)).all() and _repeated("x", 2).tolist() == ["x", "x"]
+
+
+# serving.rules.spread_authors as it was before its prefix was placed at once: the reference
+def _spread_one_by_one(order: np.ndarray, authors: np.ndarray, max_run: int) -> np.ndarray:
+    """Reorder `order` (row indices, best first) so no author fills more than `max_run`
+    consecutive slots: a post that would break the rule waits for the first slot where it fits,
+    keeping the ranking otherwise. Posts that never fit (one author left) go last, in order."""
+    result: list[int] = []
+    waiting: list[int] = []
+    by_row = authors.tolist()  # Python ints: indexing a numpy array per check costs ~3x more
+    run_author, run = None, 0  # the author ending `result`, and how many slots in a row
+
+    def fits(row: int) -> bool:  # the last max_run slots are not all this author's
+        return run < max_run or by_row[row] != run_author
+
+    def place(row: int) -> None:
+        nonlocal run_author, run
+        author = by_row[row]
+        run = run + 1 if author == run_author else 1
+        run_author = author
+        result.append(row)
+
+    for row in order.tolist():
+        placed = True
+        while placed and waiting:  # an earlier, better post may fit again now
+            placed = False
+            for i, pending in enumerate(waiting):
+                if fits(pending):
+                    place(waiting.pop(i))
+                    placed = True
+                    break
+        if fits(row):
+            place(row)
+        else:
+            waiting.append(row)
+    while waiting:
+        for i, pending in enumerate(waiting):
+            if fits(pending):
+                place(waiting.pop(i))
+                break
+        else:
+            result.extend(waiting)
+            break
+    return np.asarray(result, dtype=np.int64)
+
+
+def test_spread_authors_equals_placing_every_post_one_by_one() -> None:
+    from serving.rules import spread_authors
+
+    rng = np.random.default_rng(7)
+    cases = 0
+    for _ in range(3_000):
+        rows = int(rng.integers(0, 60))
+        authors = rng.integers(0, int(rng.integers(1, 12)), rows)
+        order = rng.permutation(rows)
+        for max_run in (0, 1, 2, 3):
+            expected = _spread_one_by_one(order, authors, max_run)
+            got = spread_authors(order, authors, max_run)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, expected)
+            cases += 1
+    # a long feed whose only overlong run comes late (the prefix path) and one with none
+    authors = np.arange(700) % 300
+    authors[650:655] = 5
+    for order in (np.arange(700), np.arange(600)):
+        np.testing.assert_array_equal(
+            spread_authors(order, authors, 2), _spread_one_by_one(order, authors, 2)
+        )
+    assert cases == 12_000

@@ -79,6 +79,7 @@ class _Steps:
     lows: np.ndarray
     highs: np.ndarray
     indicators: list[bool]
+    indicator_columns: np.ndarray  # the columns with a missing indicator, in order
     offsets: np.ndarray  # each categorical's start in the shared embedding table
 
 
@@ -191,22 +192,29 @@ class Preprocessing:
         Absent columns count as missing for every row, exactly like nulls."""
         rows, width = len(frame), len(self.numeric)
         steps = self._steps()
+        # columns holding one value on every row (the viewer's features, which serving
+        # broadcasts; absent ones) are scaled once, as one row: ~40% of a feed's matrix
+        varying, constant, constant_values = _split_constant(frame, steps.inputs, rows)
         # column-major, filled in place: one matrix, no temporaries of its size (serving speed)
-        raw = _numeric_matrix(frame, steps.inputs, rows, width)
-        for j, name in enumerate(steps.derived, start=len(steps.inputs)):
+        raw = _numeric_matrix(
+            frame, [steps.inputs[j] for j in varying], rows, len(varying) + len(steps.derived)
+        )
+        for j, name in enumerate(steps.derived, start=len(varying)):
             raw[:, j] = BY_NAME[name].compute(frame)
-        missing = np.isnan(raw)
-        np.copyto(raw, 0.0, where=missing)
-        logs = steps.logs
-        if logs.any():
-            np.maximum(raw, 0.0, out=raw, where=logs)
-            np.log1p(raw, out=raw, where=logs)
-        raw -= steps.means
-        raw /= steps.stds
-        np.clip(raw, steps.lows, steps.highs, out=raw)
+        varying += range(len(steps.inputs), width)  # fit puts the derived columns last
+        missing = _scale(raw, steps, varying)
         numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
-        numeric[:, :width] = raw
-        numeric[:, width:] = missing[:, steps.indicators]
+        if not constant:  # a training frame: every column as it is
+            numeric[:, :width] = raw
+            numeric[:, width:] = missing[:, steps.indicator_columns]
+        else:
+            one = np.array([constant_values], dtype=np.float64)
+            missing_one = _scale(one, steps, constant)
+            numeric[:, varying] = raw
+            numeric[:, constant] = one
+            numeric[:, width:] = _indicators(
+                steps.indicator_columns, varying, missing, constant, missing_one, width
+            )
         categorical = np.tile(steps.offsets, (rows, 1))
         for j, column in enumerate(self.categorical):
             if column.name not in frame:
@@ -244,6 +252,7 @@ class Preprocessing:
                 lows=np.array([c.low for c in numeric], dtype=np.float64),
                 highs=np.array([c.high for c in numeric], dtype=np.float64),
                 indicators=[c.missing_indicator for c in numeric],
+                indicator_columns=np.flatnonzero([c.missing_indicator for c in numeric]),
                 offsets=np.array(self.category_offsets(), dtype=np.int32),
             )
             self.__dict__["_steps_cache"] = steps
@@ -326,6 +335,82 @@ def _as_float(series: pd.Series) -> np.ndarray:
         return np.asarray(series.astype("float64"), dtype=np.float64)
     except (TypeError, ValueError):
         return np.asarray(pd.to_numeric(series, errors="coerce"), dtype=np.float64)
+
+
+def _split_constant(
+    frame: Table, names: list[str], rows: int
+) -> tuple[list[int], list[int], list[float]]:
+    """Positions in `names` of the columns varying by row, of those with one value on every row
+    (a numeric array broadcast with stride 0, as serving passes the viewer's features; an
+    absent name: missing), and the constant columns' values (float64, NaN = missing)."""
+    varying: list[int] = []
+    constant: list[int] = []
+    values: list[float] = []
+    for j, name in enumerate(names):
+        if not name or name not in frame:
+            constant.append(j)
+            values.append(math.nan)
+            continue
+        column = frame[name]
+        if (
+            rows
+            and isinstance(column, np.ndarray)
+            and column.strides == (0,)
+            and column.dtype.kind in "biuf"
+        ):
+            constant.append(j)
+            values.append(float(column[0]))
+        else:
+            varying.append(j)
+    return varying, constant, values
+
+
+def _scale(matrix: np.ndarray, steps: _Steps, columns: list[int]) -> np.ndarray:
+    """Standardize, in place, `matrix` holding the numeric columns at `columns` (positions in
+    `Preprocessing.numeric`): nulls to 0, log1p where fitted, mean and std, clipped to the
+    training range. Returns where the values were missing."""
+    if len(columns) == len(steps.logs):
+        logs, means, stds, lows, highs = (
+            steps.logs,
+            steps.means,
+            steps.stds,
+            steps.lows,
+            steps.highs,
+        )
+    else:
+        logs, means, stds = steps.logs[columns], steps.means[columns], steps.stds[columns]
+        lows, highs = steps.lows[columns], steps.highs[columns]
+    missing = np.isnan(matrix)
+    np.copyto(matrix, 0.0, where=missing)
+    if logs.any():
+        np.maximum(matrix, 0.0, out=matrix, where=logs)
+        np.log1p(matrix, out=matrix, where=logs)
+    matrix -= means
+    matrix /= stds
+    np.clip(matrix, lows, highs, out=matrix)
+    return missing
+
+
+def _indicators(
+    chosen: np.ndarray,
+    varying: list[int],
+    missing: np.ndarray,
+    constant: list[int],
+    missing_one: np.ndarray,
+    width: int,
+) -> np.ndarray:
+    """The missing indicators of the columns `chosen`, from the varying columns' `missing`
+    (rows x varying) or the constant ones' `missing_one` (1 x constant)."""
+    place = np.empty(width, dtype=np.int64)  # each column's position among its kind
+    place[varying] = np.arange(len(varying))
+    place[constant] = np.arange(len(constant))
+    is_varying = np.zeros(width, dtype=bool)
+    is_varying[varying] = True
+    by_row = is_varying[chosen]
+    out = np.empty((len(missing), len(chosen)), dtype=bool)
+    out[:, by_row] = missing[:, place[chosen[by_row]]]
+    out[:, ~by_row] = missing_one[:, place[chosen[~by_row]]]
+    return out
 
 
 def _numeric_matrix(frame: Table, names: list[str], rows: int, width: int) -> np.ndarray:
