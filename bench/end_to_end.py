@@ -11,6 +11,7 @@ seconds, rows/s and the peak resident memory of the process and its children (sa
   what a single scan of the input costs.
 
     uv run python -m bench.end_to_end --users 10000 --users 100000 --days 7
+    uv run python -m bench.end_to_end --users 10000 --stop-after ingest   # ingestion alone
 
 Targets (issue 17): 100,000 users x 7 days in <= 20 min on 2 cores with peak memory <= 12 GiB;
 every stage within 10x of its bare baseline; ingestion >= 0.5x bare insert_arrow.
@@ -181,7 +182,11 @@ def _count(client: Any, table: str) -> int:
 
 
 def run_scale(
-    users: int, days: int, seed: int, checkpoint: Callable[[ScaleResult], None] | None = None
+    users: int,
+    days: int,
+    seed: int,
+    checkpoint: Callable[[ScaleResult], None] | None = None,
+    stop_after: str = STAGES[-1],
 ) -> ScaleResult:
     """Every stage once on the platform of PLATFORM_DATA_DIR (set by the parent). The figures so
     far are handed to `checkpoint` as each stage starts, so a child killed mid-stage (the
@@ -229,6 +234,7 @@ def run_scale(
     result.stages.append(StageFigure("ingest", records, seconds, peak, bare * records / raw_rows))
     if not ok:
         result.failed = "ingest"
+    if not ok or stop_after == "ingest":
         return result
 
     starting("dbt")
@@ -266,12 +272,15 @@ def _child_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def measure(users: int, days: int, seed: int, work: Path) -> ScaleResult:
+def measure(
+    users: int, days: int, seed: int, work: Path, stop_after: str = STAGES[-1]
+) -> ScaleResult:
     """One scale in a child process (fresh settings, fresh chDB, its memory its own)."""
     data_dir = work / f"u{users}_d{days}"
     out = work / f"u{users}_d{days}.json"
     command = [sys.executable, "-m", "bench.end_to_end", "--child", str(out)]
     command += ["--users", str(users), "--days", str(days), "--seed", str(seed)]
+    command += ["--stop-after", stop_after]
     console.rule(f"{users:,} users x {days} days")
     completed = subprocess.run(command, env=_child_env(data_dir), check=False)
     if not out.exists():
@@ -337,6 +346,13 @@ def main() -> None:
         "--work-dir", type=Path, help="keep the platforms here (default: a temp dir)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--stop-after",
+        choices=("ingest", STAGES[-1]),
+        default=STAGES[-1],
+        help="the last stage to run (ingest: generate and ingest only, e.g. to time ingestion "
+        "at a scale where the whole graph would take hours)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     users = args.users or [10_000, 100_000]
@@ -352,6 +368,7 @@ def main() -> None:
                 args.days,
                 args.seed,
                 checkpoint=lambda r: args.child.write_text(json.dumps(asdict(r))),
+                stop_after=args.stop_after,
             )
         result.running = ""
         args.child.write_text(json.dumps(asdict(result)))
@@ -360,7 +377,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        results = [measure(n, args.days, args.seed, work) for n in users]
+        results = [measure(n, args.days, args.seed, work, args.stop_after) for n in users]
     console.print(render(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
