@@ -52,6 +52,10 @@ class StageFigure:
     peak_gib: float
     baseline_seconds: float | None = None
     note: str = ""
+    # CPU (user + system, this process and its children): on a shared machine the wall time is
+    # the niced process's share, the CPU time what the stage itself cost (ingest only)
+    cpu_seconds: float | None = None
+    baseline_cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -130,6 +134,12 @@ def _timed(what: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, memory.peak / 2**30
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process (every thread, chDB's included) and its children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _raw_families(client: Any, database: str) -> dict[str, int]:
     """Rows per raw table that holds events (dead letters apart)."""
     from contracts.catalog import FAMILIES
@@ -140,8 +150,9 @@ def _raw_families(client: Any, database: str) -> dict[str, int]:
     }
 
 
-def _bare_insert_seconds(client: Any, database: str) -> float:
-    """insert_arrow of the rows ingestion wrote into empty copies of the raw tables."""
+def _bare_insert_seconds(client: Any, database: str) -> tuple[float, float]:
+    """insert_arrow of the rows ingestion wrote into empty copies of the raw tables: wall and
+    CPU seconds."""
     from contracts.catalog import FAMILIES
 
     scratch = f"{database}_bare"
@@ -151,13 +162,13 @@ def _bare_insert_seconds(client: Any, database: str) -> float:
     for family in FAMILIES:
         client.command(f"CREATE TABLE {scratch}.{family} AS {database}.{family}")
         tables[family] = client.query_arrow(f"SELECT * FROM {database}.{family}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     for family, table in tables.items():
         if table.num_rows:
             client.insert_arrow(f"{scratch}.{family}", table)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     client.command(f"DROP DATABASE {scratch}")
-    return seconds
+    return seconds, cpu
 
 
 def _bare_scan_seconds(client: Any, database: str) -> float:
@@ -224,14 +235,27 @@ def run_scale(
     result.stages.append(StageFigure("generate", records, seconds, peak))
 
     starting("ingest")
+    cpu = _cpu_seconds()
     ok, seconds, peak = _timed(
         "ingest", lambda: ingest_partition_range(partitions[0], partitions[-1])
     )
+    cpu = _cpu_seconds() - cpu
     raw = settings.clickhouse_raw_database
     with clickhouse_client(settings.clickhouse_url) as client:
-        bare = _bare_insert_seconds(client, raw)
+        bare, bare_cpu = _bare_insert_seconds(client, raw)
         raw_rows = sum(_raw_families(client, raw).values())
-    result.stages.append(StageFigure("ingest", records, seconds, peak, bare * records / raw_rows))
+    per_record = records / raw_rows  # the bare rate, per record read
+    result.stages.append(
+        StageFigure(
+            "ingest",
+            records,
+            seconds,
+            peak,
+            bare * per_record,
+            cpu_seconds=cpu,
+            baseline_cpu_seconds=bare_cpu * per_record,
+        )
+    )
     if not ok:
         result.failed = "ingest"
     if not ok or stop_after == "ingest":
@@ -305,6 +329,8 @@ def render(results: list[ScaleResult]) -> Table:
         "peak GiB",
         "bare rows/s",
         "x bare",
+        "CPU s",
+        "x bare CPU",
     ):
         table.add_column(column, justify="left" if column in ("scale", "stage") else "right")
     for result in results:
@@ -320,6 +346,10 @@ def render(results: list[ScaleResult]) -> Table:
                 f"{stage.peak_gib:.2f}",
                 f"{bare:,.0f}" if bare else "-",
                 f"{stage.rate / bare:.3g}" if bare else "-",
+                f"{stage.cpu_seconds:,.1f}" if stage.cpu_seconds else "-",
+                f"{stage.baseline_cpu_seconds / stage.cpu_seconds:.3g}"
+                if stage.cpu_seconds and stage.baseline_cpu_seconds
+                else "-",
             )
         status = f"FAILED at {result.failed}" if result.failed else "whole graph"
         table.add_row(
@@ -329,6 +359,8 @@ def render(results: list[ScaleResult]) -> Table:
             f"{result.total_seconds:,.1f}",
             "",
             f"{result.peak_gib:.2f}",
+            "",
+            "",
             "",
             "",
         )
