@@ -11,6 +11,7 @@ seconds, rows/s and the peak resident memory of the process and its children (sa
   what a single scan of the input costs.
 
     uv run python -m bench.end_to_end --users 10000 --users 100000 --days 7
+    uv run python -m bench.end_to_end --users 10000 --stop-after ingest   # ingestion alone
 
 Targets (issue 17): 100,000 users x 7 days in <= 20 min on 2 cores with peak memory <= 12 GiB;
 every stage within 10x of its bare baseline; ingestion >= 0.5x bare insert_arrow.
@@ -51,6 +52,10 @@ class StageFigure:
     peak_gib: float
     baseline_seconds: float | None = None
     note: str = ""
+    # CPU (user + system, this process and its children): on a shared machine the wall time is
+    # the niced process's share, the CPU time what the stage itself cost (ingest only)
+    cpu_seconds: float | None = None
+    baseline_cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -129,6 +134,12 @@ def _timed(what: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, memory.peak / 2**30
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process (every thread, chDB's included) and its children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def _raw_families(client: Any, database: str) -> dict[str, int]:
     """Rows per raw table that holds events (dead letters apart)."""
     from contracts.catalog import FAMILIES
@@ -139,8 +150,9 @@ def _raw_families(client: Any, database: str) -> dict[str, int]:
     }
 
 
-def _bare_insert_seconds(client: Any, database: str) -> float:
-    """insert_arrow of the rows ingestion wrote into empty copies of the raw tables."""
+def _bare_insert_seconds(client: Any, database: str) -> tuple[float, float]:
+    """insert_arrow of the rows ingestion wrote into empty copies of the raw tables: wall and
+    CPU seconds."""
     from contracts.catalog import FAMILIES
 
     scratch = f"{database}_bare"
@@ -150,13 +162,13 @@ def _bare_insert_seconds(client: Any, database: str) -> float:
     for family in FAMILIES:
         client.command(f"CREATE TABLE {scratch}.{family} AS {database}.{family}")
         tables[family] = client.query_arrow(f"SELECT * FROM {database}.{family}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     for family, table in tables.items():
         if table.num_rows:
             client.insert_arrow(f"{scratch}.{family}", table)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     client.command(f"DROP DATABASE {scratch}")
-    return seconds
+    return seconds, cpu
 
 
 def _bare_scan_seconds(client: Any, database: str) -> float:
@@ -181,7 +193,11 @@ def _count(client: Any, table: str) -> int:
 
 
 def run_scale(
-    users: int, days: int, seed: int, checkpoint: Callable[[ScaleResult], None] | None = None
+    users: int,
+    days: int,
+    seed: int,
+    checkpoint: Callable[[ScaleResult], None] | None = None,
+    stop_after: str = STAGES[-1],
 ) -> ScaleResult:
     """Every stage once on the platform of PLATFORM_DATA_DIR (set by the parent). The figures so
     far are handed to `checkpoint` as each stage starts, so a child killed mid-stage (the
@@ -219,16 +235,30 @@ def run_scale(
     result.stages.append(StageFigure("generate", records, seconds, peak))
 
     starting("ingest")
+    cpu = _cpu_seconds()
     ok, seconds, peak = _timed(
         "ingest", lambda: ingest_partition_range(partitions[0], partitions[-1])
     )
+    cpu = _cpu_seconds() - cpu
     raw = settings.clickhouse_raw_database
     with clickhouse_client(settings.clickhouse_url) as client:
-        bare = _bare_insert_seconds(client, raw)
+        bare, bare_cpu = _bare_insert_seconds(client, raw)
         raw_rows = sum(_raw_families(client, raw).values())
-    result.stages.append(StageFigure("ingest", records, seconds, peak, bare * records / raw_rows))
+    per_record = records / raw_rows  # the bare rate, per record read
+    result.stages.append(
+        StageFigure(
+            "ingest",
+            records,
+            seconds,
+            peak,
+            bare * per_record,
+            cpu_seconds=cpu,
+            baseline_cpu_seconds=bare_cpu * per_record,
+        )
+    )
     if not ok:
         result.failed = "ingest"
+    if not ok or stop_after == "ingest":
         return result
 
     starting("dbt")
@@ -266,12 +296,15 @@ def _child_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def measure(users: int, days: int, seed: int, work: Path) -> ScaleResult:
+def measure(
+    users: int, days: int, seed: int, work: Path, stop_after: str = STAGES[-1]
+) -> ScaleResult:
     """One scale in a child process (fresh settings, fresh chDB, its memory its own)."""
     data_dir = work / f"u{users}_d{days}"
     out = work / f"u{users}_d{days}.json"
     command = [sys.executable, "-m", "bench.end_to_end", "--child", str(out)]
     command += ["--users", str(users), "--days", str(days), "--seed", str(seed)]
+    command += ["--stop-after", stop_after]
     console.rule(f"{users:,} users x {days} days")
     completed = subprocess.run(command, env=_child_env(data_dir), check=False)
     if not out.exists():
@@ -296,6 +329,8 @@ def render(results: list[ScaleResult]) -> Table:
         "peak GiB",
         "bare rows/s",
         "x bare",
+        "CPU s",
+        "x bare CPU",
     ):
         table.add_column(column, justify="left" if column in ("scale", "stage") else "right")
     for result in results:
@@ -311,6 +346,10 @@ def render(results: list[ScaleResult]) -> Table:
                 f"{stage.peak_gib:.2f}",
                 f"{bare:,.0f}" if bare else "-",
                 f"{stage.rate / bare:.3g}" if bare else "-",
+                f"{stage.cpu_seconds:,.1f}" if stage.cpu_seconds else "-",
+                f"{stage.baseline_cpu_seconds / stage.cpu_seconds:.3g}"
+                if stage.cpu_seconds and stage.baseline_cpu_seconds
+                else "-",
             )
         status = f"FAILED at {result.failed}" if result.failed else "whole graph"
         table.add_row(
@@ -320,6 +359,8 @@ def render(results: list[ScaleResult]) -> Table:
             f"{result.total_seconds:,.1f}",
             "",
             f"{result.peak_gib:.2f}",
+            "",
+            "",
             "",
             "",
         )
@@ -337,6 +378,13 @@ def main() -> None:
         "--work-dir", type=Path, help="keep the platforms here (default: a temp dir)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--stop-after",
+        choices=("ingest", STAGES[-1]),
+        default=STAGES[-1],
+        help="the last stage to run (ingest: generate and ingest only, e.g. to time ingestion "
+        "at a scale where the whole graph would take hours)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     users = args.users or [10_000, 100_000]
@@ -352,6 +400,7 @@ def main() -> None:
                 args.days,
                 args.seed,
                 checkpoint=lambda r: args.child.write_text(json.dumps(asdict(r))),
+                stop_after=args.stop_after,
             )
         result.running = ""
         args.child.write_text(json.dumps(asdict(result)))
@@ -360,7 +409,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        results = [measure(n, args.days, args.seed, work) for n in users]
+        results = [measure(n, args.days, args.seed, work, args.stop_after) for n in users]
     console.print(render(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

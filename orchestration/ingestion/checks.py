@@ -2,7 +2,8 @@
 
 They run inside the ingestion step, on the partitions it just loaded: the contract's columns,
 no nulls where the contract requires a value, only the family's event types, fresh data, and a
-dead-letter share that stays below a threshold.
+dead-letter share that stays below a threshold. GE validates a profile of those partitions
+aggregated in ClickHouse (`profile.py`): the same expectations, without reading every row.
 """
 
 from __future__ import annotations
@@ -17,12 +18,18 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.catalog import EVENT_TYPES_BY_FAMILY, FAMILIES
 from ingestion.landing import hour_of_partition
+from orchestration.ingestion.profile import (
+    TableProfile,
+    null_examples,
+    profile_table,
+    reason_counts,
+    without_reason_examples,
+)
 from orchestration.quality import suite_result as _suite_result
 from warehouse.raw_tables import DEAD_LETTER_TABLE, RAW_TABLES
 
 FRESHNESS = timedelta(hours=24)
 MAX_DEAD_LETTER_SHARE = 0.2
-ROWS_PER_FRAME = 500_000  # rows of one table GE validates at a time (memory, not correctness)
 
 
 def raw_table_check_specs() -> list[dg.AssetCheckSpec]:
@@ -63,52 +70,42 @@ def raw_table_check_specs() -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _partition_chunks(
-    client: Client, database: str, table: str, partition_keys: Sequence[str], max_rows: int
-) -> list[list[str]]:
-    """The partitions in groups of at most `max_rows` rows (a bigger partition alone), so that a
-    backfill of thousands of hours never holds every row in one pandas frame."""
-    rows_by_key = client.query(
-        f"SELECT _partition_key, count() FROM {database}.{table} "
-        "WHERE _partition_key IN %(keys)s GROUP BY _partition_key",
-        parameters={"keys": list(partition_keys)},
-    ).result_rows
-    counts: dict[str, int] = {str(key): int(n) for key, n in rows_by_key}
-    chunks: list[list[str]] = []
-    current: list[str] = []
-    rows = 0
-    for key in sorted(k for k in partition_keys if counts.get(k)):
-        if current and rows + counts[key] > max_rows:
-            chunks.append(current)
-            current, rows = [], 0
-        current.append(key)
-        rows += counts[key]
-    if current or not chunks:
-        chunks.append(current or list(partition_keys))  # no rows: the column check still runs
-    return chunks
-
-
-def _partition_rows(
-    client: Client, database: str, table: str, partition_keys: Sequence[str]
-) -> pd.DataFrame:
-    """The rows loaded for these partitions (without payloads); an empty frame keeps the columns."""
-    frame = client.query_df(
-        f"SELECT * EXCEPT (payload) FROM {database}.{table} WHERE _partition_key IN %(keys)s",
-        parameters={"keys": list(partition_keys)},
-    )
-    if frame.empty and not len(frame.columns):
-        names = [row[0] for row in client.query(f"DESCRIBE TABLE {database}.{table}").result_rows]
-        frame = pd.DataFrame(columns=[n for n in names if n != "payload"])
-    return frame
+def _contract_failures(
+    client: Client,
+    database: str,
+    family: str,
+    partition_keys: Sequence[str],
+    profile: TableProfile,
+    failed: dict[str, str],
+) -> dict[str, Any]:
+    """GE's failures, with the rows they are about: a null count names a few event ids, a bad
+    event_type its rows."""
+    detailed: dict[str, Any] = dict(failed)
+    frame = profile.frame
+    for name in list(detailed):
+        kind, _, column = name.partition(":")
+        if kind == "expect_column_values_to_be_between" and column in frame:
+            nulls = int(frame[column].sum())
+            examples = null_examples(
+                client, database, family, partition_keys, column, profile.types[column]
+            )
+            detailed[name] = f"{nulls} null(s), e.g. event_id {examples}"
+        elif kind == "expect_column_values_to_be_in_set" and column == "event_type":
+            allowed = EVENT_TYPES_BY_FAMILY[family]
+            bad = {
+                str(value): n
+                for value, n in zip(frame["event_type"], profile.rows, strict=True)
+                if value is not None and value not in allowed
+            }
+            detailed[name] = f"{detailed[name]} rows: {bad}"[:300]
+    return detailed
 
 
 def run_raw_table_checks(
-    client: Client,
-    database: str,
-    partition_keys: Sequence[str],
-    *,
-    rows_per_frame: int = ROWS_PER_FRAME,
+    client: Client, database: str, partition_keys: Sequence[str]
 ) -> Iterable[dg.AssetCheckResult]:
+    """The checks of the partitions just loaded: GE validates a profile aggregated in SQL
+    (`profile.py`), so its cost and memory do not grow with the rows loaded."""
     import great_expectations.expectations as gxe
 
     results: list[dg.AssetCheckResult] = []
@@ -119,29 +116,29 @@ def run_raw_table_checks(
     for family, table in RAW_TABLES.items():
         key = dg.AssetKey(["raw", family])
         required = [spec.name for spec in table.fields if spec.required]
-        ok, checked = True, 0
-        failed: dict[str, Any] = {}
-        for chunk in _partition_chunks(client, database, family, partition_keys, rows_per_frame):
-            frame = _partition_rows(client, database, family, chunk)
-            checked += len(frame)
-            chunk_ok, chunk_failed = _suite_result(
-                f"raw_{family}",
-                frame,
-                [
-                    gxe.ExpectTableColumnsToMatchSet(
-                        column_set=[n for n, _ in table.columns() if n != "payload"],
-                        exact_match=True,
-                    ),
-                    *(gxe.ExpectColumnValuesToNotBeNull(column=name) for name in required),
-                    gxe.ExpectColumnValuesToBeInSet(
-                        column="event_type", value_set=list(EVENT_TYPES_BY_FAMILY[family])
-                    ),
-                ],
-            )
-            del frame
-            ok = ok and chunk_ok
-            for name, detail in chunk_failed.items():
-                failed.setdefault(name, detail)  # the first chunk's examples of each failure
+        profile = profile_table(client, database, family, partition_keys, required)
+        checked = profile.total_rows
+        ok, failed = _suite_result(
+            f"raw_{family}",
+            profile.frame,
+            [
+                gxe.ExpectTableColumnsToMatchSet(
+                    column_set=[n for n, _ in table.columns() if n != "payload"],
+                    exact_match=True,
+                ),
+                gxe.ExpectColumnValuesToNotBeNull(column="event_type"),
+                *(
+                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=0, max_value=0)
+                    for name in required
+                    if name != "event_type"
+                ),
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="event_type", value_set=list(EVENT_TYPES_BY_FAMILY[family])
+                ),
+            ],
+        )
+        if failed:
+            failed = _contract_failures(client, database, family, partition_keys, profile, failed)
         loaded += checked
         results.append(
             dg.AssetCheckResult(
@@ -175,26 +172,26 @@ def run_raw_table_checks(
         )
 
     dead_key = dg.AssetKey(["raw", DEAD_LETTER_TABLE])
-    dead = _partition_rows(client, database, DEAD_LETTER_TABLE, partition_keys)
-    dead = (
-        dead.assign(reason_count=dead["reasons"].map(len))
-        if len(dead)
-        else dead.assign(reason_count=[])
-    )
+    reasons = reason_counts(client, database, DEAD_LETTER_TABLE, partition_keys)
+    dead_rows = int(reasons["rows"].sum())
     ok, failed = _suite_result(
         "dead_letters",
-        dead,
+        reasons,
         [gxe.ExpectColumnValuesToBeBetween(column="reason_count", min_value=1)],
     )
+    if failed:
+        without = int(reasons.loc[reasons["reason_count"] < 1, "rows"].sum())
+        examples = without_reason_examples(client, database, DEAD_LETTER_TABLE, partition_keys)
+        failed = {name: f"{without} without a reason, e.g. {examples}" for name in failed}
     results.append(
         dg.AssetCheckResult(
             asset_key=dead_key,
             check_name="every_row_has_a_reason",
             passed=ok,
-            metadata={"rows_checked": len(dead), "failed": dg.MetadataValue.json(failed)},
+            metadata={"rows_checked": dead_rows, "failed": dg.MetadataValue.json(failed)},
         )
     )
-    share = len(dead) / max(1, len(dead) + loaded)
+    share = dead_rows / max(1, dead_rows + loaded)
     results.append(
         dg.AssetCheckResult(
             asset_key=dead_key,
