@@ -21,6 +21,15 @@ ranker is retrained on that training set (`bench.trained_ranker`, through the ga
 `champion` whatever the gate said, so the retrained model serves the next round (the gate's
 verdict is reported). The precomputed candidate feeds are not rebuilt (the loop writes no posts).
 
+Two choices make the rounds comparable. The retrain learns from the loop's impressions only
+(`loop_rows`: what the rankers served; the generator's own impressions, some 12,000 rows at 300
+users x 2 days, would otherwise fill the train split, and the explored rows of a round would
+only reach the holdout). And serving's candidate window (`FEED_WINDOW_HOURS`, 72 h) is widened
+for the API (`--feed-window-hours`): the loop writes no posts, so with 72 h the candidate pool
+empties as the rounds advance in simulated time (it did: a round starting 72 h after the
+generated posts served nothing) and shrinks within a round, which changes engagement and
+exposure for a reason that is not the ranker.
+
 Per round: the model that served, the true expected engagement per home-feed impression (the
 `TruthOracle`'s p of what was shown: the loop's users engage with it), the Gini of home-feed
 impressions over every post, and for the model retrained after it: holdout AUC (labels) and
@@ -122,6 +131,14 @@ def exposure_gini(counts: Counter[int], posts: Iterable[int]) -> float:
     return gini([counts.get(p, 0) for p in sorted(universe)])
 
 
+def loop_rows(frame, loop_start: datetime):
+    """The training rows the loop wrote: impressions at or after its start."""
+    import pandas as pd
+
+    shown = pd.to_datetime(frame["event_timestamp"], utc=True)
+    return frame.loc[shown >= pd.Timestamp(loop_start)].reset_index(drop=True)
+
+
 def landing_lines(store, keys: Iterable[str]) -> Iterable[bytes]:
     for key in keys:
         if "event_type=impression/" in key:
@@ -136,6 +153,7 @@ def retrain(
     epochs: int,
     round_index: int,
     world: tuple[int, int, int],
+    loop_start: datetime,
 ) -> RoundResult:
     """Ingest the round's partitions, rebuild marts and features with the platform's jobs,
     retrain on the new training set by the policy, publish through the gate, serve it."""
@@ -157,8 +175,13 @@ def retrain(
         outcome = run_job_outcome(job, settings)
         if not outcome.success:
             raise SystemExit(f"{job} failed: {outcome.skipped}")
-    key, frame = newest_training_set(data_dir)
-    print(f"round {round_index}: rebuilt in {time.perf_counter() - started:.0f} s; {key}")
+    key, every = newest_training_set(data_dir)
+    frame = loop_rows(every, loop_start)
+    print(
+        f"round {round_index}: rebuilt in {time.perf_counter() - started:.0f} s; {key}: "
+        f"{len(every):,} rows, {len(frame):,} written by the loop",
+        flush=True,
+    )
     params = RankerParams(epochs=epochs, explored_rows=policy.explored_rows)
     registered = register_ranker(
         tracking_uri(settings),
@@ -244,6 +267,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=300, help="home-feed sessions per round")
     parser.add_argument("--round-hours", type=float, default=36.0)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--feed-window-hours", type=int, default=24 * 30)
     parser.add_argument("--data-dir", type=Path)
     args = parser.parse_args()
     policy = Policy.of(args.policy, args.explore_share, args.explored_rows)
@@ -260,6 +284,7 @@ def main() -> None:
     print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}", flush=True)
     embedded_environment(data_dir)
     os.environ["SERVING_FEED_EXPLORE_SHARE"] = str(policy.explore_share)
+    os.environ["FEED_WINDOW_HOURS"] = str(args.feed_window_hours)
     workload = generate(WorkloadConfig(users=args.users, days=args.days, seed=args.seed))
     oracle = TruthOracle.of(workload)
     store = store_from_settings(settings)
@@ -305,6 +330,8 @@ def main() -> None:
             expected_per_impression=feed.expected_engagements / max(feed.impressions, 1),
             exposure_gini=exposure_gini(counts, oracle.created_s),
         )
+        if not report.partitions:
+            raise SystemExit(f"round {r}: the loop served nothing ({dict(report.http_errors)})")
         if r < args.rounds:
             retrained = retrain(
                 settings,
@@ -314,6 +341,7 @@ def main() -> None:
                 args.epochs,
                 r,
                 (args.users, args.days, args.seed),
+                loop_start,
             )
             result = replace(
                 retrained,

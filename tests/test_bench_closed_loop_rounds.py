@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import httpx
 import orjson
+import pandas as pd
 import pytest
 
 from bench.closed_loop_rounds import (
@@ -17,6 +18,7 @@ from bench.closed_loop_rounds import (
     exposure_gini,
     home_feed_exposure,
     landing_lines,
+    loop_rows,
     round_start,
 )
 from objectstore.store import LocalObjectStore
@@ -83,3 +85,16 @@ def test_rounds_follow_each_other_and_policies_say_what_they_train_on() -> None:
         Policy.of("explore", 0.0, "only")  # nothing explored to learn from
     with pytest.raises(ValueError):
         Policy.of("explore", 0.2, "all")  # would be the served policy with a cost
+
+
+def test_the_retrain_reads_the_loops_rows_only() -> None:
+    start = datetime(2026, 1, 3, tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "event_timestamp": pd.to_datetime(
+                ["2026-01-02T23:59:59Z", "2026-01-03T00:00:00Z", "2026-01-04T10:00:00Z"]
+            ),
+            "impression_id": ["generator", "first", "later"],
+        }
+    )
+    assert loop_rows(frame, start)["impression_id"].tolist() == ["first", "later"]
