@@ -128,6 +128,28 @@ def world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
 
 
+def embedded_environment(data_dir: Path) -> str:
+    """This process's environment (which the API process and the Dagster jobs it runs inherit)
+    pointed at the embedded platform under `data_dir`, whatever the shell said; the serving
+    admin token it sets is returned."""
+    for name in (
+        "REDIS_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "FEED_STORE_URL",
+        "CLICKHOUSE_URL",
+        "MLFLOW_TRACKING_URI",
+        "OBJECT_STORE_URL",
+        "EXPERIMENTS_DIR",
+        "CASSANDRA_HOSTS",
+    ):
+        os.environ.pop(name, None)
+    os.environ.update(PLATFORM_PROFILE="embedded", PLATFORM_DATA_DIR=str(data_dir))
+    admin = secrets.token_urlsafe(16)
+    os.environ["SERVING_ADMIN_TOKENS"] = admin
+    os.environ["SERVING_FOLLOW_CHANGES"] = "false"
+    return admin
+
+
 def main() -> None:
     from objectstore import store_from_settings
     from workload.config import WorkloadConfig, default_start
@@ -170,21 +192,7 @@ def main() -> None:
     print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}: {arms}")
     write_experiment(data_dir / "experiments", arms, args.kind)
 
-    for name in (
-        "REDIS_URL",
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "FEED_STORE_URL",
-        "CLICKHOUSE_URL",
-        "MLFLOW_TRACKING_URI",
-        "OBJECT_STORE_URL",
-        "EXPERIMENTS_DIR",
-        "CASSANDRA_HOSTS",
-    ):
-        os.environ.pop(name, None)
-    os.environ.update(PLATFORM_PROFILE="embedded", PLATFORM_DATA_DIR=str(data_dir))
-    admin = secrets.token_urlsafe(16)
-    os.environ["SERVING_ADMIN_TOKENS"] = admin
-    os.environ["SERVING_FOLLOW_CHANGES"] = "false"
+    admin = embedded_environment(data_dir)
     from bench.serving_feed import platform
 
     settings = platform(data_dir)

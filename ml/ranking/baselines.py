@@ -28,6 +28,9 @@ from ml.ranking.sandwich import blocked_hessian
 AGE = "post_request_features__post_age_hours"
 ENGAGEMENTS_SO_FAR = "post_engagement__engagements_total"
 MAX_ITER = 100
+# the smallest slope of a single-signal baseline: its order survives, its probabilities stay at
+# the base rate to ~1e-6 (the signal is a log1p, a few units wide)
+FLOOR_SLOPE = 1e-6
 # rows preprocessed at a time into the logistic regression's design matrix
 DESIGN_ROWS = 65_536
 
@@ -62,9 +65,15 @@ class SingleSignalBaseline:
         return values if self.higher_is_better else -values
 
     def fit(self, frame: pd.DataFrame, labels: np.ndarray) -> SingleSignalBaseline:
-        self._model.fit(self.signal(frame).reshape(-1, 1), labels)
-        if self._model.coef_[0, 0] < 0:  # keep the stated order even if train disagrees
-            self._model.coef_[0, 0] = 0.0
+        signal = self.signal(frame)
+        self._model.fit(signal.reshape(-1, 1), labels)
+        if self._model.coef_[0, 0] < FLOOR_SLOPE:
+            # train disagrees with the stated order (on data a ranker shaped, older posts can
+            # engage more: it shows an old post only when relevant). Keep the order anyway, at
+            # the train base rate: a slope of 0 would score every row alike (AUC 0.5, issue 22)
+            rate = float(np.clip(np.mean(labels), 1e-6, 1 - 1e-6))
+            self._model.coef_[0, 0] = FLOOR_SLOPE
+            self._model.intercept_[0] = np.log(rate / (1 - rate)) - FLOOR_SLOPE * signal.mean()
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
