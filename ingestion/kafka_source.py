@@ -12,6 +12,7 @@ names exactly batch n's offsets, only after its load returned.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +31,11 @@ TOPIC_PREFIX = "events."
 UNROUTED_TOPIC = f"{TOPIC_PREFIX}unrouted"
 TOPICS: tuple[str, ...] = (*(f"{TOPIC_PREFIX}{family}" for family in FAMILIES), UNROUTED_TOPIC)
 CONSUMER_GROUP = "raw-ingestion"
-COMMIT_RETRY_SECONDS = 300.0
+COMMIT_RETRY_SECONDS = 120.0  # then the batch is left uncommitted: re-delivered, then skipped
+COMMIT_ATTEMPT_SECONDS = 30.0  # one commit request (or rejoin) never blocks longer than this
+REJOINS_BEFORE_RESET = 3  # refused commits before the member joins the group afresh
+
+log = logging.getLogger(__name__)
 
 
 def topic_for(event_type: str | None) -> str:
@@ -224,30 +229,58 @@ def commit(
     Retriable errors (connection refused, timeouts) are retried until the deadline. A rebalance
     (another member joined or left, the subscription's metadata changed) makes the broker refuse
     the commit; the member rejoins without fetching, then commits the partitions still its own:
-    the new owner of the others re-reads them and the loader skips what is already in. Anything
-    else propagates, and the batch is simply re-delivered and skipped by the loader.
+    the new owner of the others re-reads them and the loader skips what is already in. A client
+    stuck believing a rebalance is under way with no join in flight (CI once saw every commit
+    refused for five minutes while the broker had dropped the member) joins as a new member after
+    `REJOINS_BEFORE_RESET` refusals. Each attempt has its own timeout, every failure is logged with the member's state,
+    and past the deadline the last error propagates: the batch is then re-delivered and skipped
+    by the loader.
     """
     from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
     deadline = time.monotonic() + retry_seconds
+    failures = refused = 0
     while True:
+        attempt_ms = int(max(1.0, min(COMMIT_ATTEMPT_SECONDS, deadline - time.monotonic())) * 1000)
         try:
             if offsets is None:
-                consumer.commit()
+                consumer.commit(timeout_ms=attempt_ms)
                 return
             assigned = consumer.assignment()
             mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
             if mine:
-                consumer.commit(offsets=mine)
+                consumer.commit(offsets=mine, timeout_ms=attempt_ms)
             return
-        except (RebalanceInProgressError, CommitFailedError):
+        except (RebalanceInProgressError, CommitFailedError) as error:
+            failures += 1
+            refused += 1
+            log.warning("commit refused (%s), attempt %d; %s", error, failures, member(consumer))
             if time.monotonic() >= deadline:
                 raise
-            rejoin(consumer, timeout_s=max(1.0, deadline - time.monotonic()))
+            if refused > REJOINS_BEFORE_RESET:
+                consumer._coordinator.reset_generation()  # join as a new member
+            rejoin(
+                consumer,
+                timeout_s=max(1.0, min(COMMIT_ATTEMPT_SECONDS, deadline - time.monotonic())),
+            )
         except KafkaError as error:
+            failures += 1
+            log.warning("commit failed (%r), attempt %d; %s", error, failures, member(consumer))
             if not error.retriable or time.monotonic() >= deadline:
                 raise
             time.sleep(1.0)
+
+
+def member(consumer: Any) -> str:
+    """The consumer's view of its group membership, for the log of a failed commit."""
+    coordinator = consumer._coordinator
+    generation = coordinator._generation
+    return (
+        f"state={getattr(coordinator.state, 'name', coordinator.state)}"
+        f" generation={generation.generation_id} member={generation.member_id!r}"
+        f" rejoin_needed={coordinator.rejoin_needed} coordinator={coordinator.coordinator_id}"
+        f" assigned={len(consumer.assignment())}"
+    )
 
 
 def rejoin(consumer: Any, *, timeout_s: float) -> None:

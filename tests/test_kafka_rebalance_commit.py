@@ -125,3 +125,46 @@ def _offset(offset: int) -> Any:
     from kafka.structs import OffsetAndMetadata
 
     return OffsetAndMetadata(offset, "", -1)
+
+
+@pytest.mark.timeout(180)
+def test_a_member_stuck_in_a_rebalance_that_never_comes_joins_afresh_and_commits(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    """CI once spent five minutes in `commit`: every attempt refused while the broker had
+    already dropped the member. A client that believes a rebalance is under way but has no join
+    in flight (kafka-python's state REBALANCING with nothing asking to rejoin) models that: its
+    commits are refused locally and a coordinator poll has nothing to do. After a few refused
+    rejoins the member must join the group as a new member and commit, well before the
+    deadline, instead of retrying the same refusal until it."""
+    from kafka import TopicPartition
+    from kafka.coordinator.base import MemberState
+    from kafka.errors import RebalanceInProgressError
+
+    group = f"test-stuck-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(
+        kafka_bootstrap, [topic], group_id=group, session_timeout_ms=6000, heartbeat_interval_ms=500
+    )
+    try:
+        _poll_everything(consumer, PARTITIONS * PER_PARTITION)
+        stuck_member = consumer._coordinator._generation.member_id
+        with consumer._coordinator._lock:
+            consumer._coordinator.state = MemberState.REBALANCING
+            consumer._coordinator.rejoin_needed = False
+        offsets = {TopicPartition(topic, p): _offset(PER_PARTITION) for p in range(PARTITIONS)}
+        with pytest.raises(RebalanceInProgressError):
+            consumer.commit(offsets=offsets)
+        consumer._coordinator.poll(timeout_ms=1000)  # what `rejoin` does: no help here
+        assert consumer._coordinator.rebalance_in_progress()
+
+        started = time.monotonic()
+        commit(consumer, offsets=offsets, retry_seconds=90)
+        took = time.monotonic() - started
+
+        assert took < 45, took
+        assert consumer._coordinator._generation.member_id != stuck_member
+        assert {tp: consumer.committed(tp) for tp in offsets} == dict.fromkeys(
+            offsets, PER_PARTITION
+        )
+    finally:
+        consumer.close(autocommit=False)
