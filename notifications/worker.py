@@ -471,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         help="group session timeout: how soon a killed member's partitions move (Kafka: 45 s)",
     )
     parser.add_argument(
+        "--instance-id",
+        default=None,
+        help="static group membership (default KAFKA_GROUP_INSTANCE_ID): a worker restarted "
+        "after kill -9 with its id takes its partitions back at once",
+    )
+    parser.add_argument(
         "--provider-latency-ms",
         type=int,
         default=0,
@@ -507,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
                 "heartbeat_interval_ms": max(args.session_timeout_ms // 3, 100),
             }
             if args.session_timeout_ms
+            else {}
+        ),
+        **(
+            {"group_instance_id": instance_id}
+            if (instance_id := args.instance_id or settings.kafka_group_instance_id)
             else {}
         ),
     )

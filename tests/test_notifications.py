@@ -224,6 +224,10 @@ def _start_worker(kafka_bootstrap: str, redis_url: str, s: dict[str, Any], log: 
             "--from-beginning",
             "--delay-seconds",
             "1",
+            # static membership: the worker restarted after kill -9 replaces the dead member at
+            # once instead of waiting for its session to expire
+            "--instance-id",
+            f"test-notify-worker-{s['run']}",
         ],
         cwd=ROOT,
         env=env,
