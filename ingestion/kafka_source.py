@@ -272,15 +272,19 @@ def commit(
 
 
 def member(consumer: Any) -> str:
-    """The consumer's view of its group membership, for the log of a failed commit."""
-    coordinator = consumer._coordinator
-    generation = coordinator._generation
-    return (
-        f"state={getattr(coordinator.state, 'name', coordinator.state)}"
-        f" generation={generation.generation_id} member={generation.member_id!r}"
-        f" rejoin_needed={coordinator.rejoin_needed} coordinator={coordinator.coordinator_id}"
-        f" assigned={len(consumer.assignment())}"
-    )
+    """The consumer's view of its group membership, for the log of a failed commit (kafka-python
+    internals: never let reading them fail the commit)."""
+    try:
+        coordinator = consumer._coordinator
+        generation = coordinator._generation
+        return (
+            f"state={getattr(coordinator.state, 'name', coordinator.state)}"
+            f" generation={generation.generation_id} member={generation.member_id!r}"
+            f" rejoin_needed={coordinator.rejoin_needed} coordinator={coordinator.coordinator_id}"
+            f" assigned={len(consumer.assignment())}"
+        )
+    except Exception as error:  # a kafka-python without these attributes
+        return f"member state unavailable ({error!r})"
 
 
 def rejoin(consumer: Any, *, timeout_s: float) -> None:

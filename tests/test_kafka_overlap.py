@@ -41,7 +41,7 @@ class FakeConsumer:
         self.threads.add(threading.get_ident())
         return {TP}
 
-    def commit(self, offsets: dict[Any, Any]) -> None:
+    def commit(self, offsets: dict[Any, Any], timeout_ms: int | None = None) -> None:
         self.threads.add(threading.get_ident())
         self.log.append(("commit", offsets[TP].offset))
 
