@@ -39,7 +39,15 @@ def instance_config(settings: Settings) -> dict:
         }
         os.environ["DAGSTER_PG_PASSWORD"] = url.password or ""  # read by dagster.yaml's `env`
     else:
-        config["storage"] = {"sqlite": {"base_dir": str(settings.dagster_home / "storage")}}
+        # Dagster's SQLite storage, same files, with one engine per event-log file instead of
+        # one per stored event (orchestration/sqlite_event_log.py)
+        config["storage"] = {
+            "custom": {
+                "module": "orchestration.sqlite_event_log",
+                "class": "CachedEngineSqliteStorage",
+                "config": {"base_dir": str(settings.dagster_home / "storage")},
+            }
+        }
     return config
 
 
@@ -49,7 +57,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = instance_config(settings)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    if "sqlite" in config["storage"]:
-        tune_sqlite_storage(Path(config["storage"]["sqlite"]["base_dir"]))
+    if "custom" in config["storage"]:
+        tune_sqlite_storage(Path(config["storage"]["custom"]["config"]["base_dir"]))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
