@@ -351,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     world_arguments(parser)
-    parser.add_argument("--run", action="append", required=True, help="NAME=DATA_DIR")
+    parser.add_argument("--run", action="append", default=[], help="NAME=DATA_DIR")
+    parser.add_argument("--pairs-file", type=Path, help="keep the drawn pairs here (Parquet)")
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--hours-after-start", type=float, default=0.0)
@@ -359,17 +360,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args(argv)
     runs = dict(item.split("=", 1) for item in args.run)
-    workload = generate(WorkloadConfig(users=args.users, days=args.days, seed=args.seed))
-    oracle = TruthOracle.of(workload)
     loop_start = default_start(args.days) + timedelta(days=args.days)
     at = loop_start + timedelta(hours=args.hours_after_start)
-    pairs = draw_pairs(
-        world_of(workload),
-        lambda v, p, a, now: float(oracle.probability(v, [p], [a], [0], now)[0]),
-        at,
-        args.pairs,
-        args.seed,
-    )
+    if args.pairs_file and args.pairs_file.exists():
+        pairs = pd.read_parquet(args.pairs_file)  # drawn by an earlier call with the same world
+    else:
+        workload = generate(WorkloadConfig(users=args.users, days=args.days, seed=args.seed))
+        oracle = TruthOracle.of(workload)
+        pairs = draw_pairs(
+            world_of(workload),
+            lambda v, p, a, now: float(oracle.probability(v, [p], [a], [0], now)[0]),
+            at,
+            args.pairs,
+            args.seed,
+        )
+        if args.pairs_file:
+            pairs.to_parquet(args.pairs_file)
+    if not args.run:
+        return
     truth = pairs["true_p"].to_numpy()
     labels = pairs["is_engaged"].to_numpy().astype(bool)
     print(
@@ -386,8 +394,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if reference is None:
             reference = frame
         else:
-            same = frame[features].equals(reference[features])
-            print(f"features of the pairs in {name} equal the first run's: {same}", flush=True)
+            differ = [c for c in features if not frame[c].equals(reference[c])]
+            print(
+                f"features of the pairs in {name}: {len(features) - len(differ)} of "
+                f"{len(features)} columns equal the first run's; differ: {differ[:8]}",
+                flush=True,
+            )
         for version, values in score_versions(Path(directory).resolve(), frame).items():
             scores[f"{name} {version}"] = values
         if name == args.only_shadow:
