@@ -248,7 +248,7 @@ def print_round(r: RoundResult) -> None:
 
 def main() -> None:
     from bench.closed_loop import embedded_environment
-    from bench.serving_feed import prepare
+    from bench.serving_feed import platform, prepare
     from ml.ranking.model import RankerParams
     from objectstore import store_from_settings
     from workload.config import WorkloadConfig, default_start
@@ -269,18 +269,30 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--feed-window-hours", type=int, default=24 * 30)
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument(
+        "--reuse-platform",
+        action="store_true",
+        help="the data dir holds this world's prepared platform (a run that stopped before its "
+        "first round): skip preparing it again",
+    )
+    parser.add_argument("--api-ready-within", type=float, default=300.0, help="seconds")
     args = parser.parse_args()
     policy = Policy.of(args.policy, args.explore_share, args.explored_rows)
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="closed-loop-rounds-"))).resolve()
     started = time.perf_counter()
-    settings = prepare(
-        data_dir,
-        args.users,
-        args.days,
-        args.seed,
-        RankerParams(epochs=args.epochs),
-        serve_refused=False,
-    )
+    if args.reuse_platform:
+        settings = platform(data_dir)
+        if served_model(settings).endswith("@baseline") or not (data_dir / "ranker").is_dir():
+            raise SystemExit(f"{data_dir} holds no prepared platform with a champion ranker")
+    else:
+        settings = prepare(
+            data_dir,
+            args.users,
+            args.days,
+            args.seed,
+            RankerParams(epochs=args.epochs),
+            serve_refused=False,
+        )
     print(f"platform ready in {time.perf_counter() - started:.0f} s under {data_dir}", flush=True)
     embedded_environment(data_dir)
     os.environ["SERVING_FEED_EXPLORE_SHARE"] = str(policy.explore_share)
@@ -302,7 +314,7 @@ def main() -> None:
     for r in range(args.rounds + 1):
         served = served_model(settings)
         token = secrets.token_urlsafe(16)
-        process, url = start_api(token)
+        process, url = start_api(token, args.api_ready_within)
         try:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
                 config = replace(base, seed=100 + r, batch_id=f"rounds-{policy.name}-{r}")

@@ -357,8 +357,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_api(token: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m serving` (one worker) on a free port, ready to answer; the caller stops it."""
+def start_api(token: str, ready_within: float = 300.0) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m serving` (one worker) on a free port, ready to answer; the caller stops it.
+    `ready_within` seconds to become ready (a loaded machine loading TensorFlow needs more)."""
     port = _free_port()
     env = dict(
         os.environ,
@@ -374,7 +375,7 @@ def start_api(token: str) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + ready_within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             error = process.stderr.read()[-2000:] if process.stderr is not None else b""
@@ -386,7 +387,7 @@ def start_api(token: str) -> tuple[subprocess.Popen[bytes], str]:
             pass
         time.sleep(0.5)
     process.terminate()
-    raise RuntimeError("the API did not become ready within 300 s")
+    raise RuntimeError(f"the API did not become ready within {ready_within:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> None:
