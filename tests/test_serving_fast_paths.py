@@ -731,3 +731,32 @@ def test_scaled_entity_rows_give_the_tables_model_inputs() -> None:
         got, expected = spec.transform(blocked), spec.transform(table)
         np.testing.assert_array_equal(got["numeric"], expected["numeric"])
         np.testing.assert_array_equal(got["categorical"], expected["categorical"])
+
+
+def test_viewer_rows_broadcast_into_hashtag_and_topic_matches() -> None:
+    """The viewer's bucket and topic counts arrive as stride-0 columns; used as one row they
+    give the same affinities and matches as the copies on every row, bit for bit."""
+    from featurestore.online import _every_row, _viewer_hashtag_affinity, _viewer_post_topics
+
+    rng = np.random.default_rng(11)
+    rows, buckets = 300, rt.HASHTAG_BUCKETS
+    posts = rng.poisson(0.3, (rows, buckets)).astype(float)
+    posts[rng.random(rows) < 0.2] = np.nan
+    topics = rng.random((rows, len(rt.TOPICS)))
+    topics[rng.random(rows) < 0.2] = np.nan
+    for viewer_tags in (rng.poisson(1.0, buckets) * 1.0, np.full(buckets, np.nan)):
+        viewer = {f"engaged_tags_{b}": viewer_tags[b : b + 1] for b in range(buckets)}
+        viewer["engaged_tags_total"] = np.array([np.nansum(viewer_tags)])
+        viewer |= {f"picked_{t}": np.array([float(i % 2)]) for i, t in enumerate(rt.TOPICS)}
+        candidates = {f"tags_{b}": posts[:, b] for b in range(buckets)}
+        candidates |= {f"topic_{t}": topics[:, i] for i, t in enumerate(rt.TOPICS)}
+        broadcast = {**{k: _every_row(v, rows) for k, v in viewer.items()}, **candidates}
+        copied = {**{k: np.repeat(v, rows) for k, v in viewer.items()}, **candidates}
+        assert broadcast["engaged_tags_0"].strides == (0,)
+        for transformation in (_viewer_hashtag_affinity, _viewer_post_topics):
+            got = transformation(broadcast, 0, TextCodes())
+            expected = transformation(copied, 0, TextCodes())
+            assert got.keys() == expected.keys()
+            for name, values in expected.items():
+                assert got[name].shape == (rows,)
+                np.testing.assert_array_equal(got[name], values)
