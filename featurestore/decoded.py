@@ -15,6 +15,14 @@ entities' blobs come from one range read of everything the store holds for their
 than one seek per key and view (a viewer's first feed sought ~250 (author, viewer) keys x 4
 views: ~2.5 of its ~10 ms). Only the entities asked for are decoded and kept, as by key.
 
+A pair group read a viewer at a time is also indexed per viewer (`ByViewer`): a warm request
+then looks its ~1,000 (author, viewer) pairs up by the author's int in the viewer's own dict,
+without building and hashing a tuple per pair.
+
+`RowBlock` hands a caller one view's rows of a request (which cached rows, which expired) so it
+can keep values derived from each entity's row (the ranker's scaled columns) beside the rows
+themselves (`RowBlock.derived`): computed once per entity, dropped with the rows.
+
 Correctness is the online store's: the whole cache starts over when the store's version changes
 (`PRAGMA data_version`: any commit, e.g. a materialization; the text codes start over with it),
 or when a kind of entity holds `max_rows` rows (the codes when they number `max_rows`); a
@@ -26,7 +34,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -52,6 +60,9 @@ class _ViewRows:
     numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     strings: np.ndarray | None = None
     codes: np.ndarray | None = None
+    # owner -> (owner, its arrays over rows 0..n, n): `RowBlock.derived`
+    derived: dict[int, tuple[object, tuple[np.ndarray, ...], int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.numbers = np.zeros((0, len(self.layout.numeric)))
@@ -76,6 +87,66 @@ class _ViewRows:
             self.codes[start:stop] = codes
 
 
+class ByViewer(NamedTuple):
+    """The ids of a pair group with one viewer, without a tuple per pair: `others[i]` with
+    `viewer`, the viewer at `position` of each pair (join keys sorted: (author, user) -> 1)."""
+
+    others: list[int]
+    viewer: int
+    position: int
+
+    def pairs(self) -> list[tuple[int, int]]:
+        if self.position == 1:
+            return [(other, self.viewer) for other in self.others]
+        return [(self.viewer, other) for other in self.others]
+
+
+Derive = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+
+
+@dataclass(frozen=True)
+class RowBlock:
+    """One view's rows of a read: `rows[i]` is the cached row of the read's i-th entity, and
+    `expired[i]` (None: none) says its value was past the view's ttl at request time (read as
+    missing). The caller may keep arrays derived from the cached rows with `derived`."""
+
+    view: _ViewRows
+    rows: np.ndarray
+    expired: np.ndarray | None = None
+
+    def derived(self, owner: object, compute: Derive) -> tuple[np.ndarray, ...]:
+        """`compute(numbers)` of every cached row up to the highest of `rows` (the rows are
+        appended, never changed, until the cache starts over with new `_ViewRows`): each arrays'
+        first axis one entry per row. Computed for the rows not seen yet only; `owner` (e.g. a
+        model's preprocessing) keys them, held so its id cannot be reused while cached."""
+        view = self.view
+        upto = int(self.rows.max()) + 1 if len(self.rows) else 0
+        with view.lock:
+            held = view.derived.get(id(owner))
+            if held is not None and held[0] is owner and held[2] >= upto:
+                return held[1]
+            done = held[2] if held is not None and held[0] is owner else 0
+            new = compute(view.numbers[done:upto])
+            if done:
+                arrays = tuple(
+                    _append(old, part, done)
+                    for old, part in zip(held[1], new, strict=True)  # type: ignore[index]
+                )
+            else:
+                arrays = new
+            view.derived[id(owner)] = (owner, arrays, upto)
+            return arrays
+
+
+def _append(array: np.ndarray, part: np.ndarray, done: int) -> np.ndarray:
+    """`array[:done]` followed by `part`, growing the capacity by doubling."""
+    stop = done + len(part)
+    if stop > len(array):
+        array = _grow(array[:done], max(stop, 2 * len(array)))
+    array[done:stop] = part
+    return array
+
+
 def _grow(array: np.ndarray, rows: int) -> np.ndarray:
     grown = np.empty((rows, *array.shape[1:]), dtype=array.dtype)
     grown[: len(array)] = array
@@ -88,6 +159,8 @@ class _Group:
     def __init__(self, views: Sequence[tuple[str, VectorLayout]]) -> None:
         self.views = [_ViewRows(name, layout) for name, layout in views]
         self.index: dict[Hashable, int] = {}  # entity id (or store key) -> row
+        # a pair group read by viewer: viewer -> the other id -> row (the same rows as `index`)
+        self.by_viewer: dict[int, dict[int, int]] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -136,35 +209,65 @@ class DecodedVectors:
 
     def read(
         self,
-        keys: Mapping[tuple[str, ...], Sequence[Hashable]],
+        keys: Mapping[tuple[str, ...], Sequence[Hashable] | ByViewer],
         encode: Encode | None = None,
+        blocks: dict[str, RowBlock] | None = None,
     ) -> tuple[dict[str, Decoded], TextCodes]:
         """Times, numbers, strings and their codes of every view, one row per key (in key
         order), and the `TextCodes` those codes belong to.
 
         `keys` are the entities' ids as the cache indexes them (a post id, an (author, user)
-        pair), and `encode(join_keys, ids)` turns those not cached yet into the store's keys;
-        without it the ids are the store's keys already. Ids rather than store keys: a warm
-        request then looks its ~3,000 entities up by int without building a key per entity."""
+        pair, or a `ByViewer` for a group read a viewer at a time), and `encode(join_keys, ids)`
+        turns those not cached yet into the store's keys; without it the ids are the store's
+        keys already. Ids rather than store keys: a warm request then looks its ~3,000 entities
+        up by int without building a key per entity. `blocks`, if given, receives each view's
+        `RowBlock` (without expiry: the caller applies ttls)."""
         with self.lock:
             version = self.version()
             if version != self.seen_version or len(self.texts) >= self.max_rows:
                 self.groups, self.texts, self.seen_version = {}, TextCodes(), version
             out: dict[str, Decoded] = {}
             for join_keys, group_keys in keys.items():
-                group = self._group(join_keys, len(group_keys))
-                index = group.index
-                try:  # warm: every entity cached, one pass
-                    rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
-                except KeyError:
-                    self._load_missing(group, join_keys, group_keys, encode)
-                    rows = np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
+                wanted = group_keys.others if isinstance(group_keys, ByViewer) else group_keys
+                group = self._group(join_keys, len(wanted))
+                rows = self._rows(group, join_keys, group_keys, encode)
                 for view in group.views:
                     strings = codes = None
                     if view.strings is not None and view.codes is not None:
                         strings, codes = view.strings[rows], view.codes[rows]
                     out[view.name] = (view.times[rows], view.numbers[rows], strings, codes)
+                    if blocks is not None:
+                        blocks[view.name] = RowBlock(view, rows)
             return out, self.texts
+
+    def _rows(
+        self,
+        group: _Group,
+        join_keys: tuple[str, ...],
+        group_keys: Sequence[Hashable] | ByViewer,
+        encode: Encode | None,
+    ) -> np.ndarray:
+        """The cached row of each key, loading the missing ones."""
+        if isinstance(group_keys, ByViewer):
+            others = group_keys.others
+            mine = group.by_viewer.get(group_keys.viewer)
+            if mine is not None:
+                try:  # warm: one int lookup per pair
+                    return np.fromiter(map(mine.__getitem__, others), "int64", len(others))
+                except KeyError:
+                    pass
+            pairs = group_keys.pairs()
+            self._load_missing(group, join_keys, pairs, encode)
+            rows = np.fromiter(map(group.index.__getitem__, pairs), "int64", len(pairs))
+            mine = group.by_viewer.setdefault(group_keys.viewer, {})
+            mine.update(zip(others, rows.tolist(), strict=True))
+            return rows
+        index = group.index
+        try:  # warm: every entity cached, one pass
+            return np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
+        except KeyError:
+            self._load_missing(group, join_keys, group_keys, encode)
+            return np.fromiter(map(index.__getitem__, group_keys), "int64", len(group_keys))
 
     def _group(self, join_keys: tuple[str, ...], wanted: int) -> _Group:
         group = self.groups.get(join_keys)

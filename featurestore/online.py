@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,7 +35,7 @@ from feast.value_type import ValueType
 
 from feature_repo import request_time as rt
 from feature_repo.text_codes import TextCodes
-from featurestore.decoded import Decoded, DecodedVectors, ReadViewer, decode
+from featurestore.decoded import ByViewer, Decoded, DecodedVectors, ReadViewer, RowBlock, decode
 from featurestore.online_stores import (
     PlatformRedisOnlineStoreConfig,
     PlatformSqliteOnlineStoreConfig,
@@ -108,6 +107,9 @@ class ColumnRead(NamedTuple):
     columns: dict[str, Any]
     codes: dict[str, np.ndarray]
     texts: TextCodes
+    # numeric candidate columns still in the decoded cache: name -> (its view's rows of this
+    # read, its column in the view's numbers); empty without a cache (`ml.ranking.columns`)
+    blocks: dict[str, tuple[RowBlock, int]] | None = None
 
 
 @dataclass
@@ -229,11 +231,27 @@ def _viewer_hashtag_affinity(
     """feature_repo.definitions.viewer_hashtag_affinity on the decoded arrays (the viewer's
     bucket counts arrive broadcast to one row per candidate)."""
     buckets = range(rt.HASHTAG_BUCKETS)
+    total = inputs["engaged_tags_total"]
+    viewer = _matrix([inputs[f"engaged_tags_{b}"] for b in buckets])
     return rt.hashtag_affinity_arrays(
-        np.column_stack([inputs[f"engaged_tags_{b}"] for b in buckets]),
-        inputs["engaged_tags_total"],
+        viewer,
+        total[:1] if len(viewer) == 1 and _repeats(total) else total,
         np.column_stack([inputs[f"tags_{b}"] for b in buckets]),
     )
+
+
+def _repeats(column: np.ndarray) -> bool:
+    """One value on every (at least one) row: a stride-0 view, as `_every_row` makes."""
+    return bool(len(column)) and column.strides == (0,)
+
+
+def _matrix(columns: list[np.ndarray]) -> np.ndarray:
+    """`np.column_stack(columns)`, or its one row ([1, k]) when every column repeats one value
+    (the viewer's): the transformations broadcast it against the candidates' rows, the same
+    products and sums, without copying the viewer's ~30 values onto 1,000 rows first."""
+    if columns and all(_repeats(c) for c in columns):
+        return np.stack([c[:1] for c in columns], axis=1)
+    return np.column_stack(columns)
 
 
 def _viewer_author_similarity(
@@ -265,7 +283,7 @@ def _viewer_post_topics(
 ) -> dict[str, np.ndarray]:
     """feature_repo.definitions.viewer_post_topics on the decoded arrays."""
     return rt.topic_match_arrays(
-        np.column_stack([inputs[f"picked_{t}"] for t in rt.TOPICS]),
+        _matrix([inputs[f"picked_{t}"] for t in rt.TOPICS]),
         np.column_stack([inputs[f"topic_{t}"] for t in rt.TOPICS]),
     )
 
@@ -387,8 +405,7 @@ class OnlineFeatureReader:
             v.view.name: {name: i for i, name in enumerate(v.layout.strings)} for v in self.views
         }
         self.texts = TextCodes()  # the codes of uncached reads (a cache keeps its own)
-        # per-view and per-on-demand-view index plans, filled on first use
-        self._number_plans: dict[str, tuple[list[int], dict[str, int]]] = {}
+        # per-on-demand-view index plans, filled on first use
         self._input_plans: dict[str, list[tuple[str, bool, list[tuple[str, bool, int]]]]] = {}
         self.fast_odfvs = [self._fast_transformation(odfv) for odfv, _, _ in self.odfvs]
         self.backend = _backend(store)
@@ -554,7 +571,7 @@ class OnlineFeatureReader:
         if rows and needs & {AUTHOR, PAIR} and authors is None:
             raise ValueError("these features need the author of every candidate (author_ids)")
 
-        ids: dict[tuple[str, ...], list[Any]] = {}
+        ids: dict[tuple[str, ...], Any] = {}
         if USER in needs:
             ids[USER] = [user_id]
         if POST in needs and posts is not None:
@@ -562,9 +579,11 @@ class OnlineFeatureReader:
         if AUTHOR in needs and authors is not None:
             ids[AUTHOR] = authors
         if PAIR in needs and authors is not None:
-            ids[PAIR] = list(zip(authors, repeat(user_id)))  # sorted join keys: author, user
+            ids[PAIR] = ByViewer(authors, user_id, PAIR.index("user_id"))  # type: ignore[arg-type]
 
-        views, texts = self._decode(ids)
+        row_blocks: dict[str, RowBlock] = {}
+        views, texts = self._decode(ids, row_blocks)
+        blocks: dict[str, tuple[RowBlock, int]] = {}
 
         user: dict[str, Any] = {}
         columns: dict[str, Any] = {}
@@ -578,9 +597,11 @@ class OnlineFeatureReader:
         raw: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for view in self.views:
             times, matrix, strings, codes = views[view.view.name]
+            ttl_applied = False
             if self.enforce_ttl and view.ttl_seconds is not None:
                 expired = now - times > view.ttl_seconds
-                if expired.any():
+                ttl_applied = bool(expired.any())
+                if ttl_applied:
                     matrix[expired] = np.nan
                     if strings is not None and codes is not None:
                         strings[expired] = None
@@ -588,6 +609,17 @@ class OnlineFeatureReader:
             decoded[view.view.name] = (view, matrix, strings)
             raw[view.view.name] = (matrix, codes)
             scalar = view.join_keys == USER
+            # posts' and authors' rows, shared by every viewer: their derived values (the
+            # ranker's scaled columns) pay off; a pair's row serves its one viewer (and the
+            # bench's 1,000 viewers x 1,000 pairs overflow the cache: mostly first reads)
+            block = row_blocks.get(view.view.name) if view.join_keys in (POST, AUTHOR) else None
+            if numbers and not scalar and block is not None:
+                block = RowBlock(block.view, block.rows, expired if ttl_applied else None)
+                numeric_index = self.numeric_index[view.view.name]
+                kinds = self.kinds[view.view.name]
+                for feature in view.outputs:
+                    if kinds[feature] != "string":
+                        blocks[f"{view.prefix}__{feature}"] = (block, numeric_index[feature])
             values = self._view_values(
                 view, matrix, strings, scalar=scalar, numbers=numbers and not scalar
             )
@@ -622,19 +654,20 @@ class OnlineFeatureReader:
                     user[f"{prefix}__{feature}"] = series.iloc[0] if len(series) else None
                 else:
                     columns[f"{prefix}__{feature}"] = series.to_numpy()
-        return ColumnRead(user, columns, coded, texts)
+        return ColumnRead(user, columns, coded, texts, blocks)
 
     def _decode(
-        self, ids: dict[tuple[str, ...], list[Any]]
+        self, ids: dict[tuple[str, ...], Any], blocks: dict[str, RowBlock] | None = None
     ) -> tuple[dict[str, Decoded], TextCodes]:
         """Every view's event times, numbers, strings and their codes (rows x features), one row
-        per entity id (ints; (author, user) pairs for PAIR), and the `TextCodes` of those
-        codes; from the decoded cache when the reader keeps one. The arrays are the caller's
-        to edit."""
+        per entity id (ints; a `ByViewer` of (author, user) pairs for PAIR), and the
+        `TextCodes` of those codes; from the decoded cache when the reader keeps one (which
+        also fills `blocks`). The arrays are the caller's to edit."""
         if self.decoded is not None:
             return self.decoded.read(
-                {group: ids.get(group, []) for group in self.groups}, self._keys
+                {group: ids.get(group, []) for group in self.groups}, self._keys, blocks
             )
+        ids = {k: v.pairs() if isinstance(v, ByViewer) else v for k, v in ids.items()}
         if len(self.texts) >= MAX_CACHED_ROWS:  # a new one: a read in flight keeps the old
             self.texts = TextCodes()
         texts = self.texts
@@ -711,13 +744,9 @@ class OnlineFeatureReader:
         numeric_index = self.numeric_index[view.view.name]
         string_index = self.string_index[view.view.name]
         values: dict[str, Any] = {}
-        # numbers for serving: one copy of the returned features' rows, feature-major (a copy, so
-        # the caller's columns do not keep the decoded matrix alive; one per view, not per column)
-        by_feature: np.ndarray | None = None
-        slot: dict[str, int] = {}
-        if numbers and not scalar:
-            columns, slot = self._returned_numbers(view)
-            by_feature = matrix[:, columns].T.copy()
+        # numbers for serving: columns of the request's own matrix (this read's copy of the
+        # rows), as views: no copy per view (the ranker's preprocessing gathers what it needs)
+        by_feature = numbers and not scalar
         row = matrix[0].tolist() if scalar and len(matrix) else None  # Python floats, once
         for feature in view.features:
             kind = kinds[feature]
@@ -734,25 +763,12 @@ class OnlineFeatureReader:
                 column = matrix[:, numeric_index[feature]]
                 if scalar:
                     values[feature] = _scalar(column[0], kind)
-                elif by_feature is not None:
-                    if feature in slot:  # the others only feed on-demand views
-                        values[feature] = by_feature[slot[feature]]
+                elif by_feature:
+                    if feature in view.outputs:  # the others only feed on-demand views
+                        values[feature] = column
                 else:
                     values[feature] = _column(column, kind)
         return values
-
-    def _returned_numbers(self, view: ViewRead) -> tuple[list[int], dict[str, int]]:
-        """The matrix columns of a view's returned numeric features, and each one's position
-        among them; worked out once per view."""
-        plans: dict[str, tuple[list[int], dict[str, int]]] = self._number_plans
-        plan = plans.get(view.view.name)
-        if plan is None:
-            kinds = self.kinds[view.view.name]
-            returned = [f for f in view.outputs if kinds[f] != "string"]
-            numeric_index = self.numeric_index[view.view.name]
-            plan = [numeric_index[f] for f in returned], {f: i for i, f in enumerate(returned)}
-            plans[view.view.name] = plan
-        return plan
 
     def _transform(
         self,

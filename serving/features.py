@@ -93,7 +93,7 @@ class FeatureReaders:
             columns[name] = _repeated(value, rows)
         columns["position"] = _repeated(0.0, rows)
         columns["surface"] = _repeated(surface, rows)
-        return ColumnTable(columns, rows, read.codes, read.texts)
+        return ColumnTable(columns, rows, read.codes, read.texts, read.blocks)
 
     def ranking_frame(
         self,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.interleaving import seed_of
-from ml.ranking.columns import Table, take_rows
+from ml.ranking.columns import ColumnTable, Table, take_rows
 from serving.candidates import Candidates, CandidateSources
 from serving.cursor import Cursor, CursorCodec
 from serving.experiment_routing import Routed
@@ -246,6 +246,8 @@ class FeedService:
                 mine = arms == routed.arms[0] if routed.arms else np.ones(len(order), bool)
                 ranked_scores = np.where(mine, np.asarray(scores)[order], scores_b[order])
                 version = routed.version
+        if isinstance(frame, ColumnTable):  # kept for explain: not the reader's entity rows
+            frame.blocks = {}
         feed = RankedFeed(
             snapshot_id=snapshot_id,
             user_id=user_id,

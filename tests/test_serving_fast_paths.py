@@ -22,7 +22,7 @@ from feast.types import Float64, Int64
 from feature_repo import definitions
 from feature_repo import request_time as rt
 from feature_repo.text_codes import TextCodes
-from featurestore.decoded import DecodedVectors
+from featurestore.decoded import ByViewer, DecodedVectors, RowBlock
 from featurestore.online import _viewer_hashtag_affinity
 from featurestore.vectors import HEADER, VectorLayout
 from ml.ranking.columns import ColumnTable, take_rows
@@ -617,3 +617,146 @@ def test_spread_authors_equals_placing_every_post_one_by_one() -> None:
             spread_authors(order, authors, 2), _spread_one_by_one(order, authors, 2)
         )
     assert cases == 12_000
+
+
+def test_pairs_by_viewer_read_the_rows_tuples_read(store: FakeStore) -> None:
+    """`ByViewer` (a viewer's authors as ints, looked up in the viewer's own index) reads the
+    same rows as (author, viewer) tuples, cold, partly cached and warm, and the pairs of
+    another viewer stay apart."""
+    pairs = {(1, 7): b"p1", (2, 7): b"p2", (3, 7): b"old", (1, 8): b"p2"}
+
+    def encode(join_keys: tuple[str, ...], ids: list) -> list[bytes]:
+        return [pairs.get(i, repr(i).encode()) for i in ids]
+
+    def read_viewer(views: list[str], viewer: object) -> list[dict[bytes, bytes]]:
+        return [{key: store.blobs[key] for pair, key in pairs.items() if pair[1] == viewer}]
+
+    group = ("author_id", "user_id")
+    by_tuple = DecodedVectors({group: [("posts", LAYOUT)]}, store.fetch, lambda: 1, 100)
+    by_int = DecodedVectors(
+        {group: [("posts", LAYOUT)]}, store.fetch, lambda: 1, 100, {group: (1, read_viewer)}
+    )
+    for authors, viewer in (
+        ([2, 9, 1], 7),
+        ([3, 5, 9, 1, 2], 7),  # partly cached
+        ([1, 6], 8),  # another viewer: (1, 8) is not (1, 7)
+        ([1, 2, 3], 7),  # warm
+        ([], 9),
+    ):
+        expected = by_tuple.read({group: [(a, viewer) for a in authors]}, encode)[0]["posts"]
+        blocks: dict[str, RowBlock] = {}
+        got = by_int.read({group: ByViewer(authors, viewer, 1)}, encode, blocks)[0]["posts"]
+        for mine, theirs in zip(got, expected, strict=True):
+            assert mine is not None and theirs is not None
+            np.testing.assert_array_equal(mine, theirs)
+        assert len(blocks["posts"].rows) == len(authors)
+    index = by_int.groups[group].index
+    assert by_int.groups[group].by_viewer[8] == {1: index[(1, 8)], 6: index[(6, 8)]}
+
+
+def test_rows_derived_once_per_entity_as_the_cache_grows() -> None:
+    """`RowBlock.derived` computes the rows not seen yet only, and equals computing them all."""
+    calls: list[int] = []
+    rng = np.random.default_rng(9)
+    blobs = {f"k{i}".encode(): _blob(float(i), float(rng.normal()), None) for i in range(50)}
+
+    def fetch(requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
+        return [[blobs.get(k) for k in keys] for _, keys in requests]
+
+    def double(numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+        calls.append(len(numbers))
+        return (numbers * 2.0,)
+
+    cache = DecodedVectors({("post_id",): [("posts", LAYOUT)]}, fetch, lambda: 1, 100)
+    owner = object()
+    for keys in ([3, 1, 3], [1, 2], [40, 41, 42, 1], [2, 3]):
+        blocks: dict[str, RowBlock] = {}
+        read = cache.read({("post_id",): [f"k{k}".encode() for k in keys]}, None, blocks)[0]
+        (doubled,) = blocks["posts"].derived(owner, double)
+        np.testing.assert_array_equal(doubled[blocks["posts"].rows], read["posts"][1] * 2.0)
+    assert calls == [2, 1, 3]  # rows 0-1, then 2, then 3-5; the last read: all known
+
+
+def test_scaled_entity_rows_give_the_tables_model_inputs() -> None:
+    """Columns read from the decoded cache's entity rows (`ColumnTable.blocks`: each entity's
+    row scaled once) give the model inputs their arrays give, bit for bit: nulls, log1p,
+    clipping, missing indicators, expired rows read as missing, the cache growing between
+    tables, a loose column and a broadcast viewer column beside them."""
+    from serving.features import _repeated
+
+    rng = np.random.default_rng(10)
+    layout = VectorLayout("posts", (("likes", Int64), ("score", Float64)), (), 42)
+
+    def blob(likes: float, score: float) -> bytes:
+        return HEADER.pack(42, 1_000.0) + struct.pack("<2d", likes, score)  # no texts: no JSON
+
+    likes = np.where(rng.random(300) < 0.2, np.nan, rng.poisson(6, 300) * 1.0)
+    likes[:3] = [1e9, 0.0, -4.0]  # beyond the training range, zero, negative
+    scores = np.where(rng.random(300) < 0.1, np.nan, rng.normal(size=300) * 3)
+    blobs = {i: blob(a, b) for i, (a, b) in enumerate(zip(likes, scores, strict=True))}
+
+    def fetch(requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
+        return [[blobs.get(int(k)) for k in keys] for _, keys in requests]
+
+    train = pd.DataFrame(
+        {
+            "posts__likes": np.where(rng.random(500) < 0.2, np.nan, rng.poisson(5, 500) * 1.0),
+            "posts__score": rng.normal(size=500),
+            "loose": np.where(rng.random(500) < 0.3, np.nan, rng.poisson(9, 500) * 1.0),
+            "viewer": np.where(rng.random(500) < 0.3, np.nan, rng.normal(size=500)),
+        }
+    )
+    spec = Preprocessing.fit(train, list(train.columns))
+    assert spec.numeric[0].log1p and spec.numeric[0].missing_indicator
+    cache = DecodedVectors({("post_id",): [("posts", layout)]}, fetch, lambda: 1, 1_000)
+    for request, size in enumerate((50, 200, 120, 400, 0)):
+        ids = rng.integers(0, 320, size).tolist()  # repeats; ids past 300: no row at all
+        blocks: dict[str, RowBlock] = {}
+        read = cache.read({("post_id",): [str(i).encode() for i in ids]}, None, blocks)
+        numbers = read[0]["posts"][1]
+        assert size == 0 or np.isfinite(numbers).mean() > 0.5
+        expired = rng.random(size) < (0.0 if request == 1 else 0.1)
+        numbers[expired] = np.nan  # as the reader applies a ttl
+        block = RowBlock(blocks["posts"].view, blocks["posts"].rows, expired)
+        data = {
+            "posts__likes": numbers[:, 0],
+            "posts__score": numbers[:, 1],
+            "loose": rng.poisson(9, size) * 1.0,
+            "viewer": _repeated(0.5, size),
+        }
+        table = ColumnTable(data, size)
+        blocked = ColumnTable(
+            data, size, blocks={"posts__likes": (block, 0), "posts__score": (block, 1)}
+        )
+        got, expected = spec.transform(blocked), spec.transform(table)
+        np.testing.assert_array_equal(got["numeric"], expected["numeric"])
+        np.testing.assert_array_equal(got["categorical"], expected["categorical"])
+
+
+def test_viewer_rows_broadcast_into_hashtag_and_topic_matches() -> None:
+    """The viewer's bucket and topic counts arrive as stride-0 columns; used as one row they
+    give the same affinities and matches as the copies on every row, bit for bit."""
+    from featurestore.online import _every_row, _viewer_hashtag_affinity, _viewer_post_topics
+
+    rng = np.random.default_rng(11)
+    rows, buckets = 300, rt.HASHTAG_BUCKETS
+    posts = rng.poisson(0.3, (rows, buckets)).astype(float)
+    posts[rng.random(rows) < 0.2] = np.nan
+    topics = rng.random((rows, len(rt.TOPICS)))
+    topics[rng.random(rows) < 0.2] = np.nan
+    for viewer_tags in (rng.poisson(1.0, buckets) * 1.0, np.full(buckets, np.nan)):
+        viewer = {f"engaged_tags_{b}": viewer_tags[b : b + 1] for b in range(buckets)}
+        viewer["engaged_tags_total"] = np.array([np.nansum(viewer_tags)])
+        viewer |= {f"picked_{t}": np.array([float(i % 2)]) for i, t in enumerate(rt.TOPICS)}
+        candidates = {f"tags_{b}": posts[:, b] for b in range(buckets)}
+        candidates |= {f"topic_{t}": topics[:, i] for i, t in enumerate(rt.TOPICS)}
+        broadcast = {**{k: _every_row(v, rows) for k, v in viewer.items()}, **candidates}
+        copied = {**{k: np.repeat(v, rows) for k, v in viewer.items()}, **candidates}
+        assert broadcast["engaged_tags_0"].strides == (0,)
+        for transformation in (_viewer_hashtag_affinity, _viewer_post_topics):
+            got = transformation(broadcast, 0, TextCodes())
+            expected = transformation(copied, 0, TextCodes())
+            assert got.keys() == expected.keys()
+            for name, values in expected.items():
+                assert got[name].shape == (rows,)
+                np.testing.assert_array_equal(got[name], values)

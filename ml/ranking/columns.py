@@ -10,7 +10,7 @@ through `floats` and `texts`, so training (DataFrames) and serving (tables) shar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeAlias
 
 import numpy as np
@@ -26,12 +26,32 @@ class Codes(Protocol):
     def lookup(self, codes: np.ndarray, mapping: dict[str, int]) -> np.ndarray: ...
 
 
+class Block(Protocol):
+    """Where some numeric columns come from (`featurestore.decoded.RowBlock`, seen from here):
+    the rows of one feature view's entity matrix, row `rows[i]` for table row i, `expired[i]`
+    read as missing; `derived` keeps arrays computed from the entity rows between tables."""
+
+    @property
+    def rows(self) -> np.ndarray: ...
+
+    @property
+    def expired(self) -> np.ndarray | None: ...
+
+    def derived(
+        self, owner: object, compute: Callable[[np.ndarray], tuple[np.ndarray, ...]]
+    ) -> tuple[np.ndarray, ...]: ...
+
+
 class ColumnTable:
     """Equal-length columns by name; `to_frame()` when a real DataFrame is needed (explain).
 
     `codes`: for some text columns, the same texts as int64 codes (-1 missing) of `encoder`, so
     the preprocessing maps them to vocabulary indices by one gather instead of a dict lookup
-    per row (the online reader's decoded cache encodes each entity's texts once)."""
+    per row (the online reader's decoded cache encodes each entity's texts once).
+
+    `blocks`: for some numeric columns, their `Block` and column in its entity matrix (each
+    still in `data` too): the preprocessing then scales each entity's row once and gathers the
+    scaled values per table, rather than scaling ~1,000 rows of ~70 columns per feed."""
 
     def __init__(
         self,
@@ -39,11 +59,13 @@ class ColumnTable:
         rows: int,
         codes: dict[str, np.ndarray] | None = None,
         encoder: Codes | None = None,
+        blocks: Mapping[str, tuple[Block, int]] | None = None,
     ) -> None:
         self.data = data
         self.rows = rows
         self.codes = codes if encoder is not None and codes is not None else {}
         self.encoder = encoder
+        self.blocks = blocks or {}
 
     def coded(self, name: str) -> tuple[np.ndarray, Codes] | None:
         """The codes of text column `name` and their encoder, if the table has them."""

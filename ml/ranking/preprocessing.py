@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.ranking.columns import ColumnTable, Table, floats, texts
+from ml.ranking.columns import Block, ColumnTable, Table, floats, texts
 from ml.ranking.derived import BY_NAME, DERIVATIONS
 
 # columns of a training set that identify a row, carry its label or say how it was served
@@ -195,6 +195,8 @@ class Preprocessing:
         # columns holding one value on every row (the viewer's features, which serving
         # broadcasts; absent ones) are scaled once, as one row: ~40% of a feed's matrix
         varying, constant, constant_values = _split_constant(frame, steps.inputs, rows)
+        # columns still in the online reader's entity matrices: scaled once per entity
+        varying, blocked = _blocked(frame, steps.inputs, varying)
         # column-major, filled in place: one matrix, no temporaries of its size (serving speed)
         raw = _numeric_matrix(
             frame, [steps.inputs[j] for j in varying], rows, len(varying) + len(steps.derived)
@@ -204,7 +206,7 @@ class Preprocessing:
         varying += range(len(steps.inputs), width)  # fit puts the derived columns last
         missing = _scale(raw, steps, varying)
         numeric = np.empty((rows, self.numeric_width), dtype=np.float32)
-        if not constant:  # a training frame: every column as it is
+        if not constant and not blocked:  # a training frame: every column as it is
             numeric[:, :width] = raw
             numeric[:, width:] = missing[:, steps.indicator_columns]
         else:
@@ -212,8 +214,19 @@ class Preprocessing:
             missing_one = _scale(one, steps, constant)
             numeric[:, varying] = raw
             numeric[:, constant] = one
+            missings = [missing]
+            for block, positions, sources in blocked:
+                values, absent = self._scaled_rows(block, positions, sources)
+                numeric[:, positions] = values
+                missings.append(absent)
+                varying += positions
             numeric[:, width:] = _indicators(
-                steps.indicator_columns, varying, missing, constant, missing_one, width
+                steps.indicator_columns,
+                varying,
+                np.concatenate(missings, axis=1) if blocked else missing,
+                constant,
+                missing_one,
+                width,
             )
         categorical = np.tile(steps.offsets, (rows, 1))
         for j, column in enumerate(self.categorical):
@@ -257,6 +270,33 @@ class Preprocessing:
             )
             self.__dict__["_steps_cache"] = steps
         return steps
+
+    def _scaled_rows(
+        self, block: Block, positions: list[int], sources: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The scaled values and missing flags, one row per table row, of the numeric columns at
+        `positions` whose raw values are the columns `sources` of `block`'s entity matrix: each
+        entity's row scaled once (`_scale`, the same steps as on a table's columns) and kept
+        beside the entity rows (`Block.derived`, dropped with them); an expired row reads as
+        missing, as a null does."""
+        steps = self._steps()
+        owners: dict[tuple[int, ...], object] = self.__dict__.setdefault("_block_owners", {})
+        key = (*positions, -1, *sources)
+        owner = owners.setdefault(key, _Owner())
+
+        def scale(entities: np.ndarray) -> tuple[np.ndarray, ...]:
+            matrix = np.asfortranarray(entities[:, sources])
+            return matrix, _scale(matrix, steps, positions)
+
+        scaled, absent = block.derived(owner, scale)
+        values, flags = scaled[block.rows], absent[block.rows]
+        expired = block.expired
+        if expired is not None and expired.any():
+            empty = np.full((1, len(positions)), np.nan, order="F")
+            empty_flags = _scale(empty, steps, positions)
+            values[expired] = empty
+            flags[expired] = empty_flags
+        return values, flags
 
     def _vocabulary_lookup(self, j: int) -> dict[str, int]:
         """The j-th categorical's vocabulary -> 1-based index, built once (a dict lookup per
@@ -363,6 +403,35 @@ def _split_constant(
         else:
             varying.append(j)
     return varying, constant, values
+
+
+class _Owner:
+    """Keys one preprocessing's scaled columns of one view in the reader's cache (by identity;
+    held there, so its id is not reused while they are)."""
+
+
+def _blocked(
+    frame: Table, names: list[str], varying: list[int]
+) -> tuple[list[int], list[tuple[Block, list[int], list[int]]]]:
+    """`varying` split into the columns to read from the table and, per `Block` of the table,
+    the positions in `names` of its columns and their columns in the block's entity matrix."""
+    blocks = frame.blocks if isinstance(frame, ColumnTable) else None
+    if not blocks:
+        return varying, []
+    loose: list[int] = []
+    by_block: dict[int, tuple[Block, list[int], list[int]]] = {}
+    for j in varying:
+        found = blocks.get(names[j])
+        if found is None:
+            loose.append(j)
+            continue
+        block, column = found
+        entry = by_block.get(id(block))
+        if entry is None:
+            entry = by_block[id(block)] = (block, [], [])
+        entry[1].append(j)
+        entry[2].append(column)
+    return loose, list(by_block.values())
 
 
 def _scale(matrix: np.ndarray, steps: _Steps, columns: list[int]) -> np.ndarray:
