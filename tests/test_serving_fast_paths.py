@@ -535,6 +535,32 @@ def test_keep_mask_by_set_lookups_equals_isin() -> None:
     np.testing.assert_array_equal(alone, created >= 40.0)
 
 
+def test_visible_posts_mask_skips_the_per_post_loop_only_when_none_is_hidden() -> None:
+    """`visible_posts_mask` returns the author mask as it is when no asked post is deleted or
+    moderated (one `isdisjoint` per set); otherwise per post. Both equal `can_see_post`."""
+    from visibility import VisibilityGraph
+
+    rng = np.random.default_rng(12)
+    authors = rng.integers(1, 40, 600)
+    posts = rng.choice(np.arange(1_000, 10_000), 600, replace=False)
+    graph = VisibilityGraph.from_edges(
+        follows=[(1, 5), (1, 6)],
+        blocks=[(1, 7), (8, 1)],
+        mutes=[(1, 9)],
+        private_users=[5, 10, 11],
+        deleted_posts=posts[:20].tolist(),
+        moderated_posts=posts[20:35].tolist(),
+    )
+    for asked in (slice(0, 600), slice(35, 600), slice(10, 30), slice(30, 40)):
+        ids, by = posts[asked], authors[asked]
+        pairs = zip(ids.tolist(), by.tolist(), strict=True)
+        expected = [graph.can_see_post(1, p, a) for p, a in pairs]
+        assert graph.visible_posts_mask(1, ids, by).tolist() == expected, asked
+    assert graph.visible_posts_mask(1, posts[35:], authors[35:]).sum() < 565  # authors hide some
+    graph.delete_post(int(posts[100]))  # a deletion after the graph was built
+    assert not graph.visible_posts_mask(1, posts[100:101], np.array([5]))[0]
+
+
 def test_user_values_on_every_row_are_read_only_stride_0_views() -> None:
     from featurestore.online import _every_row
     from serving.features import _repeated
