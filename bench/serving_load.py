@@ -8,10 +8,15 @@ baseline measured in the same run, with the load average of the shared machine b
 - `POST /v1/rank` with 1,000 candidates beside `mlflow models serve` on the same model and the
   same 1,000 rows of features, both closed loop at 2 connections.
 
-Pacing: wrk 4.1 has no constant-rate mode (wrk2 is not packaged in Debian), so each connection
-waits `connections / rate` seconds between requests (wrk's Lua `delay()`): a paced closed loop,
-not an open-loop generator, so a stall delays the requests behind it instead of queueing them
-(coordinated omission); the achieved rate is printed beside the target.
+Pacing: wrk 4.1 has no constant-rate mode (wrk2 is not packaged in Debian), so each wrk thread
+keeps a schedule of its own, one request every `threads / rate` seconds, and its Lua `delay()`
+waits until the next slot (read from the monotonic clock through LuaJIT's FFI) before a
+connection sends. A fixed wait per request instead (the earlier pacing) made the offered rate
+`connections / (wait + latency)`, below the target by construction (~860/s for "1,000/s" at a
+1.6 ms response). Slots missed during a stall are sent at once, up to the connections free;
+it is still a closed loop with 10 connections, so a stall delays the requests behind it rather
+than queueing them (coordinated omission: latency counts from the send, not the slot); the
+achieved rate is printed beside the target.
 
     uv run python -m bench.serving_load --data-dir /tmp/serving-load [--seconds 15]
 """
@@ -43,8 +48,18 @@ from bench.serving_feed import (
 )
 
 LUA = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
 local paths, body, method, pace = {}, nil, "GET", 0
-local i = 0
+local i, slot = 0, nil
 function setup(thread) end
 function init(args)
   for line in io.lines(args[1]) do paths[#paths + 1] = line end
@@ -58,7 +73,13 @@ function request()
   local headers = {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"}
   return wrk.format(method, paths[i], headers, body)
 end
-function delay() return pace end
+function delay()  -- ms until this thread's next slot, one slot per request
+  if pace == 0 then return 0 end
+  local now = now_ms()
+  slot = (slot or now) + pace
+  if slot < now then return 0 end
+  return slot - now
+end
 function done(summary, latency, requests)
   io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"p50\":%f,\"p99\":%f,\"max\":%f,"
     .. "\"status\":%d,\"connect\":%d,\"read\":%d,\"write\":%d,\"timeout\":%d}\n",
@@ -124,8 +145,8 @@ def wrk(
         listing.write_text("\n".join(paths) + "\n")
         if body is not None:
             payload.write_bytes(body)
-        pace = int(connections * 1000 / rate) if rate else 0
         threads = min(connections, 2)
+        pace = threads * 1000 / rate if rate else 0  # ms between one thread's slots
         base = ["wrk", f"-t{threads}", f"-c{connections}", "--timeout", "10s", "-s", str(script)]
         extra = ["--", str(listing), method, str(pace), str(payload) if body is not None else ""]
         url = f"http://127.0.0.1:{port}"
@@ -279,6 +300,7 @@ def main() -> None:
                         connections=10,
                         seconds=args.seconds,
                         rate=args.rate,
+                        pid=trivial.process.pid,
                     )
                 finally:
                     trivial.close()
@@ -289,6 +311,7 @@ def main() -> None:
                     connections=10,
                     seconds=args.seconds,
                     rate=args.rate,
+                    pid=server.process.pid,
                 )
             if "rank" not in skip:
                 ours = wrk(

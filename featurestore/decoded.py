@@ -21,7 +21,9 @@ without building and hashing a tuple per pair.
 
 `RowBlock` hands a caller one view's rows of a request (which cached rows, which expired) so it
 can keep values derived from each entity's row (the ranker's scaled columns) beside the rows
-themselves (`RowBlock.derived`): computed once per entity, dropped with the rows.
+themselves (`RowBlock.derived_rows`): computed once per entity, dropped with the rows. A view
+keeps one such set, the newest owner's (a promoted model's): an older owner still asking (the
+other arm of an experiment) gets its rows computed per read instead of a second set.
 
 Correctness is the online store's: the whole cache starts over when the store's version changes
 (`PRAGMA data_version`: any commit, e.g. a materialization; the text codes start over with it),
@@ -31,7 +33,9 @@ value's ttl is applied by the caller at request time on the event times kept her
 
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
@@ -60,8 +64,8 @@ class _ViewRows:
     numbers: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     strings: np.ndarray | None = None
     codes: np.ndarray | None = None
-    # owner -> (owner, its arrays over rows 0..n, n): `RowBlock.derived`
-    derived: dict[int, tuple[object, tuple[np.ndarray, ...], int]] = field(default_factory=dict)
+    # the newest owner's (owner, its arrays over rows 0..n, n): `RowBlock.derived_rows`
+    derived: tuple[object, tuple[np.ndarray, ...], int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -114,28 +118,54 @@ class RowBlock:
     rows: np.ndarray
     expired: np.ndarray | None = None
 
-    def derived(self, owner: object, compute: Derive) -> tuple[np.ndarray, ...]:
-        """`compute(numbers)` of every cached row up to the highest of `rows` (the rows are
-        appended, never changed, until the cache starts over with new `_ViewRows`): each arrays'
-        first axis one entry per row. Computed for the rows not seen yet only; `owner` (e.g. a
-        model's preprocessing) keys them, held so its id cannot be reused while cached."""
+    def derived_rows(self, owner: object, compute: Derive) -> tuple[np.ndarray, ...]:
+        """`compute(numbers)` of this read's rows (each array's first axis one entry per row,
+        each row's entries depending on that row only), kept for every cached row up to the
+        highest of `rows` (the rows are appended, never changed, until the cache starts over
+        with new `_ViewRows`) and computed for the rows not seen yet only.
+
+        One set per view, the newest `owner`'s (first seen last, e.g. a promoted model's
+        preprocessing; held, so its id cannot be reused): a newer owner replaces the set, so a
+        retired model's set does not stay beside its successor's until the store changes; an
+        older owner still asking (an experiment's other arm) computes its rows per read."""
         view = self.view
+        rank = _first_seen(owner)
         upto = int(self.rows.max()) + 1 if len(self.rows) else 0
         with view.lock:
-            held = view.derived.get(id(owner))
-            if held is not None and held[0] is owner and held[2] >= upto:
-                return held[1]
-            done = held[2] if held is not None and held[0] is owner else 0
-            new = compute(view.numbers[done:upto])
-            if done:
-                arrays = tuple(
-                    _append(old, part, done)
-                    for old, part in zip(held[1], new, strict=True)  # type: ignore[index]
-                )
+            held = view.derived
+            if held is not None and held[0] is not owner and _first_seen(held[0]) > rank:
+                older = True
             else:
-                arrays = new
-            view.derived[id(owner)] = (owner, arrays, upto)
-            return arrays
+                older = False
+                mine = held if held is not None and held[0] is owner else None
+                done = mine[2] if mine is not None else 0
+                if mine is None or done < upto:
+                    new = compute(view.numbers[done:upto])
+                    arrays = new
+                    if mine is not None and done:
+                        arrays = tuple(
+                            _append(old, part, done) for old, part in zip(mine[1], new, strict=True)
+                        )
+                    mine = (owner, arrays, max(upto, done))
+                    view.derived = mine
+                return tuple(array[self.rows] for array in mine[1])
+        # outside the lock: reads of the (append-only) rows a read saw
+        assert older
+        return compute(view.numbers[self.rows])
+
+
+_SEEN: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+_SEEN_LOCK = threading.Lock()
+_SEEN_ORDER = itertools.count()
+
+
+def _first_seen(owner: object) -> int:
+    """When `derived_rows` first saw `owner` (weakly held: an owner must take weak references)."""
+    with _SEEN_LOCK:
+        seen = _SEEN.get(owner)
+        if seen is None:
+            seen = _SEEN[owner] = next(_SEEN_ORDER)
+        return seen
 
 
 def _append(array: np.ndarray, part: np.ndarray, done: int) -> np.ndarray:

@@ -28,6 +28,7 @@ from ml.ranking.preprocessing import Preprocessing, feature_columns
 from ml.ranking.scorer import RankerScorer
 from serving.app import create_app
 from serving.model_loading import ModelHolder
+from serving.schemas import RankResponse
 from serving.settings import ServingSettings
 from serving.state import ServingState
 from visibility import VisibilityGraph
@@ -242,12 +243,17 @@ def test_rank_excludes_what_the_user_may_not_see(served: Served) -> None:
     user = active_users(served)[2]
     visible = snapshot.posts.post_ids[:40].tolist()
     deleted = sorted(snapshot.posts.deleted)[:2]
-    body = served.client.post(
+    response = served.client.post(
         "/v1/rank",
         json={"user_id": user, "post_ids": [*visible, visible[0], *deleted, 123], "explain": True},
         headers=AUTH,
-    ).json()
+    )
+    # the plain-data fast path writes exactly what the `RankResponse` model would
+    model = RankResponse.model_validate_json(response.content)
+    assert response.content == model.model_dump_json().encode()
+    body = response.json()
     assert body["model_version"] == "test-ranker/1"
+    assert body["excluded"][0] == {"post_id": visible[0], "reason": "duplicate"}
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
     reasons = {e["post_id"]: e["reason"] for e in body["excluded"]}

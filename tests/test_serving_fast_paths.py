@@ -12,6 +12,7 @@ Pure and small (no platform); tests/test_feature_store.py reads the real online 
 """
 
 import struct
+from collections.abc import Callable
 
 import numpy as np
 import orjson
@@ -535,6 +536,32 @@ def test_keep_mask_by_set_lookups_equals_isin() -> None:
     np.testing.assert_array_equal(alone, created >= 40.0)
 
 
+def test_visible_posts_mask_skips_the_per_post_loop_only_when_none_is_hidden() -> None:
+    """`visible_posts_mask` returns the author mask as it is when no asked post is deleted or
+    moderated (one `isdisjoint` per set); otherwise per post. Both equal `can_see_post`."""
+    from visibility import VisibilityGraph
+
+    rng = np.random.default_rng(12)
+    authors = rng.integers(1, 40, 600)
+    posts = rng.choice(np.arange(1_000, 10_000), 600, replace=False)
+    graph = VisibilityGraph.from_edges(
+        follows=[(1, 5), (1, 6)],
+        blocks=[(1, 7), (8, 1)],
+        mutes=[(1, 9)],
+        private_users=[5, 10, 11],
+        deleted_posts=posts[:20].tolist(),
+        moderated_posts=posts[20:35].tolist(),
+    )
+    for asked in (slice(0, 600), slice(35, 600), slice(10, 30), slice(30, 40)):
+        ids, by = posts[asked], authors[asked]
+        pairs = zip(ids.tolist(), by.tolist(), strict=True)
+        expected = [graph.can_see_post(1, p, a) for p, a in pairs]
+        assert graph.visible_posts_mask(1, ids, by).tolist() == expected, asked
+    assert graph.visible_posts_mask(1, posts[35:], authors[35:]).sum() < 565  # authors hide some
+    graph.delete_post(int(posts[100]))  # a deletion after the graph was built
+    assert not graph.visible_posts_mask(1, posts[100:101], np.array([5]))[0]
+
+
 def test_user_values_on_every_row_are_read_only_stride_0_views() -> None:
     from featurestore.online import _every_row
     from serving.features import _repeated
@@ -668,13 +695,60 @@ def test_rows_derived_once_per_entity_as_the_cache_grows() -> None:
         return (numbers * 2.0,)
 
     cache = DecodedVectors({("post_id",): [("posts", LAYOUT)]}, fetch, lambda: 1, 100)
-    owner = object()
+    owner = _Owner()
     for keys in ([3, 1, 3], [1, 2], [40, 41, 42, 1], [2, 3]):
         blocks: dict[str, RowBlock] = {}
         read = cache.read({("post_id",): [f"k{k}".encode() for k in keys]}, None, blocks)[0]
-        (doubled,) = blocks["posts"].derived(owner, double)
-        np.testing.assert_array_equal(doubled[blocks["posts"].rows], read["posts"][1] * 2.0)
+        (doubled,) = blocks["posts"].derived_rows(owner, double)
+        np.testing.assert_array_equal(doubled, read["posts"][1] * 2.0)
     assert calls == [2, 1, 3]  # rows 0-1, then 2, then 3-5; the last read: all known
+
+
+class _Owner:
+    """A model's preprocessing, as `RowBlock.derived_rows` sees it (by identity)."""
+
+
+def test_derived_rows_keep_one_set_per_view_the_newest_owners() -> None:
+    """A view keeps the derived arrays of one owner: a newer one (a promoted model) replaces the
+    older one's instead of sitting beside them until the store changes; the older one, still
+    asking (an experiment's other arm), gets its rows computed per read, equal to before."""
+    rng = np.random.default_rng(11)
+    blobs = {f"k{i}".encode(): _blob(float(i), float(rng.normal()), None) for i in range(60)}
+
+    def fetch(requests: list[tuple[str, list[bytes]]]) -> list[list[bytes | None]]:
+        return [[blobs.get(k) for k in keys] for _, keys in requests]
+
+    calls: list[tuple[str, int]] = []
+
+    def scaled(name: str, factor: float) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:
+        def compute(numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+            calls.append((name, len(numbers)))
+            return (numbers * factor,)
+
+        return compute
+
+    cache = DecodedVectors({("post_id",): [("posts", LAYOUT)]}, fetch, lambda: 1, 100)
+    old, new = _Owner(), _Owner()
+
+    def read(keys: list[int]) -> tuple[RowBlock, np.ndarray]:
+        blocks: dict[str, RowBlock] = {}
+        got = cache.read({("post_id",): [f"k{k}".encode() for k in keys]}, None, blocks)[0]
+        return blocks["posts"], got["posts"][1]
+
+    block, numbers = read([5, 6, 7])
+    np.testing.assert_array_equal(block.derived_rows(old, scaled("old", 2.0))[0], numbers * 2)
+    view = block.view
+    assert view.derived is not None and view.derived[0] is old
+    block, numbers = read([6, 8])
+    np.testing.assert_array_equal(block.derived_rows(new, scaled("new", 3.0))[0], numbers * 3)
+    assert view.derived[0] is new  # the old owner's set is gone, not kept beside it
+    calls.clear()
+    for keys in ([5, 8, 9], [9, 10]):  # both still asking: the old one per read, uncached
+        block, numbers = read(keys)
+        np.testing.assert_array_equal(block.derived_rows(old, scaled("old", 2.0))[0], numbers * 2)
+        np.testing.assert_array_equal(block.derived_rows(new, scaled("new", 3.0))[0], numbers * 3)
+    assert calls == [("old", 3), ("new", 1), ("old", 2), ("new", 1)]
+    assert view.derived[0] is new and len(view.derived[1][0]) >= 6
 
 
 def test_scaled_entity_rows_give_the_tables_model_inputs() -> None:

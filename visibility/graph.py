@@ -229,14 +229,17 @@ class VisibilityGraph:
     ) -> np.ndarray:
         """Posts the viewer may see: author visible, post neither deleted nor hidden by
         moderation."""
-        post_ids = np.asarray(post_ids, dtype=np.int64)
+        ids = np.asarray(post_ids, dtype=np.int64).tolist()
         deleted, moderated = self._deleted_posts, self._moderated_posts
+        visible = self.visible_mask(viewer, authors)
+        if deleted.isdisjoint(ids) and moderated.isdisjoint(ids):  # one C loop each, usually
+            return visible
         alive = np.fromiter(
-            (post not in deleted and post not in moderated for post in post_ids.tolist()),
+            (post not in deleted and post not in moderated for post in ids),
             dtype=bool,
-            count=len(post_ids),
+            count=len(ids),
         )
-        return self.visible_mask(viewer, authors) & alive
+        return visible & alive
 
     def can_see_story(self, viewer: int, story_id: int, author: int) -> bool:
         return story_id not in self._moderated_stories and self.can_see_author(viewer, author)

@@ -29,7 +29,7 @@ class Codes(Protocol):
 class Block(Protocol):
     """Where some numeric columns come from (`featurestore.decoded.RowBlock`, seen from here):
     the rows of one feature view's entity matrix, row `rows[i]` for table row i, `expired[i]`
-    read as missing; `derived` keeps arrays computed from the entity rows between tables."""
+    read as missing; `derived_rows` keeps arrays computed from the entity rows between tables."""
 
     @property
     def rows(self) -> np.ndarray: ...
@@ -37,7 +37,7 @@ class Block(Protocol):
     @property
     def expired(self) -> np.ndarray | None: ...
 
-    def derived(
+    def derived_rows(
         self, owner: object, compute: Callable[[np.ndarray], tuple[np.ndarray, ...]]
     ) -> tuple[np.ndarray, ...]: ...
 

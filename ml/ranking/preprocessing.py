@@ -277,7 +277,7 @@ class Preprocessing:
         """The scaled values and missing flags, one row per table row, of the numeric columns at
         `positions` whose raw values are the columns `sources` of `block`'s entity matrix: each
         entity's row scaled once (`_scale`, the same steps as on a table's columns) and kept
-        beside the entity rows (`Block.derived`, dropped with them); an expired row reads as
+        beside the entity rows (`Block.derived_rows`, dropped with them); an expired row reads as
         missing, as a null does."""
         steps = self._steps()
         owners: dict[tuple[int, ...], object] = self.__dict__.setdefault("_block_owners", {})
@@ -288,8 +288,7 @@ class Preprocessing:
             matrix = np.asfortranarray(entities[:, sources])
             return matrix, _scale(matrix, steps, positions)
 
-        scaled, absent = block.derived(owner, scale)
-        values, flags = scaled[block.rows], absent[block.rows]
+        values, flags = block.derived_rows(owner, scale)
         expired = block.expired
         if expired is not None and expired.any():
             empty = np.full((1, len(positions)), np.nan, order="F")
