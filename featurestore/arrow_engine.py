@@ -46,8 +46,7 @@ class ArrowOutputNode(LocalOutputNode):
         if table.num_rows == 0:
             return output
         join_keys = {
-            entity.name: entity.dtype.to_value_type()
-            for entity in self.feature_view.entity_columns
+            entity.name: entity.dtype.to_value_type() for entity in self.feature_view.entity_columns
         }
         batch_size = context.repo_config.materialization_config.online_write_batch_size
         batches = [table] if batch_size is None else table.to_batches(max_chunksize=batch_size)
@@ -95,9 +94,7 @@ class ArrowWriteComputeEngine(LocalComputeEngine):
         backend = self._get_backend(context)
         try:
             ArrowFeatureBuilder(registry, task, backend=backend).build().execute(context)
-            return LocalMaterializationJob(
-                job_id=job_id, status=MaterializationJobStatus.SUCCEEDED
-            )
+            return LocalMaterializationJob(job_id=job_id, status=MaterializationJobStatus.SUCCEEDED)
         except Exception as e:
             return LocalMaterializationJob(
                 job_id=job_id, status=MaterializationJobStatus.ERROR, error=e

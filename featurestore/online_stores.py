@@ -150,7 +150,6 @@ class PlatformSqliteOnlineStore(SqliteOnlineStore):
                     ],
                 )
 
-
     def online_write_arrow(
         self,
         config: RepoConfig,

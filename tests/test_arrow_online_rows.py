@@ -72,14 +72,23 @@ def batch(rows: int, seed: int, *, nulls: bool) -> pa.RecordBatch:
     columns = {
         "user_id": pa.array(rng.integers(1, rows // 3 + 2, rows), pa.int64()),
         "author_id": pa.array(rng.integers(-3, 1 << 40, rows), pa.int64()),
-        "count": pa.array([None if m else int(c) for c, m in zip(counts, missing)], pa.int64()),
-        "rate": pa.array(np.where(missing, np.nan, rates), pa.float64()),
-        "flag": pa.array([None if m else bool(f) for f, m in zip(flags, missing)], pa.bool_()),
-        "label": pa.array([None if m else s for s, m in zip(labels, missing)], pa.string()),
-        "seen_at": pa.array(
-            [None if m else t for t, m in zip(seen, missing)], pa.timestamp("us", tz="UTC")
+        "count": pa.array(
+            [None if m else int(c) for c, m in zip(counts, missing, strict=True)], pa.int64()
         ),
-        "score": pa.array([None if m else float(r) for r, m in zip(rates, missing)], pa.float64()),
+        "rate": pa.array(np.where(missing, np.nan, rates), pa.float64()),
+        "flag": pa.array(
+            [None if m else bool(f) for f, m in zip(flags, missing, strict=True)], pa.bool_()
+        ),
+        "label": pa.array(
+            [None if m else s for s, m in zip(labels, missing, strict=True)], pa.string()
+        ),
+        "seen_at": pa.array(
+            [None if m else t for t, m in zip(seen, missing, strict=True)],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "score": pa.array(
+            [None if m else float(r) for r, m in zip(rates, missing, strict=True)], pa.float64()
+        ),
         "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
     }
     return pa.RecordBatch.from_pydict(columns)
@@ -129,7 +138,9 @@ def dump(path: Path) -> dict[str, list[tuple]]:
             columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
             typed = ", ".join(f'"{c}", typeof("{c}")' for c in columns)
             rowid = "" if table.endswith(("__vectors", "__vectors_by_user")) else "rowid, "
-            out[table] = conn.execute(f'SELECT {rowid}{typed} FROM "{table}" ORDER BY 1, 2').fetchall()
+            out[table] = conn.execute(
+                f'SELECT {rowid}{typed} FROM "{table}" ORDER BY 1, 2'
+            ).fetchall()
         return out
     finally:
         conn.close()
