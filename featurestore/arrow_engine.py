@@ -72,14 +72,15 @@ class ArrowOutputNode(LocalOutputNode):
 
 class ArrowFeatureBuilder(LocalFeatureBuilder):
     def build_output_nodes(self, view, input_node):
-        node = ArrowOutputNode("output", self.dag_root.view, inputs=[input_node])
+        # as Feast's builder does (its view is a FeatureView, the node's hint a narrower type)
+        node = ArrowOutputNode("output", self.dag_root.view, inputs=[input_node])  # type: ignore[arg-type]
         self.nodes.append(node)
         return node
 
 
 class ArrowWriteComputeEngineConfig(LocalComputeEngineConfig):
-    type: Literal["featurestore.arrow_engine.ArrowWriteComputeEngine"] = (  # type: ignore[assignment]
-        "featurestore.arrow_engine.ArrowWriteComputeEngine"
+    type: Literal["featurestore.arrow_engine.ArrowWriteComputeEngine"] = (
+        "featurestore.arrow_engine.ArrowWriteComputeEngine"  # type: ignore[assignment]
     )
 
 

@@ -153,7 +153,10 @@ def _event_times(column: pa.Array) -> tuple[list[Any], np.ndarray] | None:
     if len(micros) and micros.min() <= 0:
         return None
     distinct, inverse = np.unique(micros, return_inverse=True)
-    bound = [sqlite3.adapt(UNIX_EPOCH + timedelta(microseconds=m)) for m in distinct.tolist()]
+    bound = [
+        sqlite3.adapt(UNIX_EPOCH + timedelta(microseconds=m), sqlite3.PrepareProtocol)
+        for m in distinct.tolist()
+    ]
     return [bound[i] for i in inverse.tolist()], micros.astype(np.float64) / 1e6
 
 
@@ -307,7 +310,8 @@ def _feature(column: np.ndarray, kind: ValueType) -> FeatureColumn:
 
 def _with_feast(column: np.ndarray, kind: ValueType) -> FeatureColumn:
     """Feast's own conversion, value by value: for the shapes not encoded above."""
-    protos: list[ValueProto] = python_values_to_proto_values(column, kind)
+    # Feast hands it the numpy column too (`_columns_to_proto_values`)
+    protos: list[ValueProto] = python_values_to_proto_values(column, kind)  # type: ignore[arg-type]
     blobs = [proto.SerializeToString() for proto in protos]
     texts = [extract_text_and_num(proto, False)[0] for proto in protos]
     numbers = None
