@@ -19,16 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, Literal
 
-from feast import Entity, FeatureView, RepoConfig
+import pyarrow as pa
+from feast import Entity, FeatureView, RepoConfig, ValueType
 from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key
 from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
-from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
+from feast.infra.online_stores.sqlite import (
+    SqliteOnlineStore,
+    SqliteOnlineStoreConfig,
+    _quote_id,
+    _table_id,
+)
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
+from featurestore.arrow_rows import OnlineRows
 from featurestore.vectors import VectorLayout, blob_time
 
 WriteRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]
@@ -141,6 +149,66 @@ class PlatformSqliteOnlineStore(SqliteOnlineStore):
                         for (name, entity_key, blob), (key, *_) in zip(rows, data, strict=True)
                     ],
                 )
+
+    def online_write_arrow(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        batch: pa.RecordBatch | pa.Table,
+        join_keys: dict[str, ValueType],
+    ) -> bool:
+        """Write an Arrow batch as `online_write_batch` would write Feast's rows for it (same
+        rows, bytes and insertion order), built column-wise and upserted with `executemany`
+        in one transaction with the vectors. False, writing nothing, when the batch or the
+        store's options need Feast's path (`featurestore.arrow_engine` then takes it)."""
+        online = config.online_store
+        if online.vector_enabled or getattr(online, "enable_openai_compatible_store", False):
+            return False
+        rows = OnlineRows.of(batch, table, join_keys, config.entity_key_serialization_version)
+        if rows is None:
+            return False
+        names = list(rows.features)
+        columns = [rows.features[name] for name in names]
+        feast_rows = (
+            (key, name, column.values[i], column.texts[i], event_ts, None)
+            for i, (key, event_ts) in enumerate(zip(rows.entity_keys, rows.event_ts, strict=True))
+            for name, column in zip(names, columns, strict=True)
+        )
+        layout = VectorLayout.of(table)
+        blobs = layout.encode_many(
+            rows.event_epoch,
+            {n: c.numbers for n, c in rows.features.items() if c.numbers is not None},
+            {n: c.strings for n, c in rows.features.items() if c.strings is not None},
+        )
+        feast_table = _quote_id(
+            _table_id(config.project, table, config.registry.enable_online_feature_view_versioning)
+        )
+        conn = self._get_conn(config)
+        with conn:
+            conn.executemany(
+                f"INSERT INTO {feast_table} (entity_key, feature_name, value, value_text, "
+                "event_ts, created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, "
+                "feature_name) DO UPDATE SET value = excluded.value, value_text = "
+                "excluded.value_text, event_ts = excluded.event_ts, created_ts = excluded.created_ts;",
+                feast_rows,
+            )
+            conn.executemany(
+                f'INSERT OR REPLACE INTO "{sqlite_vector_table(config.project)}" '
+                "(view, entity_key, vector) VALUES (?, ?, ?)",
+                zip(repeat(table.name), rows.entity_keys, blobs),
+            )
+            if by_user(table.join_keys):
+                conn.executemany(
+                    f'INSERT OR REPLACE INTO "{sqlite_user_vector_table(config.project)}" '
+                    "(view, user_id, entity_key, vector) VALUES (?, ?, ?, ?)",
+                    zip(
+                        repeat(table.name),
+                        rows.join_values[USER_KEY].tolist(),
+                        rows.entity_keys,
+                        blobs,
+                    ),
+                )
+        return True
 
 
 def _user_id(key: EntityKeyProto) -> int:

@@ -149,6 +149,7 @@ def test_feature_store_yaml_follows_the_settings(tmp_path: Path, monkeypatch) ->
         "pull_latest_features": True,
         "online_write_batch_size": 100_000,
     }
+    assert config["batch_engine"] == "featurestore.arrow_engine.ArrowWriteComputeEngine"
     assert not secrets
 
     services = Settings(
