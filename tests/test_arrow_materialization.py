@@ -18,6 +18,7 @@ import pytest
 from analytics_support import load_landing, run_dbt
 from feast import FeatureStore
 from feast.infra.key_encoding_utils import deserialize_entity_key
+from sqlite_dump import dump_tables
 
 from appconfig import Settings
 from featurestore import config as feast_config
@@ -71,28 +72,11 @@ def materialized(
     return store, settings
 
 
-def dump(path: Path) -> dict[str, list[tuple]]:
-    conn = sqlite3.connect(path)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        out = {}
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
-            typed = ", ".join(f'"{c}", typeof("{c}")' for c in columns)
-            rowid = "" if "__vectors" in table else "rowid, "
-            out[table] = conn.execute(
-                f'SELECT {rowid}{typed} FROM "{table}" ORDER BY 1, 2'
-            ).fetchall()
-        return out
-    finally:
-        conn.close()
-
-
 def test_arrow_engine_writes_feasts_rows(chdb_path: Path, tmp_path: Path, monkeypatch) -> None:
     feast, feast_settings = materialized(chdb_path, tmp_path / "feast", "local", monkeypatch)
     arrow, arrow_settings = materialized(chdb_path, tmp_path / "arrow", ENGINE_TYPE, monkeypatch)
-    expected = dump(FeastPaths.of(feast_settings).online)
-    actual = dump(FeastPaths.of(arrow_settings).online)
+    expected = dump_tables(FeastPaths.of(feast_settings).online)
+    actual = dump_tables(FeastPaths.of(arrow_settings).online)
     assert sorted(expected) == sorted(actual)
     for table in expected:
         assert expected[table] == actual[table], f"{table} differs"

@@ -11,7 +11,6 @@ A column of a shape the writer does not encode (Int64 as uint64) takes Feast's p
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from feast import Entity, FeatureView, Field, FileSource, RepoConfig, ValueType
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 from feast.utils import _convert_arrow_to_proto
+from sqlite_dump import dump_tables
 
 from featurestore import arrow_rows
 from featurestore.arrow_rows import OnlineRows
@@ -122,28 +122,12 @@ def write_both(tmp_path: Path, batches: list[tuple[FeatureView, pa.RecordBatch]]
         rows = _convert_arrow_to_proto(data, fv, join_keys(fv))
         feast.online_write_batch(feast_config, fv, rows, None)
         assert fast.online_write_arrow(fast_config, fv, data, join_keys(fv))
-    assert dump(tmp_path / "feast" / "online.db") == dump(tmp_path / "fast" / "online.db")
+    assert dump_tables(tmp_path / "feast" / "online.db") == dump_tables(
+        tmp_path / "fast" / "online.db"
+    )
     for fv, data in batches:
         keys = [key for key, *_ in _convert_arrow_to_proto(data, fv, join_keys(fv))]
         assert feast.online_read(feast_config, fv, keys) == fast.online_read(fast_config, fv, keys)
-
-
-def dump(path: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, with its rowid (where it has one) and storage classes."""
-    conn = sqlite3.connect(path)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        out = {}
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
-            typed = ", ".join(f'"{c}", typeof("{c}")' for c in columns)
-            rowid = "" if table.endswith(("__vectors", "__vectors_by_user")) else "rowid, "
-            out[table] = conn.execute(
-                f'SELECT {rowid}{typed} FROM "{table}" ORDER BY 1, 2'
-            ).fetchall()
-        return out
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("nulls", [False, True])
